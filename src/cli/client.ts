@@ -1,0 +1,114 @@
+import http from 'node:http';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { buildServices, socketFile, VERSION } from '../main.js';
+import { createOperatorApp } from '../http/operator-app.js';
+import { createLogger } from '../shared/logger.js';
+import { StoreLockedError } from '../store/open.js';
+import { close, listen } from '../http/server.js';
+
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+    readonly body?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export interface ApiResponse {
+  status: number;
+  body: unknown;
+}
+
+export type Api = (method: string, path: string, body?: unknown, opts?: { text?: boolean }) => Promise<unknown>;
+
+function request(socketPath: string, method: string, path: string, body?: unknown, text = false): Promise<ApiResponse> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : text ? String(body) : JSON.stringify(body);
+    const req = http.request(
+      {
+        socketPath,
+        method,
+        path,
+        headers: {
+          host: 'localhost',
+          ...(payload !== undefined
+            ? { 'content-type': text ? 'application/xml' : 'application/json', 'content-length': Buffer.byteLength(payload) }
+            : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const raw = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = raw;
+          try {
+            parsed = raw ? JSON.parse(raw) : null;
+          } catch {
+            /* not JSON: keep the text */
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+      },
+    );
+    req.on('error', reject);
+    if (payload !== undefined) req.write(payload);
+    req.end();
+  });
+}
+
+function canConnect(socketPath: string): Promise<boolean> {
+  if (!existsSync(socketPath)) return Promise.resolve(false);
+  return request(socketPath, 'GET', '/healthz').then(
+    (r) => r.status === 200,
+    () => false,
+  );
+}
+
+/**
+ * Runs a CLI command against the operator API. With a server running, through its local
+ * socket (one process owns the database); with none, the CLI opens the store itself, under
+ * the store's exclusive lock, and serves the same API to itself on a private socket.
+ */
+export async function withApi<T>(config: Config, fn: (api: Api, via: 'server' | 'local') => Promise<T>): Promise<T> {
+  const serverSocket = socketFile(config);
+  const call =
+    (socketPath: string): Api =>
+    async (method, path, body, opts) => {
+      const r = await request(socketPath, method, '/api/v1' + path, body, opts?.text ?? false);
+      if (r.status >= 400) {
+        const err = (r.body as { error?: { message?: string; code?: string } })?.error;
+        throw new CliError(err?.message ? `${err.message} (${err.code})` : `HTTP ${r.status}`, 1, r.body);
+      }
+      return r.body;
+    };
+  if (await canConnect(serverSocket)) return fn(call(serverSocket), 'server');
+
+  let services;
+  try {
+    services = buildServices(config, { logger: createLogger('error', true) });
+  } catch (e) {
+    if (e instanceof StoreLockedError) {
+      throw new CliError(`${e.message}, and its socket ${serverSocket} does not answer`);
+    }
+    throw e;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-cli-'));
+  const path = join(dir, 'api.sock');
+  const server = http.createServer(createOperatorApp(services, { transport: 'socket', version: VERSION }));
+  try {
+    await listen(server, path);
+    return await fn(call(path), 'local');
+  } finally {
+    await close(server);
+    services.ingest.commits.flush();
+    services.refusals.flush();
+    services.db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

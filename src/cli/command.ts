@@ -1,0 +1,25 @@
+import type { ParseArgsConfig } from 'node:util';
+import type { Config } from '../config/schema.js';
+import type { Api } from './client.js';
+
+export interface CommandContext {
+  positionals: string[];
+  values: Record<string, string | boolean | undefined>;
+  json: boolean;
+  config: () => Config;
+  print: (text: string) => void;
+  /** Prints data as JSON with --json, else as the text the command renders. */
+  output: (data: unknown, render: () => string) => void;
+  api: <T>(fn: (api: Api) => Promise<T>) => Promise<T>;
+}
+
+export interface Command {
+  /** e.g. "token create" */
+  name: string;
+  usage: string;
+  summary: string;
+  options?: NonNullable<ParseArgsConfig['options']>;
+  run: (ctx: CommandContext) => Promise<void>;
+}
+
+export const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);

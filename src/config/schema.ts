@@ -1,0 +1,37 @@
+import { z } from 'zod';
+import cron from 'node-cron';
+
+const port = z.number().int().min(0).max(65535);
+const positiveInt = z.number().int().positive();
+
+export const configSchema = z.strictObject({
+  dataDir: z.string().min(1),
+  http: z.strictObject({
+    host: z.string().min(1),
+    port,
+    maxBodyBytes: positiveInt.max(64 * 1024 * 1024),
+  }),
+  device: z.strictObject({
+    signatureWindowSeconds: positiveInt.max(3600),
+    maxFutureSkewSeconds: positiveInt.max(86_400),
+    staleAfterDays: positiveInt,
+    maxReportsPerBatch: positiveInt.max(10_000),
+    maxMeasurementsPerReport: positiveInt.max(100_000),
+  }),
+  policy: z.strictObject({
+    reportingIntervalDays: positiveInt,
+    ackDueDays: positiveInt,
+  }),
+  alerts: z.strictObject({
+    evaluateCron: z.string().refine((s) => cron.validate(s), 'a cron expression (five or six fields)'),
+    expiryWarningDays: positiveInt,
+  }),
+  time: z.strictObject({
+    backwardsToleranceSeconds: z.number().int().min(0),
+  }),
+  log: z.strictObject({
+    level: z.enum(['error', 'warn', 'info', 'debug']),
+  }),
+});
+
+export type Config = z.infer<typeof configSchema>;

@@ -1,0 +1,207 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import { AppError, badRequest, unauthorized, toErrorBody } from '../shared/errors.js';
+import { parseOrThrow } from '../shared/validation.js';
+import { decodePublicKey, signWith, verifyWith } from '../shared/ed25519.js';
+import type { Clock } from '../shared/clock.js';
+import type { Identity } from '../identity/identity.js';
+import type { DeviceService } from '../devices/service.js';
+import type { AccountService } from '../accounts/service.js';
+import type { PolicyService } from '../policy/service.js';
+import type { RefusalCounter } from '../events/refusals.js';
+import type { IngestService } from '../usage/ingest.js';
+import type { AckReader } from '../usage/acks.js';
+import { batchSchema, reportSchema } from '../usage/report-schema.js';
+import type { Logger } from '../shared/logger.js';
+import { HEADER, REGISTRATION_DEVICE_ID, rekeyProofString, verifyRequest } from './signing.js';
+import { KeyCache } from './key-cache.js';
+
+export interface DeviceApiDeps {
+  identity: Identity;
+  clock: Clock; // the system clock: freshness is about what the device and we agree "now" is
+  devices: DeviceService;
+  accounts: AccountService;
+  policy: PolicyService;
+  ingest: IngestService;
+  acks: AckReader;
+  refusals: RefusalCounter;
+  logger: Logger;
+  limits: { maxBodyBytes: number; signatureWindowSeconds: number; maxReportsPerBatch: number; maxMeasurementsPerReport: number };
+}
+
+const publicKeyField = z.string().refine((s) => decodePublicKey(s) !== null, 'a base64 raw 32-byte ed25519 public key');
+const registrationSchema = z.strictObject({
+  token: z.string().min(1).max(200),
+  udi: z.strictObject({ pid: z.string().min(1).max(64), serial: z.string().min(1).max(64) }),
+  hostname: z.string().max(255).default(''),
+  softwareVersion: z.string().max(128).default(''),
+  publicKey: publicKeyField,
+});
+const rekeySchema = z.strictObject({
+  publicKey: publicKeyField,
+  /** The same canonical request string, signed with the new key: proof the device holds it. */
+  proof: z.string().min(1).max(200),
+});
+
+interface Req {
+  method: string;
+  url: string;
+  body: Buffer;
+  headers: IncomingMessage['headers'];
+}
+
+/**
+ * The device-facing API on plain node:http rather than express: the device path is the hot
+ * one (thousands of signed requests a second), and express's router and body parsing cost
+ * about three quarters of the throughput on a small POST. Operators go through express.
+ */
+export function createDeviceHandler(deps: DeviceApiDeps) {
+  const keys = new KeyCache();
+  const single = reportSchema(deps.limits.maxMeasurementsPerReport);
+  const batch = batchSchema(deps.limits.maxReportsPerBatch, deps.limits.maxMeasurementsPerReport);
+  const windowMs = deps.limits.signatureWindowSeconds * 1000;
+  const collectorId = deps.identity.collectorId;
+
+  function refuse(reason: string, req: Req, err: AppError): never {
+    deps.refusals.count(reason, { path: req.url, device: String(req.headers[HEADER.device] ?? '') });
+    throw err;
+  }
+
+  function checkSignature(req: Req, deviceId: string, publicKeyB64: string): void {
+    const ts = String(req.headers[HEADER.timestamp] ?? '');
+    const sig = String(req.headers[HEADER.signature] ?? '');
+    if (!/^\d{1,12}$/.test(ts) || !sig) {
+      refuse('signature_missing', req, unauthorized('signature_missing', `headers ${HEADER.timestamp} (unix seconds) and ${HEADER.signature} are required`));
+    }
+    const skew = Math.abs(deps.clock.now() - Number(ts) * 1000);
+    if (skew > windowMs) {
+      refuse('timestamp_stale', req, unauthorized('timestamp_stale', `the request timestamp is ${Math.round(skew / 1000)} s from the collector's clock; the window is ${windowMs / 1000} s`));
+    }
+    const ok = verifyRequest(keys.get(publicKeyB64), sig, { method: req.method, path: req.url, collectorId, deviceId, timestamp: ts, body: req.body });
+    if (!ok) refuse('bad_signature', req, unauthorized('bad_signature', 'the request signature does not verify'));
+  }
+
+  /** A signed request from a registered device: returns the device row. */
+  function authenticate(req: Req) {
+    const deviceId = String(req.headers[HEADER.device] ?? '');
+    if (!deviceId) refuse('signature_missing', req, unauthorized('device_missing', `header ${HEADER.device} is required`));
+    const device = deps.devices.repo.get(deviceId);
+    if (!device || device.status === 'deregistered' || !device.public_key) {
+      refuse('unknown_device', req, unauthorized('unknown_device', `device ${deviceId} is not registered`));
+    }
+    checkSignature(req, deviceId, device.public_key);
+    return device;
+  }
+
+  function json(req: Req): unknown {
+    try {
+      return JSON.parse(req.body.toString('utf8'));
+    } catch (e) {
+      throw badRequest('malformed_json', `the body is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+
+  async function route(req: Req): Promise<{ status: number; body: unknown; sign?: boolean }> {
+    const path = req.url.split('?')[0];
+    if (req.method === 'POST' && (path === '/device/v1/report' || path === '/device/v1/reports')) {
+      const device = authenticate(req);
+      const body = json(req);
+      const reports = path === '/device/v1/report' ? [parseOrThrow(single, body, 'report')] : parseOrThrow(batch, body, 'batch').reports;
+      const results = await deps.ingest.submit(device.id, reports);
+      return { status: 200, body: path === '/device/v1/report' ? results[0] : { results } };
+    }
+    if (req.method === 'GET' && path === '/device/v1/collector') {
+      // Public: what a device needs before it registers (the id its signatures must bind).
+      const { collectorId: id, publicKeyB64, fingerprint } = deps.identity;
+      return { status: 200, body: { collectorId: id, publicKey: publicKeyB64, fingerprint } };
+    }
+    if (req.method === 'POST' && path === '/device/v1/register') {
+      const input = parseOrThrow(registrationSchema, json(req), 'registration');
+      checkSignature(req, REGISTRATION_DEVICE_ID, input.publicKey);
+      let result;
+      try {
+        result = deps.devices.register(input);
+      } catch (e) {
+        if (e instanceof AppError && e.code.startsWith('token_')) refuse(e.code, req, e);
+        throw e;
+      }
+      const { device, outcome } = result;
+      if (outcome === 'pending_rekey') {
+        return {
+          status: 202,
+          body: { status: outcome, deviceId: device.id, message: 'this UDI is registered with another key; an operator must approve the new key' },
+        };
+      }
+      const va = deps.accounts.require(device.va_id);
+      return {
+        status: outcome === 'registered' ? 201 : 200,
+        body: {
+          status: outcome,
+          deviceId: device.id,
+          virtualAccount: { id: va.id, name: va.name },
+          policy: deps.policy.get(),
+          collector: { id: collectorId, publicKey: deps.identity.publicKeyB64, fingerprint: deps.identity.fingerprint },
+        },
+      };
+    }
+    if (req.method === 'POST' && path === '/device/v1/rekey') {
+      const device = authenticate(req);
+      const input = parseOrThrow(rekeySchema, json(req), 'rekey');
+      const proofOk = verifyRequestProof(req, device.id, input.publicKey, input.proof);
+      if (!proofOk) refuse('bad_signature', req, unauthorized('bad_proof', 'the proof does not verify with the new public key'));
+      const d = deps.devices.rekeySigned(device.id, input.publicKey);
+      return { status: 200, body: { status: 'rekeyed', deviceId: d.id } };
+    }
+    if (req.method === 'GET' && path === '/device/v1/acks') {
+      const device = authenticate(req);
+      const since = Number(new URLSearchParams(req.url.split('?')[1] ?? '').get('since') ?? 0);
+      if (!Number.isInteger(since) || since < 0) throw badRequest('invalid_query', 'since must be unix seconds');
+      return { status: 200, body: deps.acks.forDevice(device.id, since * 1000, 1000), sign: true };
+    }
+    throw new AppError(404, 'not_found', `no device route ${req.method} ${path}`);
+  }
+
+  function verifyRequestProof(req: Req, deviceId: string, newKey: string, proof: string): boolean {
+    const text = rekeyProofString({ collectorId, deviceId, newPublicKey: newKey, timestamp: String(req.headers[HEADER.timestamp]) });
+    return verifyWith(keys.get(newKey), text, Buffer.from(proof, 'base64'));
+  }
+
+  function send(res: ServerResponse, status: number, body: unknown, sign = false): void {
+    const text = JSON.stringify(body);
+    const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) };
+    if (sign) headers[HEADER.collectorSignature] = signWith(deps.identity.privateKey, text).toString('base64');
+    res.writeHead(status, headers);
+    res.end(text);
+  }
+
+  return function handle(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooBig = false;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > deps.limits.maxBodyBytes) {
+        if (!tooBig) {
+          tooBig = true;
+          res.setHeader('connection', 'close');
+          send(res, 413, toErrorBody(new AppError(413, 'body_too_large', `the body exceeds ${deps.limits.maxBodyBytes} bytes`)));
+        }
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (tooBig) return;
+      const r: Req = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks) };
+      route(r).then(
+        (out) => send(res, out.status, out.body, out.sign),
+        (err: unknown) => {
+          if (err instanceof AppError) return send(res, err.status, toErrorBody(err));
+          deps.logger.error('device request failed', { path: r.url, error: (err as Error).message });
+          send(res, 500, toErrorBody(new AppError(500, 'internal', 'the collector could not process the request; it was not stored')));
+        },
+      );
+    });
+    req.on('error', () => res.destroy());
+  };
+}

@@ -1,0 +1,46 @@
+import { createHash, type KeyObject } from 'node:crypto';
+import { signWith, verifyWith } from '../shared/ed25519.js';
+
+/**
+ * The device request signature. The device signs, with its ed25519 key, the UTF-8 text
+ *
+ *   OUTPOST-DEVICE-V1\n<METHOD>\n<path?query>\n<collector id>\n<device id>\n<timestamp>\n<sha256 hex of body>
+ *
+ * and sends it in headers. Binding the collector id stops a request made for one collector
+ * being replayed at another; the timestamp bounds replays in time; the body hash binds content.
+ * At registration the device id is "-" and the key is the one being registered (proof of possession).
+ */
+export const HEADER = {
+  device: 'x-outpost-device',
+  timestamp: 'x-outpost-timestamp',
+  signature: 'x-outpost-signature',
+  /** Collector responses carrying ACKs are signed over the body with the collector key. */
+  collectorSignature: 'x-outpost-collector-signature',
+} as const;
+
+export const REGISTRATION_DEVICE_ID = '-';
+
+export function canonicalString(p: {
+  method: string;
+  path: string;
+  collectorId: string;
+  deviceId: string;
+  timestamp: string;
+  body: Buffer | string;
+}): string {
+  const bodyHash = createHash('sha256').update(p.body).digest('hex');
+  return ['OUTPOST-DEVICE-V1', p.method.toUpperCase(), p.path, p.collectorId, p.deviceId, p.timestamp, bodyHash].join('\n');
+}
+
+export function signRequest(key: KeyObject, p: Parameters<typeof canonicalString>[0]): string {
+  return signWith(key, canonicalString(p)).toString('base64');
+}
+
+export function verifyRequest(key: KeyObject, signatureB64: string, p: Parameters<typeof canonicalString>[0]): boolean {
+  return verifyWith(key, canonicalString(p), Buffer.from(signatureB64, 'base64'));
+}
+
+/** What a device signs with its new key when it re-keys: proof that it holds that key. */
+export function rekeyProofString(p: { collectorId: string; deviceId: string; newPublicKey: string; timestamp: string }): string {
+  return ['OUTPOST-REKEY-V1', p.collectorId, p.deviceId, p.newPublicKey, p.timestamp].join('\n');
+}

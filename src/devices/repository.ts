@@ -1,0 +1,107 @@
+import type { Db } from '../store/open.js';
+
+export type DeviceStatus = 'active' | 'stale' | 'deregistered';
+
+export interface DeviceRow {
+  id: string;
+  va_id: string;
+  udi_pid: string;
+  udi_serial: string;
+  hostname: string;
+  software_version: string;
+  public_key: string | null;
+  pending_public_key: string | null;
+  pending_since: number | null;
+  status: DeviceStatus;
+  source: 'registered' | 'rum';
+  registered_at: number;
+  last_seen_at: number | null;
+  last_seq: number | null;
+}
+
+export interface DeviceFilter {
+  vaId?: string | undefined;
+  status?: DeviceStatus | undefined;
+  pid?: string | undefined;
+  seenBefore?: number | undefined;
+  seenAfter?: number | undefined;
+  pendingRekey?: boolean | undefined;
+  after?: string | undefined; // cursor: ids greater than this
+  limit: number;
+}
+
+export const udiKey = (pid: string, serial: string) => `${pid}:${serial}`;
+
+export class DeviceRepository {
+  private getStmt;
+  private byUdiStmt;
+  private touchStmt;
+  constructor(private db: Db) {
+    this.getStmt = db.prepare('SELECT * FROM devices WHERE id = ?');
+    this.byUdiStmt = db.prepare('SELECT d.* FROM device_udis u JOIN devices d ON d.id = u.device_id WHERE u.udi = ?');
+    this.touchStmt = db.prepare(
+      'UPDATE devices SET last_seen_at = ?, last_seq = max(coalesce(last_seq, ?), ?), status = ? WHERE id = ?',
+    );
+  }
+
+  get(id: string): DeviceRow | undefined {
+    return this.getStmt.get(id) as DeviceRow | undefined;
+  }
+  byUdi(pid: string, serial: string): DeviceRow | undefined {
+    return this.byUdiStmt.get(udiKey(pid, serial)) as DeviceRow | undefined;
+  }
+  insert(r: DeviceRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO devices (id, va_id, udi_pid, udi_serial, hostname, software_version, public_key, pending_public_key,
+           pending_since, status, source, registered_at, last_seen_at, last_seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        r.id, r.va_id, r.udi_pid, r.udi_serial, r.hostname, r.software_version, r.public_key, r.pending_public_key,
+        r.pending_since, r.status, r.source, r.registered_at, r.last_seen_at, r.last_seq,
+      );
+    this.addUdi(r.id, r.udi_pid, r.udi_serial);
+  }
+  /** Binds another UDI (an HA peer) to a device; a UDI already bound stays where it is. */
+  addUdi(deviceId: string, pid: string, serial: string): void {
+    this.db.prepare('INSERT OR IGNORE INTO device_udis (udi, device_id) VALUES (?, ?)').run(udiKey(pid, serial), deviceId);
+  }
+  udis(deviceId: string): string[] {
+    return (this.db.prepare('SELECT udi FROM device_udis WHERE device_id = ? ORDER BY udi').all(deviceId) as { udi: string }[]).map(
+      (r) => r.udi,
+    );
+  }
+  update(id: string, fields: Partial<Omit<DeviceRow, 'id'>>): void {
+    const keys = Object.keys(fields);
+    if (!keys.length) return;
+    this.db
+      .prepare(`UPDATE devices SET ${keys.map((k) => `${k} = ?`).join(', ')} WHERE id = ?`)
+      .run(...keys.map((k) => (fields as Record<string, unknown>)[k]), id);
+  }
+  touch(id: string, at: number, seq: number, status: DeviceStatus): void {
+    this.touchStmt.run(at, seq, seq, status, id);
+  }
+  list(f: DeviceFilter): DeviceRow[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (f.vaId) (where.push('va_id = ?'), args.push(f.vaId));
+    if (f.status) (where.push('status = ?'), args.push(f.status));
+    if (f.pid) (where.push('udi_pid = ?'), args.push(f.pid));
+    if (f.seenBefore !== undefined) (where.push('coalesce(last_seen_at, registered_at) < ?'), args.push(f.seenBefore));
+    if (f.seenAfter !== undefined) (where.push('coalesce(last_seen_at, registered_at) >= ?'), args.push(f.seenAfter));
+    if (f.pendingRekey) where.push('pending_public_key IS NOT NULL');
+    if (f.after) (where.push('id > ?'), args.push(f.after));
+    const sql = `SELECT * FROM devices ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id LIMIT ?`;
+    return this.db.prepare(sql).all(...args, f.limit) as DeviceRow[];
+  }
+  /** Active devices last heard from before a time (never-heard devices count from registration). */
+  silentSince(before: number): DeviceRow[] {
+    return this.db
+      .prepare("SELECT * FROM devices WHERE status = 'active' AND coalesce(last_seen_at, registered_at) < ?")
+      .all(before) as DeviceRow[];
+  }
+  pendingRekeys(): DeviceRow[] {
+    return this.db.prepare('SELECT * FROM devices WHERE pending_public_key IS NOT NULL').all() as DeviceRow[];
+  }
+}

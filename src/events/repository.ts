@@ -1,0 +1,59 @@
+import type { Db } from '../store/open.js';
+
+export interface EventRow {
+  id: number;
+  at: number;
+  type: string;
+  actor: string;
+  subject: string | null;
+  va_id: string | null;
+  details: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface EventFilter {
+  type?: string | undefined;
+  subject?: string | undefined;
+  vaId?: string | undefined;
+  since?: number | undefined;
+  before?: number | undefined; // cursor: events with id below this
+  limit: number;
+}
+
+export class EventRepository {
+  private insertStmt;
+  private headStmt;
+  constructor(private db: Db) {
+    this.insertStmt = db.prepare(
+      'INSERT INTO events (at, type, actor, subject, va_id, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.headStmt = db.prepare('SELECT id, hash FROM events ORDER BY id DESC LIMIT 1');
+  }
+
+  head(): { id: number; hash: string } | undefined {
+    return this.headStmt.get() as { id: number; hash: string } | undefined;
+  }
+
+  insert(r: Omit<EventRow, 'id'>): number {
+    return Number(
+      this.insertStmt.run(r.at, r.type, r.actor, r.subject, r.va_id, r.details, r.prev_hash, r.hash).lastInsertRowid,
+    );
+  }
+
+  list(f: EventFilter): EventRow[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (f.type) (where.push(f.type.endsWith('.*') ? 'type LIKE ?' : 'type = ?'), args.push(f.type.replace(/\*$/, '%')));
+    if (f.subject) (where.push('subject = ?'), args.push(f.subject));
+    if (f.vaId) (where.push('va_id = ?'), args.push(f.vaId));
+    if (f.since !== undefined) (where.push('at >= ?'), args.push(f.since));
+    if (f.before !== undefined) (where.push('id < ?'), args.push(f.before));
+    const sql = `SELECT * FROM events ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
+    return this.db.prepare(sql).all(...args, f.limit) as EventRow[];
+  }
+
+  all(): EventRow[] {
+    return this.db.prepare('SELECT * FROM events ORDER BY id').all() as EventRow[];
+  }
+}

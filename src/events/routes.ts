@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { route } from '../http/route.js';
+import { pageQuery } from '../http/paging.js';
+
+export const eventRoutes = [
+  route({
+    method: 'get', path: '/events', summary: 'The audit trail, newest first; filter by type (prefix.*), subject, VA or time',
+    permission: 'read',
+    query: z.strictObject({
+      type: z.string().max(100).optional(),
+      subject: z.string().max(200).optional(),
+      vaId: z.string().optional(),
+      since: z.iso.datetime({ offset: true }).transform((s) => Date.parse(s)).optional(),
+      ...pageQuery,
+    }),
+    handler: ({ services, query }) =>
+      services.events.list({ ...query, before: query.cursor ? Number(query.cursor) : undefined }),
+  }),
+  route({
+    method: 'get', path: '/events/verify', summary: 'Check the hash chain of the audit trail', permission: 'read',
+    handler: ({ services }) => {
+      const broken = services.events.verifyChain();
+      return { intact: broken === null, firstBrokenId: broken, head: services.events.head() };
+    },
+  }),
+  route({
+    method: 'get', path: '/security/refusals', summary: 'Counts of requests refused for security reasons', permission: 'read',
+    handler: ({ services }) => services.refusals.totals(),
+  }),
+];

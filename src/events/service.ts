@@ -1,0 +1,78 @@
+import { sha256hex } from '../shared/hash.js';
+import { toIso, type Clock } from '../shared/clock.js';
+import type { Db } from '../store/open.js';
+import { EventRepository, type EventFilter, type EventRow } from './repository.js';
+
+export interface Event {
+  id: number;
+  at: string;
+  type: string;
+  actor: string;
+  subject: string | null;
+  vaId: string | null;
+  details: Record<string, unknown>;
+  hash: string;
+}
+
+const GENESIS = '0'.repeat(64);
+
+/** The canonical text a chained hash covers: every field, in a fixed order. */
+function chainText(prev: string, r: Omit<EventRow, 'id' | 'prev_hash' | 'hash'>): string {
+  return JSON.stringify([prev, r.at, r.type, r.actor, r.subject, r.va_id, r.details]);
+}
+
+/**
+ * The append-only audit trail. Each event carries the SHA-256 of the one before it, so the
+ * head hash (carried in every export bundle) commits to the whole history.
+ */
+export class EventService {
+  private repo: EventRepository;
+  constructor(
+    db: Db,
+    private clock: Clock,
+  ) {
+    this.repo = new EventRepository(db);
+  }
+
+  /** Call inside the transaction that makes the change, so the event and the change land together. */
+  append(type: string, actor: string, subject: string | null, vaId: string | null, details: Record<string, unknown> = {}): void {
+    const prev = this.repo.head()?.hash ?? GENESIS;
+    const row = { at: this.clock.now(), type, actor, subject, va_id: vaId, details: JSON.stringify(details) };
+    const hash = sha256hex(chainText(prev, row));
+    this.repo.insert({ ...row, prev_hash: prev, hash });
+  }
+
+  head(): { id: number; hash: string } {
+    return this.repo.head() ?? { id: 0, hash: GENESIS };
+  }
+
+  list(f: EventFilter): { items: Event[]; nextCursor: string | null } {
+    const rows = this.repo.list(f);
+    const items = rows.map(toEvent);
+    const last = rows[rows.length - 1];
+    return { items, nextCursor: rows.length === f.limit && last ? String(last.id) : null };
+  }
+
+  /** Recomputes the chain; returns the id of the first event that does not match, or null. */
+  verifyChain(): number | null {
+    let prev = GENESIS;
+    for (const r of this.repo.all()) {
+      if (r.prev_hash !== prev || sha256hex(chainText(prev, r)) !== r.hash) return r.id;
+      prev = r.hash;
+    }
+    return null;
+  }
+}
+
+function toEvent(r: EventRow): Event {
+  return {
+    id: r.id,
+    at: toIso(r.at)!,
+    type: r.type,
+    actor: r.actor,
+    subject: r.subject,
+    vaId: r.va_id,
+    details: JSON.parse(r.details) as Record<string, unknown>,
+    hash: r.hash,
+  };
+}

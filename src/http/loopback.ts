@@ -1,0 +1,24 @@
+import type { Request, Response, NextFunction } from 'express';
+import { forbidden } from '../shared/errors.js';
+
+const LOOPBACK_HOST = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])(:\d{1,5})?$/i;
+
+export function isLoopbackAddress(addr: string | undefined): boolean {
+  if (!addr) return false;
+  return addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.');
+}
+
+/**
+ * Until users and roles exist, the operator API answers only on loopback, and only to a Host
+ * header that names loopback: a web page cannot reach it through DNS rebinding (its requests
+ * carry the attacker's host name), and a device on the network cannot reach it at all.
+ */
+export function loopbackOnly(req: Request, _res: Response, next: NextFunction): void {
+  if (!isLoopbackAddress(req.socket.remoteAddress)) {
+    return next(forbidden('loopback_only', 'the operator API answers only on loopback until users and roles are configured'));
+  }
+  if (!LOOPBACK_HOST.test(req.headers.host ?? '')) {
+    return next(forbidden('bad_host', `the Host header must name loopback (localhost, 127.0.0.1 or [::1]), not ${JSON.stringify(req.headers.host ?? '')}`));
+  }
+  next();
+}

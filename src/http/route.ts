@@ -1,0 +1,34 @@
+import type { z } from 'zod';
+import type { Services } from '../services.js';
+
+/** Permissions the users-and-roles issue will grant by role; every route names the one it needs. */
+export type Permission = 'read' | 'operate' | 'admin';
+
+export interface RouteInput<P, Q, B> {
+  params: P;
+  query: Q;
+  body: B;
+  /** Who acts: 'cli' over the local socket, 'operator' over loopback HTTP (until users land). */
+  actor: string;
+  services: Services;
+}
+
+/**
+ * One declaration per operator route: the express routes, the OpenAPI document and (later)
+ * the role matrix are all derived from these, so they cannot disagree.
+ */
+export interface Route<P = any, Q = any, B = any> {
+  method: 'get' | 'post' | 'patch' | 'delete';
+  path: string; // express syntax, relative to /api/v1
+  summary: string;
+  permission: Permission;
+  params?: z.ZodType<P>;
+  query?: z.ZodType<Q>;
+  body?: z.ZodType<B>;
+  /** 'text' takes the raw body as a string (RUM XML uploads) instead of JSON. */
+  bodyType?: 'json' | 'text';
+  status?: number;
+  handler: (input: RouteInput<P, Q, B>) => unknown;
+}
+
+export const route = <P, Q, B>(r: Route<P, Q, B>): Route<P, Q, B> => r;

@@ -1,0 +1,19 @@
+import { accountRoutes } from '../accounts/routes.js';
+import { tokenRoutes } from '../tokens/routes.js';
+import { deviceRoutes } from '../devices/routes.js';
+import { licenseRoutes } from '../licenses/routes.js';
+import { eventRoutes } from '../events/routes.js';
+import { alertRoutes } from '../alerts/routes.js';
+import { rumRoutes } from '../rum/routes.js';
+import type { Route } from './route.js';
+
+/** The one table of operator routes, under /api/v1. */
+export const routes: Route[] = [
+  ...accountRoutes,
+  ...tokenRoutes,
+  ...deviceRoutes,
+  ...licenseRoutes,
+  ...rumRoutes,
+  ...eventRoutes,
+  ...alertRoutes,
+];

@@ -1,0 +1,55 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID, type KeyObject } from 'node:crypto';
+import { fingerprint, generateKeyPair, privateKeyObject, publicKeyFromSeed } from '../shared/ed25519.js';
+
+export interface Identity {
+  collectorId: string;
+  publicKey: Buffer;
+  publicKeyB64: string;
+  fingerprint: string;
+  privateKey: KeyObject;
+}
+
+/**
+ * The collector's ed25519 identity: created on first start, reused after. The private seed
+ * lives in its own file with mode 0600 inside a 0700 folder, and never leaves this module
+ * except as a KeyObject (which does not print its secret).
+ */
+export function loadOrCreateIdentity(dataDir: string): { identity: Identity; created: boolean } {
+  const dir = join(dataDir, 'keys');
+  const idFile = join(dir, 'collector.json');
+  const keyFile = join(dir, 'collector.key');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  let created = false;
+  if (!existsSync(keyFile)) {
+    const kp = generateKeyPair();
+    // 'wx' fails if another process created it first, rather than overwriting a key.
+    writeFileSync(keyFile, kp.seed.toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+    writeFileSync(
+      idFile,
+      JSON.stringify({ collectorId: `col_${randomUUID()}`, publicKey: kp.publicKey.toString('base64') }, null, 2) + '\n',
+      { mode: 0o644 },
+    );
+    created = true;
+  }
+  chmodSync(keyFile, 0o600);
+  const seed = Buffer.from(readFileSync(keyFile, 'utf8').trim(), 'base64');
+  if (seed.length !== 32) throw new Error(`${keyFile} does not hold a 32-byte ed25519 seed`);
+  const publicKey = publicKeyFromSeed(seed);
+  const meta = JSON.parse(readFileSync(idFile, 'utf8')) as { collectorId: string; publicKey: string };
+  if (meta.publicKey !== publicKey.toString('base64')) {
+    throw new Error(`${idFile} names a public key that does not match ${keyFile}`);
+  }
+  return {
+    identity: {
+      collectorId: meta.collectorId,
+      publicKey,
+      publicKeyB64: publicKey.toString('base64'),
+      fingerprint: fingerprint(publicKey),
+      privateKey: privateKeyObject(seed),
+    },
+    created,
+  };
+}

@@ -1,0 +1,156 @@
+import http from 'node:http';
+import { join } from 'node:path';
+import { chmodSync, existsSync, unlinkSync, readFileSync } from 'node:fs';
+import type { Config } from './config/schema.js';
+import { packageRoot } from './config/load.js';
+import { openStore } from './store/open.js';
+import { loadOrCreateIdentity } from './identity/identity.js';
+import { createLogger, type Logger } from './shared/logger.js';
+import { DAY_MS, systemClock, type Clock } from './shared/clock.js';
+import { EventService } from './events/service.js';
+import { RefusalCounter } from './events/refusals.js';
+import { AlertService } from './alerts/service.js';
+import { TrustedTime } from './time/trusted-time.js';
+import { AccountService } from './accounts/service.js';
+import { TokenService } from './tokens/service.js';
+import { DeviceService } from './devices/service.js';
+import { LicenseService } from './licenses/service.js';
+import { PolicyService } from './policy/service.js';
+import { IngestService } from './usage/ingest.js';
+import { AckReader } from './usage/acks.js';
+import { RumImporter } from './rum/import.js';
+import { createDeviceHandler } from './device-api/handler.js';
+import { createOperatorApp } from './http/operator-app.js';
+import { close, combinedHandler, listen } from './http/server.js';
+import { Scheduler } from './schedules.js';
+import type { Services } from './services.js';
+import { evaluateExpiryAlerts } from './alerts/expiry.js';
+
+export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+
+export interface BuildOptions {
+  clock?: Clock;
+  logger?: Logger;
+}
+
+export const databaseFile = (config: Config) => join(config.dataDir, 'outpost.db');
+export const socketFile = (config: Config) => join(config.dataDir, 'outpost.sock');
+
+/** Wires config → store → services. Opens the database (under its exclusive lock); starts nothing. */
+export function buildServices(config: Config, opts: BuildOptions = {}): Services {
+  const clock = opts.clock ?? systemClock;
+  const logger = opts.logger ?? createLogger(config.log.level);
+  const db = openStore(databaseFile(config));
+  try {
+    const { identity, created } = loadOrCreateIdentity(config.dataDir);
+    const events = new EventService(db, clock);
+    const alerts = new AlertService(db, clock);
+    const time = new TrustedTime(db, clock, alerts, events, config.time.backwardsToleranceSeconds * 1000);
+    const accounts = new AccountService(db, time, events);
+    accounts.ensureInitialised();
+    if (created) {
+      events.append('collector.identity_created', 'system', identity.collectorId, null, { fingerprint: identity.fingerprint });
+    }
+    const refusals = new RefusalCounter(db, clock, events);
+    const tokens = new TokenService(db, time, events, accounts);
+    const licenses = new LicenseService(db, time, accounts, alerts, events);
+    const policy = new PolicyService(db, config.policy);
+    const devices = new DeviceService(
+      db, time, events, alerts, accounts, tokens, licenses, config.device.staleAfterDays, () => policy.get().reportingIntervalDays,
+    );
+    const ingest = new IngestService(db, clock, devices.repo, licenses, config.device.maxFutureSkewSeconds * 1000);
+    const rum = new RumImporter(db, time, accounts, devices.repo, licenses, events);
+    const services: Services = {
+      config, db, identity, logger, systemClock: clock, time, events, refusals, alerts, accounts, tokens, devices, licenses,
+      policy, ingest, acks: new AckReader(db), rum,
+      evaluateAlerts: () => {
+        time.check();
+        devices.evaluate();
+        licenses.evaluateAlerts();
+        evaluateExpiryAlerts(services, config.alerts.expiryWarningDays * DAY_MS);
+      },
+    };
+    return services;
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}
+
+/** The collector's whole request handler (device API and operator API), as tests and the server use it. */
+export function createRequestHandler(services: Services) {
+  const c = services.config;
+  const device = createDeviceHandler({
+    ...services,
+    clock: services.systemClock,
+    limits: {
+      maxBodyBytes: c.http.maxBodyBytes,
+      signatureWindowSeconds: c.device.signatureWindowSeconds,
+      maxReportsPerBatch: c.device.maxReportsPerBatch,
+      maxMeasurementsPerReport: c.device.maxMeasurementsPerReport,
+    },
+  });
+  return combinedHandler(device, createOperatorApp(services, { transport: 'tcp', version: VERSION }));
+}
+
+export interface RunningCollector {
+  services: Services;
+  port: number;
+  socketPath: string;
+  stop(): Promise<void>;
+}
+
+/** The composition root: config → store → services → HTTP and local socket → schedules. */
+export async function startCollector(config: Config, opts: BuildOptions = {}): Promise<RunningCollector> {
+  const services = buildServices(config, opts);
+  const { logger } = services;
+  const tcp = http.createServer({ keepAliveTimeout: 65_000 }, createRequestHandler(services));
+  const local = http.createServer(createOperatorApp(services, { transport: 'socket', version: VERSION }));
+  const socketPath = socketFile(config);
+  // We hold the database lock, so a socket file left here belongs to a process that is gone.
+  if (existsSync(socketPath)) unlinkSync(socketPath);
+  const umask = process.umask(0o177); // the socket is born 0600: only this user may drive the collector
+  try {
+    await listen(local, socketPath);
+  } finally {
+    process.umask(umask);
+  }
+  chmodSync(socketPath, 0o600);
+  await listen(tcp, config.http.port, config.http.host);
+  const port = (tcp.address() as { port: number }).port;
+
+  const scheduler = new Scheduler(
+    [
+      { name: 'alerts', cron: config.alerts.evaluateCron, run: () => services.evaluateAlerts() },
+      { name: 'trusted-time', cron: '* * * * *', run: () => services.time.check() },
+      { name: 'refusal-counts', cron: '* * * * *', run: () => services.refusals.flush() },
+    ],
+    logger,
+  );
+  services.evaluateAlerts();
+  scheduler.start();
+  logger.info('collector started', {
+    url: `http://${config.http.host}:${port}`, dataDir: config.dataDir, collectorId: services.identity.collectorId,
+    fingerprint: services.identity.fingerprint, version: VERSION,
+  });
+
+  let stopped = false;
+  return {
+    services,
+    port,
+    socketPath,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      // Reverse order of start: schedules, listeners, queued writes, then the store.
+      scheduler.stop();
+      await Promise.all([close(tcp), close(local)]);
+      services.ingest.commits.flush();
+      services.refusals.flush();
+      services.time.check();
+      services.db.close();
+      if (existsSync(socketPath)) unlinkSync(socketPath);
+      logger.info('collector stopped');
+    },
+  };
+}

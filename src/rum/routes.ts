@@ -1,0 +1,16 @@
+import { z } from 'zod';
+import { route } from '../http/route.js';
+
+export const rumRoutes = [
+  route({
+    method: 'post', path: '/usage/rum', summary: 'Import a RUM file (XML body) into a virtual account', permission: 'operate',
+    bodyType: 'text',
+    query: z.strictObject({
+      vaId: z.string().min(1),
+      skipInvalid: z.enum(['true', 'false']).transform((s) => s === 'true').default(false),
+      fileName: z.string().max(255).optional(),
+    }),
+    handler: ({ services, query, body, actor }) =>
+      services.rum.import(String(body ?? ''), { vaId: query.vaId, skipInvalid: query.skipInvalid, actor, fileName: query.fileName }),
+  }),
+];

@@ -1,0 +1,36 @@
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Logger } from './shared/logger.js';
+
+export interface Job {
+  name: string;
+  cron: string;
+  run: () => void;
+}
+
+/** Scheduled jobs as a small table with start and stop. A failing run is logged, never fatal. */
+export class Scheduler {
+  private tasks: ScheduledTask[] = [];
+  constructor(
+    private jobs: Job[],
+    private logger: Logger,
+  ) {}
+
+  start(): void {
+    for (const job of this.jobs) {
+      this.tasks.push(
+        cron.schedule(job.cron, () => {
+          try {
+            job.run();
+          } catch (e) {
+            this.logger.error('scheduled job failed', { job: job.name, error: (e as Error).message });
+          }
+        }, { name: job.name, noOverlap: true }),
+      );
+    }
+  }
+
+  stop(): void {
+    for (const t of this.tasks) void t.stop();
+    this.tasks = [];
+  }
+}

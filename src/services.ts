@@ -1,0 +1,40 @@
+import type { Config } from './config/schema.js';
+import type { Db } from './store/open.js';
+import type { Identity } from './identity/identity.js';
+import type { Logger } from './shared/logger.js';
+import type { Clock } from './shared/clock.js';
+import type { AccountService } from './accounts/service.js';
+import type { TokenService } from './tokens/service.js';
+import type { DeviceService } from './devices/service.js';
+import type { LicenseService } from './licenses/service.js';
+import type { EventService } from './events/service.js';
+import type { RefusalCounter } from './events/refusals.js';
+import type { AlertService } from './alerts/service.js';
+import type { TrustedTime } from './time/trusted-time.js';
+import type { PolicyService } from './policy/service.js';
+import type { IngestService } from './usage/ingest.js';
+import type { AckReader } from './usage/acks.js';
+import type { RumImporter } from './rum/import.js';
+
+/** Everything the composition root wires, handed to routes and commands. */
+export interface Services {
+  config: Config;
+  db: Db;
+  identity: Identity;
+  logger: Logger;
+  systemClock: Clock;
+  time: TrustedTime;
+  events: EventService;
+  refusals: RefusalCounter;
+  alerts: AlertService;
+  accounts: AccountService;
+  tokens: TokenService;
+  devices: DeviceService;
+  licenses: LicenseService;
+  policy: PolicyService;
+  ingest: IngestService;
+  acks: AckReader;
+  rum: RumImporter;
+  /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
+  evaluateAlerts(): void;
+}

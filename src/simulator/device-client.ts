@@ -1,0 +1,85 @@
+import { request } from 'undici';
+import { generateKeyPair, privateKeyObject } from '../shared/ed25519.js';
+import { HEADER, REGISTRATION_DEVICE_ID, signRequest } from '../device-api/signing.js';
+import type { DeviceReport } from '../usage/report-schema.js';
+import type { KeyObject } from 'node:crypto';
+
+export interface DeviceResponse {
+  status: number;
+  body: any;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/**
+ * A device as a vendor would implement one: an ed25519 key, registration with a token,
+ * signed requests. Used by the simulator, the tests and the benchmarks.
+ */
+export class SimulatedDevice {
+  readonly publicKey: string;
+  private key: KeyObject;
+  deviceId: string | undefined;
+  private seq = 0;
+
+  constructor(
+    readonly baseUrl: string,
+    readonly collectorId: string,
+    readonly udi: { pid: string; serial: string },
+  ) {
+    const kp = generateKeyPair();
+    this.key = privateKeyObject(kp.seed);
+    this.publicKey = kp.publicKey.toString('base64');
+  }
+
+  /** Replaces the key, as a device that lost its state (or an impostor) would. */
+  newKey(): void {
+    const kp = generateKeyPair();
+    this.key = privateKeyObject(kp.seed);
+    (this as { publicKey: string }).publicKey = kp.publicKey.toString('base64');
+  }
+
+  get privateKey(): KeyObject {
+    return this.key;
+  }
+
+  async send(method: string, path: string, body: string, deviceId = this.deviceId ?? REGISTRATION_DEVICE_ID, timestamp?: number): Promise<DeviceResponse> {
+    const ts = String(timestamp ?? Math.floor(Date.now() / 1000));
+    const signature = signRequest(this.key, { method, path, collectorId: this.collectorId, deviceId, timestamp: ts, body });
+    const res = await request(this.baseUrl + path, {
+      method: method as 'GET' | 'POST',
+      headers: {
+        'content-type': 'application/json',
+        [HEADER.device]: deviceId,
+        [HEADER.timestamp]: ts,
+        [HEADER.signature]: signature,
+      },
+      ...(method === 'GET' ? {} : { body }),
+    });
+    const text = await res.body.text();
+    return { status: res.statusCode, body: text ? JSON.parse(text) : null, headers: res.headers };
+  }
+
+  async register(token: string, hostname = `sim-${this.udi.serial}`): Promise<DeviceResponse> {
+    const body = JSON.stringify({ token, udi: this.udi, hostname, softwareVersion: '17.9.1', publicKey: this.publicKey });
+    const r = await this.send('POST', '/device/v1/register', body, REGISTRATION_DEVICE_ID);
+    if (r.status === 200 || r.status === 201) this.deviceId = r.body.deviceId;
+    return r;
+  }
+
+  report(tag: string, count: number, at = Math.floor(Date.now() / 1000), reportId?: string): DeviceReport {
+    this.seq++;
+    return {
+      reportId: reportId ?? `${this.udi.serial}-${this.seq}-${at}`,
+      seq: this.seq,
+      generatedAt: at,
+      measurements: [{ tag, count, start: at - 3600, end: at }],
+    };
+  }
+
+  sendReport(r: DeviceReport): Promise<DeviceResponse> {
+    return this.send('POST', '/device/v1/report', JSON.stringify(r));
+  }
+
+  sendBatch(reports: DeviceReport[]): Promise<DeviceResponse> {
+    return this.send('POST', '/device/v1/reports', JSON.stringify({ reports }));
+  }
+}

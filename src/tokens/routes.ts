@@ -1,0 +1,25 @@
+import { z } from 'zod';
+import { route } from '../http/route.js';
+
+export const tokenRoutes = [
+  route({
+    method: 'post', path: '/tokens', summary: 'Create a registration token; its secret is shown once', permission: 'operate', status: 201,
+    body: z.strictObject({
+      vaId: z.string().min(1),
+      description: z.string().trim().min(1).max(500),
+      expiresInDays: z.number().int().min(1).max(3650).default(30),
+      maxUses: z.number().int().min(1).max(1_000_000).default(1),
+    }),
+    handler: ({ services, body, actor }) => services.tokens.create(body, actor),
+  }),
+  route({
+    method: 'get', path: '/tokens', summary: 'List registration tokens (never their secrets)', permission: 'read',
+    query: z.strictObject({ vaId: z.string().optional() }),
+    handler: ({ services, query }) => ({ items: services.tokens.list(query.vaId), nextCursor: null }),
+  }),
+  route({
+    method: 'post', path: '/tokens/:id/revoke', summary: 'Revoke a registration token', permission: 'operate',
+    params: z.strictObject({ id: z.string().min(1) }),
+    handler: ({ services, params, actor }) => services.tokens.revoke(params.id, actor),
+  }),
+];

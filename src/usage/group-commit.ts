@@ -1,0 +1,72 @@
+import type { Db } from '../store/open.js';
+
+interface Job {
+  work: () => unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Group commit: work submitted during one event-loop turn runs in a single transaction,
+ * committed (and fsynced) once; every promise settles only after that commit. Each job runs
+ * in its own savepoint, so a job that throws rolls back alone and the others still commit.
+ */
+export class GroupCommit {
+  private queue: Job[] = [];
+  private scheduled = false;
+  private readonly runAll: (jobs: Job[]) => { ok: boolean; value: unknown }[];
+
+  constructor(
+    db: Db,
+    /** Runs inside the shared transaction after the jobs, so derived state commits with them. */
+    beforeCommit: () => void = () => {},
+  ) {
+    const each = (job: Job) => db.transaction(job.work)(); // nested: a savepoint
+    this.runAll = db.transaction((jobs: Job[]) => {
+      const results = jobs.map((job) => {
+        try {
+          return { ok: true, value: each(job) };
+        } catch (e) {
+          return { ok: false, value: e };
+        }
+      });
+      beforeCommit();
+      return results;
+    });
+  }
+
+  submit<T>(work: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ work, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Runs what is queued now. Also called at shutdown, so nothing queued is dropped. */
+  flush(): void {
+    this.scheduled = false;
+    const jobs = this.queue;
+    this.queue = [];
+    if (!jobs.length) return;
+    let results: { ok: boolean; value: unknown }[];
+    try {
+      results = this.runAll(jobs);
+    } catch (e) {
+      // The commit itself failed (disk full, I/O error): nothing was written, nobody gets a 2xx.
+      for (const j of jobs) j.reject(e);
+      return;
+    }
+    for (let i = 0; i < jobs.length; i++) {
+      const r = results[i]!;
+      if (r.ok) jobs[i]!.resolve(r.value);
+      else jobs[i]!.reject(r.value);
+    }
+  }
+
+  get pending(): number {
+    return this.queue.length;
+  }
+}

@@ -1,0 +1,122 @@
+import { sha256hex } from '../shared/hash.js';
+import { badRequest, conflict, unauthorized } from '../shared/errors.js';
+import type { Clock } from '../shared/clock.js';
+import type { Db } from '../store/open.js';
+import type { DeviceRepository, DeviceRow } from '../devices/repository.js';
+import type { LicenseService } from '../licenses/service.js';
+import type { UsageKey } from '../licenses/ledger.js';
+import { GroupCommit } from './group-commit.js';
+import type { DeviceReport } from './report-schema.js';
+
+export type ReportStatus = 'accepted' | 'duplicate';
+
+export interface ReportResult {
+  reportId: string;
+  status: ReportStatus;
+}
+
+interface Prepared {
+  report: DeviceReport;
+  body: string;
+  hash: string;
+  /** Per tag, the measurement with the latest period end in this report. */
+  latest: Map<string, { count: number; end: number }>;
+}
+
+/**
+ * Usage reports from devices: checked in the request, written by group commit. The promise
+ * resolves only after the commit that holds the reports, so a 2xx means durable.
+ */
+export class IngestService {
+  readonly commits: GroupCommit;
+  private insertReport;
+  private existingHash;
+  private touched: UsageKey[] = [];
+
+  constructor(
+    db: Db,
+    private clock: Clock,
+    private devices: DeviceRepository,
+    private licenses: LicenseService,
+    private maxFutureSkewMs: number,
+  ) {
+    this.insertReport = db.prepare(
+      `INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count)
+       VALUES (?, 'device', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+    );
+    this.existingHash = db.prepare("SELECT content_hash FROM reports WHERE device_id = ? AND source = 'device' AND report_id = ?");
+    // Shortage alerts follow the (VA, tag) pairs the batch touched, once per commit.
+    this.commits = new GroupCommit(db, () => this.refreshAlerts());
+  }
+
+  submit(deviceId: string, reports: DeviceReport[]): Promise<ReportResult[]> {
+    const now = this.clock.now();
+    const prepared = reports.map((r, i) => {
+      if (r.generatedAt * 1000 > now + this.maxFutureSkewMs) {
+        throw badRequest('generated_in_future', `reports[${i}]: generatedAt is ahead of the collector's clock by more than the allowed skew`, {
+          reportId: r.reportId,
+          generatedAt: r.generatedAt,
+          collectorTime: Math.floor(now / 1000),
+        });
+      }
+      return prepare(r);
+    });
+    return this.commits.submit(() => this.write(deviceId, prepared, now));
+  }
+
+  private write(deviceId: string, prepared: Prepared[], now: number): ReportResult[] {
+    // Re-read inside the commit: an operator may have deregistered the device since the request was checked.
+    const device = this.devices.get(deviceId);
+    if (!device || device.status === 'deregistered') {
+      throw unauthorized('unknown_device', `device ${deviceId} is not registered`);
+    }
+    const wasStale = device.status === 'stale';
+    const live: DeviceRow = { ...device, status: 'active' };
+    const results: ReportResult[] = [];
+    let maxSeq = 0;
+    for (const p of prepared) {
+      const r = p.report;
+      maxSeq = Math.max(maxSeq, r.seq);
+      const ins = this.insertReport.run(deviceId, r.reportId, r.seq, r.generatedAt * 1000, now, p.hash, p.body, r.measurements.length);
+      if (ins.changes === 0) {
+        const prev = this.existingHash.get(deviceId, r.reportId) as { content_hash: string };
+        if (prev.content_hash !== p.hash) {
+          throw conflict('report_id_reused', `report ${r.reportId} was already received with different content`, { reportId: r.reportId });
+        }
+        results.push({ reportId: r.reportId, status: 'duplicate' });
+        continue;
+      }
+      const pk = Number(ins.lastInsertRowid);
+      for (const [tag, m] of p.latest) {
+        if (this.licenses.ledger.apply(live, tag, m.count, m.end * 1000, pk)) this.touched.push({ vaId: device.va_id, tag });
+      }
+      results.push({ reportId: r.reportId, status: 'accepted' });
+    }
+    if (wasStale) this.touched.push(...this.licenses.ledger.restore(device.id, device.va_id));
+    this.devices.touch(deviceId, now, maxSeq, 'active');
+    return results;
+  }
+
+  private refreshAlerts(): void {
+    if (!this.touched.length) return;
+    const keys = this.touched;
+    this.touched = [];
+    this.licenses.refreshAlerts(keys);
+  }
+}
+
+function prepare(report: DeviceReport): Prepared {
+  const canonical = {
+    reportId: report.reportId,
+    seq: report.seq,
+    generatedAt: report.generatedAt,
+    measurements: report.measurements.map((m) => ({ tag: m.tag, count: m.count, start: m.start, end: m.end })),
+  };
+  const body = JSON.stringify(canonical);
+  const latest = new Map<string, { count: number; end: number }>();
+  for (const m of report.measurements) {
+    const cur = latest.get(m.tag);
+    if (!cur || m.end >= cur.end) latest.set(m.tag, { count: m.count, end: m.end });
+  }
+  return { report: canonical, body, hash: sha256hex(body), latest };
+}
