@@ -24,6 +24,8 @@ export class SimulatedDevice {
     readonly baseUrl: string,
     readonly collectorId: string,
     readonly udi: { pid: string; serial: string },
+    /** The device's own clock, in ms; tests pass the collector's manual clock. */
+    private now: () => number = Date.now,
   ) {
     const kp = generateKeyPair();
     this.key = privateKeyObject(kp.seed);
@@ -42,7 +44,7 @@ export class SimulatedDevice {
   }
 
   async send(method: string, path: string, body: string, deviceId = this.deviceId ?? REGISTRATION_DEVICE_ID, timestamp?: number): Promise<DeviceResponse> {
-    const ts = String(timestamp ?? Math.floor(Date.now() / 1000));
+    const ts = String(timestamp ?? Math.floor(this.now() / 1000));
     const signature = signRequest(this.key, { method, path, collectorId: this.collectorId, deviceId, timestamp: ts, body });
     const res = await request(this.baseUrl + path, {
       method: method as 'GET' | 'POST',
@@ -65,7 +67,7 @@ export class SimulatedDevice {
     return r;
   }
 
-  report(tag: string, count: number, at = Math.floor(Date.now() / 1000), reportId?: string): DeviceReport {
+  report(tag: string, count: number, at = Math.floor(this.now() / 1000), reportId?: string): DeviceReport {
     this.seq++;
     return {
       reportId: reportId ?? `${this.udi.serial}-${this.seq}-${at}`,
