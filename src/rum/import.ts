@@ -133,11 +133,11 @@ export class RumImporter {
       return 'superseded'; // an earlier, shorter copy of a report already held in full
     }
 
-    const wasStale = device.status === 'stale';
+    // A stale device counts again: its usage goes back first, then the new measurement applies.
+    if (device.status === 'stale') touched.push(...this.licenses.ledger.restore(device.id, device.va_id));
     const live = { ...device, status: 'active' as const };
     const latest = r.measurements.reduce((a, m) => (m.end >= a.end ? m : a));
     if (this.licenses.ledger.apply(live, r.tag, latest.count, latest.end * 1000, pk)) touched.push({ vaId: device.va_id, tag: r.tag });
-    if (wasStale) touched.push(...this.licenses.ledger.restore(device.id, device.va_id));
     this.devices.update(device.id, {
       status: 'active',
       last_seen_at: Math.max(device.last_seen_at ?? 0, generatedAt),

@@ -70,7 +70,8 @@ export class IngestService {
     if (!device || device.status === 'deregistered') {
       throw unauthorized('unknown_device', `device ${deviceId} is not registered`);
     }
-    const wasStale = device.status === 'stale';
+    // A stale device that speaks again counts again: its usage goes back first, then the deltas apply.
+    if (device.status === 'stale') this.touched.push(...this.licenses.ledger.restore(device.id, device.va_id));
     const live: DeviceRow = { ...device, status: 'active' };
     const results: ReportResult[] = [];
     let maxSeq = 0;
@@ -92,7 +93,6 @@ export class IngestService {
       }
       results.push({ reportId: r.reportId, status: 'accepted' });
     }
-    if (wasStale) this.touched.push(...this.licenses.ledger.restore(device.id, device.va_id));
     this.devices.touch(deviceId, now, maxSeq, 'active');
     return results;
   }
