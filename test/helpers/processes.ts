@@ -1,0 +1,85 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+function assertBuilt(): void {
+  if (!existsSync(CLI)) throw new Error('dist/ is missing: end-to-end tests run the built CLI (npm test builds it first)');
+}
+
+export const tempDataDir = () => mkdtempSync(join(tmpdir(), 'outpost-e2e-'));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `outpost` command as a separate process. */
+export function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<CliResult> {
+  assertBuilt();
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c: Buffer) => (stdout += c));
+    p.stderr.on('data', (c: Buffer) => (stderr += c));
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`outpost ${args.join(' ')} timed out\n${stderr}`));
+    }, timeoutMs);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export interface ServerProcess {
+  proc: ChildProcess;
+  url: string;
+  log: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `outpost serve` on a free loopback port and waits for it to say where it listens. */
+export function serve(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+  assertBuilt();
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [CLI, 'serve'], {
+      env: { ...process.env, OUTPOST_DATA_DIR: dataDir, OUTPOST_HTTP_PORT: '0', OUTPOST_HTTP_HOST: '127.0.0.1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`the collector did not start:\n${out}`));
+    }, 15_000);
+    const onData = (c: Buffer) => {
+      out += c;
+      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({
+          proc,
+          url: m[1]!,
+          log: () => out,
+          stop: (signal = 'SIGTERM') => {
+            proc.kill(signal);
+            return exited;
+          },
+        });
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', onData);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the collector exited with ${code} before it started:\n${out}`));
+    });
+  });
+}
