@@ -85,7 +85,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
   function authenticate(req: Req) {
     const deviceId = String(req.headers[HEADER.device] ?? '');
     if (!deviceId) refuse('signature_missing', req, unauthorized('device_missing', `header ${HEADER.device} is required`));
-    const device = deps.devices.repo.get(deviceId);
+    const device = deps.devices.repo.forAuth(deviceId);
     if (!device || device.status === 'deregistered' || !device.public_key) {
       refuse('unknown_device', req, unauthorized('unknown_device', `device ${deviceId} is not registered`));
     }
@@ -107,7 +107,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
       const device = authenticate(req);
       const body = json(req);
       const reports = path === '/device/v1/report' ? [parseOrThrow(single, body, 'report')] : parseOrThrow(batch, body, 'batch').reports;
-      const results = await deps.ingest.submit(device.id, reports);
+      const results = await deps.ingest.submit(device, reports);
       return { status: 200, body: path === '/device/v1/report' ? results[0] : { results } };
     }
     if (req.method === 'GET' && path === '/device/v1/collector') {

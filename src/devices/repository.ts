@@ -30,14 +30,20 @@ export interface DeviceFilter {
   limit: number;
 }
 
+export type DeviceAuth = Pick<DeviceRow, 'id' | 'va_id' | 'status' | 'public_key'>;
+
 export const udiKey = (pid: string, serial: string) => `${pid}:${serial}`;
 
 export class DeviceRepository {
+  /** Bumped by every change to a device other than a report's touch: lets ingest skip a re-read. */
+  version = 0;
   private getStmt;
+  private authStmt;
   private byUdiStmt;
   private touchStmt;
   constructor(private db: Db) {
     this.getStmt = db.prepare('SELECT * FROM devices WHERE id = ?');
+    this.authStmt = db.prepare('SELECT id, va_id, status, public_key FROM devices WHERE id = ?');
     this.byUdiStmt = db.prepare('SELECT d.* FROM device_udis u JOIN devices d ON d.id = u.device_id WHERE u.udi = ?');
     this.touchStmt = db.prepare(
       'UPDATE devices SET last_seen_at = ?, last_seq = max(coalesce(last_seq, ?), ?), status = ? WHERE id = ?',
@@ -46,6 +52,10 @@ export class DeviceRepository {
 
   get(id: string): DeviceRow | undefined {
     return this.getStmt.get(id) as DeviceRow | undefined;
+  }
+  /** What the device request path needs, and no more: it runs thousands of times a second. */
+  forAuth(id: string): DeviceAuth | undefined {
+    return this.authStmt.get(id) as DeviceAuth | undefined;
   }
   byUdi(pid: string, serial: string): DeviceRow | undefined {
     return this.byUdiStmt.get(udiKey(pid, serial)) as DeviceRow | undefined;
@@ -75,6 +85,7 @@ export class DeviceRepository {
   update(id: string, fields: Partial<Omit<DeviceRow, 'id'>>): void {
     const keys = Object.keys(fields);
     if (!keys.length) return;
+    this.version++;
     this.db
       .prepare(`UPDATE devices SET ${keys.map((k) => `${k} = ?`).join(', ')} WHERE id = ?`)
       .run(...keys.map((k) => (fields as Record<string, unknown>)[k]), id);

@@ -2,14 +2,16 @@ import type { Db } from '../store/open.js';
 
 interface Job {
   work: () => unknown;
+  savepoint: boolean;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
 
 /**
  * Group commit: work submitted during one event-loop turn runs in a single transaction,
- * committed (and fsynced) once; every promise settles only after that commit. Each job runs
- * in its own savepoint, so a job that throws rolls back alone and the others still commit.
+ * committed (and fsynced) once; every promise settles only after that commit. A job that may
+ * throw after it has written runs in its own savepoint, so it rolls back alone and the others
+ * still commit; a job that can only throw before its first write skips the savepoint's cost.
  */
 export class GroupCommit {
   private queue: Job[] = [];
@@ -21,11 +23,11 @@ export class GroupCommit {
     /** Runs inside the shared transaction after the jobs, so derived state commits with them. */
     beforeCommit: () => void = () => {},
   ) {
-    const each = (job: Job) => db.transaction(job.work)(); // nested: a savepoint
+    const inSavepoint = db.transaction((work: () => unknown) => work()); // nested: a savepoint
     this.runAll = db.transaction((jobs: Job[]) => {
       const results = jobs.map((job) => {
         try {
-          return { ok: true, value: each(job) };
+          return { ok: true, value: job.savepoint ? inSavepoint(job.work) : job.work() };
         } catch (e) {
           return { ok: false, value: e };
         }
@@ -35,9 +37,9 @@ export class GroupCommit {
     });
   }
 
-  submit<T>(work: () => T): Promise<T> {
+  submit<T>(work: () => T, opts: { savepoint: boolean } = { savepoint: true }): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ work, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ work, savepoint: opts.savepoint, resolve: resolve as (v: unknown) => void, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());

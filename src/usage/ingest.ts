@@ -2,7 +2,7 @@ import { sha256hex } from '../shared/hash.js';
 import { badRequest, conflict, unauthorized } from '../shared/errors.js';
 import type { Clock } from '../shared/clock.js';
 import type { Db } from '../store/open.js';
-import type { DeviceRepository, DeviceRow } from '../devices/repository.js';
+import type { DeviceAuth, DeviceRepository } from '../devices/repository.js';
 import type { LicenseService } from '../licenses/service.js';
 import type { UsageKey } from '../licenses/ledger.js';
 import { GroupCommit } from './group-commit.js';
@@ -49,7 +49,7 @@ export class IngestService {
     this.commits = new GroupCommit(db, () => this.refreshAlerts());
   }
 
-  submit(deviceId: string, reports: DeviceReport[]): Promise<ReportResult[]> {
+  submit(device: DeviceAuth, reports: DeviceReport[]): Promise<ReportResult[]> {
     const now = this.clock.now();
     const prepared = reports.map((r, i) => {
       if (r.generatedAt * 1000 > now + this.maxFutureSkewMs) {
@@ -61,19 +61,26 @@ export class IngestService {
       }
       return prepare(r);
     });
-    return this.commits.submit(() => this.write(deviceId, prepared, now));
+    const version = this.devices.version;
+    // One report can be refused only by its first statement (a reused id), before any write.
+    return this.commits.submit(() => this.write(device, version, prepared, now), { savepoint: prepared.length > 1 });
   }
 
-  private write(deviceId: string, prepared: Prepared[], now: number): ReportResult[] {
-    // Re-read inside the commit: an operator may have deregistered the device since the request was checked.
-    const device = this.devices.get(deviceId);
+  private write(checked: DeviceAuth, version: number, prepared: Prepared[], now: number): ReportResult[] {
+    const deviceId = checked.id;
+    // An operator may have moved or deregistered the device since the request was checked:
+    // re-read it then (and only then, which keeps a query off the hot path).
+    const device = version === this.devices.version ? checked : this.devices.forAuth(deviceId);
     if (!device || device.status === 'deregistered') {
       throw unauthorized('unknown_device', `device ${deviceId} is not registered`);
     }
     // A stale device that speaks again counts again: its usage goes back first, then the deltas apply.
     if (device.status === 'stale') this.touched.push(...this.licenses.ledger.restore(device.id, device.va_id));
-    const live: DeviceRow = { ...device, status: 'active' };
+    const live: DeviceAuth = { ...device, status: 'active' };
     const results: ReportResult[] = [];
+    // Per tag, the latest measurement over the request's new reports: applying it once gives
+    // what applying each report in turn would (the latest period end wins either way).
+    const latest = new Map<string, { count: number; end: number; pk: number }>();
     let maxSeq = 0;
     for (const p of prepared) {
       const r = p.report;
@@ -89,9 +96,13 @@ export class IngestService {
       }
       const pk = Number(ins.lastInsertRowid);
       for (const [tag, m] of p.latest) {
-        if (this.licenses.ledger.apply(live, tag, m.count, m.end * 1000, pk)) this.touched.push({ vaId: device.va_id, tag });
+        const cur = latest.get(tag);
+        if (!cur || m.end >= cur.end) latest.set(tag, { ...m, pk });
       }
       results.push({ reportId: r.reportId, status: 'accepted' });
+    }
+    for (const [tag, m] of latest) {
+      if (this.licenses.ledger.apply(live, tag, m.count, m.end * 1000, m.pk)) this.touched.push({ vaId: device.va_id, tag });
     }
     this.devices.touch(deviceId, now, maxSeq, 'active');
     return results;

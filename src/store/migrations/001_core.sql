@@ -48,7 +48,8 @@ CREATE TABLE devices (
   UNIQUE (udi_pid, udi_serial)
 ) STRICT;
 CREATE INDEX devices_va ON devices (va_id, status);
-CREATE INDEX devices_seen ON devices (status, last_seen_at);
+-- No index on last_seen_at: it changes with every report, and the scheduled scans that read it
+-- (silent and stale devices) are cheaper as a scan every few minutes than as an index update per report.
 
 -- Every UDI a device answers to: its own, and those of the other units of an HA pair.
 CREATE TABLE device_udis (
@@ -73,7 +74,6 @@ CREATE TABLE reports (
   acked_at          INTEGER,
   UNIQUE (device_id, source, report_id)
 ) STRICT;
-CREATE INDEX reports_pending ON reports (ack_status, id);
 
 -- Current usage per device and tag: the measurement with the latest period end wins.
 CREATE TABLE device_usage (
