@@ -145,3 +145,17 @@ describe('when a RUM report names a device that registered with a key', () => {
     expect(ev[0].details).toMatchObject({ format: 'rum', accepted: 1 });
   });
 });
+
+describe('when a device known from RUM files went stale and a new report arrives', () => {
+  it('then it counts again, once', async () => {
+    const t = Math.floor(Date.now() / 1000);
+    const spec = { pid: 'C9300-24T', serial: 'FOCSTALE', tag: TAG };
+    await upload(rumElement({ ...spec, reportId: 1, measurements: [{ start: t - 2 * day, end: t - day, count: 4 }] })).expect(200);
+    h.services.db.prepare("UPDATE devices SET last_seen_at = ? WHERE udi_serial = 'FOCSTALE'").run(Date.now() - 100 * 86_400_000);
+    h.services.evaluateAlerts();
+    expect(inUse()).toBe(0);
+    await upload(rumElement({ ...spec, reportId: 2, measurements: [{ start: t - day, end: t, count: 3 }] })).expect(200);
+    expect(inUse()).toBe(3);
+    expect((await h.api.post('/api/v1/compliance/verify')).body.drift).toEqual([]);
+  });
+});

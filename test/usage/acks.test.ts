@@ -1,0 +1,67 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startHarness, TAG, type Harness } from '../helpers/harness.js';
+import { HEADER } from '../../src/device-api/signing.js';
+import { publicKeyObject, verifyWith } from '../../src/shared/ed25519.js';
+
+let h: Harness;
+beforeEach(async () => {
+  h = await startHarness();
+});
+afterEach(() => h.close());
+
+describe('when a device asks for its ACKs', () => {
+  it('then it gets what the upstream acknowledged and how many are pending, signed by the collector', async () => {
+    const d = await h.registered();
+    await d.sendReport(d.report(TAG, 1, undefined, 'a-1'));
+    await d.sendReport(d.report(TAG, 2, undefined, 'a-2'));
+    // The upstream's response (the exchange issue) marks reports; here one is acknowledged.
+    h.services.db.prepare("UPDATE reports SET ack_status = 'accepted', acked_at = ? WHERE report_id = 'a-1'").run(Date.now());
+
+    const r = await d.send('GET', '/device/v1/acks', '');
+    expect(r.status).toBe(200);
+    expect(r.body.pending).toBe(1);
+    expect(r.body.acks).toEqual([{ reportId: 'a-1', status: 'accepted', reason: null, ackedAt: expect.any(String) }]);
+
+    const sig = Buffer.from(String(r.headers[HEADER.collectorSignature]), 'base64');
+    const collectorKey = publicKeyObject(h.services.identity.publicKey);
+    expect(verifyWith(collectorKey, JSON.stringify(r.body), sig)).toBe(true);
+    expect(verifyWith(collectorKey, JSON.stringify({ ...r.body, pending: 0 }), sig)).toBe(false);
+  });
+
+  it('then another device cannot read them', async () => {
+    const a = await h.registered();
+    const b = await h.registered();
+    await a.sendReport(a.report(TAG, 1));
+    const r = await b.send('GET', '/device/v1/acks', '');
+    expect(r.body.pending).toBe(0);
+    const forged = await b.send('GET', '/device/v1/acks', '', a.deviceId);
+    expect(forged.status).toBe(401);
+  });
+});
+
+describe('device API edges', () => {
+  it('when a batch holds more reports than allowed, then 400 names the limit', async () => {
+    await h.close();
+    h = await startHarness({ config: { device: { maxReportsPerBatch: 3 } } });
+    const d = await h.registered();
+    const r = await d.sendBatch([1, 2, 3, 4].map((i) => d.report(TAG, i)));
+    expect(r.status).toBe(400);
+    expect(r.body.error.message).toContain('reports');
+    expect(h.count('SELECT count(*) FROM reports')).toBe(0);
+  });
+
+  it('when a registration carries a public key that is not 32 bytes, then it is named', async () => {
+    const d = h.device();
+    const body = JSON.stringify({ token: await h.token(), udi: d.udi, publicKey: 'c2hvcnQ=' });
+    const r = await d.send('POST', '/device/v1/register', body, '-');
+    expect(r.status).toBe(400);
+    expect(r.body.error.message).toContain('publicKey');
+  });
+
+  it('when a route does not exist, then 404 in the one error shape', async () => {
+    const d = await h.registered();
+    const r = await d.send('POST', '/device/v1/nothing', '{}');
+    expect(r.status).toBe(404);
+    expect(r.body.error.code).toBe('not_found');
+  });
+});
