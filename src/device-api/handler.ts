@@ -63,7 +63,8 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
   const collectorId = deps.identity.collectorId;
 
   function refuse(reason: string, req: Req, err: AppError): never {
-    deps.refusals.count(reason, { path: req.url, device: String(req.headers[HEADER.device] ?? '') });
+    // A sample of what was refused, bounded: the attacker chooses these bytes.
+    deps.refusals.count(reason, { path: req.url.slice(0, 120), device: String(req.headers[HEADER.device] ?? '').slice(0, 80) });
     throw err;
   }
 
@@ -197,7 +198,14 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
         (out) => send(res, out.status, out.body, out.sign),
         (err: unknown) => {
           if (err instanceof AppError) return send(res, err.status, toErrorBody(err));
-          deps.logger.error('device request failed', { path: r.url, error: (err as Error).message });
+          const code = String((err as { code?: unknown }).code ?? '');
+          if (code.startsWith('SQLITE_')) {
+            // Disk full, I/O error: nothing was committed. 503 tells the device to keep the report and retry.
+            deps.logger.error('device request not stored', { path: r.url.slice(0, 120), error: code });
+            res.setHeader('retry-after', '30');
+            return send(res, 503, toErrorBody(new AppError(503, 'storage_unavailable', `the collector could not store the request (${code}); it was not stored, retry later`)));
+          }
+          deps.logger.error('device request failed', { path: r.url.slice(0, 120), error: (err as Error).message });
           send(res, 500, toErrorBody(new AppError(500, 'internal', 'the collector could not process the request; it was not stored')));
         },
       );

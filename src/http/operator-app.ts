@@ -22,6 +22,15 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
   app.disable('x-powered-by');
   app.set('etag', false);
   if (opts.transport === 'tcp') app.use(loopbackOnly);
+  app.use((req, res, next) => {
+    const started = performance.now();
+    res.on('finish', () =>
+      services.logger.debug('operator request', {
+        method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started), via: opts.transport,
+      }),
+    );
+    next();
+  });
   const actor = opts.transport === 'socket' ? 'cli' : 'operator';
 
   app.get('/healthz', (_req, res) => {

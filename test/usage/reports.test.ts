@@ -212,3 +212,18 @@ describe('what "in use" means', () => {
     expect(inUse(TAG2)).toBe(1);
   });
 });
+
+describe('when the database cannot take the write', () => {
+  it('then the device gets 503 with retry-after, not a 2xx, and nothing is half-written', async () => {
+    const d = await h.registered();
+    h.services.db.pragma('query_only = ON'); // every write now fails, as on a full or failing disk
+    const r = await d.sendReport(d.report(TAG, 3));
+    h.services.db.pragma('query_only = OFF');
+    expect(r.status).toBe(503);
+    expect(r.body.error.code).toBe('storage_unavailable');
+    expect(r.headers['retry-after']).toBe('30');
+    expect(reportsStored()).toBe(0);
+    expect(inUse()).toBe(0);
+    expect((await d.sendReport(d.report(TAG, 3))).status).toBe(200);
+  });
+});
