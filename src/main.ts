@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { join } from 'node:path';
-import { chmodSync, existsSync, unlinkSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, unlinkSync, readFileSync } from 'node:fs';
 import type { Config } from './config/schema.js';
 import { packageRoot } from './config/load.js';
 import { openStore } from './store/open.js';
@@ -25,6 +25,10 @@ import { close, combinedHandler, listen } from './http/server.js';
 import { Scheduler } from './schedules.js';
 import type { Services } from './services.js';
 import { evaluateExpiryAlerts } from './alerts/expiry.js';
+import { ExchangeState } from './exchange/state.js';
+import { ExportService } from './exchange/export.js';
+import { ImportService } from './exchange/import.js';
+import { EnrollmentService } from './exchange/enrollment.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -60,9 +64,20 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     );
     const ingest = new IngestService(db, clock, devices.repo, licenses, config.device.maxFutureSkewSeconds * 1000);
     const rum = new RumImporter(db, time, accounts, devices.repo, licenses, events);
+    const state = new ExchangeState(db);
+    const bundleDir = config.exchange.bundleDir;
+    for (const sub of ['inbox', 'outbox', 'archive', 'rejected']) mkdirSync(join(bundleDir, sub), { recursive: true });
+    const exchange = {
+      state,
+      exporter: new ExportService(db, time, identity, state, accounts, events, alerts, {
+        bundleDir, dataDir: config.dataDir, hashHostnames: config.exchange.hashHostnames,
+      }),
+      importer: new ImportService(db, time, time, identity, state, accounts, licenses, policy, events, alerts, bundleDir),
+      enrollment: new EnrollmentService(db, time, identity, state, accounts, events, bundleDir),
+    };
     const services: Services = {
       config, db, identity, logger, systemClock: clock, time, events, refusals, alerts, accounts, tokens, devices, licenses,
-      policy, ingest, acks: new AckReader(db), rum,
+      policy, ingest, acks: new AckReader(db), rum, exchange,
       evaluateAlerts: () => {
         time.check();
         devices.evaluate();

@@ -15,6 +15,10 @@ import type { PolicyService } from './policy/service.js';
 import type { IngestService } from './usage/ingest.js';
 import type { AckReader } from './usage/acks.js';
 import type { RumImporter } from './rum/import.js';
+import type { ExchangeState } from './exchange/state.js';
+import type { ExportService } from './exchange/export.js';
+import type { ImportService } from './exchange/import.js';
+import type { EnrollmentService } from './exchange/enrollment.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -35,6 +39,7 @@ export interface Services {
   ingest: IngestService;
   acks: AckReader;
   rum: RumImporter;
+  exchange: { state: ExchangeState; exporter: ExportService; importer: ImportService; enrollment: EnrollmentService };
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): void;
 }

@@ -9,7 +9,11 @@ export type AlertKind =
   | 'token_expiring'
   | 'entitlement_expiring'
   | 'rekey_pending'
-  | 'clock_backwards';
+  | 'clock_backwards'
+  | 'export_ready'
+  | 'report_rejected'
+  | 'ack_overdue'
+  | 'bundle_rejected';
 
 export interface AlertSpec {
   subject: string;

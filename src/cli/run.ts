@@ -11,10 +11,12 @@ import { usageCommands } from './commands/usage.js';
 import { eventCommands } from './commands/events.js';
 import { serveCommands } from './commands/serve.js';
 import { simulateCommands } from './commands/simulate.js';
+import { exchangeCommands } from './commands/exchange.js';
+import { upstreamCommands } from './commands/upstream.js';
 
 const commands: Command[] = [
   ...serveCommands, ...vaCommands, ...tokenCommands, ...deviceCommands, ...complianceCommands,
-  ...usageCommands, ...eventCommands, ...simulateCommands,
+  ...usageCommands, ...eventCommands, ...exchangeCommands, ...upstreamCommands, ...simulateCommands,
 ];
 
 const globalOptions = {
@@ -39,7 +41,7 @@ function help(): string {
 
 /** Finds the longest command name that the arguments start with ("devices list" before "devices"). */
 function findCommand(argv: string[]): { cmd: Command; rest: string[] } | undefined {
-  for (const words of [2, 1]) {
+  for (const words of [3, 2, 1]) {
     const name = argv.slice(0, words).join(' ');
     const cmd = commands.find((c) => c.name === name);
     if (cmd) return { cmd, rest: argv.slice(words) };

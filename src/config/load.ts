@@ -41,6 +41,8 @@ function envOverrides(defaults: Obj, env: NodeJS.ProcessEnv): Obj {
     if (typeof sample === 'number') {
       const n = Number(raw);
       value = raw.trim() !== '' && Number.isFinite(n) ? n : raw; // let the schema name the bad value
+    } else if (typeof sample === 'boolean') {
+      value = raw === 'true' ? true : raw === 'false' ? false : raw;
     }
     let cursor = out;
     for (const k of path.slice(0, -1)) cursor = (cursor[k] ??= {}) as Obj;
@@ -92,5 +94,11 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     });
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
-  return { ...result.data, dataDir: resolve(result.data.dataDir) };
+  const c = result.data;
+  return {
+    ...c,
+    dataDir: resolve(c.dataDir),
+    exchange: { ...c.exchange, bundleDir: resolve(c.exchange.bundleDir) },
+    upstream: { ...c.upstream, dataDir: resolve(c.upstream.dataDir) },
+  };
 }

@@ -29,6 +29,17 @@ export const configSchema = z.strictObject({
   time: z.strictObject({
     backwardsToleranceSeconds: z.number().int().min(0),
   }),
+  exchange: z.strictObject({
+    bundleDir: z.string().min(1),
+    exportCron: z.string().refine((s) => cron.validate(s), 'a cron expression (five or six fields)'),
+    /** Replace device hostnames in exports with a keyed hash, for sites that may not disclose them. */
+    hashHostnames: z.boolean(),
+    inboxPollSeconds: positiveInt.max(3600),
+    keyGraceDays: z.number().int().min(0).max(365),
+  }),
+  upstream: z.strictObject({
+    dataDir: z.string().min(1),
+  }),
   log: z.strictObject({
     level: z.enum(['error', 'warn', 'info', 'debug']),
   }),

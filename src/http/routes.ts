@@ -5,6 +5,7 @@ import { licenseRoutes } from '../licenses/routes.js';
 import { eventRoutes } from '../events/routes.js';
 import { alertRoutes } from '../alerts/routes.js';
 import { rumRoutes } from '../rum/routes.js';
+import { exchangeRoutes } from '../exchange/routes.js';
 import type { Route } from './route.js';
 
 /** The one table of operator routes, under /api/v1. */
@@ -14,6 +15,7 @@ export const routes: Route[] = [
   ...deviceRoutes,
   ...licenseRoutes,
   ...rumRoutes,
+  ...exchangeRoutes,
   ...eventRoutes,
   ...alertRoutes,
 ];

@@ -1,6 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID, type KeyObject } from 'node:crypto';
+import nacl from 'tweetnacl';
 import { fingerprint, generateKeyPair, privateKeyObject, publicKeyFromSeed } from '../shared/ed25519.js';
 
 export interface Identity {
@@ -9,6 +10,8 @@ export interface Identity {
   publicKeyB64: string;
   fingerprint: string;
   privateKey: KeyObject;
+  /** Detached ed25519 signature with tweetnacl: bundles and statements, never the hot path. */
+  signDetached(data: Buffer): Buffer;
 }
 
 /**
@@ -16,10 +19,10 @@ export interface Identity {
  * lives in its own file with mode 0600 inside a 0700 folder, and never leaves this module
  * except as a KeyObject (which does not print its secret).
  */
-export function loadOrCreateIdentity(dataDir: string): { identity: Identity; created: boolean } {
+export function loadOrCreateIdentity(dataDir: string, role: 'collector' | 'upstream' = 'collector'): { identity: Identity; created: boolean } {
   const dir = join(dataDir, 'keys');
-  const idFile = join(dir, 'collector.json');
-  const keyFile = join(dir, 'collector.key');
+  const idFile = join(dir, `${role}.json`);
+  const keyFile = join(dir, `${role}.key`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
   let created = false;
@@ -29,7 +32,7 @@ export function loadOrCreateIdentity(dataDir: string): { identity: Identity; cre
     writeFileSync(keyFile, kp.seed.toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
     writeFileSync(
       idFile,
-      JSON.stringify({ collectorId: `col_${randomUUID()}`, publicKey: kp.publicKey.toString('base64') }, null, 2) + '\n',
+      JSON.stringify({ collectorId: `${role === 'collector' ? 'col' : 'ups'}_${randomUUID()}`, publicKey: kp.publicKey.toString('base64') }, null, 2) + '\n',
       { mode: 0o644 },
     );
     created = true;
@@ -49,6 +52,7 @@ export function loadOrCreateIdentity(dataDir: string): { identity: Identity; cre
       publicKeyB64: publicKey.toString('base64'),
       fingerprint: fingerprint(publicKey),
       privateKey: privateKeyObject(seed),
+      signDetached: (data: Buffer) => Buffer.from(nacl.sign.detached(data, nacl.sign.keyPair.fromSeed(seed).secretKey)),
     },
     created,
   };

@@ -45,8 +45,8 @@ export class RumImporter {
       "SELECT id, content_hash, measurement_count FROM reports WHERE device_id = ? AND source = 'rum' AND report_id = ?",
     );
     this.insertReport = db.prepare(
-      `INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count)
-       VALUES (?, 'rum', ?, NULL, ?, ?, ?, ?, ?)`,
+      `INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags)
+       VALUES (?, 'rum', ?, NULL, ?, ?, ?, ?, ?, ?)`,
     );
     // A grown report replaces its earlier copy, and goes upstream again (it is pending once more).
     this.replaceReport = db.prepare(
@@ -121,7 +121,7 @@ export class RumImporter {
     let outcome: ElementOutcome;
     let pk: number;
     if (!prev) {
-      pk = Number(this.insertReport.run(device.id, key, generatedAt, now, hash, raw, r.measurements.length).lastInsertRowid);
+      pk = Number(this.insertReport.run(device.id, key, generatedAt, now, hash, raw, r.measurements.length, r.tag).lastInsertRowid);
       outcome = 'accepted';
     } else if (prev.content_hash === hash) {
       return 'duplicate';

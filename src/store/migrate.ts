@@ -3,13 +3,13 @@ import { join } from 'node:path';
 import { packageRoot } from '../config/load.js';
 import type { Db } from './open.js';
 
-const migrationsDir = join(packageRoot, 'src/store/migrations');
+const collectorMigrations = join(packageRoot, 'src/store/migrations');
 
 /**
  * Applies the numbered .sql files in src/store/migrations that this database has not seen,
  * each in its own transaction, recording the version in SQLite's user_version.
  */
-export function migrate(db: Db): void {
+export function migrate(db: Db, migrationsDir = collectorMigrations): void {
   const files = readdirSync(migrationsDir)
     .filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f))
     .sort();

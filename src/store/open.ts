@@ -16,7 +16,7 @@ export class StoreLockedError extends Error {
  * connection takes SQLite's exclusive lock and keeps it until it closes; a second process
  * gets StoreLockedError instead of racing the first.
  */
-export function openStore(file: string): Db {
+export function openStore(file: string, migrationsDir?: string): Db {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const db = new Database(file, { timeout: 0 });
   try {
@@ -40,6 +40,6 @@ export function openStore(file: string): Db {
   }
   // The database holds token hashes and device keys: readable by the service user only.
   for (const f of [file, `${file}-wal`]) if (existsSync(f)) chmodSync(f, 0o600);
-  migrate(db);
+  migrate(db, migrationsDir);
   return db;
 }

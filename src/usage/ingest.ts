@@ -21,6 +21,8 @@ interface Prepared {
   hash: string;
   /** Per tag, the measurement with the latest period end in this report. */
   latest: Map<string, { count: number; end: number }>;
+  /** The tags measured, newline-separated (tags hold commas). */
+  tags: string;
 }
 
 /**
@@ -41,8 +43,8 @@ export class IngestService {
     private maxFutureSkewMs: number,
   ) {
     this.insertReport = db.prepare(
-      `INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count)
-       VALUES (?, 'device', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      `INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags)
+       VALUES (?, 'device', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     );
     this.existingHash = db.prepare("SELECT content_hash FROM reports WHERE device_id = ? AND source = 'device' AND report_id = ?");
     // Shortage alerts follow the (VA, tag) pairs the batch touched, once per commit.
@@ -85,7 +87,7 @@ export class IngestService {
     for (const p of prepared) {
       const r = p.report;
       maxSeq = Math.max(maxSeq, r.seq);
-      const ins = this.insertReport.run(deviceId, r.reportId, r.seq, r.generatedAt * 1000, now, p.hash, p.body, r.measurements.length);
+      const ins = this.insertReport.run(deviceId, r.reportId, r.seq, r.generatedAt * 1000, now, p.hash, p.body, r.measurements.length, p.tags);
       if (ins.changes === 0) {
         const prev = this.existingHash.get(deviceId, r.reportId) as { content_hash: string };
         if (prev.content_hash !== p.hash) {
@@ -129,5 +131,5 @@ function prepare(report: DeviceReport): Prepared {
     const cur = latest.get(m.tag);
     if (!cur || m.end >= cur.end) latest.set(m.tag, { count: m.count, end: m.end });
   }
-  return { report: canonical, body, hash: sha256hex(body), latest };
+  return { report: canonical, body, hash: sha256hex(body), latest, tags: [...latest.keys()].join('\n') };
 }

@@ -1,0 +1,247 @@
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { newId } from '../shared/ids.js';
+import type { Clock } from '../shared/clock.js';
+import type { Db } from '../store/open.js';
+import type { Identity } from '../identity/identity.js';
+import type { EventService } from '../events/service.js';
+import type { AlertService } from '../alerts/service.js';
+import type { AccountService } from '../accounts/service.js';
+import type { LicenseService } from '../licenses/service.js';
+import type { PolicyService } from '../policy/service.js';
+import type { TrustedTime } from '../time/trusted-time.js';
+import type { UsageKey } from '../licenses/ledger.js';
+import { BundleError, readLinesSync, verifyBundle } from './read.js';
+import type { ExchangeState } from './state.js';
+import { upstreamKeyFor } from './trust.js';
+import { PAYLOAD } from './records.js';
+import type { Manifest } from './manifest.js';
+import { parseStrictJson } from './strict-json.js';
+
+export interface ImportResult {
+  status: 'applied' | 'already_imported';
+  bundleId: string;
+  sequence: number;
+  answers: string | null;
+  forced: boolean;
+  acks: { accepted: number; rejected: number; stale: number };
+  entitlements: { applied: number; skippedOlder: number };
+  policy: 'applied' | 'older' | 'none';
+  virtualAccounts: { confirmed: number; refused: number };
+  archivedAs: string | null;
+}
+
+const ackSchema = z.strictObject({
+  ref: z.number().int().positive(),
+  contentHash: z.string(),
+  status: z.enum(['accepted', 'rejected']),
+  reason: z.string().max(500).nullable(),
+});
+const lineSchema = z.strictObject({
+  tag: z.string().min(1).max(256),
+  displayName: z.string().max(256),
+  kind: z.enum(['perpetual', 'subscription', 'term', 'unlimited']),
+  quantity: z.number().int().nonnegative(),
+  startsAt: z.iso.datetime(),
+  endsAt: z.iso.datetime().nullable(),
+});
+const snapshotSchema = z.strictObject({ vaId: z.string().min(1), vaName: z.string().min(1).max(100), version: z.number().int().positive(), lines: z.array(lineSchema) });
+const policySchema = z.strictObject({ version: z.number().int().positive(), reportingIntervalDays: z.number().int().positive(), ackDueDays: z.number().int().positive() });
+const vaConfirmationSchema = z.strictObject({ vaId: z.string().min(1), name: z.string().min(1).max(100), status: z.enum(['confirmed', 'refused']), reason: z.string().nullable() });
+
+/**
+ * Applies a response bundle from the upstream: verified against the pinned key first, then
+ * checked against the high-water marks, then applied in one transaction (ACKs, entitlement
+ * snapshots, policy, VA confirmations), or not at all.
+ */
+export class ImportService {
+  constructor(
+    private db: Db,
+    private clock: Clock,
+    private time: TrustedTime,
+    private identity: Identity,
+    private state: ExchangeState,
+    private accounts: AccountService,
+    private licenses: LicenseService,
+    private policy: PolicyService,
+    private events: EventService,
+    private alerts: AlertService,
+    private bundleDir: string,
+  ) {}
+
+  async import(file: string, o: { force: boolean; actor: string }): Promise<ImportResult> {
+    const work = mkdtempSync(join(this.bundleDir, '.import-'));
+    try {
+      const v = await verifyBundle(file, { kinds: ['response'], keyFor: upstreamKeyFor(this.state, this.time.now()), extractTo: work });
+      const m = v.manifest;
+      const base: ImportResult = {
+        status: 'already_imported', bundleId: m.bundleId, sequence: m.sequence, answers: m.answers?.bundleId ?? null, forced: o.force,
+        acks: { accepted: 0, rejected: 0, stale: 0 }, entitlements: { applied: 0, skippedOlder: 0 }, policy: 'none',
+        virtualAccounts: { confirmed: 0, refused: 0 }, archivedAs: null,
+      };
+      if (this.state.bundleByHash(v.hash)) return base; // idempotent: the second time is a no-op that says so
+      this.checkBinding(m);
+      const answered = m.answers ? this.state.bundle(m.answers.bundleId) : undefined;
+      if (!m.answers || !answered || answered.direction !== 'out' || answered.hash !== m.answers.hash) {
+        throw new BundleError('unknown_answer', `the response answers usage bundle ${m.answers?.bundleId ?? '(none)'}, which this collector did not write`);
+      }
+      const replay = m.sequence <= this.state.responseHwm;
+      const outOfOrder = m.answers.sequence <= this.state.answeredHwm;
+      if ((replay || outOfOrder) && !o.force) {
+        throw new BundleError(
+          replay ? 'replay' : 'out_of_order',
+          replay
+            ? `response sequence ${m.sequence} is at or below the last applied (${this.state.responseHwm}): refused as a replay; --force applies its ACKs only`
+            : `it answers usage bundle ${m.answers.sequence}, but a response to bundle ${this.state.answeredHwm} was applied already; --force applies its ACKs only`,
+        );
+      }
+      const ackOnly = replay || outOfOrder;
+      const result = this.db.transaction(() => this.apply(m, v.hash, work, ackOnly, base, o))();
+      result.archivedAs = this.archive(file, 'archive');
+      return result;
+    } finally {
+      this.policy.invalidate();
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  private checkBinding(m: Manifest): void {
+    if (m.collectorId !== this.identity.collectorId) {
+      throw new BundleError('wrong_collector', `the response is for collector ${m.collectorId}, not this one (${this.identity.collectorId})`);
+    }
+    const account = this.state.upstreamAccountId;
+    if (account && m.accountId !== account) throw new BundleError('wrong_account', `the response is bound to account ${m.accountId}, not ${account}`);
+  }
+
+  private apply(m: Manifest, hash: string, work: string, ackOnly: boolean, r: ImportResult, o: { force: boolean; actor: string }): ImportResult {
+    const now = this.clock.now();
+    const touched: UsageKey[] = [];
+    const ack = this.db.prepare(
+      "UPDATE reports SET ack_status = ?, ack_reason = ?, acked_at = ? WHERE id = ? AND content_hash = ? AND ack_status = 'pending'",
+    );
+    const rejectedReasons = new Map<string, number>();
+    for (const rec of this.records(work, m, PAYLOAD.acks, ackSchema)) {
+      const changed = ack.run(rec.status, rec.reason, now, rec.ref, rec.contentHash).changes;
+      if (!changed) r.acks.stale++; // acknowledged before, or grown since: the newer copy waits for its own ACK
+      else if (rec.status === 'accepted') r.acks.accepted++;
+      else {
+        r.acks.rejected++;
+        const reason = rec.reason ?? 'no reason given';
+        rejectedReasons.set(reason, (rejectedReasons.get(reason) ?? 0) + 1);
+      }
+    }
+    for (const [reason, count] of rejectedReasons) {
+      this.alerts.raise('report_rejected', {
+        subject: reason.slice(0, 200),
+        severity: 'warning',
+        message: `the upstream rejected ${count} report(s): ${reason}`,
+        details: { reason, count, bundleId: m.bundleId },
+      });
+    }
+    if (!ackOnly) {
+      for (const s of this.records(work, m, PAYLOAD.entitlements, snapshotSchema)) {
+        if (this.applySnapshot(s, touched, now)) r.entitlements.applied++;
+        else r.entitlements.skippedOlder++;
+      }
+      for (const p of this.records(work, m, PAYLOAD.policy, policySchema)) r.policy = this.policy.apply(p) ? 'applied' : 'older';
+      for (const c of this.records(work, m, PAYLOAD.vaConfirmations, vaConfirmationSchema)) {
+        if (this.applyConfirmation(c, o.actor)) r.virtualAccounts.confirmed++;
+        else r.virtualAccounts.refused++;
+      }
+      this.state.responseHwm = m.sequence;
+      this.state.answeredHwm = m.answers!.sequence;
+      this.state.lastAnsweredHash = m.answers!.hash;
+    }
+    this.licenses.refreshAlerts(touched);
+    this.state.recordBundle({
+      id: m.bundleId, direction: 'in', kind: 'response', sequence: m.sequence, hash, file: basename(m.bundleId), period: m.period,
+      records: r.acks.accepted + r.acks.rejected, created_at: now, answers: m.answers!.bundleId, forced: o.force ? 1 : 0,
+    });
+    // Every usage bundle up to the one answered has been carried: their reminders go.
+    for (const b of this.state.bundles(1000)) {
+      if (b.direction === 'out' && b.sequence <= m.answers!.sequence) this.alerts.clear('export_ready', b.id);
+    }
+    this.time.raiseFloor(Date.parse(m.createdAt)); // signed by the upstream: a trustworthy time
+    if (o.force) this.events.append('exchange.forced', o.actor, m.bundleId, null, { sequence: m.sequence, answers: m.answers!.bundleId, ackOnly });
+    this.events.append('exchange.imported', o.actor, m.bundleId, null, {
+      sequence: m.sequence, answers: m.answers!.bundleId, acks: r.acks, entitlements: r.entitlements, policy: r.policy,
+      virtualAccounts: r.virtualAccounts, ackOnly, hash,
+    });
+    r.status = 'applied';
+    return r;
+  }
+
+  /** Reads one extracted payload, checking each record and the record count the manifest states. */
+  private *records<T>(work: string, m: Manifest, name: string, schema: z.ZodType<T>): Generator<T> {
+    const listed = m.payloads.find((p) => p.name === name);
+    if (!listed) return;
+    const file = join(work, name.replace(/\.gz$/, ''));
+    let n = 0;
+    for (const line of readLinesSync(file)) {
+      n++;
+      let raw: unknown;
+      try {
+        raw = name === PAYLOAD.acks ? JSON.parse(line) : parseStrictJson(line);
+      } catch (e) {
+        throw new BundleError('malformed_payload', `${name} line ${n}: ${(e as Error).message}`);
+      }
+      const v = schema.safeParse(raw);
+      if (!v.success) throw new BundleError('malformed_payload', `${name} line ${n}: ${v.error.issues[0]!.path.join('.')}: ${v.error.issues[0]!.message}`);
+      yield v.data;
+    }
+    if (n !== listed.records) throw new BundleError('payload_mismatch', `${name} holds ${n} records; the manifest says ${listed.records}`);
+  }
+
+  /** An entitlement snapshot replaces a VA's lines, unless it is older than what is held. */
+  private applySnapshot(s: z.infer<typeof snapshotSchema>, touched: UsageKey[], now: number): boolean {
+    const held = (this.db.prepare('SELECT version FROM entitlement_versions WHERE va_id = ?').get(s.vaId) as { version: number } | undefined)?.version ?? 0;
+    if (s.version <= held) return false;
+    let va = this.accounts.repo.get(s.vaId);
+    if (!va) {
+      // A VA the upstream made: it arrives with its first snapshot.
+      const clash = this.accounts.repo.byName(s.vaName);
+      const name = clash ? `${s.vaName} (${s.vaId.slice(-6)})` : s.vaName;
+      this.accounts.repo.insert({ id: s.vaId, name, description: 'From the upstream', origin: 'upstream', created_at: now, updated_at: now });
+      va = this.accounts.repo.get(s.vaId)!;
+    }
+    const before = this.licenses.entitlements.byVa(va.id).map((l) => l.tag);
+    this.db.prepare('DELETE FROM entitlements WHERE va_id = ?').run(va.id);
+    for (const l of s.lines) {
+      this.licenses.entitlements.insert({
+        id: newId('ent', now), va_id: va.id, tag: l.tag, display_name: l.displayName, kind: l.kind, quantity: l.quantity,
+        starts_at: Date.parse(l.startsAt), ends_at: l.endsAt ? Date.parse(l.endsAt) : null, created_at: now,
+      });
+    }
+    this.db.prepare('INSERT INTO entitlement_versions (va_id, version) VALUES (?, ?) ON CONFLICT (va_id) DO UPDATE SET version = excluded.version').run(va.id, s.version);
+    for (const tag of new Set([...before, ...s.lines.map((l) => l.tag)])) touched.push({ vaId: va.id, tag });
+    this.events.append('entitlements.snapshot_applied', 'upstream', va.id, va.id, { version: s.version, lines: s.lines.length });
+    return true;
+  }
+
+  private applyConfirmation(c: z.infer<typeof vaConfirmationSchema>, actor: string): boolean {
+    const va = this.accounts.repo.get(c.vaId);
+    if (!va) return c.status === 'confirmed';
+    if (c.status === 'refused') {
+      this.events.append('va.refused', 'upstream', va.id, va.id, { reason: c.reason });
+      return false;
+    }
+    const other = this.accounts.repo.byName(c.name);
+    const name = other && other.id !== va.id ? va.name : c.name;
+    this.db.prepare("UPDATE virtual_accounts SET origin = 'upstream', name = ?, updated_at = ? WHERE id = ?").run(name, this.clock.now(), va.id);
+    if (va.origin !== 'upstream') this.events.append('va.confirmed', actor, va.id, va.id, { name });
+    return true;
+  }
+
+  /** Moves a file from the inbox (or copies one from elsewhere) into archive/ or rejected/. */
+  archive(file: string, folder: 'archive' | 'rejected', reason?: string): string {
+    const dir = join(this.bundleDir, folder);
+    mkdirSync(dir, { recursive: true });
+    let target = join(dir, basename(file));
+    if (existsSync(target)) target = join(dir, `${Date.now()}-${basename(file)}`);
+    if (resolve(dirname(file)) === resolve(this.bundleDir, 'inbox')) renameSync(file, target);
+    else copyFileSync(file, target);
+    if (reason) writeFileSync(`${target}.reason`, reason + '\n');
+    return target;
+  }
+}

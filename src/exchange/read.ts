@@ -1,0 +1,187 @@
+import { createReadStream, createWriteStream, openSync, readSync, closeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { createGunzip } from 'node:zlib';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import nacl from 'tweetnacl';
+import { MANIFEST, SIGNATURE, manifestSchema, type BundleKind, type Manifest } from './manifest.js';
+import { readTar, TarError } from './tar.js';
+import { DuplicateKeyError, parseStrictJson } from './strict-json.js';
+import { sha256hex } from '../shared/hash.js';
+import { pathText } from '../shared/validation.js';
+import { AppError } from '../shared/errors.js';
+
+/** A refused bundle: 409 for a sequence problem (replay, out of order), else 400. Nothing was applied. */
+export class BundleError extends AppError {
+  constructor(code: string, message: string) {
+    super(code === 'replay' || code === 'out_of_order' ? 409 : 400, code, message);
+    this.name = 'BundleError';
+  }
+}
+
+export interface VerifyOptions {
+  kinds: readonly BundleKind[];
+  /** The raw public key that must have signed this manifest; throw a BundleError for an unknown or retired signer. */
+  keyFor: (manifest: Manifest) => Buffer;
+  /** If given, verified payloads are also decompressed here (as <name without .gz>) for applying. */
+  extractTo?: string;
+}
+
+export interface VerifiedBundle {
+  manifest: Manifest;
+  manifestBytes: Buffer;
+  hash: string;
+}
+
+const MAX_MANIFEST = 1 << 20;
+
+async function collect(body: AsyncIterable<Buffer>, max: number, what: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    n += c.length;
+    if (n > max) throw new BundleError('malformed_archive', `${what} is larger than ${max} bytes`);
+    parts.push(c);
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * Verifies a bundle before anything in it is believed: the manifest is the first member and
+ * its signature the second; the signature is checked before the manifest's claims are used;
+ * every other member must be a payload the manifest lists, once, with its size and SHA-256.
+ * Runs in bounded memory whatever the bundle's size.
+ */
+export async function verifyBundle(path: string, opts: VerifyOptions): Promise<VerifiedBundle> {
+  let manifestBytes: Buffer | undefined;
+  let manifest: Manifest | undefined;
+  let verified = false;
+  const seen = new Set<string>();
+  try {
+    await readTar(createReadStream(path, { highWaterMark: 1 << 20 }), async (entry, body) => {
+      if (seen.has(entry.name)) throw new BundleError('duplicate_member', `the archive holds two members named ${entry.name}`);
+      seen.add(entry.name);
+      if (!manifestBytes) {
+        if (entry.name !== MANIFEST) throw new BundleError('malformed_archive', `the first member must be ${MANIFEST}, not ${entry.name}`);
+        manifestBytes = await collect(body, MAX_MANIFEST, MANIFEST);
+        manifest = parseManifest(manifestBytes);
+        if (!opts.kinds.includes(manifest.kind)) {
+          throw new BundleError('wrong_kind', `this is a ${manifest.kind} bundle; expected ${opts.kinds.join(' or ')}`);
+        }
+        return;
+      }
+      if (!verified) {
+        if (entry.name !== SIGNATURE) throw new BundleError('malformed_archive', `the second member must be ${SIGNATURE}, not ${entry.name}`);
+        const sig = await collect(body, 64, SIGNATURE);
+        const key = opts.keyFor(manifest!);
+        if (sig.length !== 64 || !nacl.sign.detached.verify(manifestBytes, sig, key)) {
+          throw new BundleError('bad_signature', `the manifest signature does not verify with key ${manifest!.signer.keyId}`);
+        }
+        verified = true;
+        return;
+      }
+      const listed = manifest!.payloads.find((p) => p.name === entry.name);
+      if (!listed) throw new BundleError('unlisted_member', `the archive holds ${entry.name}, which the manifest does not list`);
+      if (entry.size !== listed.size) {
+        throw new BundleError('payload_mismatch', `payload ${entry.name} is ${entry.size} bytes; the manifest says ${listed.size}`);
+      }
+      const hash = createHash('sha256');
+      for await (const c of body) hash.update(c);
+      if (hash.digest('hex') !== listed.sha256) throw new BundleError('payload_mismatch', `payload ${entry.name} does not match its SHA-256 in the manifest`);
+    });
+  } catch (e) {
+    if (e instanceof TarError) throw new BundleError(e.code, e.message);
+    throw e;
+  }
+  if (!manifest || !manifestBytes) throw new BundleError('malformed_archive', 'the archive holds no manifest');
+  if (!verified) throw new BundleError('bad_signature', `the archive holds no ${SIGNATURE}`);
+  for (const p of manifest.payloads) {
+    if (!seen.has(p.name)) throw new BundleError('missing_payload', `payload ${p.name} is listed in the manifest but missing`);
+  }
+  if (opts.extractTo) await extract(path, manifest, opts.extractTo);
+  return { manifest, manifestBytes, hash: sha256hex(manifestBytes) };
+}
+
+/** Reads the manifest alone, trusting nothing: for showing a reviewer what a bundle claims. */
+export async function readManifest(path: string): Promise<{ manifest: Manifest; hash: string }> {
+  let found: { manifest: Manifest; hash: string } | undefined;
+  const stop = new Error('stop');
+  try {
+    await readTar(createReadStream(path), async (entry, body) => {
+      if (entry.name !== MANIFEST) throw new BundleError('malformed_archive', `the first member must be ${MANIFEST}, not ${entry.name}`);
+      const bytes = await collect(body, MAX_MANIFEST, MANIFEST);
+      found = { manifest: parseManifest(bytes), hash: sha256hex(bytes) };
+      throw stop;
+    });
+  } catch (e) {
+    if (e !== stop) throw e instanceof TarError ? new BundleError(e.code, e.message) : e;
+  }
+  if (!found) throw new BundleError('malformed_archive', 'the archive holds no manifest');
+  return found;
+}
+
+function parseManifest(bytes: Buffer): Manifest {
+  let raw: unknown;
+  try {
+    raw = parseStrictJson(bytes.toString('utf8'));
+  } catch (e) {
+    if (e instanceof DuplicateKeyError) throw new BundleError('duplicate_keys', `${MANIFEST} has a ${e.message}`);
+    throw new BundleError('malformed_manifest', `${MANIFEST} is not JSON: ${(e as Error).message}`);
+  }
+  const r = manifestSchema.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    const code = i.path[0] === 'formatVersion' ? 'unknown_format' : i.path.join('.') === 'signer.algorithm' ? 'unknown_algorithm' : 'malformed_manifest';
+    throw new BundleError(code, `${MANIFEST}: ${pathText(i.path) || '(root)'}: ${i.message}`);
+  }
+  return r.data;
+}
+
+/** Second pass: decompress each payload, hashing it again so a file changed since the first pass is caught. */
+async function extract(path: string, manifest: Manifest, dir: string): Promise<void> {
+  await readTar(createReadStream(path, { highWaterMark: 1 << 20 }), async (entry, body) => {
+    const listed = manifest.payloads.find((p) => p.name === entry.name);
+    if (!listed) return;
+    const hash = createHash('sha256');
+    const tapped = Readable.from(
+      (async function* () {
+        for await (const c of body) {
+          hash.update(c);
+          yield c;
+        }
+      })(),
+    );
+    try {
+      await pipeline(tapped, createGunzip(), createWriteStream(join(dir, entry.name.replace(/\.gz$/, '')), { mode: 0o600 }));
+    } catch (e) {
+      throw new BundleError('payload_mismatch', `payload ${entry.name} cannot be decompressed: ${(e as Error).message}`);
+    }
+    if (hash.digest('hex') !== listed.sha256) throw new BundleError('payload_mismatch', `payload ${entry.name} changed while it was read`);
+  });
+}
+
+/**
+ * Reads an extracted NDJSON payload synchronously, line by line, in bounded memory: applying
+ * runs inside one SQLite transaction, which cannot wait on a stream.
+ */
+export function* readLinesSync(file: string): Generator<string> {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    const decoder = new StringDecoder('utf8'); // a character split across two reads stays whole
+    let rest = '';
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      const text = rest + decoder.write(buf.subarray(0, n));
+      const lines = text.split('\n');
+      rest = lines.pop()!;
+      for (const l of lines) if (l) yield l;
+    }
+    if (rest) yield rest;
+  } finally {
+    closeSync(fd);
+  }
+}

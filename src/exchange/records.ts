@@ -1,0 +1,91 @@
+/**
+ * The records of each payload, as they cross the air gap. One JSON object a line; a security
+ * reviewer reads them with zcat and jq. Field names are the contract between the two sides.
+ */
+export const PAYLOAD = {
+  reports: 'reports.ndjson.gz',
+  devices: 'devices.ndjson.gz',
+  virtualAccounts: 'virtual-accounts.ndjson.gz',
+  usageSummary: 'usage-summary.ndjson.gz',
+  acks: 'acks.ndjson.gz',
+  entitlements: 'entitlements.ndjson.gz',
+  policy: 'policy.ndjson.gz',
+  vaConfirmations: 'va-confirmations.ndjson.gz',
+} as const;
+
+/** A report not yet acknowledged. `ref` is the collector's own handle, echoed in the ACK. */
+export interface ReportRecord {
+  ref: number;
+  deviceId: string;
+  udi: string;
+  source: 'device' | 'rum';
+  reportId: string;
+  seq: number | null;
+  generatedAt: string | null;
+  tags: string[];
+  measurements: number;
+  contentHash: string;
+  /** The report as received; RUM reports byte for byte as the device wrote them. */
+  body: string;
+}
+
+export interface DeviceRecord {
+  deviceId: string;
+  udi: string;
+  udis: string[];
+  vaId: string;
+  hostname: string;
+  softwareVersion: string;
+  status: string;
+  registeredAt: string;
+  lastSeenAt: string | null;
+}
+
+export interface VaRecord {
+  vaId: string;
+  name: string;
+  origin: 'local' | 'upstream';
+}
+
+export interface UsageSummaryRecord {
+  vaId: string;
+  tag: string;
+  inUse: number;
+  devices: number;
+}
+
+export interface AckRecord {
+  ref: number;
+  contentHash: string;
+  status: 'accepted' | 'rejected';
+  reason: string | null;
+}
+
+export interface EntitlementLineRecord {
+  tag: string;
+  displayName: string;
+  kind: 'perpetual' | 'subscription' | 'term' | 'unlimited';
+  quantity: number;
+  startsAt: string;
+  endsAt: string | null;
+}
+
+export interface EntitlementSnapshotRecord {
+  vaId: string;
+  vaName: string;
+  version: number;
+  lines: EntitlementLineRecord[];
+}
+
+export interface PolicyRecord {
+  version: number;
+  reportingIntervalDays: number;
+  ackDueDays: number;
+}
+
+export interface VaConfirmationRecord {
+  vaId: string;
+  name: string;
+  status: 'confirmed' | 'refused';
+  reason: string | null;
+}

@@ -1,0 +1,91 @@
+import { createWriteStream, mkdirSync, renameSync, rmSync, statSync, mkdtempSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { createGzip } from 'node:zlib';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST, SIGNATURE, type Manifest } from './manifest.js';
+import { TarWriter } from './tar.js';
+import { sha256hex } from '../shared/hash.js';
+
+export interface BundleSigner {
+  keyId: string;
+  /** Detached ed25519 signature of the exact manifest bytes. */
+  sign(data: Buffer): Buffer;
+}
+
+export interface PayloadSource {
+  name: string;
+  /** Records, one JSON line each; an async source lets a caller read its store in chunks. */
+  records: Iterable<unknown> | AsyncIterable<unknown>;
+}
+
+export type ManifestHeader = Omit<Manifest, 'format' | 'formatVersion' | 'signer' | 'payloads'>;
+
+export interface WrittenBundle {
+  path: string;
+  manifest: Manifest;
+  /** SHA-256 of the manifest bytes: the bundle's identity in the chain of answers. */
+  hash: string;
+  bytes: number;
+}
+
+/**
+ * Writes a bundle: each payload streamed through gzip to a temporary file while its SHA-256,
+ * size and record count are taken; then the manifest, signed as the exact bytes stored; then
+ * the tar, manifest first so that a reader can verify before it reads anything else. Memory
+ * stays flat in the number of records. The file appears under its name only when complete.
+ */
+export async function writeBundle(path: string, header: ManifestHeader, payloads: PayloadSource[], signer: BundleSigner): Promise<WrittenBundle> {
+  mkdirSync(dirname(path), { recursive: true });
+  const work = mkdtempSync(join(dirname(path), '.writing-'));
+  try {
+    const listed: Manifest['payloads'] = [];
+    for (const p of payloads) {
+      const file = join(work, p.name);
+      const hash = createHash('sha256');
+      let records = 0;
+      const lines = Readable.from(
+        (async function* () {
+          let chunk: string[] = [];
+          for await (const r of p.records as AsyncIterable<unknown>) {
+            chunk.push(JSON.stringify(r));
+            records++;
+            if (chunk.length === 1000) {
+              yield chunk.join('\n') + '\n';
+              chunk = [];
+            }
+          }
+          if (chunk.length) yield chunk.join('\n') + '\n';
+        })(),
+      );
+      const tap = new Transform({
+        transform(c: Buffer, _e, cb) {
+          hash.update(c);
+          cb(null, c);
+        },
+      });
+      await pipeline(lines, createGzip({ level: 6 }), tap, createWriteStream(file, { mode: 0o600 }));
+      listed.push({ name: p.name, size: statSync(file).size, records, sha256: hash.digest('hex') });
+    }
+    const manifest: Manifest = {
+      format: BUNDLE_FORMAT,
+      formatVersion: BUNDLE_FORMAT_VERSION,
+      ...header,
+      signer: { algorithm: 'ed25519', keyId: signer.keyId },
+      payloads: listed,
+    };
+    const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
+    const partial = join(work, 'bundle.partial');
+    const out = createWriteStream(partial, { mode: 0o644 });
+    const tar = new TarWriter(out, Math.floor(Date.parse(manifest.createdAt) / 1000));
+    await tar.addBuffer(MANIFEST, manifestBytes);
+    await tar.addBuffer(SIGNATURE, signer.sign(manifestBytes));
+    for (const p of listed) await tar.addFile(p.name, join(work, p.name), p.size);
+    await tar.finish();
+    renameSync(partial, path);
+    return { path, manifest, hash: sha256hex(manifestBytes), bytes: statSync(path).size };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,179 @@
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { newId } from '../shared/ids.js';
+import { decodePublicKey, fingerprint } from '../shared/ed25519.js';
+import type { Clock } from '../shared/clock.js';
+import { AppError } from '../shared/errors.js';
+import type { Db } from '../store/open.js';
+import type { Identity } from '../identity/identity.js';
+import { verifyBundle, BundleError } from '../exchange/read.js';
+import { writeBundle, type BundleSigner } from '../exchange/write.js';
+import { BUNDLE_EXTENSION, type Manifest } from '../exchange/manifest.js';
+import type { EntitlementLineRecord, EntitlementSnapshotRecord, PolicyRecord } from '../exchange/records.js';
+
+export class UpstreamError extends AppError {
+  constructor(code: string, message: string) {
+    super(400, code, message);
+  }
+}
+
+export interface CollectorRow {
+  id: string;
+  account_id: string;
+  public_key: string;
+  key_id: string;
+  usage_hwm: number;
+  out_seq: number;
+  last_answered_hash: string | null;
+  added_at: number;
+}
+
+export interface EntitlementInput {
+  account: string;
+  va: string;
+  tag: string;
+  displayName: string;
+  kind: 'perpetual' | 'subscription' | 'term' | 'unlimited';
+  quantity: number;
+  startsAt: number;
+  endsAt: number | null;
+}
+
+const DEFAULT_POLICY: PolicyRecord = { version: 1, reportingIntervalDays: 30, ackDueDays: 90 };
+
+/**
+ * The reference upstream authority: the accounts, the collectors it has enrolled, the
+ * entitlements it sells. It shares only the exchange format with the collector.
+ */
+export class UpstreamService {
+  readonly signer: BundleSigner;
+  constructor(
+    readonly db: Db,
+    readonly clock: Clock,
+    readonly identity: Identity,
+    readonly outDir: string,
+  ) {
+    this.signer = { keyId: identity.fingerprint, sign: (b) => identity.signDetached(b) };
+  }
+
+  event(type: string, subject: string | null, details: Record<string, unknown>): void {
+    this.db.prepare('INSERT INTO events (at, type, subject, details) VALUES (?, ?, ?, ?)').run(this.clock.now(), type, subject, JSON.stringify(details));
+  }
+
+  account(name: string, create: boolean): { id: string; name: string } {
+    const row = this.db.prepare('SELECT id, name FROM accounts WHERE name = ? OR id = ?').get(name, name) as { id: string; name: string } | undefined;
+    if (row) return row;
+    if (!create) throw new UpstreamError('unknown_account', `no account named ${name}`);
+    const id = `acc_${randomUUID()}`;
+    this.db.prepare('INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)').run(id, name, this.clock.now());
+    this.event('account.created', id, { name });
+    return { id, name };
+  }
+
+  collector(id: string): CollectorRow | undefined {
+    return this.db.prepare('SELECT * FROM collectors WHERE id = ?').get(id) as CollectorRow | undefined;
+  }
+
+  policy(): PolicyRecord {
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'policy'").get() as { value: string } | undefined;
+    return row ? (JSON.parse(row.value) as PolicyRecord) : DEFAULT_POLICY;
+  }
+
+  /**
+   * Enrollment: reads a collector's self-signed request and, once the operator has confirmed
+   * its fingerprint out of band, pins its key to an account and answers with our own key.
+   */
+  async addCollector(requestFile: string, o: { account: string; fingerprint?: string | undefined }): Promise<{ collectorId: string; fingerprint: string; responseFile?: string; pinned: boolean }> {
+    let presented: Buffer | undefined;
+    const v = await verifyBundle(requestFile, {
+      kinds: ['enrollment-request'],
+      keyFor: (m) => {
+        presented = decodePublicKey(String(m.meta.publicKey ?? '')) ?? undefined;
+        if (!presented || fingerprint(presented) !== m.signer.keyId) throw new BundleError('malformed_manifest', 'the request does not carry the key that signed it');
+        return presented;
+      },
+    });
+    const fp = fingerprint(presented!);
+    const m = v.manifest;
+    if (!o.fingerprint) return { collectorId: m.collectorId, fingerprint: fp, pinned: false };
+    if (o.fingerprint.toLowerCase() !== fp) {
+      throw new UpstreamError('fingerprint_mismatch', `the request's key has fingerprint ${fp}, not ${o.fingerprint}: do not pin it`);
+    }
+    const existing = this.collector(m.collectorId);
+    if (existing && existing.public_key !== presented!.toString('base64')) {
+      throw new UpstreamError('collector_exists', `collector ${m.collectorId} is already enrolled with another key; a replaced key needs a new collector identity`);
+    }
+    const account = this.db.transaction(() => {
+      const acc = this.account(o.account, true);
+      if (!existing) {
+        this.db
+          .prepare('INSERT INTO collectors (id, account_id, public_key, key_id, added_at) VALUES (?, ?, ?, ?, ?)')
+          .run(m.collectorId, acc.id, presented!.toString('base64'), fp, this.clock.now());
+        this.event('collector.enrolled', m.collectorId, { account: acc.id, fingerprint: fp });
+      }
+      return acc;
+    })();
+    const now = this.clock.now();
+    mkdirSync(this.outDir, { recursive: true });
+    const out = await writeBundle(
+      join(this.outDir, `enrollment-${m.collectorId}${BUNDLE_EXTENSION}`),
+      {
+        kind: 'enrollment-response', bundleId: newId('bun', now), collectorId: m.collectorId, accountId: account.id, sequence: 0,
+        lastAnsweredHash: v.hash, answers: { bundleId: m.bundleId, sequence: m.sequence, hash: v.hash }, period: null,
+        createdAt: new Date(now).toISOString(), eventChainHead: null,
+        meta: { upstreamId: this.identity.collectorId, publicKey: this.identity.publicKeyB64, accountId: account.id, accountName: account.name },
+      },
+      [],
+      this.signer,
+    );
+    return { collectorId: m.collectorId, fingerprint: fp, responseFile: out.path, pinned: true };
+  }
+
+  addEntitlement(e: EntitlementInput): { vaId: string; version: number } {
+    return this.db.transaction(() => {
+      const acc = this.account(e.account, true);
+      let va = this.db.prepare('SELECT id FROM virtual_accounts WHERE account_id = ? AND (name = ? OR id = ?)').get(acc.id, e.va, e.va) as { id: string } | undefined;
+      if (!va) {
+        va = { id: newId('va', this.clock.now()) };
+        this.db.prepare('INSERT INTO virtual_accounts (id, account_id, name, created_at) VALUES (?, ?, ?, ?)').run(va.id, acc.id, e.va, this.clock.now());
+      }
+      this.db.prepare('INSERT INTO tags (tag, display_name) VALUES (?, ?) ON CONFLICT (tag) DO NOTHING').run(e.tag, e.displayName);
+      this.db
+        .prepare('INSERT INTO entitlements (id, va_id, tag, display_name, kind, quantity, starts_at, ends_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(newId('ent', this.clock.now()), va.id, e.tag, e.displayName, e.kind, e.quantity, e.startsAt, e.endsAt, this.clock.now());
+      this.db.prepare('UPDATE virtual_accounts SET version = version + 1 WHERE id = ?').run(va.id);
+      const version = (this.db.prepare('SELECT version FROM virtual_accounts WHERE id = ?').get(va.id) as { version: number }).version;
+      this.event('entitlement.added', va.id, { tag: e.tag, quantity: e.quantity, version });
+      return { vaId: va.id, version };
+    })();
+  }
+
+  addTag(tag: string, displayName: string): void {
+    this.db.prepare('INSERT INTO tags (tag, display_name) VALUES (?, ?) ON CONFLICT (tag) DO UPDATE SET display_name = excluded.display_name').run(tag, displayName);
+  }
+
+  snapshots(accountId: string): EntitlementSnapshotRecord[] {
+    const vas = this.db.prepare('SELECT id, name, version FROM virtual_accounts WHERE account_id = ? AND version > 0 ORDER BY id').all(accountId) as {
+      id: string; name: string; version: number;
+    }[];
+    const lines = this.db.prepare('SELECT * FROM entitlements WHERE va_id = ? ORDER BY tag, starts_at');
+    return vas.map((va) => ({
+      vaId: va.id,
+      vaName: va.name,
+      version: va.version,
+      lines: (lines.all(va.id) as { tag: string; display_name: string; kind: EntitlementLineRecord['kind']; quantity: number; starts_at: number; ends_at: number | null }[]).map((l) => ({
+        tag: l.tag, displayName: l.display_name, kind: l.kind, quantity: l.quantity, startsAt: new Date(l.starts_at).toISOString(),
+        endsAt: l.ends_at === null ? null : new Date(l.ends_at).toISOString(),
+      })),
+    }));
+  }
+
+  /** The collector's key for a usage bundle: unknown collectors and keys are refused. */
+  collectorKeyFor(m: Manifest): Buffer {
+    const c = this.collector(m.collectorId);
+    if (!c) throw new BundleError('unknown_collector', `collector ${m.collectorId} is not enrolled here`);
+    if (c.key_id !== m.signer.keyId) throw new BundleError('unknown_signer', `the bundle is signed by ${m.signer.keyId}, not by collector ${c.id}'s key ${c.key_id}`);
+    return Buffer.from(c.public_key, 'base64');
+  }
+}
