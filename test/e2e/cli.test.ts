@@ -2,13 +2,13 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, serve, tempDataDir, type ServerProcess } from '../helpers/processes.js';
+import { cli, envFor, serve, tempDataDir, type ServerProcess } from '../helpers/processes.js';
 
 const FIXTURE = fileURLToPath(new URL('../../../shared/fixtures/rum/c9800-cl-example.xml', import.meta.url));
 
 describe('the outpost command with no server running', () => {
   const dir = tempDataDir();
-  const env = { OUTPOST_DATA_DIR: dir };
+  const env = envFor(dir);
 
   it('when init runs, then the identity is created once, with its private key readable by its owner only', async () => {
     const first = await cli(['init', '--json'], env);
@@ -48,7 +48,7 @@ describe('the outpost command with no server running', () => {
 
 describe('the outpost command with the collector running', () => {
   const dir = tempDataDir();
-  const env = { OUTPOST_DATA_DIR: dir };
+  const env = envFor(dir);
   let server: ServerProcess;
   beforeAll(async () => {
     server = await serve(dir);

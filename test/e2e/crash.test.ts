@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { cli, serve, tempDataDir } from '../helpers/processes.js';
+import { cli, envFor, serve, tempDataDir } from '../helpers/processes.js';
 import { SimulatedDevice } from '../../src/simulator/device-client.js';
 import { pool } from '../../src/simulator/simulate.js';
 import { TAG } from '../helpers/harness.js';
@@ -12,7 +12,7 @@ const DEVICES = 64;
 describe('when the collector is killed (SIGKILL) while 64 devices are sending', () => {
   it('then after a restart every report that got a 2xx is in the database, and compliance has no drift', async () => {
     const dir = tempDataDir();
-    const env = { OUTPOST_DATA_DIR: dir };
+    const env = envFor(dir);
     let server = await serve(dir);
     const token = JSON.parse((await cli(['token', 'create', '--description', 'crash', '--uses', String(DEVICES), '--json'], env)).stdout).secret;
     const collectorId = ((await (await request(server.url + '/device/v1/collector')).body.json()) as { collectorId: string }).collectorId;

@@ -37,7 +37,10 @@ let serial = 0;
 /** Builds the real app (device + operator API) around a real SQLite file in a temp folder. */
 export async function startHarness(opts: { clock?: ManualClock; config?: Record<string, unknown> } = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'outpost-test-'));
-  const config = loadConfig({ env: {}, overrides: { dataDir: dir, http: { port: 0 }, ...(opts.config ?? {}) } as never });
+  const config = loadConfig({
+    env: {},
+    overrides: { dataDir: join(dir, 'data'), http: { port: 0 }, exchange: { bundleDir: join(dir, 'bundles') }, upstream: { dataDir: join(dir, 'upstream') }, ...(opts.config ?? {}) } as never,
+  });
   const clock: Clock | undefined = opts.clock;
   const services = buildServices(config, { ...(clock ? { clock } : {}), logger: createLogger('error', true) });
   const server = http.createServer(createRequestHandler(services));

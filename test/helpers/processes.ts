@@ -10,7 +10,15 @@ function assertBuilt(): void {
   if (!existsSync(CLI)) throw new Error('dist/ is missing: end-to-end tests run the built CLI (npm test builds it first)');
 }
 
-export const tempDataDir = () => mkdtempSync(join(tmpdir(), 'outpost-e2e-'));
+/** A fresh site folder for one test: the collector's data, its bundles and an upstream's store side by side. */
+export const tempDataDir = () => join(mkdtempSync(join(tmpdir(), 'outpost-e2e-')), 'data');
+
+/** The environment that points every part of Outpost at one test's site folder. */
+export const envFor = (dataDir: string): Record<string, string> => ({
+  OUTPOST_DATA_DIR: dataDir,
+  OUTPOST_EXCHANGE_BUNDLE_DIR: join(dataDir, '..', 'bundles'),
+  OUTPOST_UPSTREAM_DATA_DIR: join(dataDir, '..', 'upstream'),
+});
 
 export interface CliResult {
   code: number | null;
@@ -50,7 +58,7 @@ export function serve(dataDir: string, env: Record<string, string> = {}): Promis
   assertBuilt();
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, [CLI, 'serve'], {
-      env: { ...process.env, OUTPOST_DATA_DIR: dataDir, OUTPOST_HTTP_PORT: '0', OUTPOST_HTTP_HOST: '127.0.0.1', ...env },
+      env: { ...process.env, ...envFor(dataDir), OUTPOST_HTTP_PORT: '0', OUTPOST_HTTP_HOST: '127.0.0.1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
