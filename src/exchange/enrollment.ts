@@ -52,7 +52,7 @@ export class EnrollmentService {
       kinds: ['enrollment-response'],
       keyFor: (m) => {
         presented = decodePublicKey(String(m.meta.publicKey ?? '')) ?? undefined;
-        if (!presented || fingerprint(presented) !== m.signer.keyId) throw new BundleError('malformed_manifest', 'the response does not carry the key that signed it');
+        if (!presented || fingerprint(presented) !== m.keyId) throw new BundleError('malformed_manifest', 'the response does not carry the key that signed it');
         return presented;
       },
     });

@@ -21,10 +21,20 @@ export class BundleError extends AppError {
   }
 }
 
+/**
+ * What an unverified manifest claims about its signer: read with a plain JSON parse only to
+ * look up the key, never acted on before the signature over the exact bytes verifies.
+ */
+export interface SignerHint {
+  keyId: string;
+  collectorId: string;
+  meta: Record<string, unknown>;
+}
+
 export interface VerifyOptions {
   kinds: readonly BundleKind[];
   /** The raw public key that must have signed this manifest; throw a BundleError for an unknown or retired signer. */
-  keyFor: (manifest: Manifest) => Buffer;
+  keyFor: (hint: SignerHint) => Buffer;
   /** If given, verified payloads are also decompressed here (as <name without .gz>) for applying. */
   extractTo?: string;
 }
@@ -66,20 +76,23 @@ export async function verifyBundle(path: string, opts: VerifyOptions): Promise<V
       if (!manifestBytes) {
         if (entry.name !== MANIFEST) throw new BundleError('malformed_archive', `the first member must be ${MANIFEST}, not ${entry.name}`);
         manifestBytes = await collect(body, MAX_MANIFEST, MANIFEST);
-        manifest = parseManifest(manifestBytes);
-        if (!opts.kinds.includes(manifest.kind)) {
-          throw new BundleError('wrong_kind', `this is a ${manifest.kind} bundle; expected ${opts.kinds.join(' or ')}`);
-        }
         return;
       }
       if (!verified) {
         if (entry.name !== SIGNATURE) throw new BundleError('malformed_archive', `the second member must be ${SIGNATURE}, not ${entry.name}`);
         const sig = await collect(body, 64, SIGNATURE);
-        const key = opts.keyFor(manifest!);
+        const hint = signerHint(manifestBytes);
+        const key = opts.keyFor(hint);
         if (sig.length !== 64 || !nacl.sign.detached.verify(manifestBytes, sig, key)) {
-          throw new BundleError('bad_signature', `the manifest signature does not verify with key ${manifest!.signer.keyId}`);
+          throw new BundleError('bad_signature', `the manifest signature does not verify with key ${hint.keyId}`);
         }
         verified = true;
+        // Only now, on signed bytes, is the manifest parsed and believed.
+        manifest = parseManifest(manifestBytes);
+        if (manifest.signer.keyId !== hint.keyId) throw new BundleError('bad_signature', 'the manifest names two signers');
+        if (!opts.kinds.includes(manifest.kind)) {
+          throw new BundleError('wrong_kind', `this is a ${manifest.kind} bundle; expected ${opts.kinds.join(' or ')}`);
+        }
         return;
       }
       const listed = manifest!.payloads.find((p) => p.name === entry.name);
@@ -120,6 +133,18 @@ export async function readManifest(path: string): Promise<{ manifest: Manifest; 
   }
   if (!found) throw new BundleError('malformed_archive', 'the archive holds no manifest');
   return found;
+}
+
+function signerHint(bytes: Buffer): SignerHint {
+  try {
+    const o = JSON.parse(bytes.toString('utf8')) as { signer?: { keyId?: unknown }; collectorId?: unknown; meta?: unknown };
+    if (typeof o.signer?.keyId === 'string') {
+      return { keyId: o.signer.keyId, collectorId: String(o.collectorId ?? ''), meta: typeof o.meta === 'object' && o.meta ? (o.meta as Record<string, unknown>) : {} };
+    }
+  } catch {
+    /* fall through: nothing names a signer */
+  }
+  throw new BundleError('bad_signature', `${MANIFEST} names no signer, so its signature cannot be checked`);
 }
 
 function parseManifest(bytes: Buffer): Manifest {

@@ -1,30 +1,29 @@
 import { DAY_MS } from '../shared/clock.js';
 import { fingerprint } from '../shared/ed25519.js';
 import type { ExchangeState } from './state.js';
-import type { Manifest } from './manifest.js';
-import { BundleError } from './read.js';
+import { BundleError, type SignerHint } from './read.js';
 
 /**
  * The upstream key that must have signed a bundle: a pinned active key, or a key retired by
  * rotation whose grace period (for bundles already in transit) has not run out.
  */
 export function upstreamKeyFor(state: ExchangeState, now: number) {
-  return (m: Manifest): Buffer => {
-    const k = state.upstreamKey(m.signer.keyId);
+  return (m: SignerHint): Buffer => {
+    const k = state.upstreamKey(m.keyId);
     if (!k) {
       const pinned = state.upstreamKeys().filter((x) => x.status === 'active').map((x) => x.key_id);
       throw new BundleError(
         'unknown_signer',
         pinned.length
-          ? `the bundle is signed by ${m.signer.keyId}, which is not a pinned upstream key (pinned: ${pinned.join(', ')})`
+          ? `the bundle is signed by ${m.keyId}, which is not a pinned upstream key (pinned: ${pinned.join(', ')})`
           : 'no upstream key is pinned: enroll with the upstream first (outpost enroll, then outpost upstream trust)',
       );
     }
     if (k.status === 'retired' && (k.grace_until === null || now > k.grace_until)) {
-      throw new BundleError('retired_signer', `the bundle is signed by ${m.signer.keyId}, an upstream key retired on ${new Date(k.retired_at!).toISOString()}`);
+      throw new BundleError('retired_signer', `the bundle is signed by ${m.keyId}, an upstream key retired on ${new Date(k.retired_at!).toISOString()}`);
     }
     const raw = Buffer.from(k.public_key, 'base64');
-    if (fingerprint(raw) !== m.signer.keyId) throw new BundleError('unknown_signer', 'the pinned key does not match its id');
+    if (fingerprint(raw) !== m.keyId) throw new BundleError('unknown_signer', 'the pinned key does not match its id');
     return raw;
   };
 }

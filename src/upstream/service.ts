@@ -7,9 +7,9 @@ import type { Clock } from '../shared/clock.js';
 import { AppError } from '../shared/errors.js';
 import type { Db } from '../store/open.js';
 import type { Identity } from '../identity/identity.js';
-import { verifyBundle, BundleError } from '../exchange/read.js';
+import { verifyBundle, BundleError, type SignerHint } from '../exchange/read.js';
 import { writeBundle, type BundleSigner } from '../exchange/write.js';
-import { BUNDLE_EXTENSION, type Manifest } from '../exchange/manifest.js';
+import { BUNDLE_EXTENSION } from '../exchange/manifest.js';
 import type { EntitlementLineRecord, EntitlementSnapshotRecord, PolicyRecord } from '../exchange/records.js';
 
 export class UpstreamError extends AppError {
@@ -90,7 +90,7 @@ export class UpstreamService {
       kinds: ['enrollment-request'],
       keyFor: (m) => {
         presented = decodePublicKey(String(m.meta.publicKey ?? '')) ?? undefined;
-        if (!presented || fingerprint(presented) !== m.signer.keyId) throw new BundleError('malformed_manifest', 'the request does not carry the key that signed it');
+        if (!presented || fingerprint(presented) !== m.keyId) throw new BundleError('malformed_manifest', 'the request does not carry the key that signed it');
         return presented;
       },
     });
@@ -170,10 +170,10 @@ export class UpstreamService {
   }
 
   /** The collector's key for a usage bundle: unknown collectors and keys are refused. */
-  collectorKeyFor(m: Manifest): Buffer {
+  collectorKeyFor(m: SignerHint): Buffer {
     const c = this.collector(m.collectorId);
     if (!c) throw new BundleError('unknown_collector', `collector ${m.collectorId} is not enrolled here`);
-    if (c.key_id !== m.signer.keyId) throw new BundleError('unknown_signer', `the bundle is signed by ${m.signer.keyId}, not by collector ${c.id}'s key ${c.key_id}`);
+    if (c.key_id !== m.keyId) throw new BundleError('unknown_signer', `the bundle is signed by ${m.keyId}, not by collector ${c.id}'s key ${c.key_id}`);
     return Buffer.from(c.public_key, 'base64');
   }
 }

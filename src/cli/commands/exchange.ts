@@ -112,8 +112,8 @@ export const exchangeCommands: Command[] = [
         const v = await verifyBundle(file, {
           kinds: bundleKinds,
           keyFor: (m) => {
-            const k = keys.find((x) => fingerprint(x) === m.signer.keyId);
-            if (!k) throw new BundleError('unknown_signer', `the bundle is signed by ${m.signer.keyId}, which is not a key given or pinned here`);
+            const k = keys.find((x) => fingerprint(x) === m.keyId);
+            if (!k) throw new BundleError('unknown_signer', `the bundle is signed by ${m.keyId}, which is not a key given or pinned here`);
             return k;
           },
         });

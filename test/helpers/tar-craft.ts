@@ -1,0 +1,41 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tarHeader } from '../../src/exchange/tar.js';
+
+/** The members of a tar as they are, for tests that take a bundle apart and put it back wrong. */
+export interface Member {
+  name: string;
+  data: Buffer;
+  type?: string; // tar type flag; '0' a regular file
+}
+
+export function members(file: string): Member[] {
+  const buf = readFileSync(file);
+  const out: Member[] = [];
+  for (let off = 0; off + 512 <= buf.length; ) {
+    const h = buf.subarray(off, off + 512);
+    if (h.every((b) => b === 0)) break;
+    const name = h.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '');
+    const size = parseInt(h.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim(), 8);
+    out.push({ name, data: Buffer.from(buf.subarray(off + 512, off + 512 + size)), type: String.fromCharCode(h[156]!) });
+    off += 512 + Math.ceil(size / 512) * 512;
+  }
+  return out;
+}
+
+/** Writes members as a tar, letting a test set any name (absolute, "..") and any type flag. */
+export function writeTar(file: string, list: Member[]): void {
+  const parts: Buffer[] = [];
+  for (const m of list) {
+    const h = tarHeader('x', m.data.length, 1_700_000_000);
+    h.fill(0, 0, 100);
+    h.write(m.name, 0, 'utf8');
+    h.write(m.type ?? '0', 156);
+    h.write('        ', 148);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+    parts.push(h, m.data, Buffer.alloc((512 - (m.data.length % 512)) % 512));
+  }
+  parts.push(Buffer.alloc(1024));
+  writeFileSync(file, Buffer.concat(parts));
+}
