@@ -2,6 +2,7 @@ import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { route } from '../http/route.js';
 import { toIso } from '../shared/clock.js';
+import { publicKeyPem } from '../shared/ed25519.js';
 
 const absoluteFile = z.string().min(1).max(4096).refine(isAbsolute, 'an absolute path on the collector host');
 
@@ -31,9 +32,12 @@ export const exchangeRoutes = [
   route({
     method: 'get', path: '/exchange/keys', summary: "This collector's key and the pinned upstream keys", permission: 'read',
     handler: ({ services }) => ({
-      collector: { id: services.identity.collectorId, keyId: services.identity.fingerprint, publicKey: services.identity.publicKeyB64 },
+      collector: {
+        id: services.identity.collectorId, keyId: services.identity.fingerprint, publicKey: services.identity.publicKeyB64,
+        pem: publicKeyPem(services.identity.publicKey),
+      },
       upstream: services.exchange.state.upstreamKeys().map((k) => ({
-        keyId: k.key_id, publicKey: k.public_key, status: k.status, addedAt: toIso(k.added_at), retiredAt: toIso(k.retired_at), graceUntil: toIso(k.grace_until),
+        keyId: k.key_id, publicKey: k.public_key, pem: publicKeyPem(Buffer.from(k.public_key, 'base64')), status: k.status, addedAt: toIso(k.added_at), retiredAt: toIso(k.retired_at), graceUntil: toIso(k.grace_until),
       })),
       accountId: services.exchange.state.upstreamAccountId,
     }),

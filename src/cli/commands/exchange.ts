@@ -127,6 +127,26 @@ export const exchangeCommands: Command[] = [
     },
   },
   {
+    name: 'keys',
+    usage: 'outpost keys [--pem] [--upstream]',
+    summary: "This collector's public key (or the pinned upstream's, with --upstream), with fingerprints; --pem for openssl",
+    options: { pem: { type: 'boolean' }, upstream: { type: 'boolean' } },
+    async run(ctx) {
+      const k = (await ctx.api((api) => api('GET', '/exchange/keys'))) as {
+        collector: { id: string; keyId: string; publicKey: string; pem: string };
+        upstream: { keyId: string; publicKey: string; pem: string; status: string }[];
+      };
+      const list = ctx.values.upstream ? k.upstream.filter((u) => u.status === 'active') : [k.collector];
+      if (ctx.values.pem && !ctx.json) {
+        if (!list.length) throw new CliError('no upstream key is pinned');
+        return ctx.print(list.map((x) => x.pem.trimEnd()).join('\n'));
+      }
+      ctx.output(k, () =>
+        [`collector ${k.collector.id}: ${k.collector.keyId}`, ...k.upstream.map((u) => `upstream key ${u.keyId} (${u.status})`)].join('\n'),
+      );
+    },
+  },
+  {
     name: 'enroll',
     usage: 'outpost enroll --account NAME',
     summary: 'Write an enrollment request for the upstream, and print this collector\'s fingerprint',
