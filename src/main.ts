@@ -29,6 +29,7 @@ import { ExchangeState } from './exchange/state.js';
 import { ExportService } from './exchange/export.js';
 import { ImportService } from './exchange/import.js';
 import { EnrollmentService } from './exchange/enrollment.js';
+import { ExchangeJobs } from './exchange/jobs.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -67,13 +68,16 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const state = new ExchangeState(db);
     const bundleDir = config.exchange.bundleDir;
     for (const sub of ['inbox', 'outbox', 'archive', 'rejected']) mkdirSync(join(bundleDir, sub), { recursive: true });
+    const exporter = new ExportService(db, time, identity, state, accounts, events, alerts, {
+      bundleDir, dataDir: config.dataDir, hashHostnames: config.exchange.hashHostnames,
+    });
+    const importer = new ImportService(db, time, time, identity, state, accounts, licenses, policy, events, alerts, bundleDir);
     const exchange = {
       state,
-      exporter: new ExportService(db, time, identity, state, accounts, events, alerts, {
-        bundleDir, dataDir: config.dataDir, hashHostnames: config.exchange.hashHostnames,
-      }),
-      importer: new ImportService(db, time, time, identity, state, accounts, licenses, policy, events, alerts, bundleDir),
+      exporter,
+      importer,
       enrollment: new EnrollmentService(db, time, identity, state, accounts, events, bundleDir),
+      jobs: new ExchangeJobs(db, time, state, exporter, importer, alerts, events, logger, { exportCron: config.exchange.exportCron, bundleDir }),
     };
     const services: Services = {
       config, db, identity, logger, systemClock: clock, time, events, refusals, alerts, accounts, tokens, devices, licenses,
@@ -134,15 +138,23 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
   await listen(tcp, config.http.port, config.http.host);
   const port = (tcp.address() as { port: number }).port;
 
+  const logFailure = (job: string) => (e: unknown) => logger.error('scheduled job failed', { job, error: (e as Error).message });
   const scheduler = new Scheduler(
     [
       { name: 'alerts', cron: config.alerts.evaluateCron, run: () => services.evaluateAlerts() },
       { name: 'trusted-time', cron: '* * * * *', run: () => services.time.check() },
       { name: 'refusal-counts', cron: '* * * * *', run: () => services.refusals.flush() },
+      { name: 'monthly-export', cron: config.exchange.exportCron, run: () => void services.exchange.jobs.runScheduledExport().catch(logFailure('monthly-export')) },
+      {
+        name: 'inbox',
+        cron: `*/${Math.min(59, config.exchange.inboxPollSeconds)} * * * * *`,
+        run: () => void services.exchange.jobs.pollInbox().catch(logFailure('inbox')),
+      },
     ],
     logger,
   );
   services.evaluateAlerts();
+  await services.exchange.jobs.catchUp().catch(logFailure('monthly-export catch-up'));
   scheduler.start();
   logger.info('collector started', {
     url: `http://${config.http.host}:${port}`, dataDir: config.dataDir, collectorId: services.identity.collectorId,

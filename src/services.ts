@@ -19,6 +19,7 @@ import type { ExchangeState } from './exchange/state.js';
 import type { ExportService } from './exchange/export.js';
 import type { ImportService } from './exchange/import.js';
 import type { EnrollmentService } from './exchange/enrollment.js';
+import type { ExchangeJobs } from './exchange/jobs.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -39,7 +40,7 @@ export interface Services {
   ingest: IngestService;
   acks: AckReader;
   rum: RumImporter;
-  exchange: { state: ExchangeState; exporter: ExportService; importer: ImportService; enrollment: EnrollmentService };
+  exchange: { state: ExchangeState; exporter: ExportService; importer: ImportService; enrollment: EnrollmentService; jobs: ExchangeJobs };
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): void;
 }

@@ -1,0 +1,106 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createTask } from 'node-cron';
+import type { Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
+import type { Db } from '../store/open.js';
+import type { AlertService } from '../alerts/service.js';
+import type { EventService } from '../events/service.js';
+import { AppError } from '../shared/errors.js';
+import type { ExportService } from './export.js';
+import type { ImportService } from './import.js';
+import type { ExchangeState } from './state.js';
+import { BUNDLE_EXTENSION } from './manifest.js';
+
+/** The period a scheduled export covers: the month before the one it runs in. */
+export function previousPeriod(ms: number): string {
+  const d = new Date(ms);
+  const prev = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, 1));
+  return prev.toISOString().slice(0, 7);
+}
+
+/**
+ * The exchange's unattended work: the monthly export (its next due time is stored, so an
+ * export missed while the host was down runs at the next start) and the watched inbox.
+ */
+export class ExchangeJobs {
+  private busy = false;
+  private seen = new Map<string, number>();
+
+  constructor(
+    private db: Db,
+    private clock: Clock,
+    private state: ExchangeState,
+    private exporter: ExportService,
+    private importer: ImportService,
+    private alerts: AlertService,
+    private events: EventService,
+    private logger: Logger,
+    private opts: { exportCron: string; bundleDir: string },
+  ) {}
+
+  private nextRun(): number {
+    const task = createTask(this.opts.exportCron, () => {});
+    const next = task.getNextRun();
+    void task.destroy();
+    return next ? next.getTime() : Number.MAX_SAFE_INTEGER;
+  }
+
+  /** At start: run a missed export, then store when the next one is due. */
+  async catchUp(): Promise<string | null> {
+    const due = this.state.nextExportDue;
+    let file: string | null = null;
+    if (due !== null && due <= this.clock.now()) {
+      this.logger.info('running the scheduled export missed while the collector was down', { due: new Date(due).toISOString() });
+      file = await this.runScheduledExport();
+    }
+    this.db.transaction(() => (this.state.nextExportDue = this.nextRun()))();
+    return file;
+  }
+
+  async runScheduledExport(): Promise<string> {
+    const r = await this.exporter.export({ period: previousPeriod(this.clock.now()), actor: 'schedule' });
+    this.db.transaction(() => (this.state.nextExportDue = this.nextRun()))();
+    return r.file;
+  }
+
+  /**
+   * Imports the response bundles dropped in the inbox, one at a time, once a file has stopped
+   * growing (a copy in progress is left for the next poll). Applied files move to archive/,
+   * refused ones to rejected/ with a .reason file.
+   */
+  async pollInbox(): Promise<{ imported: string[]; rejected: string[] }> {
+    const out = { imported: [] as string[], rejected: [] as string[] };
+    if (this.busy) return out;
+    this.busy = true;
+    try {
+      const inbox = join(this.opts.bundleDir, 'inbox');
+      if (!existsSync(inbox)) return out;
+      for (const name of readdirSync(inbox).sort()) {
+        if (!name.endsWith(BUNDLE_EXTENSION) || name.startsWith('.')) continue;
+        const file = join(inbox, name);
+        const size = statSync(file).size;
+        if (this.seen.get(file) !== size) {
+          this.seen.set(file, size);
+          continue; // seen for the first time, or still growing: take it next poll
+        }
+        this.seen.delete(file);
+        try {
+          await this.importer.import(file, { force: false, actor: 'inbox' });
+          out.imported.push(name);
+        } catch (e) {
+          if (!(e instanceof AppError)) throw e;
+          const target = this.importer.archive(file, 'rejected', `${e.code}: ${e.message}`);
+          this.db.transaction(() => {
+            this.events.append('exchange.rejected', 'inbox', name, null, { code: e.code, reason: e.message, movedTo: target });
+            this.alerts.raise('bundle_rejected', { subject: name, severity: 'warning', message: `${name} was refused: ${e.message}`, details: { code: e.code, file: target } });
+          })();
+          out.rejected.push(name);
+        }
+      }
+      return out;
+    } finally {
+      this.busy = false;
+    }
+  }
+}

@@ -1,0 +1,69 @@
+import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TAG } from '../helpers/harness.js';
+import { startSite, type Site } from '../helpers/exchange.js';
+import { previousPeriod } from '../../src/exchange/jobs.js';
+
+let s: Site;
+beforeEach(async () => {
+  s = await startSite();
+  s.up.service.addEntitlement({ account: 'ACME', va: 'Default', tag: TAG, displayName: 'DNA', kind: 'perpetual', quantity: 3, startsAt: 0, endsAt: null });
+});
+afterEach(() => s.close());
+
+const bundleDir = () => s.h.config.exchange.bundleDir;
+
+describe('the monthly export', () => {
+  it('when the collector starts after a due export was missed, then the export runs once and the next is stored', async () => {
+    const d = await s.h.registered();
+    await d.sendReport(d.report(TAG, 1));
+    const jobs = s.h.services.exchange.jobs;
+    s.h.services.db.transaction(() => (s.h.services.exchange.state.nextExportDue = Date.now() - 60_000))();
+    const file = await jobs.catchUp();
+    expect(file).toBeTruthy();
+    expect(existsSync(file!)).toBe(true);
+    expect(file).toContain(previousPeriod(Date.now()));
+    expect(s.h.services.exchange.state.nextExportDue!).toBeGreaterThan(Date.now());
+    expect(await jobs.catchUp()).toBeNull(); // not due again
+    const alert = (await s.h.api.get('/api/v1/alerts?kind=export_ready')).body.items[0];
+    expect(alert.message).toContain('carry it to the upstream');
+  });
+
+  it('then a scheduled export in January covers December', () => {
+    expect(previousPeriod(Date.UTC(2027, 0, 1, 2))).toBe('2026-12');
+    expect(previousPeriod(Date.UTC(2026, 6, 1, 2))).toBe('2026-06');
+  });
+});
+
+describe('the watched inbox', () => {
+  it('when a response is dropped in, then it is applied once it stops growing, and moved to archive', async () => {
+    const d = await s.h.registered();
+    await d.sendReport(d.report(TAG, 1));
+    const r = await s.up.process((await s.exportNow()).file);
+    const dropped = join(bundleDir(), 'inbox', 'response.opb');
+    copyFileSync(r.responseFile, dropped);
+    const jobs = s.h.services.exchange.jobs;
+    expect(await jobs.pollInbox()).toEqual({ imported: [], rejected: [] }); // first sight: wait for it to settle
+    expect(await jobs.pollInbox()).toEqual({ imported: ['response.opb'], rejected: [] });
+    expect(existsSync(dropped)).toBe(false);
+    expect(readdirSync(join(bundleDir(), 'archive'))).toContain('response.opb');
+    expect(s.h.count("SELECT count(*) FROM reports WHERE ack_status = 'accepted'")).toBe(1);
+  });
+
+  it('when a refused bundle is dropped in, then it moves to rejected with a .reason file and an alert', async () => {
+    const d = await s.h.registered();
+    await d.sendReport(d.report(TAG, 1));
+    const r = await s.up.process((await s.exportNow()).file);
+    const bad = readFileSync(r.responseFile);
+    bad[600] = bad[600]! ^ 1;
+    writeFileSync(join(bundleDir(), 'inbox', 'bad.opb'), bad);
+    const jobs = s.h.services.exchange.jobs;
+    await jobs.pollInbox();
+    expect(await jobs.pollInbox()).toEqual({ imported: [], rejected: ['bad.opb'] });
+    const reason = readFileSync(join(bundleDir(), 'rejected', 'bad.opb.reason'), 'utf8');
+    expect(reason).toMatch(/^bad_signature: /);
+    expect((await s.h.api.get('/api/v1/alerts?kind=bundle_rejected')).body.items[0].subject).toBe('bad.opb');
+    expect(s.h.count("SELECT count(*) FROM reports WHERE ack_status = 'pending'")).toBe(1);
+  });
+});
