@@ -1,0 +1,157 @@
+// npm run bench:bundle: the disconnected exchange at scale. Seeds a collector database with
+// 100,000 devices and 3,000,000 unacknowledged reports, then times export (at 300k and at 3M
+// reports, with ingest p99 measured while it runs), bundle verify, upstream process and the
+// import of the response, printing seconds, records per second, size and peak RSS of each.
+// Everything runs on 127.0.0.1 under a temporary folder. BENCH_REPORTS scales it down.
+import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { Pool } from 'undici';
+import { CLI, fmt, percentile, start, stop } from './lib.mjs';
+import { loadConfig } from '../dist/config/load.js';
+import { buildServices } from '../dist/main.js';
+import { createLogger } from '../dist/shared/logger.js';
+import { generateKeyPair, privateKeyObject } from '../dist/shared/ed25519.js';
+import { signRequest, HEADER } from '../dist/device-api/signing.js';
+
+const REPORTS = Number(process.env.BENCH_REPORTS ?? 3_000_000);
+const DEVICES = Math.min(100_000, Math.max(1000, REPORTS / 30));
+const FIRST = Math.round(REPORTS / 10);
+const TAG = 'regid.2018-06.com.cisco.DNA_NWStack,1.0_e7244e71-3ad5-4608-8bf0-d12f67c80896';
+
+const root = mkdtempSync(join(tmpdir(), 'outpost-bench-bundle-'));
+const env = {
+  OUTPOST_DATA_DIR: join(root, 'data'), OUTPOST_EXCHANGE_BUNDLE_DIR: join(root, 'bundles'), OUTPOST_UPSTREAM_DATA_DIR: join(root, 'upstream'),
+  OUTPOST_HTTP_PORT: '0', OUTPOST_LOG_LEVEL: 'warn',
+};
+const results = [];
+const row = (step, seconds, records, extra) => {
+  results.push({ step, seconds, records, ...extra });
+  console.log(`${step.padEnd(28)} ${fmt(seconds, 1).padStart(6)} s  ${fmt(records / seconds).padStart(10)} records/s  ${extra.note ?? ''}`);
+};
+
+/** Runs the outpost command in its own process; returns its output, wall time and peak RSS. */
+function run(args) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const p = spawn(process.execPath, ['--expose-gc', join(import.meta.dirname, 'rss-wrap.mjs'), CLI, ...args, '--json'], { env: { ...process.env, ...env } });
+    let out = '', err = '';
+    p.stdout.on('data', (c) => (out += c));
+    p.stderr.on('data', (c) => (err += c));
+    p.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`outpost ${args.join(' ')}: ${err}`));
+      const m = /\n?MAXRSS (\d+)\s*$/.exec(out);
+      resolve({ seconds: (performance.now() - t0) / 1000, json: JSON.parse(out.replace(/MAXRSS \d+\s*$/, '')), rssMb: m ? Number(m[1]) / 1024 : NaN });
+    });
+  });
+}
+
+// 1. Seed: devices and reports written straight into a real collector store, as ingest leaves them.
+function seed(from, to) {
+  const s = buildServices(loadConfig({ env: {}, overrides: { dataDir: env.OUTPOST_DATA_DIR, exchange: { bundleDir: env.OUTPOST_EXCHANGE_BUNDLE_DIR } } }), { logger: createLogger('error', true) });
+  const va = s.accounts.list()[0].id;
+  const now = Date.now();
+  const dev = s.db.prepare("INSERT OR IGNORE INTO devices (id, va_id, udi_pid, udi_serial, hostname, status, source, registered_at, last_seen_at) VALUES (?, ?, 'C9300-48P', ?, ?, 'active', 'rum', ?, ?)");
+  const udi = s.db.prepare('INSERT OR IGNORE INTO device_udis (udi, device_id) VALUES (?, ?)');
+  const rep = s.db.prepare("INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags) VALUES (?, 'device', ?, ?, ?, ?, ?, ?, 1, ?)");
+  const use = s.db.prepare('INSERT OR REPLACE INTO device_usage (device_id, tag, count, period_end, report_pk) VALUES (?, ?, ?, ?, ?)');
+  s.db.transaction(() => {
+    for (let i = 0; i < DEVICES; i++) {
+      const id = `dev_bench${String(i).padStart(7, '0')}`;
+      dev.run(id, va, `SN${i}`, `switch-${i}`, now, now);
+      udi.run(`C9300-48P:SN${i}`, id);
+    }
+    for (let k = from; k < to; k++) {
+      const i = k % DEVICES;
+      const id = `dev_bench${String(i).padStart(7, '0')}`;
+      const t = 1_790_000_000 + Math.floor(k / DEVICES) * 3600;
+      const body = JSON.stringify({ reportId: `r${k}`, seq: k, generatedAt: t, measurements: [{ tag: TAG, count: 1 + (k % 4), start: t - 3600, end: t }] });
+      const pk = rep.run(id, `r${k}`, k, t * 1000, now, String(k).padStart(64, '0'), body, TAG).lastInsertRowid;
+      use.run(id, TAG, 1 + (k % 4), t * 1000, pk);
+    }
+    s.licenses.ledger.replaceAll(s.licenses.ledger.recompute());
+  })();
+  s.db.close();
+}
+
+let t0 = performance.now();
+seed(0, FIRST);
+console.log(`seeded ${fmt(DEVICES)} devices and ${fmt(FIRST)} reports in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+
+// Enrollment, as operators do it.
+const req = (await run(['enroll', '--account', 'Bench'])).json;
+const up = (await run(['upstream', 'init'])).json;
+const added = (await run(['upstream', 'collector', 'add', req.file, '--account', 'Bench', '--fingerprint', req.fingerprint])).json;
+await run(['enroll', 'confirm', added.responseFile, '--fingerprint', up.fingerprint]);
+await run(['upstream', 'entitlements', 'add', '--account', 'Bench', '--va', 'Default', '--tag', TAG, '--name', 'DNA', '--quantity', '100000']);
+
+// 2. Export at 300k, in the server, under device load.
+async function exportUnderLoad(label) {
+  const server = await start(process.execPath, [CLI, 'serve'], { ...env, OUTPOST_LOG_LEVEL: 'info' }, /"url":"http:\/\/127\.0\.0\.1:(\d+)"/);
+  const url = `http://127.0.0.1:${server.match[1]}`;
+  const pool = new Pool(url, { connections: 16 });
+  const collector = JSON.parse(await (await pool.request({ path: '/device/v1/collector', method: 'GET' })).body.text());
+  const token = (await run(['token', 'create', '--description', 'load', '--uses', '16'])).json.secret;
+  const devices = [];
+  for (let i = 0; i < 16; i++) {
+    const kp = generateKeyPair();
+    const key = privateKeyObject(kp.seed);
+    const body = JSON.stringify({ token, udi: { pid: 'LOAD', serial: `${label}-${i}` }, publicKey: kp.publicKey.toString('base64') });
+    const ts = String(Math.floor(Date.now() / 1000));
+    const r = await pool.request({ path: '/device/v1/register', method: 'POST', body, headers: { [HEADER.timestamp]: ts, [HEADER.signature]: signRequest(key, { method: 'POST', path: '/device/v1/register', collectorId: collector.collectorId, deviceId: '-', timestamp: ts, body }) } });
+    devices.push({ id: JSON.parse(await r.body.text()).deviceId, key });
+  }
+  let stopLoad = false;
+  const lat = [];
+  const load = devices.map(async (d, w) => {
+    for (let n = 0; !stopLoad; n++) {
+      const now = Math.floor(Date.now() / 1000);
+      const body = JSON.stringify({ reportId: `${label}-${w}-${n}`, seq: n, generatedAt: now, measurements: [{ tag: TAG, count: 1, start: now - 60, end: now }] });
+      const ts = String(now);
+      const t = performance.now();
+      const r = await pool.request({ path: '/device/v1/report', method: 'POST', body, headers: { [HEADER.device]: d.id, [HEADER.timestamp]: ts, [HEADER.signature]: signRequest(d.key, { method: 'POST', path: '/device/v1/report', collectorId: collector.collectorId, deviceId: d.id, timestamp: ts, body }) } });
+      await r.body.text();
+      lat.push(performance.now() - t);
+    }
+  });
+  let peak = 0;
+  const pid = server.proc.pid;
+  const sampler = setInterval(() => {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (m) peak = Math.max(peak, Number(m[1]) / 1024);
+  }, 50);
+  await new Promise((r) => setTimeout(r, 500));
+  lat.length = 0;
+  const exp = await run(['export', '--period', '2026-11']);
+  stopLoad = true;
+  await Promise.all(load);
+  clearInterval(sampler);
+  await pool.close();
+  await stop(server.proc);
+  lat.sort((a, b) => a - b);
+  return { ...exp.json, seconds: exp.seconds, peakRss: peak, ingestP99: percentile(lat, 99), ingestRequests: lat.length };
+}
+
+const small = await exportUnderLoad('a');
+row(`export ${fmt(small.reports)} reports`, small.seconds, small.reports, { note: `${fmt(small.bytes / 1e6, 1)} MB, server peak RSS ${fmt(small.peakRss)} MB, ingest p99 during export ${fmt(small.ingestP99, 1)} ms (${small.ingestRequests} requests)` });
+
+t0 = performance.now();
+seed(FIRST, REPORTS);
+console.log(`seeded up to ${fmt(REPORTS)} reports in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+const big = await exportUnderLoad('b');
+row(`export ${fmt(big.reports)} reports`, big.seconds, big.reports, { note: `${fmt(big.bytes / 1e6, 1)} MB, server peak RSS ${fmt(big.peakRss)} MB, ingest p99 during export ${fmt(big.ingestP99, 1)} ms (${big.ingestRequests} requests)` });
+
+// 3. Verify (the security team's check), 4. upstream process, 5. import of the response.
+const keyFile = join(root, 'collector.pub');
+writeFileSync(keyFile, (await run(['keys'])).json.collector.publicKey);
+const ver = await run(['bundle', 'verify', big.file, '--key', keyFile]);
+row('bundle verify', ver.seconds, big.reports, { note: `peak RSS ${fmt(ver.rssMb)} MB` });
+const proc = await run(['upstream', 'process', big.file]);
+row('upstream process', proc.seconds, big.reports, { note: `peak RSS ${fmt(proc.rssMb)} MB, response ${fmt(statSync(proc.json.responseFile).size / 1e6, 1)} MB, ${fmt(proc.json.reports.accepted)} accepted` });
+const imp = await run(['import', proc.json.responseFile]);
+row('import response', imp.seconds, imp.json.acks.accepted, { note: `peak RSS ${fmt(imp.rssMb)} MB, ${fmt(imp.json.acks.accepted)} ACKs applied` });
+
+console.log('');
+console.log(`export RSS at ${fmt(small.reports)} reports: ${fmt(small.peakRss)} MB; at ${fmt(big.reports)}: ${fmt(big.peakRss)} MB`);
+rmSync(root, { recursive: true, force: true });
