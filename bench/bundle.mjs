@@ -16,7 +16,7 @@ import { generateKeyPair, privateKeyObject } from '../dist/shared/ed25519.js';
 import { signRequest, HEADER } from '../dist/device-api/signing.js';
 
 const REPORTS = Number(process.env.BENCH_REPORTS ?? 3_000_000);
-const DEVICES = Math.min(100_000, Math.max(1000, REPORTS / 30));
+const DEVICES = Math.floor(Math.min(100_000, Math.max(1000, REPORTS / 30)));
 const FIRST = Math.round(REPORTS / 10);
 const TAG = 'regid.2018-06.com.cisco.DNA_NWStack,1.0_e7244e71-3ad5-4608-8bf0-d12f67c80896';
 

@@ -11,7 +11,7 @@ import type { AccountService } from '../accounts/service.js';
 import { writeBundle, type WrittenBundle } from './write.js';
 import type { ExchangeState } from './state.js';
 import { BUNDLE_EXTENSION } from './manifest.js';
-import { PAYLOAD, type DeviceRecord, type ReportRecord, type UsageSummaryRecord, type VaRecord } from './records.js';
+import { PAYLOAD, type DeviceRecord, type UsageSummaryRecord, type VaRecord } from './records.js';
 
 export interface ExportOptions {
   period?: string | undefined;
@@ -37,6 +37,8 @@ export interface ExportResult extends ExportPreview {
 }
 
 const CHUNK = 5000;
+/** reports.tags holds the tags newline-separated (tags contain commas); this makes them a JSON array. */
+const TAGS_AS_JSON = `CASE WHEN r.tags = '' THEN '[]' ELSE '["' || replace(replace(replace(r.tags, '\\', '\\\\'), '"', '\\"'), char(10), '","') || '"]' END`;
 
 /**
  * Writes the usage bundle: every report not yet acknowledged (so a lost bundle costs a
@@ -115,45 +117,48 @@ export class ExportService {
     return { ...preview, reports: records, file, bundleId, sequence, hash: written.hash, bytes: written.bytes };
   }
 
-  private async *pendingReports(): AsyncGenerator<ReportRecord> {
-    const stmt = this.db.prepare(
-      `SELECT r.id, r.device_id, r.source, r.report_id, r.seq, r.generated_at, r.tags, r.measurement_count, r.content_hash, r.body,
-              d.udi_pid, d.udi_serial
-       FROM reports r JOIN devices d ON d.id = r.device_id
-       WHERE r.ack_status = 'pending' AND r.id > ? ORDER BY r.id LIMIT ${CHUNK}`,
-    );
+  /**
+   * The unacknowledged reports, as NDJSON lines built by SQLite itself (json_object escapes
+   * the bodies in C): about three times faster than building objects and stringifying them
+   * in JavaScript, which at millions of reports is the difference that matters.
+   */
+  private async *pendingReports(): AsyncGenerator<string> {
+    const stmt = this.db
+      .prepare(
+        `SELECT r.id, json_object('ref', r.id, 'udi', d.udi_pid || ':' || d.udi_serial, 'source', r.source, 'reportId', r.report_id,
+                'seq', r.seq, 'generatedAt', r.generated_at / 1000, 'tags', json(${TAGS_AS_JSON}), 'measurements', r.measurement_count,
+                'body', r.body)
+         FROM reports r LEFT JOIN devices d ON d.id = r.device_id
+         WHERE r.ack_status = 'pending' AND r.id > ? ORDER BY r.id LIMIT ${CHUNK}`,
+      )
+      .raw(); // every pending report goes, so that an ACK for a run of refs covers exactly what was sent
     let after = 0;
     for (;;) {
-      const rows = stmt.all(after) as {
-        id: number; device_id: string; source: 'device' | 'rum'; report_id: string; seq: number | null; generated_at: number | null;
-        tags: string; measurement_count: number; content_hash: string; body: string; udi_pid: string; udi_serial: string;
-      }[];
+      const rows = stmt.all(after) as [number, string][];
       if (!rows.length) return;
-      for (const r of rows) {
-        yield {
-          ref: r.id, deviceId: r.device_id, udi: `${r.udi_pid}:${r.udi_serial}`, source: r.source, reportId: r.report_id, seq: r.seq,
-          generatedAt: toIso(r.generated_at), tags: r.tags ? r.tags.split('\n') : [], measurements: r.measurement_count,
-          contentHash: r.content_hash, body: r.body,
-        };
-      }
-      after = rows[rows.length - 1]!.id;
+      let text = '';
+      for (const r of rows) text += r[1] + '\n';
+      yield text;
+      after = rows[rows.length - 1]![0];
       await new Promise((res) => setImmediate(res)); // let device requests in between chunks
     }
   }
 
   private async *devices(hostname: (h: string) => string): AsyncGenerator<DeviceRecord> {
-    const stmt = this.db.prepare(`SELECT * FROM devices WHERE id > ? ORDER BY id LIMIT ${CHUNK}`);
-    const udis = this.db.prepare('SELECT udi FROM device_udis WHERE device_id = ? ORDER BY udi');
+    const stmt = this.db.prepare(
+      `SELECT d.*, (SELECT json_group_array(udi) FROM device_udis u WHERE u.device_id = d.id) AS udis
+       FROM devices d WHERE d.id > ? ORDER BY d.id LIMIT ${CHUNK}`,
+    );
     let after = '';
     for (;;) {
       const rows = stmt.all(after) as {
         id: string; va_id: string; udi_pid: string; udi_serial: string; hostname: string; software_version: string; status: string;
-        registered_at: number; last_seen_at: number | null;
+        registered_at: number; last_seen_at: number | null; udis: string;
       }[];
       if (!rows.length) return;
       for (const d of rows) {
         yield {
-          deviceId: d.id, udi: `${d.udi_pid}:${d.udi_serial}`, udis: (udis.all(d.id) as { udi: string }[]).map((u) => u.udi),
+          deviceId: d.id, udi: `${d.udi_pid}:${d.udi_serial}`, udis: JSON.parse(d.udis) as string[],
           vaId: d.va_id, hostname: d.hostname ? hostname(d.hostname) : '', softwareVersion: d.software_version, status: d.status,
           registeredAt: toIso(d.registered_at)!, lastSeenAt: toIso(d.last_seen_at),
         };

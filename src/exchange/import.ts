@@ -32,12 +32,14 @@ export interface ImportResult {
   archivedAs: string | null;
 }
 
-const ackSchema = z.strictObject({
-  ref: z.number().int().positive(),
-  contentHash: z.string(),
-  status: z.enum(['accepted', 'rejected']),
-  reason: z.string().max(500).nullable(),
-});
+const ackSchema = z
+  .strictObject({
+    from: z.number().int().positive(),
+    to: z.number().int().positive(),
+    status: z.enum(['accepted', 'rejected']),
+    reason: z.string().max(500).nullable(),
+  })
+  .refine((a) => a.to >= a.from, 'a run of refs ends before it starts');
 const lineSchema = z.strictObject({
   tag: z.string().min(1).max(256),
   displayName: z.string().max(256),
@@ -117,20 +119,25 @@ export class ImportService {
   private apply(m: Manifest, hash: string, work: string, ackOnly: boolean, r: ImportResult, o: { force: boolean; actor: string }): ImportResult {
     const now = this.clock.now();
     const touched: UsageKey[] = [];
+    // A run of refs settles the reports of the answered bundle in it that are still pending and
+    // unchanged since it was written: a RUM report that grew since was received later, and its
+    // newer copy waits for an answer of its own.
+    const exportedAt = this.state.bundle(m.answers!.bundleId)!.created_at;
     const ack = this.db.prepare(
-      "UPDATE reports SET ack_status = ?, ack_reason = ?, acked_at = ? WHERE id = ? AND content_hash = ? AND ack_status = 'pending'",
+      "UPDATE reports SET ack_status = ?, ack_reason = ?, acked_at = ? WHERE id BETWEEN ? AND ? AND ack_status = 'pending' AND received_at <= ?",
     );
     const rejectedReasons = new Map<string, number>();
     for (const rec of this.records(work, m, PAYLOAD.acks, ackSchema)) {
-      const changed = ack.run(rec.status, rec.reason, now, rec.ref, rec.contentHash).changes;
-      if (!changed) r.acks.stale++; // acknowledged before, or grown since: the newer copy waits for its own ACK
-      else if (rec.status === 'accepted') r.acks.accepted++;
-      else {
-        r.acks.rejected++;
+      const changed = ack.run(rec.status, rec.reason, now, rec.from, rec.to, exportedAt).changes;
+      if (rec.status === 'accepted') r.acks.accepted += changed;
+      else if (changed) {
+        r.acks.rejected += changed;
         const reason = rec.reason ?? 'no reason given';
-        rejectedReasons.set(reason, (rejectedReasons.get(reason) ?? 0) + 1);
+        rejectedReasons.set(reason, (rejectedReasons.get(reason) ?? 0) + changed);
       }
     }
+    const answered = Number(m.meta.accepted ?? 0) + Number(m.meta.rejected ?? 0);
+    r.acks.stale = Math.max(0, answered - r.acks.accepted - r.acks.rejected);
     for (const [reason, count] of rejectedReasons) {
       this.alerts.raise('report_rejected', {
         subject: reason.slice(0, 200),

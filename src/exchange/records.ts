@@ -13,18 +13,20 @@ export const PAYLOAD = {
   vaConfirmations: 'va-confirmations.ndjson.gz',
 } as const;
 
-/** A report not yet acknowledged. `ref` is the collector's own handle, echoed in the ACK. */
+/**
+ * A report not yet acknowledged. `ref` is the collector's own handle, echoed in the ACK;
+ * `udi` is the device's (the devices payload maps it to the collector's device id).
+ */
 export interface ReportRecord {
   ref: number;
-  deviceId: string;
   udi: string;
   source: 'device' | 'rum';
   reportId: string;
   seq: number | null;
-  generatedAt: string | null;
+  /** Unix seconds. */
+  generatedAt: number | null;
   tags: string[];
   measurements: number;
-  contentHash: string;
   /** The report as received; RUM reports byte for byte as the device wrote them. */
   body: string;
 }
@@ -54,9 +56,13 @@ export interface UsageSummaryRecord {
   devices: number;
 }
 
+/**
+ * ACKs for a run of reports: every report of the answered bundle whose ref lies in
+ * [from, to] has this status. Refs in a bundle ascend, so runs keep 3M ACKs to a few lines.
+ */
 export interface AckRecord {
-  ref: number;
-  contentHash: string;
+  from: number;
+  to: number;
   status: 'accepted' | 'rejected';
   reason: string | null;
 }

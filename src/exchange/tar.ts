@@ -50,10 +50,15 @@ export class TarWriter {
     private mtimeSec: number,
   ) {}
 
+  private failed: Error | undefined;
   private write(chunk: Buffer): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.out.listenerCount('error') === 0) this.out.on('error', (e) => (this.failed = e));
+    if (this.out.write(chunk)) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      if (this.out.write(chunk)) resolve();
-      else this.out.once('drain', resolve).once('error', reject);
+      const onDrain = () => (this.out.off('close', onClose), resolve());
+      const onClose = () => (this.out.off('drain', onDrain), reject(this.failed ?? new Error('the bundle file closed early')));
+      this.out.once('drain', onDrain).once('close', onClose);
     });
   }
 

@@ -17,14 +17,13 @@ export interface ProcessResult {
   forced: boolean;
 }
 
-const CHUNK = 5000;
-
 /**
  * Processes a usage bundle: verifies it against the collector's pinned key and its account,
  * counts each report once (keyed by account, UDI and report id; a grown RUM report replaces
  * its earlier copy), rejects with a reason what it cannot accept, and writes the signed
- * response. Reports are staged in an unindexed table and merged in key order, which is
- * several times faster than inserting into the keyed table in arrival order.
+ * response. The reports are counted in one transaction before the response is written; if
+ * writing it fails, processing the bundle again (its sequence was not yet recorded) counts
+ * nothing twice and answers it.
  */
 export async function processUsageBundle(up: UpstreamService, file: string, o: { force: boolean }): Promise<ProcessResult> {
   mkdirSync(up.outDir, { recursive: true });
@@ -54,40 +53,63 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
       devices.push({ udi: d.udi, deviceId: d.deviceId, vaId: d.vaId, hostname: String(d.hostname ?? '') });
     }
 
-    db.exec('DROP TABLE IF EXISTS temp.staging');
-    db.exec(`CREATE TEMP TABLE staging (ref INTEGER, udi TEXT, report_id TEXT, measurements INTEGER, content_hash TEXT, tags TEXT,
-             body TEXT, status TEXT, reason TEXT)`);
-    const stage = db.prepare('INSERT INTO staging VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    // Reports: each counted once per account, UDI and report id; a grown copy replaces the
+    // earlier one. ACKs are kept as runs of refs with one status.
+    const acks: AckRecord[] = [];
+    const ack = (ref: number, status: AckRecord['status'], reason: string | null) => {
+      const last = acks[acks.length - 1];
+      if (last && last.status === status && last.reason === reason) last.to = ref;
+      else acks.push({ from: ref, to: ref, status, reason });
+    };
+    const upsert = db.prepare(
+      `INSERT INTO reports (account_id, udi, report_id, measurements, tags, body, collector_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (account_id, udi, report_id) DO UPDATE SET
+         measurements = excluded.measurements, tags = excluded.tags, body = excluded.body,
+         collector_id = excluded.collector_id, received_at = excluded.received_at
+       WHERE excluded.measurements > reports.measurements`,
+    );
+    const total = db.prepare('SELECT count(*) AS n FROM reports WHERE account_id = ?');
+    const counts = { accepted: 0, rejected: 0, merged: 0, before: 0, after: 0 };
     let n = 0;
+    let lastRef = 0;
     db.transaction(() => {
+      counts.before = (total.get(c.account_id) as { n: number }).n;
       for (const line of readLinesSync(join(work, PAYLOAD.reports.replace(/\.gz$/, '')))) {
         n++;
-        let r: { ref: number; udi: string; reportId: string; measurements: number; contentHash: string; tags: string[]; body: string };
+        let r: { ref: number; udi: string; reportId: string; measurements: number; tags: string[]; body: string };
         try {
           r = JSON.parse(line);
         } catch (e) {
           throw new BundleError('malformed_payload', `${PAYLOAD.reports} line ${n}: ${(e as Error).message}`);
         }
-        if (!Number.isInteger(r.ref) || typeof r.udi !== 'string' || typeof r.reportId !== 'string' || !Array.isArray(r.tags) || typeof r.body !== 'string') {
-          throw new BundleError('malformed_payload', `${PAYLOAD.reports} line ${n}: not a report record`);
+        if (!Number.isInteger(r.ref) || r.ref <= lastRef || typeof r.udi !== 'string' || typeof r.reportId !== 'string' || !Array.isArray(r.tags) || typeof r.body !== 'string' || !Number.isInteger(r.measurements)) {
+          throw new BundleError('malformed_payload', `${PAYLOAD.reports} line ${n}: not a report record (or refs out of order)`);
         }
+        lastRef = r.ref;
         const unknown = r.tags.find((t) => !tags.has(t));
-        const [status, reason] = foreign.has(r.udi)
-          ? ['rejected', `device ${r.udi} belongs to another account`]
+        const reason = foreign.has(r.udi)
+          ? `device ${r.udi} belongs to another account`
           : unknown !== undefined
-            ? ['rejected', `unknown entitlement tag ${unknown}`]
+            ? `unknown entitlement tag ${unknown}`
             : r.tags.length === 0
-              ? ['rejected', 'the report measures no entitlement']
-              : ['accepted', null];
-        stage.run(r.ref, r.udi, r.reportId, r.measurements, r.contentHash, r.tags.join('\n'), r.body, status, reason);
+              ? 'the report measures no entitlement'
+              : null;
+        if (reason) {
+          counts.rejected++;
+          ack(r.ref, 'rejected', reason);
+          continue;
+        }
+        counts.accepted++;
+        counts.merged += upsert.run(c.account_id, r.udi, r.reportId, r.measurements, r.tags.join('\n'), r.body, c.id, now).changes;
+        ack(r.ref, 'accepted', null);
       }
+      const listed = m.payloads.find((p) => p.name === PAYLOAD.reports);
+      if (listed && n !== listed.records) throw new BundleError('payload_mismatch', `${PAYLOAD.reports} holds ${n} records; the manifest says ${listed.records}`);
+      counts.after = (total.get(c.account_id) as { n: number }).n;
     })();
-    const listed = m.payloads.find((p) => p.name === PAYLOAD.reports);
-    if (listed && n !== listed.records) throw new BundleError('payload_mismatch', `${PAYLOAD.reports} holds ${n} records; the manifest says ${listed.records}`);
 
     const confirmations = db.transaction(() => applyVaProposals(up, c.account_id, lines(work, PAYLOAD.virtualAccounts) as Iterable<{ vaId: string; name: string }>))();
 
-    const counts = db.prepare("SELECT sum(status = 'accepted') AS a, sum(status = 'rejected') AS r FROM staging").get() as { a: number | null; r: number | null };
     const responseSequence = c.out_seq + 1;
     const snapshots = up.snapshots(c.account_id);
     const responseId = newId('bun', now);
@@ -97,10 +119,10 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
         kind: 'response', bundleId: responseId, collectorId: c.id, accountId: c.account_id, sequence: responseSequence,
         lastAnsweredHash: c.last_answered_hash, answers: { bundleId: m.bundleId, sequence: m.sequence, hash: v.hash }, period: m.period,
         createdAt: new Date(now).toISOString(), eventChainHead: null,
-        meta: { upstreamId: up.identity.collectorId, accepted: counts.a ?? 0, rejected: counts.r ?? 0 },
+        meta: { upstreamId: up.identity.collectorId, accepted: counts.accepted, rejected: counts.rejected },
       },
       [
-        { name: PAYLOAD.acks, records: acks(up) },
+        { name: PAYLOAD.acks, records: acks },
         { name: PAYLOAD.entitlements, records: snapshots },
         { name: PAYLOAD.policy, records: [up.policy()] },
         { name: PAYLOAD.vaConfirmations, records: confirmations },
@@ -109,18 +131,6 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
     );
 
     const result = db.transaction(() => {
-      const before = (db.prepare('SELECT count(*) AS n FROM reports WHERE account_id = ?').get(c.account_id) as { n: number }).n;
-      const merged = db
-        .prepare(
-          `INSERT INTO reports (account_id, udi, report_id, measurements, content_hash, tags, body, collector_id, received_at)
-           SELECT ?, udi, report_id, measurements, content_hash, tags, body, ?, ? FROM staging WHERE status = 'accepted' ORDER BY udi, report_id
-           ON CONFLICT (account_id, udi, report_id) DO UPDATE SET
-             measurements = excluded.measurements, content_hash = excluded.content_hash, tags = excluded.tags, body = excluded.body,
-             collector_id = excluded.collector_id, received_at = excluded.received_at
-           WHERE excluded.measurements > reports.measurements`,
-        )
-        .run(c.account_id, c.id, now).changes;
-      const after = (db.prepare('SELECT count(*) AS n FROM reports WHERE account_id = ?').get(c.account_id) as { n: number }).n;
       const upsertDevice = db.prepare(
         `INSERT INTO devices (udi, account_id, collector_id, device_id, va_id, hostname, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (udi) DO UPDATE SET collector_id = excluded.collector_id, device_id = excluded.device_id, va_id = excluded.va_id,
@@ -134,22 +144,16 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
       const record = db.prepare('INSERT OR IGNORE INTO bundles (id, collector_id, direction, kind, sequence, hash, file, created_at, forced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
       record.run(m.bundleId, c.id, 'in', 'usage', m.sequence, v.hash, file, now, o.force ? 1 : 0);
       record.run(responseId, c.id, 'out', 'response', responseSequence, response.hash, response.path, now, 0);
-      const accepted = counts.a ?? 0;
-      const fresh = after - before;
+      const fresh = counts.after - counts.before;
       const res: ProcessResult = {
         usageBundle: m.bundleId, sequence: m.sequence, forced: o.force, responseFile: response.path, responseSequence,
-        reports: { accepted, rejected: counts.r ?? 0, new: fresh, replaced: merged - fresh, alreadyCounted: accepted - merged },
+        reports: { accepted: counts.accepted, rejected: counts.rejected, new: fresh, replaced: counts.merged - fresh, alreadyCounted: counts.accepted - counts.merged },
       };
       up.event(o.force ? 'usage.processed_forced' : 'usage.processed', c.id, { ...res.reports, sequence: m.sequence, bundle: m.bundleId });
       return res;
     })();
     return result;
   } finally {
-    try {
-      db.exec('DROP TABLE IF EXISTS temp.staging');
-    } catch {
-      /* the store may be closing */
-    }
     rmSync(work, { recursive: true, force: true });
   }
 }
@@ -163,17 +167,6 @@ function* lines(work: string, name: string): Generator<unknown> {
     } catch (e) {
       throw new BundleError('malformed_payload', `${name} line ${n}: ${(e as Error).message}`);
     }
-  }
-}
-
-function* acks(up: UpstreamService): Generator<AckRecord> {
-  const stmt = up.db.prepare(`SELECT rowid, ref, content_hash, status, reason FROM staging WHERE rowid > ? ORDER BY rowid LIMIT ${CHUNK}`);
-  let after = 0;
-  for (;;) {
-    const rows = stmt.all(after) as { rowid: number; ref: number; content_hash: string; status: 'accepted' | 'rejected'; reason: string | null }[];
-    if (!rows.length) return;
-    for (const r of rows) yield { ref: r.ref, contentHash: r.content_hash, status: r.status, reason: r.reason };
-    after = rows[rows.length - 1]!.rowid;
   }
 }
 

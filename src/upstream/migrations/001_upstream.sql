@@ -58,18 +58,20 @@ CREATE TABLE devices (
   updated_at INTEGER NOT NULL
 ) STRICT;
 
+-- Rows append in arrival order; the unique key is a separate, narrow index, so that counting
+-- a report once costs an index probe rather than moving bodies around a clustered table.
 CREATE TABLE reports (
+  id           INTEGER PRIMARY KEY,
   account_id   TEXT NOT NULL,
   udi          TEXT NOT NULL,
   report_id    TEXT NOT NULL,
   measurements INTEGER NOT NULL,
-  content_hash TEXT NOT NULL,
   tags         TEXT NOT NULL,
   body         TEXT NOT NULL,
   collector_id TEXT NOT NULL,
   received_at  INTEGER NOT NULL,
-  PRIMARY KEY (account_id, udi, report_id)
-) STRICT, WITHOUT ROWID;
+  UNIQUE (account_id, udi, report_id)
+) STRICT;
 
 CREATE TABLE bundles (
   id           TEXT PRIMARY KEY,
