@@ -30,6 +30,7 @@ import { ExportService } from './exchange/export.js';
 import { ImportService } from './exchange/import.js';
 import { EnrollmentService } from './exchange/enrollment.js';
 import { ExchangeJobs } from './exchange/jobs.js';
+import { KeyRotationService } from './exchange/key-rotation.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -77,6 +78,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       exporter,
       importer,
       enrollment: new EnrollmentService(db, time, identity, state, accounts, events, bundleDir),
+      rotation: new KeyRotationService(db, time, identity, state, accounts, events, { dataDir: config.dataDir, bundleDir }),
       jobs: new ExchangeJobs(db, time, state, exporter, importer, alerts, events, logger, { exportCron: config.exchange.exportCron, bundleDir }),
     };
     const services: Services = {

@@ -20,6 +20,7 @@ import type { ExportService } from './exchange/export.js';
 import type { ImportService } from './exchange/import.js';
 import type { EnrollmentService } from './exchange/enrollment.js';
 import type { ExchangeJobs } from './exchange/jobs.js';
+import type { KeyRotationService } from './exchange/key-rotation.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -40,7 +41,7 @@ export interface Services {
   ingest: IngestService;
   acks: AckReader;
   rum: RumImporter;
-  exchange: { state: ExchangeState; exporter: ExportService; importer: ImportService; enrollment: EnrollmentService; jobs: ExchangeJobs };
+  exchange: { state: ExchangeState; exporter: ExportService; importer: ImportService; enrollment: EnrollmentService; jobs: ExchangeJobs; rotation: KeyRotationService };
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): void;
 }

@@ -18,6 +18,7 @@ import { upstreamKeyFor } from './trust.js';
 import { PAYLOAD } from './records.js';
 import type { Manifest } from './manifest.js';
 import { parseStrictJson } from './strict-json.js';
+import { checkRotation } from './rotation.js';
 
 export interface ImportResult {
   status: 'applied' | 'already_imported';
@@ -75,8 +76,9 @@ export class ImportService {
   async import(file: string, o: { force: boolean; actor: string }): Promise<ImportResult> {
     const work = mkdtempSync(join(this.bundleDir, '.import-'));
     try {
-      const v = await verifyBundle(file, { kinds: ['response'], keyFor: upstreamKeyFor(this.state, this.time.now()), extractTo: work });
+      const v = await verifyBundle(file, { kinds: ['response', 'key-rotation'], keyFor: upstreamKeyFor(this.state, this.time.now()), extractTo: work });
       const m = v.manifest;
+      if (m.kind === 'key-rotation') return this.applyRotation(file, m, v.hash, o.actor);
       const base: ImportResult = {
         status: 'already_imported', bundleId: m.bundleId, sequence: m.sequence, answers: m.answers?.bundleId ?? null, forced: o.force,
         acks: { accepted: 0, rejected: 0, stale: 0 }, entitlements: { applied: 0, skippedOlder: 0 }, policy: 'none',
@@ -106,6 +108,28 @@ export class ImportService {
       this.policy.invalidate();
       rmSync(work, { recursive: true, force: true });
     }
+  }
+
+  /** The upstream rotated its key: pin the new one, keep the old for bundles in transit. */
+  private applyRotation(file: string, m: Manifest, hash: string, actor: string): ImportResult {
+    const result: ImportResult = {
+      status: 'already_imported', bundleId: m.bundleId, sequence: m.sequence, answers: null, forced: false,
+      acks: { accepted: 0, rejected: 0, stale: 0 }, entitlements: { applied: 0, skippedOlder: 0 }, policy: 'none',
+      virtualAccounts: { confirmed: 0, refused: 0 }, archivedAs: null,
+    };
+    if (this.state.bundleByHash(hash)) return result;
+    this.checkBinding(m);
+    const rot = checkRotation(m, m.collectorId);
+    const now = this.clock.now();
+    this.db.transaction(() => {
+      this.state.pinUpstreamKey(rot.newKey, now);
+      this.state.retireUpstreamKey(m.signer.keyId, now, now + rot.graceDays * 86_400_000, rot.fromSequence);
+      this.state.recordBundle({ id: m.bundleId, direction: 'in', kind: 'key-rotation', sequence: m.sequence, hash, file: basename(file), period: null, records: 0, created_at: now, answers: null, forced: 0 });
+      this.events.append('exchange.upstream_key_rotated', actor, rot.newKeyId, null, { from: m.signer.keyId, to: rot.newKeyId, fromSequence: rot.fromSequence, graceDays: rot.graceDays });
+    })();
+    result.status = 'applied';
+    result.archivedAs = this.archive(file, 'archive');
+    return result;
   }
 
   private checkBinding(m: Manifest): void {

@@ -7,7 +7,7 @@ export const BUNDLE_EXTENSION = '.opb';
 export const MANIFEST = 'manifest.json';
 export const SIGNATURE = 'manifest.sig';
 
-export const bundleKinds = ['usage', 'response', 'enrollment-request', 'enrollment-response'] as const;
+export const bundleKinds = ['usage', 'response', 'enrollment-request', 'enrollment-response', 'key-rotation'] as const;
 export type BundleKind = (typeof bundleKinds)[number];
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);

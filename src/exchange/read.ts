@@ -28,6 +28,7 @@ export class BundleError extends AppError {
 export interface SignerHint {
   keyId: string;
   collectorId: string;
+  sequence: number;
   meta: Record<string, unknown>;
 }
 
@@ -137,9 +138,12 @@ export async function readManifest(path: string): Promise<{ manifest: Manifest; 
 
 function signerHint(bytes: Buffer): SignerHint {
   try {
-    const o = JSON.parse(bytes.toString('utf8')) as { signer?: { keyId?: unknown }; collectorId?: unknown; meta?: unknown };
+    const o = JSON.parse(bytes.toString('utf8')) as { signer?: { keyId?: unknown }; collectorId?: unknown; sequence?: unknown; meta?: unknown };
     if (typeof o.signer?.keyId === 'string') {
-      return { keyId: o.signer.keyId, collectorId: String(o.collectorId ?? ''), meta: typeof o.meta === 'object' && o.meta ? (o.meta as Record<string, unknown>) : {} };
+      return {
+        keyId: o.signer.keyId, collectorId: String(o.collectorId ?? ''), sequence: Number(o.sequence ?? 0),
+        meta: typeof o.meta === 'object' && o.meta ? (o.meta as Record<string, unknown>) : {},
+      };
     }
   } catch {
     /* fall through: nothing names a signer */

@@ -43,6 +43,11 @@ export const exchangeRoutes = [
     }),
   }),
   route({
+    method: 'post', path: '/exchange/rotate-key', summary: "Rotate this collector's key; writes the statement for the upstream", permission: 'admin',
+    body: z.strictObject({ graceDays: z.number().int().min(0).max(365).optional() }),
+    handler: ({ services, body, actor }) => services.exchange.rotation.rotate(body.graceDays ?? services.config.exchange.keyGraceDays, actor),
+  }),
+  route({
     method: 'post', path: '/exchange/enroll', summary: 'Write an enrollment request for the upstream', permission: 'admin',
     body: z.strictObject({ accountName: z.string().min(1).max(100) }),
     handler: ({ services, body, actor }) => services.exchange.enrollment.request(body.accountName, actor),

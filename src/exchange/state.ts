@@ -22,6 +22,7 @@ export interface UpstreamKeyRow {
   added_at: number;
   retired_at: number | null;
   grace_until: number | null;
+  until_sequence: number | null;
 }
 
 /**
@@ -123,7 +124,9 @@ export class ExchangeState {
       .run(keyId, publicKey.toString('base64'), at);
     return keyId;
   }
-  retireUpstreamKey(keyId: string, at: number, graceUntil: number | null): void {
-    this.db.prepare("UPDATE upstream_keys SET status = 'retired', retired_at = ?, grace_until = ? WHERE key_id = ?").run(at, graceUntil, keyId);
+  retireUpstreamKey(keyId: string, at: number, graceUntil: number | null, untilSequence: number | null): void {
+    this.db
+      .prepare("UPDATE upstream_keys SET status = 'retired', retired_at = ?, grace_until = ?, until_sequence = ? WHERE key_id = ?")
+      .run(at, graceUntil, untilSequence, keyId);
   }
 }

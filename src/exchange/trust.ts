@@ -19,8 +19,15 @@ export function upstreamKeyFor(state: ExchangeState, now: number) {
           : 'no upstream key is pinned: enroll with the upstream first (outpost enroll, then outpost upstream trust)',
       );
     }
-    if (k.status === 'retired' && (k.grace_until === null || now > k.grace_until)) {
-      throw new BundleError('retired_signer', `the bundle is signed by ${m.keyId}, an upstream key retired on ${new Date(k.retired_at!).toISOString()}`);
+    if (k.status === 'retired') {
+      const inTransit = k.grace_until !== null && now <= k.grace_until && (k.until_sequence === null || m.sequence < k.until_sequence);
+      if (!inTransit) {
+        throw new BundleError(
+          'retired_signer',
+          `the bundle (sequence ${m.sequence}) is signed by ${m.keyId}, an upstream key retired on ${new Date(k.retired_at!).toISOString()}` +
+            (k.until_sequence !== null ? `; only bundles numbered below ${k.until_sequence} may still carry it, until ${new Date(k.grace_until!).toISOString()}` : ''),
+        );
+      }
     }
     const raw = Buffer.from(k.public_key, 'base64');
     if (fingerprint(raw) !== m.keyId) throw new BundleError('unknown_signer', 'the pinned key does not match its id');

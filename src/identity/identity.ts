@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
@@ -56,4 +56,40 @@ export function loadOrCreateIdentity(dataDir: string, role: 'collector' | 'upstr
     },
     created,
   };
+}
+
+export interface NextKey {
+  seed: Buffer;
+  publicKey: Buffer;
+  signDetached(data: Buffer): Buffer;
+}
+
+/** A new key pair, not yet in use: it signs the rotation statement before it takes over. */
+export function nextKey(): NextKey {
+  const kp = generateKeyPair();
+  return { ...kp, signDetached: (data) => Buffer.from(nacl.sign.detached(data, nacl.sign.keyPair.fromSeed(kp.seed).secretKey)) };
+}
+
+/**
+ * Makes the new key this side's identity: the old seed is kept beside it (mode 0600, named by
+ * its fingerprint) for the record, the new one replaces it atomically, and the identity object
+ * every service holds is updated in place.
+ */
+export function commitKey(dataDir: string, role: 'collector' | 'upstream', identity: Identity, next: NextKey): void {
+  const dir = join(dataDir, 'keys');
+  const keyFile = join(dir, `${role}.key`);
+  const idFile = join(dir, `${role}.json`);
+  copyFileSync(keyFile, join(dir, `${role}.key.retired-${identity.fingerprint.replace(/:/g, '')}`));
+  chmodSync(join(dir, `${role}.key.retired-${identity.fingerprint.replace(/:/g, '')}`), 0o600);
+  writeFileSync(`${keyFile}.new`, next.seed.toString('base64') + '\n', { mode: 0o600 });
+  renameSync(`${keyFile}.new`, keyFile);
+  writeFileSync(idFile, JSON.stringify({ collectorId: identity.collectorId, publicKey: next.publicKey.toString('base64') }, null, 2) + '\n', { mode: 0o644 });
+  const seed = next.seed;
+  Object.assign(identity, {
+    publicKey: next.publicKey,
+    publicKeyB64: next.publicKey.toString('base64'),
+    fingerprint: fingerprint(next.publicKey),
+    privateKey: privateKeyObject(seed),
+    signDetached: (data: Buffer) => Buffer.from(nacl.sign.detached(data, nacl.sign.keyPair.fromSeed(seed).secretKey)),
+  });
 }

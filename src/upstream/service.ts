@@ -6,7 +6,8 @@ import { decodePublicKey, fingerprint } from '../shared/ed25519.js';
 import type { Clock } from '../shared/clock.js';
 import { AppError } from '../shared/errors.js';
 import type { Db } from '../store/open.js';
-import type { Identity } from '../identity/identity.js';
+import { commitKey, nextKey, type Identity } from '../identity/identity.js';
+import { checkRotation, rotationMeta } from '../exchange/rotation.js';
 import { verifyBundle, BundleError, type SignerHint } from '../exchange/read.js';
 import { writeBundle, type BundleSigner } from '../exchange/write.js';
 import { BUNDLE_EXTENSION } from '../exchange/manifest.js';
@@ -53,8 +54,15 @@ export class UpstreamService {
     readonly clock: Clock,
     readonly identity: Identity,
     readonly outDir: string,
+    readonly dataDir: string,
   ) {
-    this.signer = { keyId: identity.fingerprint, sign: (b) => identity.signDetached(b) };
+    // Reads the identity at each use: a rotation swaps the key in place.
+    this.signer = {
+      get keyId() {
+        return identity.fingerprint;
+      },
+      sign: (b) => identity.signDetached(b),
+    };
   }
 
   event(type: string, subject: string | null, details: Record<string, unknown>): void {
@@ -173,7 +181,64 @@ export class UpstreamService {
   collectorKeyFor(m: SignerHint): Buffer {
     const c = this.collector(m.collectorId);
     if (!c) throw new BundleError('unknown_collector', `collector ${m.collectorId} is not enrolled here`);
-    if (c.key_id !== m.keyId) throw new BundleError('unknown_signer', `the bundle is signed by ${m.keyId}, not by collector ${c.id}'s key ${c.key_id}`);
-    return Buffer.from(c.public_key, 'base64');
+    if (c.key_id === m.keyId) return Buffer.from(c.public_key, 'base64');
+    const old = this.db.prepare('SELECT * FROM collector_keys WHERE key_id = ? AND collector_id = ?').get(m.keyId, c.id) as
+      | { public_key: string; until_sequence: number; grace_until: number; retired_at: number }
+      | undefined;
+    if (!old) throw new BundleError('unknown_signer', `the bundle is signed by ${m.keyId}, not by collector ${c.id}'s key ${c.key_id}`);
+    if (m.sequence >= old.until_sequence || this.clock.now() > old.grace_until) {
+      throw new BundleError(
+        'retired_signer',
+        `the bundle (sequence ${m.sequence}) is signed by ${m.keyId}, retired on ${new Date(old.retired_at).toISOString()}: only bundles numbered below ${old.until_sequence} may carry it, until ${new Date(old.grace_until).toISOString()}`,
+      );
+    }
+    return Buffer.from(old.public_key, 'base64');
+  }
+
+  /** A collector rotated its key: verify the statement with its current key and the new one, then switch. */
+  async acceptCollectorRotation(file: string): Promise<{ collectorId: string; from: string; to: string; fromSequence: number; status: 'applied' | 'already_applied' }> {
+    const v = await verifyBundle(file, { kinds: ['key-rotation'], keyFor: (m) => this.collectorKeyFor(m) });
+    const m = v.manifest;
+    const c = this.collector(m.collectorId)!;
+    const rot = checkRotation(m, m.collectorId);
+    if (c.key_id === rot.newKeyId) return { collectorId: c.id, from: m.signer.keyId, to: rot.newKeyId, fromSequence: rot.fromSequence, status: 'already_applied' };
+    if (c.key_id !== m.signer.keyId) throw new BundleError('retired_signer', 'the statement is signed by a key that is no longer the collector\'s current one');
+    const now = this.clock.now();
+    this.db.transaction(() => {
+      this.db
+        .prepare('INSERT INTO collector_keys (key_id, collector_id, public_key, until_sequence, grace_until, retired_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(c.key_id, c.id, c.public_key, rot.fromSequence, now + rot.graceDays * 86_400_000, now);
+      this.db.prepare('UPDATE collectors SET public_key = ?, key_id = ? WHERE id = ?').run(rot.newKey.toString('base64'), rot.newKeyId, c.id);
+      this.event('collector.key_rotated', c.id, { from: c.key_id, to: rot.newKeyId, fromSequence: rot.fromSequence, graceDays: rot.graceDays });
+    })();
+    return { collectorId: c.id, from: m.signer.keyId, to: rot.newKeyId, fromSequence: rot.fromSequence, status: 'applied' };
+  }
+
+  /** Rotates the upstream's own key: one statement per enrolled collector, signed by both keys. */
+  async rotateOwnKey(graceDays: number): Promise<{ from: string; to: string; statements: string[] }> {
+    const next = nextKey();
+    const from = this.identity.fingerprint;
+    const collectors = this.db.prepare('SELECT * FROM collectors ORDER BY id').all() as CollectorRow[];
+    const statements: string[] = [];
+    mkdirSync(this.outDir, { recursive: true });
+    for (const c of collectors) {
+      const now = this.clock.now();
+      const sequence = c.out_seq + 1;
+      const meta = rotationMeta({ subjectId: c.id, oldKeyId: from, newKey: next.publicKey, fromSequence: sequence + 1, graceDays, signWithNew: next.signDetached });
+      const out = await writeBundle(
+        join(this.outDir, `key-rotation-${c.id.slice(0, 12)}-seq${String(sequence).padStart(6, '0')}${BUNDLE_EXTENSION}`),
+        {
+          kind: 'key-rotation', bundleId: newId('bun', now), collectorId: c.id, accountId: c.account_id, sequence, lastAnsweredHash: c.last_answered_hash,
+          answers: null, period: null, createdAt: new Date(now).toISOString(), eventChainHead: null, meta,
+        },
+        [],
+        this.signer,
+      );
+      this.db.prepare('UPDATE collectors SET out_seq = ? WHERE id = ?').run(sequence, c.id);
+      statements.push(out.path);
+    }
+    commitKey(this.dataDir, 'upstream', this.identity, next);
+    this.event('upstream.key_rotated', this.identity.collectorId, { from, to: this.identity.fingerprint, graceDays, statements: statements.length });
+    return { from, to: this.identity.fingerprint, statements };
   }
 }

@@ -19,7 +19,7 @@ export interface Upstream {
 export function startUpstream(dir = mkdtempSync(join(tmpdir(), 'outpost-upstream-'))): Upstream {
   const db = openUpstreamStore(dir);
   const { identity } = loadOrCreateIdentity(dir, 'upstream');
-  const service = new UpstreamService(db, systemClock, identity, join(dir, 'outbox'));
+  const service = new UpstreamService(db, systemClock, identity, join(dir, 'outbox'), dir);
   return {
     dir,
     service,

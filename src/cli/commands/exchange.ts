@@ -147,6 +147,22 @@ export const exchangeCommands: Command[] = [
     },
   },
   {
+    name: 'keys rotate',
+    usage: 'outpost keys rotate [--grace-days 30]',
+    summary: "Rotate this collector's key; the statement (signed by both keys) goes to the outbox for the upstream",
+    options: { 'grace-days': { type: 'string' } },
+    async run(ctx) {
+      const g = str(ctx.values['grace-days']);
+      const r = (await ctx.api((api) => api('POST', '/exchange/rotate-key', g === undefined ? {} : { graceDays: Number(g) }))) as {
+        file: string; oldKeyId: string; newKeyId: string; fromSequence: number;
+      };
+      ctx.output(r, () =>
+        [`key rotated: ${r.oldKeyId} -> ${r.newKeyId}, signing from sequence ${r.fromSequence}`, `statement for the upstream: ${r.file}`,
+          'Devices verify ACKs with the collector key: they fetch the new one from /device/v1/collector.'].join('\n'),
+      );
+    },
+  },
+  {
     name: 'enroll',
     usage: 'outpost enroll --account NAME',
     summary: 'Write an enrollment request for the upstream, and print this collector\'s fingerprint',

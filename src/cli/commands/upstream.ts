@@ -15,7 +15,7 @@ async function withUpstream<T>(ctx: CommandContext, fn: (up: UpstreamService) =>
   const db = openUpstreamStore(dir);
   try {
     const { identity } = loadOrCreateIdentity(dir, 'upstream');
-    return await fn(new UpstreamService(db, systemClock, identity, resolve(str(ctx.values.out) ?? `${dir}/outbox`)));
+    return await fn(new UpstreamService(db, systemClock, identity, resolve(str(ctx.values.out) ?? `${dir}/outbox`), dir));
   } catch (e) {
     if (e instanceof AppError) throw new CliError(`${e.message} (${e.code})`);
     throw e;
@@ -61,6 +61,30 @@ export const upstreamCommands: Command[] = [
           : `the collector's key has fingerprint ${r.fingerprint}. Compare it with the collector's operator, then run again with --fingerprint ${r.fingerprint}`,
       );
       if (!r.pinned) throw new CliError('not pinned: no --fingerprint given', 3);
+    },
+  },
+  {
+    name: 'upstream collector rotate',
+    usage: 'outpost upstream collector rotate STATEMENT_FILE [--dir DIR]',
+    summary: "Apply a collector's key rotation statement (signed by its old and new keys)",
+    options: dirOption,
+    async run(ctx) {
+      const file = ctx.positionals[0];
+      if (!file) throw new CliError('name the rotation statement');
+      const r = await withUpstream(ctx, (up) => up.acceptCollectorRotation(resolve(file)));
+      ctx.output(r, () => `collector ${r.collectorId}: ${r.status === 'applied' ? 'key rotated' : 'rotation already applied'} ${r.from} -> ${r.to}, from sequence ${r.fromSequence}`);
+    },
+  },
+  {
+    name: 'upstream rotate-key',
+    usage: 'outpost upstream rotate-key [--grace-days 30] [--dir DIR] [--out DIR]',
+    summary: "Rotate the upstream's key; writes one statement per collector, to carry with the next response",
+    options: { ...dirOption, 'grace-days': { type: 'string' } },
+    async run(ctx) {
+      const grace = Number(str(ctx.values['grace-days']) ?? ctx.config().exchange.keyGraceDays);
+      if (!Number.isInteger(grace) || grace < 0 || grace > 365) throw new CliError('--grace-days must be 0 to 365');
+      const r = await withUpstream(ctx, (up) => up.rotateOwnKey(grace));
+      ctx.output(r, () => [`upstream key rotated: ${r.from} -> ${r.to}`, ...r.statements.map((f) => `  statement: ${f}`)].join('\n'));
     },
   },
   {

@@ -25,7 +25,8 @@ CREATE TABLE upstream_keys (
   status      TEXT NOT NULL CHECK (status IN ('active', 'retired')),
   added_at    INTEGER NOT NULL,
   retired_at  INTEGER,
-  grace_until INTEGER                 -- bundles in transit under a rotated key stay valid until then
+  grace_until INTEGER,                -- bundles in transit under a rotated key stay valid until then...
+  until_sequence INTEGER              -- ...if numbered below the sequence from which the new key signs
 ) STRICT;
 
 CREATE TABLE entitlement_versions (

@@ -20,6 +20,17 @@ CREATE TABLE collectors (
   added_at           INTEGER NOT NULL
 ) STRICT;
 
+-- Collector keys retired by rotation: valid for bundles in transit (numbered below
+-- until_sequence) until grace_until.
+CREATE TABLE collector_keys (
+  key_id         TEXT PRIMARY KEY,
+  collector_id   TEXT NOT NULL REFERENCES collectors (id),
+  public_key     TEXT NOT NULL,
+  until_sequence INTEGER NOT NULL,
+  grace_until    INTEGER NOT NULL,
+  retired_at     INTEGER NOT NULL
+) STRICT;
+
 CREATE TABLE virtual_accounts (
   id         TEXT PRIMARY KEY,
   account_id TEXT NOT NULL REFERENCES accounts (id),
