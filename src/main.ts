@@ -24,7 +24,7 @@ import { createOperatorApp } from './http/operator-app.js';
 import { close, combinedHandler, listen } from './http/server.js';
 import { Scheduler } from './schedules.js';
 import type { Services } from './services.js';
-import { evaluateExpiryAlerts } from './alerts/expiry.js';
+import { evaluateAckOverdue, evaluateExpiryAlerts } from './alerts/expiry.js';
 import { ExchangeState } from './exchange/state.js';
 import { ExportService } from './exchange/export.js';
 import { ImportService } from './exchange/import.js';
@@ -89,6 +89,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
         devices.evaluate();
         licenses.evaluateAlerts();
         evaluateExpiryAlerts(services, config.alerts.expiryWarningDays * DAY_MS);
+        evaluateAckOverdue(services);
       },
     };
     return services;

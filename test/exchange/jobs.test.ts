@@ -67,3 +67,20 @@ describe('the watched inbox', () => {
     expect(s.h.count("SELECT count(*) FROM reports WHERE ack_status = 'pending'")).toBe(1);
   });
 });
+
+describe('when an export waits too long for its answer', () => {
+  it('then an ACK-overdue alert is raised, and cleared by the answer', async () => {
+    const d = await s.h.registered();
+    await d.sendReport(d.report(TAG, 1));
+    const exp = await s.exportNow();
+    s.h.services.db.prepare('UPDATE bundles SET created_at = ? WHERE id = ?').run(Date.now() - 91 * 86_400_000, exp.bundleId);
+    await s.h.api.post('/api/v1/alerts/evaluate').expect(200);
+    const open = (await s.h.api.get('/api/v1/alerts?kind=ack_overdue')).body.items;
+    expect(open).toHaveLength(1);
+    expect(open[0].message).toContain('no answer within 90 days');
+    const r = await s.up.process(exp.file);
+    await s.importFile(r.responseFile);
+    await s.h.api.post('/api/v1/alerts/evaluate').expect(200);
+    expect((await s.h.api.get('/api/v1/alerts?kind=ack_overdue')).body.items).toHaveLength(0);
+  });
+});
