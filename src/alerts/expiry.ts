@@ -35,7 +35,7 @@ export function evaluateAckOverdue(s: Pick<Services, 'time' | 'alerts' | 'db' | 
   const oldest = s.db
     .prepare("SELECT id, sequence, created_at FROM bundles WHERE direction = 'out' AND kind = 'usage' AND sequence > ? ORDER BY sequence LIMIT 1")
     .get(s.exchange.state.answeredHwm) as { id: string; sequence: number; created_at: number } | undefined;
-  const waiting = (s.db.prepare("SELECT count(*) AS n FROM reports WHERE ack_status = 'pending'").get() as { n: number }).n;
+  const waiting = (s.db.prepare('SELECT count(*) AS n FROM report_pending').get() as { n: number }).n;
   const overdue = oldest && waiting > 0 && s.time.now() - oldest.created_at > dueMs;
   s.alerts.reconcile(
     'ack_overdue',

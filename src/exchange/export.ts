@@ -61,7 +61,7 @@ export class ExportService {
     const n = (sql: string) => (this.db.prepare(sql).get() as { n: number }).n;
     return {
       period: period ?? currentPeriod(this.clock.now()),
-      reports: n("SELECT count(*) AS n FROM reports WHERE ack_status = 'pending'"),
+      reports: n('SELECT count(*) AS n FROM report_pending'),
       devices: n('SELECT count(*) AS n FROM devices'),
       virtualAccounts: n('SELECT count(*) AS n FROM virtual_accounts'),
       proposals: n("SELECT count(*) AS n FROM virtual_accounts WHERE origin = 'local'"),
@@ -125,11 +125,11 @@ export class ExportService {
   private async *pendingReports(): AsyncGenerator<string> {
     const stmt = this.db
       .prepare(
-        `SELECT r.id, json_object('ref', r.id, 'udi', d.udi_pid || ':' || d.udi_serial, 'source', r.source, 'reportId', r.report_id,
+        `SELECT p.report_id, json_object('ref', r.id, 'udi', d.udi_pid || ':' || d.udi_serial, 'source', r.source, 'reportId', r.report_id,
                 'seq', r.seq, 'generatedAt', r.generated_at / 1000, 'tags', json(${TAGS_AS_JSON}), 'measurements', r.measurement_count,
                 'body', r.body)
-         FROM reports r LEFT JOIN devices d ON d.id = r.device_id
-         WHERE r.ack_status = 'pending' AND r.id > ? ORDER BY r.id LIMIT ${CHUNK}`,
+         FROM report_pending p JOIN reports r ON r.id = p.report_id LEFT JOIN devices d ON d.id = r.device_id
+         WHERE p.report_id > ? ORDER BY p.report_id LIMIT ${CHUNK}`,
       )
       .raw(); // every pending report goes, so that an ACK for a run of refs covers exactly what was sent
     let after = 0;

@@ -147,12 +147,15 @@ export class ImportService {
     // unchanged since it was written: a RUM report that grew since was received later, and its
     // newer copy waits for an answer of its own.
     const exportedAt = this.state.bundle(m.answers!.bundleId)!.created_at;
-    const ack = this.db.prepare(
-      "UPDATE reports SET ack_status = ?, ack_reason = ?, acked_at = ? WHERE id BETWEEN ? AND ? AND ack_status = 'pending' AND received_at <= ?",
+    const record = this.db.prepare(
+      `INSERT OR REPLACE INTO report_acks (report_id, status, reason, acked_at)
+       SELECT report_id, ?, ?, ? FROM report_pending WHERE report_id BETWEEN ? AND ? AND since <= ?`,
     );
+    const settle = this.db.prepare('DELETE FROM report_pending WHERE report_id BETWEEN ? AND ? AND since <= ?');
     const rejectedReasons = new Map<string, number>();
     for (const rec of this.records(work, m, PAYLOAD.acks, ackSchema)) {
-      const changed = ack.run(rec.status, rec.reason, now, rec.from, rec.to, exportedAt).changes;
+      const changed = record.run(rec.status, rec.reason, now, rec.from, rec.to, exportedAt).changes;
+      settle.run(rec.from, rec.to, exportedAt);
       if (rec.status === 'accepted') r.acks.accepted += changed;
       else if (changed) {
         r.acks.rejected += changed;

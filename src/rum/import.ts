@@ -32,6 +32,8 @@ export class RumImporter {
   private findReport;
   private insertReport;
   private replaceReport;
+  private pending;
+  private unack;
 
   constructor(
     private db: Db,
@@ -50,9 +52,10 @@ export class RumImporter {
     );
     // A grown report replaces its earlier copy, and goes upstream again (it is pending once more).
     this.replaceReport = db.prepare(
-      `UPDATE reports SET body = ?, content_hash = ?, measurement_count = ?, generated_at = ?, received_at = ?,
-         ack_status = 'pending', ack_reason = NULL, acked_at = NULL WHERE id = ?`,
+      'UPDATE reports SET body = ?, content_hash = ?, measurement_count = ?, generated_at = ?, received_at = ? WHERE id = ?',
     );
+    this.pending = db.prepare('INSERT OR REPLACE INTO report_pending (report_id, since) VALUES (?, ?)');
+    this.unack = db.prepare('DELETE FROM report_acks WHERE report_id = ?');
   }
 
   import(data: Buffer | string, opts: { vaId: string; skipInvalid: boolean; actor: string; fileName?: string | undefined }): RumImportResult {
@@ -122,11 +125,14 @@ export class RumImporter {
     let pk: number;
     if (!prev) {
       pk = Number(this.insertReport.run(device.id, key, generatedAt, now, hash, raw, r.measurements.length, r.tag).lastInsertRowid);
+      this.pending.run(pk, now);
       outcome = 'accepted';
     } else if (prev.content_hash === hash) {
       return 'duplicate';
     } else if (r.measurements.length > prev.measurement_count) {
       this.replaceReport.run(raw, hash, r.measurements.length, generatedAt, now, prev.id);
+      this.pending.run(prev.id, now);
+      this.unack.run(prev.id);
       pk = prev.id;
       outcome = 'replaced';
     } else {

@@ -33,6 +33,7 @@ export class IngestService {
   readonly commits: GroupCommit;
   private insertReport;
   private existingHash;
+  private markPending;
   private touched: UsageKey[] = [];
 
   constructor(
@@ -46,6 +47,7 @@ export class IngestService {
       `INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags)
        VALUES (?, 'device', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     );
+    this.markPending = db.prepare('INSERT INTO report_pending (report_id, since) VALUES (?, ?)');
     this.existingHash = db.prepare("SELECT content_hash FROM reports WHERE device_id = ? AND source = 'device' AND report_id = ?");
     // Shortage alerts follow the (VA, tag) pairs the batch touched, once per commit.
     this.commits = new GroupCommit(db, () => this.refreshAlerts());
@@ -97,6 +99,7 @@ export class IngestService {
         continue;
       }
       const pk = Number(ins.lastInsertRowid);
+      this.markPending.run(pk, now);
       for (const [tag, m] of p.latest) {
         const cur = latest.get(tag);
         if (!cur || m.end >= cur.end) latest.set(tag, { ...m, pk });

@@ -48,7 +48,7 @@ describe('the watched inbox', () => {
     expect(await jobs.pollInbox()).toEqual({ imported: ['response.opb'], rejected: [] });
     expect(existsSync(dropped)).toBe(false);
     expect(readdirSync(join(bundleDir(), 'archive'))).toContain('response.opb');
-    expect(s.h.count("SELECT count(*) FROM reports WHERE ack_status = 'accepted'")).toBe(1);
+    expect(s.h.count("SELECT count(*) FROM report_acks WHERE status = 'accepted'")).toBe(1);
   });
 
   it('when a refused bundle is dropped in, then it moves to rejected with a .reason file and an alert', async () => {
@@ -64,7 +64,7 @@ describe('the watched inbox', () => {
     const reason = readFileSync(join(bundleDir(), 'rejected', 'bad.opb.reason'), 'utf8');
     expect(reason).toMatch(/^bad_signature: /);
     expect((await s.h.api.get('/api/v1/alerts?kind=bundle_rejected')).body.items[0].subject).toBe('bad.opb');
-    expect(s.h.count("SELECT count(*) FROM reports WHERE ack_status = 'pending'")).toBe(1);
+    expect(s.h.count('SELECT count(*) FROM report_pending')).toBe(1);
   });
 });
 

@@ -9,7 +9,7 @@ beforeEach(async () => {
 });
 afterEach(() => s.close());
 
-const pending = () => s.h.count("SELECT count(*) FROM reports WHERE ack_status = 'pending'");
+const pending = () => s.h.count('SELECT count(*) FROM report_pending');
 const upstreamReports = () => (s.up.service.db.prepare('SELECT count(*) AS n FROM reports').get() as { n: number }).n;
 const buy = (quantity: number, tag = TAG) =>
   s.up.service.addEntitlement({ account: 'ACME', va: 'Default', tag, displayName: 'DNA Network Stack', kind: 'subscription', quantity, startsAt: Date.now() - 86_400_000, endsAt: Date.now() + 365 * 86_400_000 });
@@ -65,9 +65,11 @@ describe('a full round trip', () => {
     expect(r.reports).toMatchObject({ accepted: 1, rejected: 1 });
     const imp = (await s.importFile(r.responseFile)).body;
     expect(imp.acks).toMatchObject({ accepted: 1, rejected: 1 });
-    const row = s.h.services.db.prepare("SELECT ack_status, ack_reason FROM reports WHERE report_id = 'unknown-tag-1'").get() as { ack_status: string; ack_reason: string };
-    expect(row.ack_status).toBe('rejected');
-    expect(row.ack_reason).toContain('unknown entitlement tag');
+    const row = s.h.services.db
+      .prepare("SELECT a.status, a.reason FROM report_acks a JOIN reports r ON r.id = a.report_id WHERE r.report_id = 'unknown-tag-1'")
+      .get() as { status: string; reason: string };
+    expect(row.status).toBe('rejected');
+    expect(row.reason).toContain('unknown entitlement tag');
     const alert = (await s.h.api.get('/api/v1/alerts?kind=report_rejected')).body.items[0];
     expect(alert.message).toContain('unknown entitlement tag');
     expect((await s.exportNow()).reports).toBe(0);

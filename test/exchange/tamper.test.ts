@@ -20,7 +20,7 @@ beforeAll(async () => {
   response = (await s.up.process((await s.exportNow()).file)).responseFile;
   // Everything an import could change, to compare before and after a refusal.
   snapshot = () =>
-    ['SELECT ack_status, ack_reason FROM reports ORDER BY id', 'SELECT * FROM entitlements', 'SELECT * FROM bundles', "SELECT * FROM meta WHERE key != 'time_floor'", 'SELECT id, name, origin FROM virtual_accounts']
+    ['SELECT * FROM report_pending', 'SELECT * FROM report_acks', 'SELECT * FROM entitlements', 'SELECT * FROM bundles', "SELECT * FROM meta WHERE key != 'time_floor'", 'SELECT id, name, origin FROM virtual_accounts']
       .map((q) => s.h.services.db.prepare(q).all());
 });
 afterAll(() => s.close());

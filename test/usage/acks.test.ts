@@ -15,7 +15,9 @@ describe('when a device asks for its ACKs', () => {
     await d.sendReport(d.report(TAG, 1, undefined, 'a-1'));
     await d.sendReport(d.report(TAG, 2, undefined, 'a-2'));
     // The upstream's response (the exchange issue) marks reports; here one is acknowledged.
-    h.services.db.prepare("UPDATE reports SET ack_status = 'accepted', acked_at = ? WHERE report_id = 'a-1'").run(Date.now());
+    const id = (h.services.db.prepare("SELECT id FROM reports WHERE report_id = 'a-1'").get() as { id: number }).id;
+    h.services.db.prepare('DELETE FROM report_pending WHERE report_id = ?').run(id);
+    h.services.db.prepare("INSERT INTO report_acks (report_id, status, reason, acked_at) VALUES (?, 'accepted', NULL, ?)").run(id, Date.now());
 
     const r = await d.send('GET', '/device/v1/acks', '');
     expect(r.status).toBe(200);

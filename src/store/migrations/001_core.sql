@@ -69,9 +69,6 @@ CREATE TABLE reports (
   content_hash      TEXT NOT NULL,
   body              TEXT NOT NULL,   -- the report as received; RUM: the original element, verbatim
   measurement_count INTEGER NOT NULL,
-  ack_status        TEXT NOT NULL DEFAULT 'pending' CHECK (ack_status IN ('pending', 'accepted', 'rejected')),
-  ack_reason        TEXT,
-  acked_at          INTEGER,
   UNIQUE (device_id, source, report_id)
 ) STRICT;
 

@@ -3,7 +3,22 @@
 
 -- The tags a report measures, kept at ingest so an export never re-parses 3M bodies.
 ALTER TABLE reports ADD COLUMN tags TEXT NOT NULL DEFAULT '';
-CREATE INDEX reports_pending ON reports (id) WHERE ack_status = 'pending';
+
+-- Reports awaiting the upstream's ACK, and the ACKs received: narrow tables beside the wide
+-- reports rows, so that settling millions of reports never rewrites their bodies.
+CREATE TABLE report_pending (
+  report_id INTEGER PRIMARY KEY,   -- reports.id
+  since     INTEGER NOT NULL       -- when this version of the report arrived
+) STRICT;
+
+CREATE TABLE report_acks (
+  report_id INTEGER PRIMARY KEY,   -- reports.id
+  status    TEXT NOT NULL CHECK (status IN ('accepted', 'rejected')),
+  reason    TEXT,
+  acked_at  INTEGER NOT NULL
+) STRICT;
+-- Reports that existed before this migration wait for an ACK like any other.
+INSERT INTO report_pending (report_id, since) SELECT id, received_at FROM reports;
 
 CREATE TABLE bundles (
   id          TEXT PRIMARY KEY,
