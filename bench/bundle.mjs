@@ -56,6 +56,7 @@ function seed(from, to) {
   const udi = s.db.prepare('INSERT OR IGNORE INTO device_udis (udi, device_id) VALUES (?, ?)');
   const rep = s.db.prepare("INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags) VALUES (?, 'device', ?, ?, ?, ?, ?, ?, 1, ?)");
   const use = s.db.prepare('INSERT OR REPLACE INTO device_usage (device_id, tag, count, period_end, report_pk) VALUES (?, ?, ?, ?, ?)');
+  const pend = s.db.prepare('INSERT INTO report_pending (report_id, since) VALUES (?, ?)');
   s.db.transaction(() => {
     for (let i = 0; i < DEVICES; i++) {
       const id = `dev_bench${String(i).padStart(7, '0')}`;
@@ -69,6 +70,7 @@ function seed(from, to) {
       const body = JSON.stringify({ reportId: `r${k}`, seq: k, generatedAt: t, measurements: [{ tag: TAG, count: 1 + (k % 4), start: t - 3600, end: t }] });
       const pk = rep.run(id, `r${k}`, k, t * 1000, now, String(k).padStart(64, '0'), body, TAG).lastInsertRowid;
       use.run(id, TAG, 1 + (k % 4), t * 1000, pk);
+      pend.run(pk, now);
     }
     s.licenses.ledger.replaceAll(s.licenses.ledger.recompute());
   })();
