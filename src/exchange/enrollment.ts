@@ -1,13 +1,13 @@
 import { join } from 'node:path';
 import { newId } from '../shared/ids.js';
-import { decodePublicKey, fingerprint } from '../shared/ed25519.js';
+import { fingerprint } from '../shared/ed25519.js';
 import type { Clock } from '../shared/clock.js';
 import type { Db } from '../store/open.js';
 import type { Identity } from '../identity/identity.js';
 import type { EventService } from '../events/service.js';
 import type { AccountService } from '../accounts/service.js';
 import { writeBundle } from './write.js';
-import { verifyBundle, BundleError } from './read.js';
+import { verifyBundle, selfSignedKey } from './read.js';
 import { BUNDLE_EXTENSION } from './manifest.js';
 import type { ExchangeState } from './state.js';
 import { AppError } from '../shared/errors.js';
@@ -48,14 +48,7 @@ export class EnrollmentService {
   /** Reads the upstream's enrollment response; pins its key only when the fingerprint given matches. */
   async trust(file: string, confirmed: string | undefined, actor: string): Promise<{ fingerprint: string; accountId: string; pinned: boolean }> {
     let presented: Buffer | undefined;
-    const v = await verifyBundle(file, {
-      kinds: ['enrollment-response'],
-      keyFor: (m) => {
-        presented = decodePublicKey(String(m.meta.publicKey ?? '')) ?? undefined;
-        if (!presented || fingerprint(presented) !== m.keyId) throw new BundleError('malformed_manifest', 'the response does not carry the key that signed it');
-        return presented;
-      },
-    });
+    const v = await verifyBundle(file, { kinds: ['enrollment-response'], keyFor: (m) => (presented = selfSignedKey(m)) });
     const m = v.manifest;
     if (m.collectorId !== this.identity.collectorId) {
       throw new AppError(400, 'wrong_collector', `the enrollment response is for collector ${m.collectorId}, not this one`);

@@ -12,6 +12,7 @@ import { DuplicateKeyError, parseStrictJson } from './strict-json.js';
 import { sha256hex } from '../shared/hash.js';
 import { pathText } from '../shared/validation.js';
 import { AppError } from '../shared/errors.js';
+import { decodePublicKey, fingerprint } from '../shared/ed25519.js';
 
 /** A refused bundle: 409 for a sequence problem (replay, out of order), else 400. Nothing was applied. */
 export class BundleError extends AppError {
@@ -134,6 +135,16 @@ export async function readManifest(path: string): Promise<{ manifest: Manifest; 
   }
   if (!found) throw new BundleError('malformed_archive', 'the archive holds no manifest');
   return found;
+}
+
+/**
+ * For bundles that carry the key that signed them (enrollment): that key, if it is the one the
+ * signer id names. Trust in it comes from the fingerprint the operators compare, not from here.
+ */
+export function selfSignedKey(hint: SignerHint): Buffer {
+  const key = decodePublicKey(String(hint.meta.publicKey ?? ''));
+  if (!key || fingerprint(key) !== hint.keyId) throw new BundleError('malformed_manifest', 'the bundle does not carry the key that signed it');
+  return key;
 }
 
 function signerHint(bytes: Buffer): SignerHint {

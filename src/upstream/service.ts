@@ -2,13 +2,13 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { newId } from '../shared/ids.js';
-import { decodePublicKey, fingerprint } from '../shared/ed25519.js';
+import { fingerprint } from '../shared/ed25519.js';
 import type { Clock } from '../shared/clock.js';
 import { AppError } from '../shared/errors.js';
 import type { Db } from '../store/open.js';
 import { commitKey, nextKey, type Identity } from '../identity/identity.js';
 import { checkRotation, rotationMeta } from '../exchange/rotation.js';
-import { verifyBundle, BundleError, type SignerHint } from '../exchange/read.js';
+import { verifyBundle, BundleError, selfSignedKey, type SignerHint } from '../exchange/read.js';
 import { writeBundle, type BundleSigner } from '../exchange/write.js';
 import { BUNDLE_EXTENSION } from '../exchange/manifest.js';
 import type { EntitlementLineRecord, EntitlementSnapshotRecord, PolicyRecord } from '../exchange/records.js';
@@ -94,14 +94,7 @@ export class UpstreamService {
    */
   async addCollector(requestFile: string, o: { account: string; fingerprint?: string | undefined }): Promise<{ collectorId: string; fingerprint: string; responseFile?: string; pinned: boolean }> {
     let presented: Buffer | undefined;
-    const v = await verifyBundle(requestFile, {
-      kinds: ['enrollment-request'],
-      keyFor: (m) => {
-        presented = decodePublicKey(String(m.meta.publicKey ?? '')) ?? undefined;
-        if (!presented || fingerprint(presented) !== m.keyId) throw new BundleError('malformed_manifest', 'the request does not carry the key that signed it');
-        return presented;
-      },
-    });
+    const v = await verifyBundle(requestFile, { kinds: ['enrollment-request'], keyFor: (m) => (presented = selfSignedKey(m)) });
     const fp = fingerprint(presented!);
     const m = v.manifest;
     if (!o.fingerprint) return { collectorId: m.collectorId, fingerprint: fp, pinned: false };
