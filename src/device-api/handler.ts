@@ -11,7 +11,7 @@ import type { PolicyService } from '../policy/service.js';
 import type { RefusalCounter } from '../events/refusals.js';
 import type { IngestService } from '../usage/ingest.js';
 import type { AckReader } from '../usage/acks.js';
-import { batchSchema, reportSchema } from '../usage/report-schema.js';
+import { parseBatch, parseReport } from '../usage/report-schema.js';
 import type { Logger } from '../shared/logger.js';
 import { HEADER, REGISTRATION_DEVICE_ID, rekeyProofString, verifyRequest } from './signing.js';
 import { KeyCache } from './key-cache.js';
@@ -57,8 +57,6 @@ interface Req {
  */
 export function createDeviceHandler(deps: DeviceApiDeps) {
   const keys = new KeyCache();
-  const single = reportSchema(deps.limits.maxMeasurementsPerReport);
-  const batch = batchSchema(deps.limits.maxReportsPerBatch, deps.limits.maxMeasurementsPerReport);
   const windowMs = deps.limits.signatureWindowSeconds * 1000;
   const collectorId = deps.identity.collectorId;
 
@@ -107,7 +105,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
     if (req.method === 'POST' && (path === '/device/v1/report' || path === '/device/v1/reports')) {
       const device = authenticate(req);
       const body = json(req);
-      const reports = path === '/device/v1/report' ? [parseOrThrow(single, body, 'report')] : parseOrThrow(batch, body, 'batch').reports;
+      const reports = path === '/device/v1/report' ? [parseReport(body, deps.limits)] : parseBatch(body, deps.limits);
       const results = await deps.ingest.submit(device, reports);
       return { status: 200, body: path === '/device/v1/report' ? results[0] : { results } };
     }

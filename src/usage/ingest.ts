@@ -122,17 +122,12 @@ export class IngestService {
 }
 
 function prepare(report: DeviceReport): Prepared {
-  const canonical = {
-    reportId: report.reportId,
-    seq: report.seq,
-    generatedAt: report.generatedAt,
-    measurements: report.measurements.map((m) => ({ tag: m.tag, count: m.count, start: m.start, end: m.end })),
-  };
-  const body = JSON.stringify(canonical);
+  // parseReport built this object with its keys in a fixed order: its JSON is canonical.
+  const body = JSON.stringify(report);
   const latest = new Map<string, { count: number; end: number }>();
   for (const m of report.measurements) {
     const cur = latest.get(m.tag);
     if (!cur || m.end >= cur.end) latest.set(m.tag, { count: m.count, end: m.end });
   }
-  return { report: canonical, body, hash: sha256hex(body), latest, tags: [...latest.keys()].join('\n') };
+  return { report, body, hash: sha256hex(body), latest, tags: [...latest.keys()].join('\n') };
 }

@@ -79,6 +79,15 @@ describe('when a report is refused, nothing is written', () => {
       const d = await h.registered();
       return d.send('POST', '/device/v1/report', JSON.stringify({ ...d.report(TAG, 1), extra: true }));
     }, 400, 'invalid_report'],
+    ['a missing field', async (h) => {
+      const d = await h.registered();
+      const { seq: _seq, ...rest } = d.report(TAG, 1);
+      return d.send('POST', '/device/v1/report', JSON.stringify(rest));
+    }, 400, 'invalid_report'],
+    ['a measurement that is not an object', async (h) => {
+      const d = await h.registered();
+      return d.send('POST', '/device/v1/report', JSON.stringify({ ...d.report(TAG, 1), measurements: ['x'] }));
+    }, 400, 'invalid_report'],
     ['a negative count', async (h) => {
       const d = await h.registered();
       return d.sendReport(d.report(TAG, -1));
