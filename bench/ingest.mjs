@@ -100,7 +100,7 @@ for (const round of [0, 1, 2]) {
     const once = build();
     const pid = (name === 'outpost' ? outpost : reference).proc.pid;
     const cpu0 = cpuSeconds(pid);
-    const r = await drive({ workers: DEVICES, seconds: round === 0 ? 1 : SECONDS, once });
+    const r = await drive({ workers: DEVICES, seconds: round === 0 ? 3 : SECONDS, once });
     if (round === 0) continue; // warm-up: JIT and page cache, for both alike
     r.cpuPerReq = ((cpuSeconds(pid) - cpu0) / r.ok) * 1e6;
     runs[name].push(r);

@@ -174,7 +174,8 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
       stopped = true;
       // Reverse order of start: schedules, listeners, queued writes, then the store.
       scheduler.stop();
-      await Promise.all([close(tcp), close(local)]);
+      await Promise.all([close(tcp), close(local)]); // waits for requests in flight (an export, an import)
+      await services.exchange.jobs.idle(); // and for a scheduled export or an inbox import
       services.ingest.commits.flush();
       services.refusals.flush();
       services.time.check();

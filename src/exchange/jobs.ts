@@ -26,6 +26,7 @@ export function previousPeriod(ms: number): string {
 export class ExchangeJobs {
   private busy = false;
   private seen = new Map<string, number>();
+  private running = new Set<Promise<unknown>>();
 
   constructor(
     private db: Db,
@@ -58,10 +59,24 @@ export class ExchangeJobs {
     return file;
   }
 
-  async runScheduledExport(): Promise<string> {
-    const r = await this.exporter.export({ period: previousPeriod(this.clock.now()), actor: 'schedule' });
-    this.db.transaction(() => (this.state.nextExportDue = this.nextRun()))();
-    return r.file;
+  runScheduledExport(): Promise<string> {
+    return this.track(
+      this.exporter.export({ period: previousPeriod(this.clock.now()), actor: 'schedule' }).then((r) => {
+        this.db.transaction(() => (this.state.nextExportDue = this.nextRun()))();
+        return r.file;
+      }),
+    );
+  }
+
+  /** Resolves when no job is running: shutdown waits for it before it closes the store. */
+  async idle(): Promise<void> {
+    while (this.running.size) await Promise.allSettled([...this.running]);
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.running.add(p);
+    void p.finally(() => this.running.delete(p)).catch(() => {});
+    return p;
   }
 
   /**
@@ -69,7 +84,11 @@ export class ExchangeJobs {
    * growing (a copy in progress is left for the next poll). Applied files move to archive/,
    * refused ones to rejected/ with a .reason file.
    */
-  async pollInbox(): Promise<{ imported: string[]; rejected: string[] }> {
+  pollInbox(): Promise<{ imported: string[]; rejected: string[] }> {
+    return this.track(this.readInbox());
+  }
+
+  private async readInbox(): Promise<{ imported: string[]; rejected: string[] }> {
     const out = { imported: [] as string[], rejected: [] as string[] };
     if (this.busy) return out;
     this.busy = true;
