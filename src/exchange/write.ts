@@ -33,69 +33,83 @@ export interface WrittenBundle {
   bytes: number;
 }
 
+export type ListedPayload = Manifest['payloads'][number];
+
 /**
- * Writes a bundle: each payload streamed through gzip to a temporary file while its SHA-256,
- * size and record count are taken; then the manifest, signed as the exact bytes stored; then
- * the tar, manifest first so that a reader can verify before it reads anything else. Memory
- * stays flat in the number of records. The file appears under its name only when complete.
+ * Streams each payload through gzip to a file in `dir`, taking its SHA-256, size and record
+ * count on the way: memory stays flat in the number of records.
  */
+export async function writePayloads(dir: string, payloads: PayloadSource[]): Promise<ListedPayload[]> {
+  const listed: ListedPayload[] = [];
+  for (const p of payloads) {
+    const file = join(dir, p.name);
+    const hash = createHash('sha256');
+    let records = 0;
+    const lines = Readable.from(
+      (async function* () {
+        let chunk: string[] = [];
+        for await (const r of p.records as AsyncIterable<unknown>) {
+          if (typeof r === 'string') {
+            // Pre-built NDJSON: pass it through, counting its lines.
+            if (chunk.length) (yield chunk.join('\n') + '\n', (chunk = []));
+            for (let i = r.indexOf('\n'); i !== -1; i = r.indexOf('\n', i + 1)) records++;
+            yield r;
+            continue;
+          }
+          chunk.push(JSON.stringify(r));
+          records++;
+          if (chunk.length === 1000) {
+            yield chunk.join('\n') + '\n';
+            chunk = [];
+          }
+        }
+        if (chunk.length) yield chunk.join('\n') + '\n';
+      })(),
+    );
+    const tap = new Transform({
+      transform(c: Buffer, _e, cb) {
+        hash.update(c);
+        cb(null, c);
+      },
+    });
+    // Level 3: most of the size of level 6 at about twice the speed; payloads are repetitive JSON.
+    await pipeline(lines, createGzip({ level: 3 }), tap, createWriteStream(file, { mode: 0o600 }));
+    listed.push({ name: p.name, size: statSync(file).size, records, sha256: hash.digest('hex') });
+  }
+  return listed;
+}
+
+/**
+ * Signs the manifest as the exact bytes stored, then writes the tar: manifest first, so that
+ * a reader can verify before it reads anything else, then the payload files from `dir`. The
+ * bundle appears under its name only when complete.
+ */
+export async function assembleBundle(path: string, header: ManifestHeader, listed: ListedPayload[], dir: string, signer: BundleSigner): Promise<WrittenBundle> {
+  const manifest: Manifest = {
+    format: BUNDLE_FORMAT,
+    formatVersion: BUNDLE_FORMAT_VERSION,
+    ...header,
+    signer: { algorithm: 'ed25519', keyId: signer.keyId },
+    payloads: listed,
+  };
+  const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
+  const partial = join(dir, 'bundle.partial');
+  const out = createWriteStream(partial, { mode: 0o644 });
+  const tar = new TarWriter(out, Math.floor(Date.parse(manifest.createdAt) / 1000));
+  await tar.addBuffer(MANIFEST, manifestBytes);
+  await tar.addBuffer(SIGNATURE, signer.sign(manifestBytes));
+  for (const p of listed) await tar.addFile(p.name, join(dir, p.name), p.size);
+  await tar.finish();
+  renameSync(partial, path);
+  return { path, manifest, hash: sha256hex(manifestBytes), bytes: statSync(path).size };
+}
+
+/** Writes a whole bundle: payloads, then the signed manifest and the tar. */
 export async function writeBundle(path: string, header: ManifestHeader, payloads: PayloadSource[], signer: BundleSigner): Promise<WrittenBundle> {
   mkdirSync(dirname(path), { recursive: true });
   const work = mkdtempSync(join(dirname(path), '.writing-'));
   try {
-    const listed: Manifest['payloads'] = [];
-    for (const p of payloads) {
-      const file = join(work, p.name);
-      const hash = createHash('sha256');
-      let records = 0;
-      const lines = Readable.from(
-        (async function* () {
-          let chunk: string[] = [];
-          for await (const r of p.records as AsyncIterable<unknown>) {
-            if (typeof r === 'string') {
-              // Pre-built NDJSON: pass it through, counting its lines.
-              if (chunk.length) (yield chunk.join('\n') + '\n', (chunk = []));
-              for (let i = r.indexOf('\n'); i !== -1; i = r.indexOf('\n', i + 1)) records++;
-              yield r;
-              continue;
-            }
-            chunk.push(JSON.stringify(r));
-            records++;
-            if (chunk.length === 1000) {
-              yield chunk.join('\n') + '\n';
-              chunk = [];
-            }
-          }
-          if (chunk.length) yield chunk.join('\n') + '\n';
-        })(),
-      );
-      const tap = new Transform({
-        transform(c: Buffer, _e, cb) {
-          hash.update(c);
-          cb(null, c);
-        },
-      });
-      // Level 3: most of the size of level 6 at about twice the speed; payloads are repetitive JSON.
-      await pipeline(lines, createGzip({ level: 3 }), tap, createWriteStream(file, { mode: 0o600 }));
-      listed.push({ name: p.name, size: statSync(file).size, records, sha256: hash.digest('hex') });
-    }
-    const manifest: Manifest = {
-      format: BUNDLE_FORMAT,
-      formatVersion: BUNDLE_FORMAT_VERSION,
-      ...header,
-      signer: { algorithm: 'ed25519', keyId: signer.keyId },
-      payloads: listed,
-    };
-    const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
-    const partial = join(work, 'bundle.partial');
-    const out = createWriteStream(partial, { mode: 0o644 });
-    const tar = new TarWriter(out, Math.floor(Date.parse(manifest.createdAt) / 1000));
-    await tar.addBuffer(MANIFEST, manifestBytes);
-    await tar.addBuffer(SIGNATURE, signer.sign(manifestBytes));
-    for (const p of listed) await tar.addFile(p.name, join(work, p.name), p.size);
-    await tar.finish();
-    renameSync(partial, path);
-    return { path, manifest, hash: sha256hex(manifestBytes), bytes: statSync(path).size };
+    return await assembleBundle(path, header, await writePayloads(work, payloads), work, signer);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -12,34 +12,70 @@ export class StoreLockedError extends Error {
 }
 
 /**
- * Opens the store. One process owns the database at a time (DESIGN principle 10), so the
- * connection takes SQLite's exclusive lock and keeps it until it closes; a second process
- * gets StoreLockedError instead of racing the first.
+ * One process owns the database at a time (DESIGN principle 10). The claim is SQLite's own
+ * exclusive lock on a small companion file, held for as long as the store is open and
+ * released by the kernel if the process dies; the database itself stays in normal locking
+ * mode, so that a worker thread of the owning process can read a consistent WAL snapshot
+ * (an export) while the main thread keeps writing.
  */
-export function openStore(file: string, migrationsDir?: string): Db {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const db = new Database(file, { timeout: 0 });
+function claim(file: string): Db {
+  const lock = new Database(`${file}.lock`, { timeout: 0 });
   try {
-    // WAL: readers never block the writer, and a commit is one sequential append.
-    db.pragma('journal_mode = WAL');
-    // FULL: the WAL is fsynced at every commit, so a 2xx survives a power cut, not only a crash.
-    db.pragma('synchronous = FULL');
-    // Referential integrity is checked by SQLite, not hoped for.
-    db.pragma('foreign_keys = ON');
-    // Exclusive: the lock is taken at the first transaction and held; no shared-memory index.
-    db.pragma('locking_mode = EXCLUSIVE');
-    // Temp b-trees for big sorts stay in memory; the machine has plenty, the disk is slower.
-    db.pragma('temp_store = MEMORY');
-    // About 16 MiB of page cache: the hot pages of 100k devices fit, and the server stays lean.
-    db.pragma('cache_size = -16384');
-    db.exec('BEGIN EXCLUSIVE; COMMIT');
+    lock.pragma('locking_mode = EXCLUSIVE');
+    lock.exec('BEGIN EXCLUSIVE; COMMIT');
   } catch (e) {
-    db.close();
+    lock.close();
     if ((e as { code?: string }).code === 'SQLITE_BUSY') throw new StoreLockedError(file);
     throw e;
   }
+  return lock;
+}
+
+/** The pragmas every connection to the store uses, the owner's and its readers' alike. */
+export function applyPragmas(db: Db): void {
+  // WAL: readers never block the writer, and a commit is one sequential append.
+  db.pragma('journal_mode = WAL');
+  // FULL: the WAL is fsynced at every commit, so a 2xx survives a power cut, not only a crash.
+  db.pragma('synchronous = FULL');
+  // Referential integrity is checked by SQLite, not hoped for.
+  db.pragma('foreign_keys = ON');
+  // Temp b-trees for big sorts stay in memory; the machine has plenty, the disk is slower.
+  db.pragma('temp_store = MEMORY');
+  // About 16 MiB of page cache: the hot pages of 100k devices fit, and the server stays lean.
+  db.pragma('cache_size = -16384');
+  // A writer that finds the database briefly busy (a reader's checkpoint) waits, not fails.
+  db.pragma('busy_timeout = 5000');
+}
+
+/** Opens the store, claiming it for this process. */
+export function openStore(file: string, migrationsDir?: string): Db {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const lock = claim(file);
+  let db: Db;
+  try {
+    db = new Database(file);
+    applyPragmas(db);
+  } catch (e) {
+    lock.close();
+    throw e;
+  }
   // The database holds token hashes and device keys: readable by the service user only.
-  for (const f of [file, `${file}-wal`]) if (existsSync(f)) chmodSync(f, 0o600);
+  for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}.lock`]) if (existsSync(f)) chmodSync(f, 0o600);
   migrate(db, migrationsDir);
+  // Closing the store gives up the claim too.
+  const close = db.close.bind(db);
+  db.close = () => {
+    close();
+    lock.close();
+    return db;
+  };
+  return db;
+}
+
+/** A read-only connection for a worker thread of the process that owns the store. */
+export function openReader(file: string): Db {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  db.pragma('cache_size = -16384');
+  db.pragma('busy_timeout = 5000');
   return db;
 }
