@@ -8,6 +8,8 @@ import type { UsageKey } from '../licenses/ledger.js';
 import { GroupCommit } from './group-commit.js';
 import type { DeviceReport } from './report-schema.js';
 
+const TOUCH_EVERY_MS = 60_000;
+
 export type ReportStatus = 'accepted' | 'duplicate';
 
 export interface ReportResult {
@@ -35,6 +37,8 @@ export class IngestService {
   private existingHash;
   private markPending;
   private touched: UsageKey[] = [];
+  /** When each device's last-seen time was last written: see write(). */
+  private lastTouch = new Map<string, number>();
 
   constructor(
     db: Db,
@@ -109,7 +113,13 @@ export class IngestService {
     for (const [tag, m] of latest) {
       if (this.licenses.ledger.apply(live, tag, m.count, m.end * 1000, m.pk)) this.touched.push({ vaId: device.va_id, tag });
     }
-    this.devices.touch(deviceId, now, maxSeq, 'active');
+    // Last seen matters to the day (silent and stale devices), not to the millisecond: write it
+    // at most once a minute per device, which keeps a row update off most reports.
+    const last = this.lastTouch.get(deviceId);
+    if (device.status !== 'active' || last === undefined || now - last >= TOUCH_EVERY_MS || now < last) {
+      this.devices.touch(deviceId, now, maxSeq, 'active');
+      this.lastTouch.set(deviceId, now);
+    }
     return results;
   }
 
