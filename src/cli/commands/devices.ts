@@ -22,12 +22,15 @@ const action = (name: string, summary: string, path: string, done: string): Comm
 export const deviceCommands: Command[] = [
   {
     name: 'devices list',
-    usage: 'outpost devices list [--va VA] [--status active|stale|deregistered] [--pid PID] [--pending-rekey] [--limit N]',
+    usage: 'outpost devices list [--va VA] [--status active|stale|deregistered] [--pid PID] [--seen-before ISO] [--seen-after ISO] [--pending-rekey] [--limit N]',
     summary: 'List devices',
-    options: { va: { type: 'string' }, status: { type: 'string' }, pid: { type: 'string' }, 'pending-rekey': { type: 'boolean' }, limit: { type: 'string' } },
+    options: {
+      va: { type: 'string' }, status: { type: 'string' }, pid: { type: 'string' }, 'pending-rekey': { type: 'boolean' }, limit: { type: 'string' },
+      'seen-before': { type: 'string' }, 'seen-after': { type: 'string' },
+    },
     async run(ctx) {
       const q = new URLSearchParams();
-      for (const [k, p] of [['va', 'vaId'], ['status', 'status'], ['pid', 'pid'], ['limit', 'limit']] as const) {
+      for (const [k, p] of [['va', 'vaId'], ['status', 'status'], ['pid', 'pid'], ['limit', 'limit'], ['seen-before', 'seenBefore'], ['seen-after', 'seenAfter']] as const) {
         const v = str(ctx.values[k]);
         if (v) q.set(p, v);
       }
