@@ -46,6 +46,11 @@ export class EventService {
     return this.repo.head() ?? { id: 0, hash: GENESIS };
   }
 
+  /** The head as a bundle carries it: null while the trail is empty. */
+  chainHead(): { id: number; hash: string } | null {
+    return this.repo.head() ?? null;
+  }
+
   list(f: EventFilter): { items: Event[]; nextCursor: string | null } {
     const rows = this.repo.list(f);
     const items = rows.map(toEvent);

@@ -6,7 +6,7 @@ import type { Db } from '../store/open.js';
 import type { Identity } from '../identity/identity.js';
 import type { EventService } from '../events/service.js';
 import type { AccountService } from '../accounts/service.js';
-import { writeBundle } from './write.js';
+import { identitySigner, writeBundle } from './write.js';
 import { verifyBundle, selfSignedKey } from './read.js';
 import { BUNDLE_EXTENSION } from './manifest.js';
 import type { ExchangeState } from './state.js';
@@ -35,11 +35,11 @@ export class EnrollmentService {
       {
         kind: 'enrollment-request', bundleId: newId('bun', now), collectorId: this.identity.collectorId, accountId: this.accounts.account().id,
         sequence: 0, lastAnsweredHash: null, answers: null, period: null, createdAt: new Date(now).toISOString(),
-        eventChainHead: this.events.head().id ? this.events.head() : null,
+        eventChainHead: this.events.chainHead(),
         meta: { publicKey: this.identity.publicKeyB64, accountName },
       },
       [],
-      { keyId: this.identity.fingerprint, sign: (b) => this.identity.signDetached(b) },
+      identitySigner(this.identity),
     );
     this.db.transaction(() => this.events.append('exchange.enrollment_requested', actor, this.identity.collectorId, null, { accountName, file: out.path }))();
     return { file: out.path, fingerprint: this.identity.fingerprint, collectorId: this.identity.collectorId };

@@ -10,7 +10,7 @@ import type { Identity } from '../identity/identity.js';
 import type { EventService } from '../events/service.js';
 import type { AlertService } from '../alerts/service.js';
 import type { AccountService } from '../accounts/service.js';
-import { assembleBundle, writePayloads, type ListedPayload, type WrittenBundle } from './write.js';
+import { assembleBundle, identitySigner, writePayloads, type ListedPayload, type WrittenBundle } from './write.js';
 import { hostnameMapper, usagePayloads } from './usage-payloads.js';
 import type { ExchangeState } from './state.js';
 import { BUNDLE_EXTENSION } from './manifest.js';
@@ -88,11 +88,10 @@ export class ExportService {
         answers: null,
         period,
         createdAt: new Date(now).toISOString(),
-        eventChainHead: this.events.head().id ? this.events.head() : null,
+        eventChainHead: this.events.chainHead(),
         meta: { hostnames: this.opts.hashHostnames ? 'keyed-hash' : 'clear' },
       };
-      const signer = { keyId: this.identity.fingerprint, sign: (b: Buffer) => this.identity.signDetached(b) };
-      written = await assembleBundle(file, header, await this.payloads(work), work, signer);
+      written = await assembleBundle(file, header, await this.payloads(work), work, identitySigner(this.identity));
     } finally {
       rmSync(work, { recursive: true, force: true });
     }

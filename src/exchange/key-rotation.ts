@@ -5,7 +5,7 @@ import type { Db } from '../store/open.js';
 import { commitKey, nextKey, type Identity } from '../identity/identity.js';
 import type { EventService } from '../events/service.js';
 import type { AccountService } from '../accounts/service.js';
-import { writeBundle } from './write.js';
+import { identitySigner, writeBundle } from './write.js';
 import { BUNDLE_EXTENSION } from './manifest.js';
 import { rotationMeta } from './rotation.js';
 import type { ExchangeState } from './state.js';
@@ -39,10 +39,10 @@ export class KeyRotationService {
       {
         kind: 'key-rotation', bundleId, collectorId: this.identity.collectorId,
         accountId: this.state.upstreamAccountId ?? this.accounts.account().id, sequence, lastAnsweredHash: this.state.lastAnsweredHash,
-        answers: null, period: null, createdAt: new Date(now).toISOString(), eventChainHead: this.events.head().id ? this.events.head() : null, meta,
+        answers: null, period: null, createdAt: new Date(now).toISOString(), eventChainHead: this.events.chainHead(), meta,
       },
       [],
-      { keyId: oldKeyId, sign: (b) => this.identity.signDetached(b) },
+      identitySigner(this.identity), // still the old key: the new one takes over below
     );
     commitKey(this.opts.dataDir, 'collector', this.identity, next);
     this.db.transaction(() => {

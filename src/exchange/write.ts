@@ -9,9 +9,19 @@ import { TarWriter } from './tar.js';
 import { sha256hex } from '../shared/hash.js';
 
 export interface BundleSigner {
-  keyId: string;
+  readonly keyId: string;
   /** Detached ed25519 signature of the exact manifest bytes. */
   sign(data: Buffer): Buffer;
+}
+
+/** Signs with an identity's current key: reads it at each use, since a rotation swaps it in place. */
+export function identitySigner(identity: { fingerprint: string; signDetached(data: Buffer): Buffer }): BundleSigner {
+  return {
+    get keyId() {
+      return identity.fingerprint;
+    },
+    sign: (b) => identity.signDetached(b),
+  };
 }
 
 export interface PayloadSource {

@@ -12,7 +12,5 @@ export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what: stri
   if (r.success) return r.data;
   const issues = r.error.issues.slice(0, 20).map((i) => ({ path: pathText(i.path) || '(root)', message: i.message }));
   const first = issues[0]!;
-  return (() => {
-    throw badRequest('invalid_' + what, `${what}: ${first.path}: ${first.message}`, { issues });
-  })();
+  throw badRequest('invalid_' + what, `${what}: ${first.path}: ${first.message}`, { issues });
 }

@@ -5,7 +5,7 @@ import { verifyBundle, readLinesSync, BundleError } from '../exchange/read.js';
 import { writeBundle } from '../exchange/write.js';
 import { BUNDLE_EXTENSION } from '../exchange/manifest.js';
 import { parseStrictJson } from '../exchange/strict-json.js';
-import { PAYLOAD, type AckRecord, type VaConfirmationRecord } from '../exchange/records.js';
+import { PAYLOAD, type AckRecord, type ReportRecord, type VaConfirmationRecord } from '../exchange/records.js';
 import type { UpstreamService } from './service.js';
 
 export interface ProcessResult {
@@ -76,7 +76,7 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
       counts.before = (total.get(c.account_id) as { n: number }).n;
       for (const line of readLinesSync(join(work, PAYLOAD.reports.replace(/\.gz$/, '')))) {
         n++;
-        let r: { ref: number; udi: string; reportId: string; measurements: number; tags: string[]; body: string };
+        let r: ReportRecord;
         try {
           r = JSON.parse(line);
         } catch (e) {

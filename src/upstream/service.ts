@@ -9,7 +9,7 @@ import type { Db } from '../store/open.js';
 import { commitKey, nextKey, type Identity } from '../identity/identity.js';
 import { checkRotation, rotationMeta } from '../exchange/rotation.js';
 import { verifyBundle, BundleError, selfSignedKey, type SignerHint } from '../exchange/read.js';
-import { writeBundle, type BundleSigner } from '../exchange/write.js';
+import { identitySigner, writeBundle, type BundleSigner } from '../exchange/write.js';
 import { BUNDLE_EXTENSION } from '../exchange/manifest.js';
 import type { EntitlementLineRecord, EntitlementSnapshotRecord, PolicyRecord } from '../exchange/records.js';
 
@@ -56,13 +56,7 @@ export class UpstreamService {
     readonly outDir: string,
     readonly dataDir: string,
   ) {
-    // Reads the identity at each use: a rotation swaps the key in place.
-    this.signer = {
-      get keyId() {
-        return identity.fingerprint;
-      },
-      sign: (b) => identity.signDetached(b),
-    };
+    this.signer = identitySigner(identity);
   }
 
   event(type: string, subject: string | null, details: Record<string, unknown>): void {
