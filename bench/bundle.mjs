@@ -19,6 +19,7 @@ const REPORTS = Number(process.env.BENCH_REPORTS ?? 3_000_000);
 const DEVICES = Math.floor(Math.min(100_000, Math.max(1000, REPORTS / 30)));
 const FIRST = Math.round(REPORTS / 10);
 const TAG = 'regid.2018-06.com.cisco.DNA_NWStack,1.0_e7244e71-3ad5-4608-8bf0-d12f67c80896';
+const TAG_JSON = JSON.stringify([TAG]);
 
 const root = mkdtempSync(join(tmpdir(), 'outpost-bench-bundle-'));
 const env = {
@@ -54,7 +55,7 @@ function seed(from, to) {
   const now = Date.now();
   const dev = s.db.prepare("INSERT OR IGNORE INTO devices (id, va_id, udi_pid, udi_serial, hostname, status, source, registered_at, last_seen_at) VALUES (?, ?, 'C9300-48P', ?, ?, 'active', 'rum', ?, ?)");
   const udi = s.db.prepare('INSERT OR IGNORE INTO device_udis (udi, device_id) VALUES (?, ?)');
-  const rep = s.db.prepare("INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags) VALUES (?, 'device', ?, ?, ?, ?, ?, ?, 1, ?)");
+  const rep = s.db.prepare("INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags_json) VALUES (?, 'device', ?, ?, ?, ?, ?, ?, 1, ?)");
   const use = s.db.prepare('INSERT OR REPLACE INTO device_usage (device_id, tag, count, period_end, report_pk) VALUES (?, ?, ?, ?, ?)');
   const pend = s.db.prepare('INSERT INTO report_pending (report_id, since) VALUES (?, ?)');
   s.db.transaction(() => {
@@ -68,7 +69,7 @@ function seed(from, to) {
       const id = `dev_bench${String(i).padStart(7, '0')}`;
       const t = 1_790_000_000 + Math.floor(k / DEVICES) * 3600;
       const body = JSON.stringify({ reportId: `r${k}`, seq: k, generatedAt: t, measurements: [{ tag: TAG, count: 1 + (k % 4), start: t - 3600, end: t }] });
-      const pk = rep.run(id, `r${k}`, k, t * 1000, now, String(k).padStart(64, '0'), body, TAG).lastInsertRowid;
+      const pk = rep.run(id, `r${k}`, k, t * 1000, now, String(k).padStart(64, '0'), body, TAG_JSON).lastInsertRowid;
       use.run(id, TAG, 1 + (k % 4), t * 1000, pk);
       pend.run(pk, now);
     }

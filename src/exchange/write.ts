@@ -24,11 +24,19 @@ export function identitySigner(identity: { fingerprint: string; signDetached(dat
   };
 }
 
+/** Ready-made NDJSON: whole lines, each ending in a newline, and how many there are. */
+export class NdjsonChunk {
+  constructor(
+    readonly bytes: Buffer,
+    readonly records: number,
+  ) {}
+}
+
 export interface PayloadSource {
   name: string;
   /**
-   * Records, one JSON line each; an async source lets a caller read its store in chunks. A
-   * source may also yield ready-made NDJSON text (lines ending in \n), counted by its newlines.
+   * Records, one JSON line each, or NdjsonChunks of lines built elsewhere (by SQLite, for the
+   * millions of reports of an export). An async source lets a caller read its store in chunks.
    */
   records: Iterable<unknown> | AsyncIterable<unknown>;
 }
@@ -59,22 +67,22 @@ export async function writePayloads(dir: string, payloads: PayloadSource[]): Pro
       (async function* () {
         let chunk: string[] = [];
         for await (const r of p.records as AsyncIterable<unknown>) {
-          if (typeof r === 'string') {
-            // Pre-built NDJSON: pass it through, counting its lines.
-            if (chunk.length) (yield chunk.join('\n') + '\n', (chunk = []));
-            for (let i = r.indexOf('\n'); i !== -1; i = r.indexOf('\n', i + 1)) records++;
-            yield r;
+          if (r instanceof NdjsonChunk) {
+            if (chunk.length) (yield Buffer.from(chunk.join('\n') + '\n'), (chunk = []));
+            records += r.records;
+            yield r.bytes;
             continue;
           }
           chunk.push(JSON.stringify(r));
           records++;
           if (chunk.length === 1000) {
-            yield chunk.join('\n') + '\n';
+            yield Buffer.from(chunk.join('\n') + '\n');
             chunk = [];
           }
         }
-        if (chunk.length) yield chunk.join('\n') + '\n';
+        if (chunk.length) yield Buffer.from(chunk.join('\n') + '\n');
       })(),
+      { objectMode: false, highWaterMark: 4 << 20 },
     );
     const tap = new Transform({
       transform(c: Buffer, _e, cb) {

@@ -47,7 +47,7 @@ export class RumImporter {
       "SELECT id, content_hash, measurement_count FROM reports WHERE device_id = ? AND source = 'rum' AND report_id = ?",
     );
     this.insertReport = db.prepare(
-      `INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags)
+      `INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags_json)
        VALUES (?, 'rum', ?, NULL, ?, ?, ?, ?, ?, ?)`,
     );
     // A grown report replaces its earlier copy, and goes upstream again (it is pending once more).
@@ -124,7 +124,7 @@ export class RumImporter {
     let outcome: ElementOutcome;
     let pk: number;
     if (!prev) {
-      pk = Number(this.insertReport.run(device.id, key, generatedAt, now, hash, raw, r.measurements.length, r.tag).lastInsertRowid);
+      pk = Number(this.insertReport.run(device.id, key, generatedAt, now, hash, raw, r.measurements.length, JSON.stringify([r.tag])).lastInsertRowid);
       this.pending.run(pk, now);
       outcome = 'accepted';
     } else if (prev.content_hash === hash) {

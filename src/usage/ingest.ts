@@ -23,8 +23,8 @@ interface Prepared {
   hash: string;
   /** Per tag, the measurement with the latest period end in this report. */
   latest: Map<string, { count: number; end: number }>;
-  /** The tags measured, newline-separated (tags hold commas). */
-  tags: string;
+  /** The tags measured, as a JSON array (what a usage bundle carries). */
+  tagsJson: string;
 }
 
 /**
@@ -48,7 +48,7 @@ export class IngestService {
     private maxFutureSkewMs: number,
   ) {
     this.insertReport = db.prepare(
-      `INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags)
+      `INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags_json)
        VALUES (?, 'device', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     );
     this.markPending = db.prepare('INSERT INTO report_pending (report_id, since) VALUES (?, ?)');
@@ -93,7 +93,7 @@ export class IngestService {
     for (const p of prepared) {
       const r = p.report;
       maxSeq = Math.max(maxSeq, r.seq);
-      const ins = this.insertReport.run(deviceId, r.reportId, r.seq, r.generatedAt * 1000, now, p.hash, p.body, r.measurements.length, p.tags);
+      const ins = this.insertReport.run(deviceId, r.reportId, r.seq, r.generatedAt * 1000, now, p.hash, p.body, r.measurements.length, p.tagsJson);
       if (ins.changes === 0) {
         const prev = this.existingHash.get(deviceId, r.reportId) as { content_hash: string };
         if (prev.content_hash !== p.hash) {
@@ -139,5 +139,5 @@ function prepare(report: DeviceReport): Prepared {
     const cur = latest.get(m.tag);
     if (!cur || m.end >= cur.end) latest.set(m.tag, { count: m.count, end: m.end });
   }
-  return { report, body, hash: sha256hex(body), latest, tags: [...latest.keys()].join('\n') };
+  return { report, body, hash: sha256hex(body), latest, tagsJson: JSON.stringify([...latest.keys()]) };
 }

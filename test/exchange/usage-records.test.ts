@@ -1,0 +1,88 @@
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DAY, seconds, startHarness, TAG, TAG2, type Harness } from '../helpers/harness.js';
+import { members } from '../helpers/tar-craft.js';
+import { rumElement, smartLicense } from '../helpers/rum.js';
+import { migrate } from '../../src/store/migrate.js';
+
+let h: Harness | undefined;
+afterEach(() => h?.close());
+
+const payload = (file: string, name: string) =>
+  gunzipSync(members(file).find((m) => m.name === name)!.data)
+    .toString('utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+describe('the records of a usage bundle', () => {
+  it('when reports and devices are exported, then each record is the stored row, bodies byte for byte', async () => {
+    h = await startHarness();
+    const d = h.device('FOCREC1');
+    await d.register(await h.token(), 'core "east" é\\1');
+    const report = d.report(TAG, 3, undefined, 'rec-"q"\\1');
+    report.measurements.push({ ...report.measurements[0]!, tag: TAG2, count: 2 });
+    expect((await d.sendReport(report)).status).toBe(200);
+    const t = seconds(Date.now()) - DAY / 1000;
+    const rum = rumElement({ pid: 'C9300-48P', serial: 'FOCRUM1', reportId: 77, tag: TAG, measurements: [{ start: t, end: t + 3600, count: 5 }] });
+    await h.api.post(`/api/v1/usage/rum?vaId=${h.defaultVa}`).set('content-type', 'application/xml').send(smartLicense(rum)).expect(200);
+
+    const exp = (await h.api.post('/api/v1/exchange/export').send({}).expect(200)).body;
+    const reports = payload(exp.file, 'reports.ndjson.gz');
+    const stored = h.services.db
+      .prepare(
+        `SELECT r.id, d.udi_pid || ':' || d.udi_serial AS udi, r.source, r.report_id, r.seq, r.generated_at, r.measurement_count, r.body
+         FROM reports r JOIN devices d ON d.id = r.device_id ORDER BY r.id`,
+      )
+      .all() as { id: number; udi: string; source: string; report_id: string; seq: number | null; generated_at: number; measurement_count: number; body: string }[];
+    expect(reports).toEqual(
+      stored.map((r) => ({
+        ref: r.id, udi: r.udi, source: r.source, reportId: r.report_id, seq: r.seq, generatedAt: r.generated_at / 1000,
+        tags: r.source === 'rum' ? [TAG] : [TAG, TAG2], measurements: r.measurement_count, body: r.body,
+      })),
+    );
+    expect(reports[1]!.body).toContain('\n'); // the RUM original, whitespace and all
+
+    const devices = payload(exp.file, 'devices.ndjson.gz');
+    const rows = h.services.db.prepare('SELECT * FROM devices ORDER BY id').all() as {
+      id: string; udi_pid: string; udi_serial: string; va_id: string; hostname: string; software_version: string; status: string;
+      registered_at: number; last_seen_at: number | null;
+    }[];
+    expect(devices).toEqual(
+      rows.map((r) => ({
+        deviceId: r.id, udi: `${r.udi_pid}:${r.udi_serial}`, udis: [`${r.udi_pid}:${r.udi_serial}`], vaId: r.va_id, hostname: r.hostname,
+        softwareVersion: r.software_version, status: r.status, registeredAt: new Date(r.registered_at).toISOString(),
+        lastSeenAt: r.last_seen_at === null ? null : new Date(r.last_seen_at).toISOString(),
+      })),
+    );
+    expect(devices.map((x) => x.hostname)).toContain('core "east" é\\1');
+  });
+});
+
+describe('migration 003', () => {
+  it('when a store written before it is opened, then each report keeps its tags, now as a JSON array', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-migrate-'));
+    try {
+      const all = join(import.meta.dirname, '../../src/store/migrations');
+      const early = join(dir, 'early');
+      mkdirSync(early);
+      for (const f of readdirSync(all).filter((f) => f < '003')) copyFileSync(join(all, f), join(early, f));
+      const db = new Database(join(dir, 'store.db'));
+      migrate(db, early);
+      const ins = db.prepare("INSERT INTO reports (device_id, source, report_id, received_at, content_hash, body, measurement_count, tags) VALUES ('dev_x', 'device', ?, 0, '', '{}', 1, ?)");
+      ins.run('none', '');
+      ins.run('two', `${TAG}\n${TAG2}`);
+      ins.run('odd', 'a"b\\c');
+      migrate(db, all);
+      const tags = db.prepare('SELECT report_id, tags_json FROM reports ORDER BY id').all() as { report_id: string; tags_json: string }[];
+      expect(tags.map((r) => [r.report_id, JSON.parse(r.tags_json)])).toEqual([['none', []], ['two', [TAG, TAG2]], ['odd', ['a"b\\c']]]);
+      db.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
