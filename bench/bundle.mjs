@@ -1,8 +1,9 @@
 // npm run bench:bundle: the disconnected exchange at scale. Seeds a collector database with
 // 100,000 devices and 3,000,000 unacknowledged reports, then times export (at 300k and at 3M
-// reports, with ingest p99 measured while it runs), bundle verify, upstream process and the
-// import of the response, printing seconds, records per second, size and peak RSS of each.
-// Everything runs on 127.0.0.1 under a temporary folder. BENCH_REPORTS scales it down.
+// reports, each alone and again while devices report, with the ingest p99 during it), bundle
+// verify, upstream process and the import of the response, printing seconds, records per
+// second, size and peak RSS of each. Everything runs on 127.0.0.1 under a temporary folder.
+// BENCH_REPORTS scales it down; BENCH_LOAD_RATE sets the device load (reports/s, 0: flat out).
 import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,42 +90,56 @@ const added = (await run(['upstream', 'collector', 'add', req.file, '--account',
 await run(['enroll', 'confirm', added.responseFile, '--fingerprint', up.fingerprint]);
 await run(['upstream', 'entitlements', 'add', '--account', 'Bench', '--va', 'Default', '--tag', TAG, '--name', 'DNA', '--quantity', '100000']);
 
-// 2. Export at 300k, in the server, under device load.
-async function exportUnderLoad(label) {
+// 2. Export, in the server: once alone, then while devices keep reporting at a paced rate
+// (BENCH_LOAD_RATE reports/s; 0 sends as fast as 16 connections can, which on a 2-core
+// machine measures the contention for cores between the load generator, ingest and the export).
+const LOAD_RATE = Number(process.env.BENCH_LOAD_RATE ?? 500);
+
+async function exportInServer(label, withLoad) {
   const server = await start(process.execPath, [CLI, 'serve'], { ...env, OUTPOST_LOG_LEVEL: 'info' }, /"url":"http:\/\/127\.0\.0\.1:(\d+)"/);
   const url = `http://127.0.0.1:${server.match[1]}`;
   const pool = new Pool(url, { connections: 16 });
-  const collector = JSON.parse(await (await pool.request({ path: '/device/v1/collector', method: 'GET' })).body.text());
-  const token = (await run(['token', 'create', '--description', 'load', '--uses', '16'])).json.secret;
-  const devices = [];
-  for (let i = 0; i < 16; i++) {
-    const kp = generateKeyPair();
-    const key = privateKeyObject(kp.seed);
-    const body = JSON.stringify({ token, udi: { pid: 'LOAD', serial: `${label}-${i}` }, publicKey: kp.publicKey.toString('base64') });
-    const ts = String(Math.floor(Date.now() / 1000));
-    const r = await pool.request({ path: '/device/v1/register', method: 'POST', body, headers: { [HEADER.timestamp]: ts, [HEADER.signature]: signRequest(key, { method: 'POST', path: '/device/v1/register', collectorId: collector.collectorId, deviceId: '-', timestamp: ts, body }) } });
-    devices.push({ id: JSON.parse(await r.body.text()).deviceId, key });
-  }
   let stopLoad = false;
   const lat = [];
-  const load = devices.map(async (d, w) => {
-    for (let n = 0; !stopLoad; n++) {
-      const now = Math.floor(Date.now() / 1000);
-      const body = JSON.stringify({ reportId: `${label}-${w}-${n}`, seq: n, generatedAt: now, measurements: [{ tag: TAG, count: 1, start: now - 60, end: now }] });
-      const ts = String(now);
-      const t = performance.now();
-      const r = await pool.request({ path: '/device/v1/report', method: 'POST', body, headers: { [HEADER.device]: d.id, [HEADER.timestamp]: ts, [HEADER.signature]: signRequest(d.key, { method: 'POST', path: '/device/v1/report', collectorId: collector.collectorId, deviceId: d.id, timestamp: ts, body }) } });
-      await r.body.text();
-      lat.push(performance.now() - t);
+  let load = [];
+  if (withLoad) {
+    const collector = JSON.parse(await (await pool.request({ path: '/device/v1/collector', method: 'GET' })).body.text());
+    const token = (await run(['token', 'create', '--description', 'load', '--uses', '16'])).json.secret;
+    const devices = [];
+    for (let i = 0; i < 16; i++) {
+      const kp = generateKeyPair();
+      const key = privateKeyObject(kp.seed);
+      const body = JSON.stringify({ token, udi: { pid: 'LOAD', serial: `${label}-${i}` }, publicKey: kp.publicKey.toString('base64') });
+      const ts = String(Math.floor(Date.now() / 1000));
+      const r = await pool.request({ path: '/device/v1/register', method: 'POST', body, headers: { [HEADER.timestamp]: ts, [HEADER.signature]: signRequest(key, { method: 'POST', path: '/device/v1/register', collectorId: collector.collectorId, deviceId: '-', timestamp: ts, body }) } });
+      devices.push({ id: JSON.parse(await r.body.text()).deviceId, key });
     }
-  });
-  let peak = 0;
+    // Each connection sends on a fixed schedule; latency counts from the scheduled time, so a
+    // stall shows in full rather than hiding behind the requests it delayed.
+    const interval = LOAD_RATE > 0 ? (1000 * devices.length) / LOAD_RATE : 0;
+    load = devices.map(async (d, w) => {
+      let due = performance.now() + (interval * w) / devices.length;
+      for (let n = 0; !stopLoad; n++) {
+        if (interval) {
+          const wait = due - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        } else due = performance.now();
+        const now = Math.floor(Date.now() / 1000);
+        const body = JSON.stringify({ reportId: `${label}-${w}-${n}`, seq: n, generatedAt: now, measurements: [{ tag: TAG, count: 1, start: now - 60, end: now }] });
+        const ts = String(now);
+        const r = await pool.request({ path: '/device/v1/report', method: 'POST', body, headers: { [HEADER.device]: d.id, [HEADER.timestamp]: ts, [HEADER.signature]: signRequest(d.key, { method: 'POST', path: '/device/v1/report', collectorId: collector.collectorId, deviceId: d.id, timestamp: ts, body }) } });
+        await r.body.text();
+        lat.push(performance.now() - due);
+        due += interval;
+      }
+    });
+  }
   const pid = server.proc.pid;
-  const sampler = setInterval(() => {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    if (m) peak = Math.max(peak, Number(m[1]) / 1024);
-  }, 50);
-  await new Promise((r) => setTimeout(r, 500));
+  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  await new Promise((r) => setTimeout(r, 1000));
+  const before = rss();
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, rss())), 50);
   lat.length = 0;
   const exp = await run(['export', '--period', '2026-11']);
   stopLoad = true;
@@ -133,17 +148,24 @@ async function exportUnderLoad(label) {
   await pool.close();
   await stop(server.proc);
   lat.sort((a, b) => a - b);
-  return { ...exp.json, seconds: exp.seconds, peakRss: peak, ingestP99: percentile(lat, 99), ingestRequests: lat.length };
+  return { ...exp.json, seconds: exp.seconds, rssBefore: before, peakRss: peak, ingestP99: percentile(lat, 99), ingestRequests: lat.length };
 }
 
-const small = await exportUnderLoad('a');
-row(`export ${fmt(small.reports)} reports`, small.seconds, small.reports, { note: `${fmt(small.bytes / 1e6, 1)} MB, server peak RSS ${fmt(small.peakRss)} MB, ingest p99 during export ${fmt(small.ingestP99, 1)} ms (${small.ingestRequests} requests)` });
+const loadText = LOAD_RATE > 0 ? `${fmt(LOAD_RATE)} reports/s` : 'as fast as 16 connections go';
+async function exportBoth(label) {
+  const alone = await exportInServer(label, false);
+  row(`export ${fmt(alone.reports)} reports`, alone.seconds, alone.reports, { note: `${fmt(alone.bytes / 1e6, 1)} MB bundle, server RSS ${fmt(alone.rssBefore)} MB before, peak ${fmt(alone.peakRss)} MB` });
+  const loaded = await exportInServer(label, true);
+  row(`  under load (${loadText})`, loaded.seconds, loaded.reports, { note: `ingest p99 ${fmt(loaded.ingestP99, 1)} ms over ${fmt(loaded.ingestRequests)} reports, server RSS ${fmt(loaded.rssBefore)} MB before, peak ${fmt(loaded.peakRss)} MB` });
+  return { alone, loaded };
+}
+
+const small = await exportBoth('a');
 
 t0 = performance.now();
 seed(FIRST, REPORTS);
 console.log(`seeded up to ${fmt(REPORTS)} reports in ${fmt((performance.now() - t0) / 1000, 1)} s`);
-const big = await exportUnderLoad('b');
-row(`export ${fmt(big.reports)} reports`, big.seconds, big.reports, { note: `${fmt(big.bytes / 1e6, 1)} MB, server peak RSS ${fmt(big.peakRss)} MB, ingest p99 during export ${fmt(big.ingestP99, 1)} ms (${big.ingestRequests} requests)` });
+const big = (await exportBoth('b')).alone;
 
 // 3. Verify (the security team's check), 4. upstream process, 5. import of the response.
 const keyFile = join(root, 'collector.pub');
@@ -156,5 +178,5 @@ const imp = await run(['import', proc.json.responseFile]);
 row('import response', imp.seconds, imp.json.acks.accepted, { note: `peak RSS ${fmt(imp.rssMb)} MB, ${fmt(imp.json.acks.accepted)} ACKs applied` });
 
 console.log('');
-console.log(`export RSS at ${fmt(small.reports)} reports: ${fmt(small.peakRss)} MB; at ${fmt(big.reports)}: ${fmt(big.peakRss)} MB`);
+console.log(`export, server peak RSS at ${fmt(small.alone.reports)} reports: ${fmt(small.alone.peakRss)} MB; at ${fmt(big.reports)}: ${fmt(big.peakRss)} MB`);
 rmSync(root, { recursive: true, force: true });

@@ -1,7 +1,6 @@
 import type { Command } from '../command.js';
 import { str } from '../command.js';
 import { CliError } from '../client.js';
-import { simulate } from '../../simulator/simulate.js';
 
 const DEFAULT_TAG = 'regid.2018-06.com.cisco.DNA_NWStack,1.0_e7244e71-3ad5-4608-8bf0-d12f67c80896';
 
@@ -32,6 +31,9 @@ export const simulateCommands: Command[] = [
           return t.secret;
         });
       }
+      // Loaded on use: its HTTP client (undici) would otherwise add about 20 MB to every
+      // outpost process, the long-running server included.
+      const { simulate } = await import('../../simulator/simulate.js');
       const r = await simulate(
         {
           url: str(ctx.values.url) ?? `http://127.0.0.1:${ctx.config().http.port}`,
