@@ -47,13 +47,23 @@ export function applyPragmas(db: Db): void {
   db.pragma('busy_timeout = 5000');
 }
 
+export interface StoreOptions {
+  /** The numbered .sql files to apply; the collector's by default. */
+  migrationsDir?: string;
+  /** Page size for a store created now (an existing store keeps its own). */
+  pageSize?: number;
+}
+
 /** Opens the store, claiming it for this process. */
-export function openStore(file: string, migrationsDir?: string): Db {
+export function openStore(file: string, opts: StoreOptions = {}): Db {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const lock = claim(file);
   let db: Db;
   try {
+    const fresh = !existsSync(file);
     db = new Database(file);
+    // Only an empty database takes a page size, and only before WAL is turned on.
+    if (fresh && opts.pageSize) db.pragma(`page_size = ${Number(opts.pageSize)}`);
     applyPragmas(db);
   } catch (e) {
     lock.close();
@@ -61,7 +71,7 @@ export function openStore(file: string, migrationsDir?: string): Db {
   }
   // The database holds token hashes and device keys: readable by the service user only.
   for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}.lock`]) if (existsSync(f)) chmodSync(f, 0o600);
-  migrate(db, migrationsDir);
+  migrate(db, opts.migrationsDir);
   // Closing the store gives up the claim too.
   const close = db.close.bind(db);
   db.close = () => {

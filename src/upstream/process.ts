@@ -1,9 +1,9 @@
 import { join } from 'node:path';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { newId } from '../shared/ids.js';
-import { verifyBundle, readLinesSync, BundleError } from '../exchange/read.js';
+import { verifyBundle, streamPayloadLines, BundleError } from '../exchange/read.js';
 import { writeBundle } from '../exchange/write.js';
-import { BUNDLE_EXTENSION } from '../exchange/manifest.js';
+import { BUNDLE_EXTENSION, type Manifest } from '../exchange/manifest.js';
 import { parseStrictJson } from '../exchange/strict-json.js';
 import { PAYLOAD, type AckRecord, type ReportRecord, type VaConfirmationRecord } from '../exchange/records.js';
 import type { UpstreamService } from './service.js';
@@ -27,147 +27,156 @@ export interface ProcessResult {
  */
 export async function processUsageBundle(up: UpstreamService, file: string, o: { force: boolean }): Promise<ProcessResult> {
   mkdirSync(up.outDir, { recursive: true });
-  const work = mkdtempSync(join(up.outDir, '.process-'));
   const { db } = up;
-  try {
-    const v = await verifyBundle(file, { kinds: ['usage'], keyFor: (m) => up.collectorKeyFor(m), extractTo: work });
-    const m = v.manifest;
-    const c = up.collector(m.collectorId)!;
-    if (m.accountId !== c.account_id) throw new BundleError('wrong_account', `the bundle is bound to account ${m.accountId}; collector ${c.id} belongs to ${c.account_id}`);
-    if (m.sequence <= c.usage_hwm && !o.force) {
-      throw new BundleError('replay', `usage bundle sequence ${m.sequence} is at or below the last processed from this collector (${c.usage_hwm}): refused as a replay`);
-    }
-    const now = up.clock.now();
-    const tags = new Set((db.prepare('SELECT tag FROM tags').all() as { tag: string }[]).map((r) => r.tag));
-
-    // Devices: a UDI already bound to another account is not this account's to report.
-    const foreign = new Set<string>();
-    const deviceOwner = db.prepare('SELECT account_id FROM devices WHERE udi = ?');
-    const devices: { udi: string; deviceId: string; vaId: string; hostname: string }[] = [];
-    for (const line of lines(work, PAYLOAD.devices)) {
-      const d = line as { udi: string; udis: string[]; deviceId: string; vaId: string; hostname: string };
-      for (const u of d.udis?.length ? d.udis : [d.udi]) {
-        const owner = deviceOwner.get(u) as { account_id: string } | undefined;
-        if (owner && owner.account_id !== c.account_id) foreign.add(d.udi);
-      }
-      devices.push({ udi: d.udi, deviceId: d.deviceId, vaId: d.vaId, hostname: String(d.hostname ?? '') });
-    }
-
-    // Reports: each counted once per account, UDI and report id; a grown copy replaces the
-    // earlier one. ACKs are kept as runs of refs with one status.
-    const acks: AckRecord[] = [];
-    const ack = (ref: number, status: AckRecord['status'], reason: string | null) => {
-      const last = acks[acks.length - 1];
-      if (last && last.status === status && last.reason === reason) last.to = ref;
-      else acks.push({ from: ref, to: ref, status, reason });
-    };
-    const upsert = db.prepare(
-      `INSERT INTO reports (account_id, udi, report_id, measurements, tags, body, collector_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (account_id, udi, report_id) DO UPDATE SET
-         measurements = excluded.measurements, tags = excluded.tags, body = excluded.body,
-         collector_id = excluded.collector_id, received_at = excluded.received_at
-       WHERE excluded.measurements > reports.measurements`,
-    );
-    const total = db.prepare('SELECT count(*) AS n FROM reports WHERE account_id = ?');
-    const counts = { accepted: 0, rejected: 0, merged: 0, before: 0, after: 0 };
-    let n = 0;
-    let lastRef = 0;
-    db.transaction(() => {
-      counts.before = (total.get(c.account_id) as { n: number }).n;
-      for (const line of readLinesSync(join(work, PAYLOAD.reports.replace(/\.gz$/, '')))) {
-        n++;
-        let r: ReportRecord;
-        try {
-          r = JSON.parse(line);
-        } catch (e) {
-          throw new BundleError('malformed_payload', `${PAYLOAD.reports} line ${n}: ${(e as Error).message}`);
-        }
-        if (!Number.isInteger(r.ref) || r.ref <= lastRef || typeof r.udi !== 'string' || typeof r.reportId !== 'string' || !Array.isArray(r.tags) || typeof r.body !== 'string' || !Number.isInteger(r.measurements)) {
-          throw new BundleError('malformed_payload', `${PAYLOAD.reports} line ${n}: not a report record (or refs out of order)`);
-        }
-        lastRef = r.ref;
-        const unknown = r.tags.find((t) => !tags.has(t));
-        const reason = foreign.has(r.udi)
-          ? `device ${r.udi} belongs to another account`
-          : unknown !== undefined
-            ? `unknown entitlement tag ${unknown}`
-            : r.tags.length === 0
-              ? 'the report measures no entitlement'
-              : null;
-        if (reason) {
-          counts.rejected++;
-          ack(r.ref, 'rejected', reason);
-          continue;
-        }
-        counts.accepted++;
-        counts.merged += upsert.run(c.account_id, r.udi, r.reportId, r.measurements, r.tags.join('\n'), r.body, c.id, now).changes;
-        ack(r.ref, 'accepted', null);
-      }
-      const listed = m.payloads.find((p) => p.name === PAYLOAD.reports);
-      if (listed && n !== listed.records) throw new BundleError('payload_mismatch', `${PAYLOAD.reports} holds ${n} records; the manifest says ${listed.records}`);
-      counts.after = (total.get(c.account_id) as { n: number }).n;
-    })();
-
-    const confirmations = db.transaction(() => applyVaProposals(up, c.account_id, lines(work, PAYLOAD.virtualAccounts) as Iterable<{ vaId: string; name: string }>))();
-
-    const responseSequence = c.out_seq + 1;
-    const snapshots = up.snapshots(c.account_id);
-    const responseId = newId('bun', now);
-    const response = await writeBundle(
-      join(up.outDir, `response-${m.collectorId.slice(0, 12)}-seq${String(responseSequence).padStart(6, '0')}${BUNDLE_EXTENSION}`),
-      {
-        kind: 'response', bundleId: responseId, collectorId: c.id, accountId: c.account_id, sequence: responseSequence,
-        lastAnsweredHash: c.last_answered_hash, answers: { bundleId: m.bundleId, sequence: m.sequence, hash: v.hash }, period: m.period,
-        createdAt: new Date(now).toISOString(), eventChainHead: null,
-        meta: { upstreamId: up.identity.collectorId, accepted: counts.accepted, rejected: counts.rejected },
-      },
-      [
-        { name: PAYLOAD.acks, records: acks },
-        { name: PAYLOAD.entitlements, records: snapshots },
-        { name: PAYLOAD.policy, records: [up.policy()] },
-        { name: PAYLOAD.vaConfirmations, records: confirmations },
-      ],
-      up.signer,
-    );
-
-    const result = db.transaction(() => {
-      const upsertDevice = db.prepare(
-        `INSERT INTO devices (udi, account_id, collector_id, device_id, va_id, hostname, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (udi) DO UPDATE SET collector_id = excluded.collector_id, device_id = excluded.device_id, va_id = excluded.va_id,
-           hostname = excluded.hostname, updated_at = excluded.updated_at WHERE devices.account_id = excluded.account_id`,
-      );
-      for (const d of devices) if (!foreign.has(d.udi)) upsertDevice.run(d.udi, c.account_id, c.id, d.deviceId, d.vaId, d.hostname, now);
-      for (const s of snapshots) db.prepare('UPDATE virtual_accounts SET announced = 1 WHERE id = ?').run(s.vaId);
-      db.prepare('UPDATE collectors SET usage_hwm = max(usage_hwm, ?), out_seq = ?, last_answered_hash = coalesce(?, last_answered_hash) WHERE id = ?').run(
-        m.sequence, responseSequence, m.lastAnsweredHash, c.id,
-      );
-      const record = db.prepare('INSERT OR IGNORE INTO bundles (id, collector_id, direction, kind, sequence, hash, file, created_at, forced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
-      record.run(m.bundleId, c.id, 'in', 'usage', m.sequence, v.hash, file, now, o.force ? 1 : 0);
-      record.run(responseId, c.id, 'out', 'response', responseSequence, response.hash, response.path, now, 0);
-      const fresh = counts.after - counts.before;
-      const res: ProcessResult = {
-        usageBundle: m.bundleId, sequence: m.sequence, forced: o.force, responseFile: response.path, responseSequence,
-        reports: { accepted: counts.accepted, rejected: counts.rejected, new: fresh, replaced: counts.merged - fresh, alreadyCounted: counts.accepted - counts.merged },
-      };
-      up.event(o.force ? 'usage.processed_forced' : 'usage.processed', c.id, { ...res.reports, sequence: m.sequence, bundle: m.bundleId });
-      return res;
-    })();
-    return result;
-  } finally {
-    rmSync(work, { recursive: true, force: true });
+  const v = await verifyBundle(file, { kinds: ['usage'], keyFor: (m) => up.collectorKeyFor(m) });
+  const m = v.manifest;
+  const c = up.collector(m.collectorId)!;
+  if (m.accountId !== c.account_id) throw new BundleError('wrong_account', `the bundle is bound to account ${m.accountId}; collector ${c.id} belongs to ${c.account_id}`);
+  if (m.sequence <= c.usage_hwm && !o.force) {
+    throw new BundleError('replay', `usage bundle sequence ${m.sequence} is at or below the last processed from this collector (${c.usage_hwm}): refused as a replay`);
   }
+  const now = up.clock.now();
+  const tags = new Set((db.prepare('SELECT tag FROM tags').all() as { tag: string }[]).map((r) => r.tag));
+
+  // Devices: a UDI already bound to another account is not this account's to report.
+  const foreign = new Set<string>();
+  const deviceOwner = db.prepare('SELECT account_id FROM devices WHERE udi = ?');
+  const devices: { udi: string; deviceId: string; vaId: string; hostname: string }[] = [];
+  for (const line of await records(file, m, PAYLOAD.devices)) {
+    const d = line as { udi: string; udis: string[]; deviceId: string; vaId: string; hostname: string };
+    for (const u of d.udis?.length ? d.udis : [d.udi]) {
+      const owner = deviceOwner.get(u) as { account_id: string } | undefined;
+      if (owner && owner.account_id !== c.account_id) foreign.add(d.udi);
+    }
+    devices.push({ udi: d.udi, deviceId: d.deviceId, vaId: d.vaId, hostname: String(d.hostname ?? '') });
+  }
+  const proposals = (await records(file, m, PAYLOAD.virtualAccounts)) as { vaId: string; name: string }[];
+
+  // Reports: each counted once per account, UDI and report id; a grown copy replaces the
+  // earlier one. ACKs are kept as runs of refs with one status.
+  const acks: AckRecord[] = [];
+  const ack = (ref: number, status: AckRecord['status'], reason: string | null) => {
+    const last = acks[acks.length - 1];
+    if (last && last.status === status && last.reason === reason) last.to = ref;
+    else acks.push({ from: ref, to: ref, status, reason });
+  };
+  const account = (db.prepare('SELECT num FROM accounts WHERE id = ?').get(c.account_id) as { num: number }).num;
+  const upsert = db.prepare(
+    `INSERT INTO reports (account, udi, report_id, measurements, tags, body, collector, received_at) VALUES (${account}, ?, ?, ?, ?, ?, ${c.num}, ${now})
+     ON CONFLICT (account, udi, report_id) DO UPDATE SET
+       measurements = excluded.measurements, tags = excluded.tags, body = excluded.body,
+       collector = excluded.collector, received_at = excluded.received_at
+     WHERE excluded.measurements > reports.measurements`,
+  );
+  const counts = { accepted: 0, rejected: 0, merged: 0, fresh: 0 };
+  let lastRef = 0;
+  const apply = (lines: string[], before: number) => {
+    for (let i = 0; i < lines.length; i++) {
+      let r: ReportRecord;
+      try {
+        r = JSON.parse(lines[i]!);
+      } catch (e) {
+        throw new BundleError('malformed_payload', `${PAYLOAD.reports} line ${before + i + 1}: ${(e as Error).message}`);
+      }
+      if (!Number.isInteger(r.ref) || r.ref <= lastRef || typeof r.udi !== 'string' || typeof r.reportId !== 'string' || !Array.isArray(r.tags) || typeof r.body !== 'string' || !Number.isInteger(r.measurements)) {
+        throw new BundleError('malformed_payload', `${PAYLOAD.reports} line ${before + i + 1}: not a report record (or refs out of order)`);
+      }
+      lastRef = r.ref;
+      const unknown = r.tags.find((t) => !tags.has(t));
+      const reason = foreign.has(r.udi)
+        ? `device ${r.udi} belongs to another account`
+        : unknown !== undefined
+          ? `unknown entitlement tag ${unknown}`
+          : r.tags.length === 0
+            ? 'the report measures no entitlement'
+            : null;
+      if (reason) {
+        counts.rejected++;
+        ack(r.ref, 'rejected', reason);
+        continue;
+      }
+      counts.accepted++;
+      counts.merged += upsert.run(r.udi, r.reportId, r.measurements, r.tags.join('\n'), r.body).changes;
+      ack(r.ref, 'accepted', null);
+    }
+  };
+  // One transaction around a streamed payload: the reports are applied as they are read, in
+  // bounded memory, and a bad line anywhere (or a file changed since it was verified) rolls
+  // back every one. Nothing else uses this connection meanwhile: the upstream is a batch command.
+  db.exec('BEGIN');
+  try {
+    const firstNew = (db.prepare('SELECT coalesce(max(id), 0) AS n FROM reports').get() as { n: number }).n;
+    const n = await streamPayloadLines(file, m, PAYLOAD.reports, apply);
+    const listed = m.payloads.find((p) => p.name === PAYLOAD.reports);
+    if (listed && n !== listed.records) throw new BundleError('payload_mismatch', `${PAYLOAD.reports} holds ${n} records; the manifest says ${listed.records}`);
+    // Rows are appended with rising ids and an update keeps its row: the new ones lie above.
+    counts.fresh = (db.prepare('SELECT count(*) AS n FROM reports WHERE id > ?').get(firstNew) as { n: number }).n;
+    db.exec('COMMIT');
+  } catch (e) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw e;
+  }
+
+  const confirmations = db.transaction(() => applyVaProposals(up, c.account_id, proposals))();
+
+  const responseSequence = c.out_seq + 1;
+  const snapshots = up.snapshots(c.account_id);
+  const responseId = newId('bun', now);
+  const response = await writeBundle(
+    join(up.outDir, `response-${m.collectorId.slice(0, 12)}-seq${String(responseSequence).padStart(6, '0')}${BUNDLE_EXTENSION}`),
+    {
+      kind: 'response', bundleId: responseId, collectorId: c.id, accountId: c.account_id, sequence: responseSequence,
+      lastAnsweredHash: c.last_answered_hash, answers: { bundleId: m.bundleId, sequence: m.sequence, hash: v.hash }, period: m.period,
+      createdAt: new Date(now).toISOString(), eventChainHead: null,
+      meta: { upstreamId: up.identity.collectorId, accepted: counts.accepted, rejected: counts.rejected },
+    },
+    [
+      { name: PAYLOAD.acks, records: acks },
+      { name: PAYLOAD.entitlements, records: snapshots },
+      { name: PAYLOAD.policy, records: [up.policy()] },
+      { name: PAYLOAD.vaConfirmations, records: confirmations },
+    ],
+    up.signer,
+  );
+
+  const result = db.transaction(() => {
+    const upsertDevice = db.prepare(
+      `INSERT INTO devices (udi, account_id, collector_id, device_id, va_id, hostname, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (udi) DO UPDATE SET collector_id = excluded.collector_id, device_id = excluded.device_id, va_id = excluded.va_id,
+         hostname = excluded.hostname, updated_at = excluded.updated_at WHERE devices.account_id = excluded.account_id`,
+    );
+    for (const d of devices) if (!foreign.has(d.udi)) upsertDevice.run(d.udi, c.account_id, c.id, d.deviceId, d.vaId, d.hostname, now);
+    for (const s of snapshots) db.prepare('UPDATE virtual_accounts SET announced = 1 WHERE id = ?').run(s.vaId);
+    db.prepare('UPDATE collectors SET usage_hwm = max(usage_hwm, ?), out_seq = ?, last_answered_hash = coalesce(?, last_answered_hash) WHERE id = ?').run(
+      m.sequence, responseSequence, m.lastAnsweredHash, c.id,
+    );
+    const record = db.prepare('INSERT OR IGNORE INTO bundles (id, collector_id, direction, kind, sequence, hash, file, created_at, forced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    record.run(m.bundleId, c.id, 'in', 'usage', m.sequence, v.hash, file, now, o.force ? 1 : 0);
+    record.run(responseId, c.id, 'out', 'response', responseSequence, response.hash, response.path, now, 0);
+    const { fresh } = counts;
+    const res: ProcessResult = {
+      usageBundle: m.bundleId, sequence: m.sequence, forced: o.force, responseFile: response.path, responseSequence,
+      reports: { accepted: counts.accepted, rejected: counts.rejected, new: fresh, replaced: counts.merged - fresh, alreadyCounted: counts.accepted - counts.merged },
+    };
+    up.event(o.force ? 'usage.processed_forced' : 'usage.processed', c.id, { ...res.reports, sequence: m.sequence, bundle: m.bundleId });
+    return res;
+  })();
+  return result;
 }
 
-function* lines(work: string, name: string): Generator<unknown> {
-  let n = 0;
-  for (const l of readLinesSync(join(work, name.replace(/\.gz$/, '')))) {
-    n++;
-    try {
-      yield parseStrictJson(l);
-    } catch (e) {
-      throw new BundleError('malformed_payload', `${name} line ${n}: ${(e as Error).message}`);
+/** A small payload's records, each line parsed strictly (a duplicate key is refused). */
+async function records(file: string, m: Manifest, name: string): Promise<unknown[]> {
+  const out: unknown[] = [];
+  await streamPayloadLines(file, m, name, (lines, before) => {
+    for (let i = 0; i < lines.length; i++) {
+      try {
+        out.push(parseStrictJson(lines[i]!));
+      } catch (e) {
+        throw new BundleError('malformed_payload', `${name} line ${before + i + 1}: ${(e as Error).message}`);
+      }
     }
-  }
+  });
+  return out;
 }
 
 /**

@@ -21,6 +21,8 @@ export class UpstreamError extends AppError {
 
 export interface CollectorRow {
   id: string;
+  /** Its small integer key, carried by the reports it sends. */
+  num: number;
   account_id: string;
   public_key: string;
   key_id: string;
@@ -68,7 +70,7 @@ export class UpstreamService {
     if (row) return row;
     if (!create) throw new UpstreamError('unknown_account', `no account named ${name}`);
     const id = `acc_${randomUUID()}`;
-    this.db.prepare('INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)').run(id, name, this.clock.now());
+    this.db.prepare('INSERT INTO accounts (id, name, created_at, num) VALUES (?, ?, ?, (SELECT coalesce(max(num), 0) + 1 FROM accounts))').run(id, name, this.clock.now());
     this.event('account.created', id, { name });
     return { id, name };
   }
@@ -103,7 +105,7 @@ export class UpstreamService {
       const acc = this.account(o.account, true);
       if (!existing) {
         this.db
-          .prepare('INSERT INTO collectors (id, account_id, public_key, key_id, added_at) VALUES (?, ?, ?, ?, ?)')
+          .prepare('INSERT INTO collectors (id, account_id, public_key, key_id, added_at, num) VALUES (?, ?, ?, ?, ?, (SELECT coalesce(max(num), 0) + 1 FROM collectors))')
           .run(m.collectorId, acc.id, presented!.toString('base64'), fp, this.clock.now());
         this.event('collector.enrolled', m.collectorId, { account: acc.id, fingerprint: fp });
       }

@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startHarness, TAG, type Harness } from '../helpers/harness.js';
 import { enroll, startSite, startUpstream, type Site } from '../helpers/exchange.js';
+import { members, writeTar } from '../helpers/tar-craft.js';
 
 let s: Site;
 beforeEach(async () => {
@@ -29,6 +32,34 @@ describe('the reference upstream refuses', () => {
     const other = s.up.service.account('Other Corp', false);
     s.up.service.db.prepare('UPDATE collectors SET account_id = ?').run(other.id);
     await expect(s.up.process((await s.exportNow()).file)).rejects.toMatchObject({ code: 'wrong_account' });
+  });
+
+  it('when one report line deep in a signed usage bundle is malformed, then the reports read before it are rolled back too', async () => {
+    const d = await s.h.registered();
+    for (const id of ['m1', 'm2', 'm3']) await d.sendReport(d.report(TAG, 1, undefined, id));
+    const file = (await s.exportNow()).file;
+    // Break the last line, then make the manifest agree with the new payload and sign it with
+    // the collector's own key: only reading the records can find the fault.
+    const ms = members(file);
+    const reports = ms.find((m) => m.name === 'reports.ndjson.gz')!;
+    const lines = gunzipSync(reports.data).toString('utf8').trimEnd().split('\n');
+    lines[2] = lines[2]!.slice(0, 40);
+    reports.data = gzipSync(lines.join('\n') + '\n');
+    const manifest = JSON.parse(ms[0]!.data.toString('utf8'));
+    const listed = manifest.payloads.find((p: { name: string }) => p.name === 'reports.ndjson.gz');
+    listed.size = reports.data.length;
+    listed.sha256 = createHash('sha256').update(reports.data).digest('hex');
+    ms[0]!.data = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
+    ms[1]!.data = s.h.services.identity.signDetached(ms[0]!.data);
+    writeTar(file, ms);
+
+    const count = () => (s.up.service.db.prepare('SELECT count(*) AS n FROM reports').get() as { n: number }).n;
+    await expect(s.up.process(file)).rejects.toMatchObject({ code: 'malformed_payload', message: expect.stringContaining('line 3') });
+    expect(count()).toBe(0);
+    expect(s.up.service.collector(s.h.services.identity.collectorId)!.usage_hwm).toBe(0);
+    // The genuine bundle, exported again, is counted in full.
+    expect((await s.up.process((await s.exportNow()).file)).reports).toMatchObject({ accepted: 3, new: 3 });
+    expect(count()).toBe(3);
   });
 
   it('when an enrollment fingerprint does not match, then nothing is pinned', async () => {

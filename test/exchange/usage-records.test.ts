@@ -63,8 +63,8 @@ describe('the records of a usage bundle', () => {
   });
 });
 
-describe('migration 003', () => {
-  it('when a store written before it is opened, then each report keeps its tags, now as a JSON array', () => {
+describe('store migrations', () => {
+  it('when a collector store written before migration 003 is opened, then each report keeps its tags, now as a JSON array', () => {
     const dir = mkdtempSync(join(tmpdir(), 'outpost-migrate-'));
     try {
       const all = join(import.meta.dirname, '../../src/store/migrations');
@@ -80,6 +80,29 @@ describe('migration 003', () => {
       migrate(db, all);
       const tags = db.prepare('SELECT report_id, tags_json FROM reports ORDER BY id').all() as { report_id: string; tags_json: string }[];
       expect(tags.map((r) => [r.report_id, JSON.parse(r.tags_json)])).toEqual([['none', []], ['two', [TAG, TAG2]], ['odd', ['a"b\\c']]]);
+      db.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('when an upstream store written before its migration 002 is opened, then each report keeps its account and collector', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-migrate-'));
+    try {
+      const all = join(import.meta.dirname, '../../src/upstream/migrations');
+      const early = join(dir, 'early');
+      mkdirSync(early);
+      copyFileSync(join(all, '001_upstream.sql'), join(early, '001_upstream.sql'));
+      const db = new Database(join(dir, 'upstream.db'));
+      migrate(db, early);
+      db.exec(`INSERT INTO accounts (id, name, created_at) VALUES ('acc_a', 'A', 0), ('acc_b', 'B', 0);
+        INSERT INTO collectors (id, account_id, public_key, key_id, added_at) VALUES ('col_b', 'acc_b', 'k', 'f', 0);
+        INSERT INTO reports (account_id, udi, report_id, measurements, tags, body, collector_id, received_at) VALUES ('acc_b', 'P:S', 'r1', 1, 't', '{}', 'col_b', 5);`);
+      migrate(db, all);
+      const row = db
+        .prepare('SELECT a.id AS account, c.id AS collector, r.udi, r.report_id, r.received_at FROM reports r JOIN accounts a ON a.num = r.account JOIN collectors c ON c.num = r.collector')
+        .get();
+      expect(row).toEqual({ account: 'acc_b', collector: 'col_b', udi: 'P:S', report_id: 'r1', received_at: 5 });
       db.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
