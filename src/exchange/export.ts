@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { fileURLToPath } from 'node:url';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { newId } from '../shared/ids.js';
+import { builtWorker } from '../shared/worker.js';
 import type { Clock } from '../shared/clock.js';
 import type { Db } from '../store/open.js';
 import type { Identity } from '../identity/identity.js';
@@ -118,10 +118,8 @@ export class ExportService {
    */
   private async payloads(dir: string): Promise<ListedPayload[]> {
     const key = this.hostnameKey();
-    const worker = new URL('./export-worker.js', import.meta.url);
-    if (import.meta.url.endsWith('.ts') || !existsSync(fileURLToPath(worker))) {
-      return writePayloads(dir, usagePayloads(this.db, hostnameMapper(key)));
-    }
+    const worker = builtWorker(import.meta.url, './export-worker.js');
+    if (!worker) return writePayloads(dir, usagePayloads(this.db, hostnameMapper(key)));
     return new Promise((resolve, reject) => {
       const w = new Worker(worker, {
         workerData: { dbFile: this.db.name, dir, hostnameKey: key?.toString('base64') ?? null },

@@ -209,14 +209,19 @@ async function extract(path: string, manifest: Manifest, dir: string): Promise<v
  * is reached: a caller applies the lines inside a transaction, which it then rolls back.
  * Returns the number of lines.
  */
-export async function streamPayloadLines(path: string, manifest: Manifest, name: string, onLines: (lines: string[], before: number) => void): Promise<number> {
+export async function streamPayloadLines(
+  path: string,
+  manifest: Manifest,
+  name: string,
+  onLines: (lines: string[], before: number) => void | Promise<void>,
+): Promise<number> {
   const listed = manifest.payloads.find((p) => p.name === name);
   if (!listed) return 0;
   let count = 0;
   let found = false;
-  const deliver = (lines: string[]) => {
+  const deliver = async (lines: string[]) => {
     const kept = lines.filter((l) => l !== '');
-    if (kept.length) onLines(kept, count);
+    if (kept.length) await onLines(kept, count);
     count += kept.length;
   };
   const member = async (entry: TarEntry, body: AsyncIterable<Buffer>) => {
@@ -239,14 +244,14 @@ export async function streamPayloadLines(path: string, manifest: Manifest, name:
       for await (const c of tapped.pipe(gunzip) as AsyncIterable<Buffer>) {
         const lines = (rest + decoder.write(c)).split('\n');
         rest = lines.pop()!;
-        deliver(lines);
+        await deliver(lines);
       }
     } catch (e) {
       // zlib's errors carry Z_ codes; anything else (the caller's own refusals) passes as it is.
       if (!String((e as { code?: unknown }).code ?? '').startsWith('Z_')) throw e;
       throw new BundleError('payload_mismatch', `payload ${name} cannot be decompressed: ${(e as Error).message}`);
     }
-    deliver([rest + decoder.end()]);
+    await deliver([rest + decoder.end()]);
     if (hash.digest('hex') !== listed.sha256) throw new BundleError('payload_mismatch', `payload ${name} changed while it was read`);
   };
   try {

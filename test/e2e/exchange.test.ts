@@ -6,6 +6,8 @@ import { request } from 'undici';
 import { CLI, cli, envFor, serve, tempDataDir, type ServerProcess } from '../helpers/processes.js';
 import { SimulatedDevice } from '../../src/simulator/device-client.js';
 import { TAG } from '../helpers/harness.js';
+import { rewritePayload } from '../helpers/tar-craft.js';
+import { loadOrCreateIdentity } from '../../src/identity/identity.js';
 
 /**
  * The monthly disconnected exchange as operators run it: real processes, real files, the
@@ -65,6 +67,15 @@ describe('the disconnected exchange through the real CLI', () => {
     execFileSync('sh', ['-c', `node ${CLI} keys --pem > ${pem}`], { env: { ...process.env, ...env } });
     const verified = execFileSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', pem, '-rawin', '-in', join(review, 'manifest.json'), '-sigfile', join(review, 'manifest.sig')]).toString();
     expect(verified).toContain('Signature Verified Successfully');
+
+    // A bundle signed by the collector itself but with a malformed line deep inside is refused
+    // by the upstream's report reader (a worker thread here), and nothing of it is counted.
+    const bad = join(review, 'bad.opb');
+    const signer = loadOrCreateIdentity(dir).identity;
+    rewritePayload(exp.file, bad, 'reports.ndjson.gz', (lines) => [lines[0]!, '{"ref":', ...lines.slice(1)], (b) => signer.signDetached(b));
+    const refused = await cli(['upstream', 'process', bad], env, 60_000);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/reports\.ndjson\.gz line 2.*malformed_payload/);
 
     // The upstream processes it; the response comes back through the inbox... or the import command.
     const processed = await json(['upstream', 'process', exp.file]);

@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startHarness, TAG, type Harness } from '../helpers/harness.js';
 import { enroll, startSite, startUpstream, type Site } from '../helpers/exchange.js';
-import { members, writeTar } from '../helpers/tar-craft.js';
+import { rewritePayload } from '../helpers/tar-craft.js';
 
 let s: Site;
 beforeEach(async () => {
@@ -38,20 +36,8 @@ describe('the reference upstream refuses', () => {
     const d = await s.h.registered();
     for (const id of ['m1', 'm2', 'm3']) await d.sendReport(d.report(TAG, 1, undefined, id));
     const file = (await s.exportNow()).file;
-    // Break the last line, then make the manifest agree with the new payload and sign it with
-    // the collector's own key: only reading the records can find the fault.
-    const ms = members(file);
-    const reports = ms.find((m) => m.name === 'reports.ndjson.gz')!;
-    const lines = gunzipSync(reports.data).toString('utf8').trimEnd().split('\n');
-    lines[2] = lines[2]!.slice(0, 40);
-    reports.data = gzipSync(lines.join('\n') + '\n');
-    const manifest = JSON.parse(ms[0]!.data.toString('utf8'));
-    const listed = manifest.payloads.find((p: { name: string }) => p.name === 'reports.ndjson.gz');
-    listed.size = reports.data.length;
-    listed.sha256 = createHash('sha256').update(reports.data).digest('hex');
-    ms[0]!.data = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
-    ms[1]!.data = s.h.services.identity.signDetached(ms[0]!.data);
-    writeTar(file, ms);
+    // Break the last line; the manifest is made to agree and signed with the collector's own key.
+    rewritePayload(file, file, 'reports.ndjson.gz', (lines) => [...lines.slice(0, 2), lines[2]!.slice(0, 40)], (b) => s.h.services.identity.signDetached(b));
 
     const count = () => (s.up.service.db.prepare('SELECT count(*) AS n FROM reports').get() as { n: number }).n;
     await expect(s.up.process(file)).rejects.toMatchObject({ code: 'malformed_payload', message: expect.stringContaining('line 3') });
@@ -105,6 +91,19 @@ describe('reports the upstream cannot accept', () => {
     } finally {
       await other.close();
     }
+  });
+
+  it('when a bundle of many reports is processed twice, then the second time counts none of them again', async () => {
+    // More reports than one multi-row statement holds, so both write paths run.
+    const devices = await Promise.all([s.h.registered(), s.h.registered()]);
+    for (let i = 0; i < 40; i++) await devices[i % 2]!.sendReport(devices[i % 2]!.report(TAG, 1 + (i % 3), undefined, `many-${i}`));
+    const first = await s.up.process((await s.exportNow()).file);
+    expect(first.reports).toMatchObject({ accepted: 40, new: 40, replaced: 0, alreadyCounted: 0 });
+    const again = await s.up.process((await s.exportNow()).file); // the first response was never imported
+    expect(again.reports).toMatchObject({ accepted: 40, new: 0, replaced: 0, alreadyCounted: 40 });
+    const rows = s.up.service.db.prepare('SELECT udi, report_id, measurements FROM reports ORDER BY report_id').all() as { report_id: string }[];
+    expect(rows).toHaveLength(40);
+    expect(new Set(rows.map((r) => r.report_id)).size).toBe(40);
   });
 
   it('when two collectors of one account carry the same RUM report, then it is counted once', async () => {

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tarHeader } from '../../src/exchange/tar.js';
 
@@ -38,4 +40,22 @@ export function writeTar(file: string, list: Member[]): void {
   }
   parts.push(Buffer.alloc(1024));
   writeFileSync(file, Buffer.concat(parts));
+}
+
+/**
+ * Rewrites one payload's NDJSON lines, makes the manifest agree with the new payload (size
+ * and SHA-256) and signs it again with the given key: a bundle only reading its records can
+ * find fault with.
+ */
+export function rewritePayload(file: string, out: string, name: string, edit: (lines: string[]) => string[], sign: (manifest: Buffer) => Buffer): void {
+  const ms = members(file);
+  const payload = ms.find((m) => m.name === name)!;
+  payload.data = gzipSync(edit(gunzipSync(payload.data).toString('utf8').trimEnd().split('\n')).join('\n') + '\n');
+  const manifest = JSON.parse(ms[0]!.data.toString('utf8'));
+  const listed = manifest.payloads.find((p: { name: string }) => p.name === name);
+  listed.size = payload.data.length;
+  listed.sha256 = createHash('sha256').update(payload.data).digest('hex');
+  ms[0]!.data = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
+  ms[1]!.data = sign(ms[0]!.data);
+  writeTar(out, ms);
 }
