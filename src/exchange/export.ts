@@ -125,7 +125,7 @@ export class ExportService {
         workerData: { dbFile: this.db.name, dir, hostnameKey: key?.toString('base64') ?? null },
         // Its lines pass through as Buffers and its heap stays small; a small young generation
         // is scavenged often, which frees those Buffers early and keeps the server's RSS flat.
-        resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 8 },
+        resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 4 },
       });
       w.once('message', (m: { ok: boolean; listed?: ListedPayload[]; error?: string }) => (m.ok ? resolve(m.listed!) : reject(new Error(m.error))));
       w.once('error', reject);

@@ -3,7 +3,7 @@ import type { Db } from '../store/open.js';
 import { NdjsonChunk, type PayloadSource } from './write.js';
 import { PAYLOAD, type UsageSummaryRecord, type VaRecord } from './records.js';
 
-const CHUNK = 2000;
+const CHUNK = 1000;
 
 /** How hostnames leave: as they are, or as a keyed hash whose key never leaves the site. */
 export function hostnameMapper(key: Buffer | null): (h: string) => string {

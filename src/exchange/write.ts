@@ -82,7 +82,7 @@ export async function writePayloads(dir: string, payloads: PayloadSource[]): Pro
         }
         if (chunk.length) yield Buffer.from(chunk.join('\n') + '\n');
       })(),
-      { objectMode: false, highWaterMark: 1 << 20 },
+      { objectMode: false, highWaterMark: 256 << 10 },
     );
     const tap = new Transform({
       transform(c: Buffer, _e, cb) {
