@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, openSync, readSync, closeSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
@@ -179,20 +179,25 @@ function parseManifest(bytes: Buffer): Manifest {
   return r.data;
 }
 
+/** A member's bytes as a stream, each chunk hashed as it passes. */
+function hashing(body: AsyncIterable<Buffer>, hash: Hash): Readable {
+  return Readable.from(
+    (async function* () {
+      for await (const c of body) {
+        hash.update(c);
+        yield c;
+      }
+    })(),
+  );
+}
+
 /** Second pass: decompress each payload, hashing it again so a file changed since the first pass is caught. */
 async function extract(path: string, manifest: Manifest, dir: string): Promise<void> {
   await readTar(createReadStream(path, { highWaterMark: 1 << 20 }), async (entry, body) => {
     const listed = manifest.payloads.find((p) => p.name === entry.name);
     if (!listed) return;
     const hash = createHash('sha256');
-    const tapped = Readable.from(
-      (async function* () {
-        for await (const c of body) {
-          hash.update(c);
-          yield c;
-        }
-      })(),
-    );
+    const tapped = hashing(body, hash);
     try {
       await pipeline(tapped, createGunzip(), createWriteStream(join(dir, entry.name.replace(/\.gz$/, '')), { mode: 0o600 }));
     } catch (e) {
@@ -228,14 +233,7 @@ export async function streamPayloadLines(
     if (entry.name !== name) return;
     found = true;
     const hash = createHash('sha256');
-    const tapped = Readable.from(
-      (async function* () {
-        for await (const c of body) {
-          hash.update(c);
-          yield c;
-        }
-      })(),
-    );
+    const tapped = hashing(body, hash);
     // 1 MiB output chunks: at the default 16 KiB, decompressing 1.4 GB takes four times as long.
     const gunzip = createGunzip({ chunkSize: 1 << 20 });
     const decoder = new StringDecoder('utf8'); // a character split across two chunks stays whole

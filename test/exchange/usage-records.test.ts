@@ -63,49 +63,56 @@ describe('the records of a usage bundle', () => {
   });
 });
 
+/**
+ * A store at an earlier schema: the migrations in `dir` numbered below `before`, applied to a
+ * fresh database in a temp folder. `done` applies the rest (as opening the store would).
+ */
+function storeBefore(dir: string, before: string): { db: Database.Database; done: () => void; remove: () => void } {
+  const tmp = mkdtempSync(join(tmpdir(), 'outpost-migrate-'));
+  const early = join(tmp, 'early');
+  mkdirSync(early);
+  for (const f of readdirSync(dir).filter((f) => f < before)) copyFileSync(join(dir, f), join(early, f));
+  const db = new Database(join(tmp, 'store.db'));
+  migrate(db, early);
+  return {
+    db,
+    done: () => migrate(db, dir),
+    remove: () => {
+      db.close();
+      rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
 describe('store migrations', () => {
   it('when a collector store written before migration 003 is opened, then each report keeps its tags, now as a JSON array', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'outpost-migrate-'));
+    const s = storeBefore(join(import.meta.dirname, '../../src/store/migrations'), '003');
     try {
-      const all = join(import.meta.dirname, '../../src/store/migrations');
-      const early = join(dir, 'early');
-      mkdirSync(early);
-      for (const f of readdirSync(all).filter((f) => f < '003')) copyFileSync(join(all, f), join(early, f));
-      const db = new Database(join(dir, 'store.db'));
-      migrate(db, early);
-      const ins = db.prepare("INSERT INTO reports (device_id, source, report_id, received_at, content_hash, body, measurement_count, tags) VALUES ('dev_x', 'device', ?, 0, '', '{}', 1, ?)");
+      const ins = s.db.prepare("INSERT INTO reports (device_id, source, report_id, received_at, content_hash, body, measurement_count, tags) VALUES ('dev_x', 'device', ?, 0, '', '{}', 1, ?)");
       ins.run('none', '');
       ins.run('two', `${TAG}\n${TAG2}`);
       ins.run('odd', 'a"b\\c');
-      migrate(db, all);
-      const tags = db.prepare('SELECT report_id, tags_json FROM reports ORDER BY id').all() as { report_id: string; tags_json: string }[];
+      s.done();
+      const tags = s.db.prepare('SELECT report_id, tags_json FROM reports ORDER BY id').all() as { report_id: string; tags_json: string }[];
       expect(tags.map((r) => [r.report_id, JSON.parse(r.tags_json)])).toEqual([['none', []], ['two', [TAG, TAG2]], ['odd', ['a"b\\c']]]);
-      db.close();
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      s.remove();
     }
   });
 
   it('when an upstream store written before its migration 002 is opened, then each report keeps its account and collector', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'outpost-migrate-'));
+    const s = storeBefore(join(import.meta.dirname, '../../src/upstream/migrations'), '002');
     try {
-      const all = join(import.meta.dirname, '../../src/upstream/migrations');
-      const early = join(dir, 'early');
-      mkdirSync(early);
-      copyFileSync(join(all, '001_upstream.sql'), join(early, '001_upstream.sql'));
-      const db = new Database(join(dir, 'upstream.db'));
-      migrate(db, early);
-      db.exec(`INSERT INTO accounts (id, name, created_at) VALUES ('acc_a', 'A', 0), ('acc_b', 'B', 0);
+      s.db.exec(`INSERT INTO accounts (id, name, created_at) VALUES ('acc_a', 'A', 0), ('acc_b', 'B', 0);
         INSERT INTO collectors (id, account_id, public_key, key_id, added_at) VALUES ('col_b', 'acc_b', 'k', 'f', 0);
         INSERT INTO reports (account_id, udi, report_id, measurements, tags, body, collector_id, received_at) VALUES ('acc_b', 'P:S', 'r1', 1, 't', '{}', 'col_b', 5);`);
-      migrate(db, all);
-      const row = db
+      s.done();
+      const row = s.db
         .prepare('SELECT a.id AS account, c.id AS collector, r.udi, r.report_id, r.received_at FROM reports r JOIN accounts a ON a.num = r.account JOIN collectors c ON c.num = r.collector')
         .get();
       expect(row).toEqual({ account: 'acc_b', collector: 'col_b', udi: 'P:S', report_id: 'r1', received_at: 5 });
-      db.close();
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      s.remove();
     }
   });
 });
