@@ -159,6 +159,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
   services.evaluateAlerts();
   await services.exchange.jobs.catchUp().catch(logFailure('monthly-export catch-up'));
   scheduler.start();
+  const unwatchInbox = services.exchange.jobs.watchInbox();
   logger.info('collector started', {
     url: `http://${config.http.host}:${port}`, dataDir: config.dataDir, collectorId: services.identity.collectorId,
     fingerprint: services.identity.fingerprint, version: VERSION,
@@ -174,6 +175,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
       stopped = true;
       // Reverse order of start: schedules, listeners, queued writes, then the store.
       scheduler.stop();
+      unwatchInbox();
       await Promise.all([close(tcp), close(local)]); // waits for requests in flight (an export, an import)
       await services.exchange.jobs.idle(); // and for a scheduled export or an inbox import
       services.ingest.commits.flush();

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { createTask } from 'node-cron';
 import type { Clock } from '../shared/clock.js';
@@ -86,6 +86,41 @@ export class ExchangeJobs {
    */
   pollInbox(): Promise<{ imported: string[]; rejected: string[] }> {
     return this.track(this.readInbox());
+  }
+
+  /**
+   * Watches the inbox (inotify on Linux) so that a dropped file is imported within about two
+   * seconds rather than at the next poll: a change is read after a second's quiet, and again
+   * a second later while a file is still settling. The poll stays, for file systems that send
+   * no events (network mounts). Returns the function that stops the watch.
+   */
+  watchInbox(settleMs = 1000): () => void {
+    const inbox = join(this.opts.bundleDir, 'inbox');
+    let timer: NodeJS.Timeout | null = null;
+    let closed = false;
+    const later = () => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => {
+        timer = null;
+        if (closed) return;
+        void this.pollInbox()
+          .then(() => (this.seen.size > 0 || this.busy) && !closed && later())
+          .catch((e: unknown) => this.logger.error('inbox import failed', { error: (e as Error).message }));
+      }, settleMs);
+    };
+    let watcher: ReturnType<typeof watch>;
+    try {
+      watcher = watch(inbox, later);
+    } catch (e) {
+      this.logger.warn('the inbox cannot be watched; it is polled', { inbox, error: (e as Error).message });
+      return () => {};
+    }
+    watcher.on('error', (e) => this.logger.warn('the inbox watch failed; it is polled', { inbox, error: e.message }));
+    return () => {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      watcher.close();
+    };
   }
 
   private async readInbox(): Promise<{ imported: string[]; rejected: string[] }> {

@@ -51,6 +51,23 @@ describe('the watched inbox', () => {
     expect(s.h.count("SELECT count(*) FROM report_acks WHERE status = 'accepted'")).toBe(1);
   });
 
+  it('when the inbox is watched and a response is dropped in, then it is applied within seconds, with no poll', async () => {
+    const d = await s.h.registered();
+    await d.sendReport(d.report(TAG, 1));
+    const r = await s.up.process((await s.exportNow()).file);
+    const unwatch = s.h.services.exchange.jobs.watchInbox(100);
+    try {
+      copyFileSync(r.responseFile, join(bundleDir(), 'inbox', 'watched.opb'));
+      const deadline = Date.now() + 5000;
+      while (!readdirSync(join(bundleDir(), 'archive')).includes('watched.opb') && Date.now() < deadline) await new Promise((ok) => setTimeout(ok, 50));
+      expect(readdirSync(join(bundleDir(), 'archive'))).toContain('watched.opb');
+      expect(s.h.count("SELECT count(*) FROM report_acks WHERE status = 'accepted'")).toBe(1);
+    } finally {
+      unwatch();
+    }
+    await s.h.services.exchange.jobs.idle();
+  });
+
   it('when a refused bundle is dropped in, then it moves to rejected with a .reason file and an alert', async () => {
     const d = await s.h.registered();
     await d.sendReport(d.report(TAG, 1));
