@@ -20,6 +20,8 @@ import { IngestService } from './usage/ingest.js';
 import { AckReader } from './usage/acks.js';
 import { RumImporter } from './rum/import.js';
 import { createDeviceHandler } from './device-api/handler.js';
+import { inlineVerifier, PooledVerifier, type SignatureVerifier } from './device-api/verifier.js';
+import { builtWorker } from './shared/worker.js';
 import { createOperatorApp } from './http/operator-app.js';
 import { close, combinedHandler, listen } from './http/server.js';
 import { Scheduler } from './schedules.js';
@@ -100,10 +102,11 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
 }
 
 /** The collector's whole request handler (device API and operator API), as tests and the server use it. */
-export function createRequestHandler(services: Services) {
+export function createRequestHandler(services: Services, verifier: SignatureVerifier = inlineVerifier()) {
   const c = services.config;
   const device = createDeviceHandler({
     ...services,
+    verifier,
     clock: services.systemClock,
     limits: {
       maxBodyBytes: c.http.maxBodyBytes,
@@ -126,7 +129,12 @@ export interface RunningCollector {
 export async function startCollector(config: Config, opts: BuildOptions = {}): Promise<RunningCollector> {
   const services = buildServices(config, opts);
   const { logger } = services;
-  const tcp = http.createServer({ keepAliveTimeout: 65_000 }, createRequestHandler(services));
+  // Device signatures are checked on another core where the built worker can run.
+  const verifyWorker = builtWorker(import.meta.url, './device-api/verify-worker.js');
+  const verifier = verifyWorker
+    ? new PooledVerifier(verifyWorker, 1, (e) => logger.error('signature checks fell back to the main thread', { error: e.message }))
+    : inlineVerifier();
+  const tcp = http.createServer({ keepAliveTimeout: 65_000 }, createRequestHandler(services, verifier));
   const local = http.createServer(createOperatorApp(services, { transport: 'socket', version: VERSION }));
   const socketPath = socketFile(config);
   // We hold the database lock, so a socket file left here belongs to a process that is gone.
@@ -177,6 +185,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
       scheduler.stop();
       unwatchInbox();
       await Promise.all([close(tcp), close(local)]); // waits for requests in flight (an export, an import)
+      await verifier.close();
       await services.exchange.jobs.idle(); // and for a scheduled export or an inbox import
       services.ingest.commits.flush();
       services.refusals.flush();

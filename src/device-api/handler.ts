@@ -13,7 +13,8 @@ import type { IngestService } from '../usage/ingest.js';
 import type { AckReader } from '../usage/acks.js';
 import { parseBatch, parseReport } from '../usage/report-schema.js';
 import type { Logger } from '../shared/logger.js';
-import { HEADER, REGISTRATION_DEVICE_ID, rekeyProofString, verifyRequest } from './signing.js';
+import { canonicalString, HEADER, REGISTRATION_DEVICE_ID, rekeyProofString } from './signing.js';
+import type { SignatureVerifier } from './verifier.js';
 import { KeyCache } from './key-cache.js';
 
 export interface DeviceApiDeps {
@@ -27,6 +28,7 @@ export interface DeviceApiDeps {
   refusals: RefusalCounter;
   logger: Logger;
   limits: { maxBodyBytes: number; signatureWindowSeconds: number; maxReportsPerBatch: number; maxMeasurementsPerReport: number };
+  verifier: SignatureVerifier;
 }
 
 const publicKeyField = z.string().refine((s) => decodePublicKey(s) !== null, 'a base64 raw 32-byte ed25519 public key');
@@ -66,7 +68,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
     throw err;
   }
 
-  function checkSignature(req: Req, deviceId: string, publicKeyB64: string): void {
+  async function checkSignature(req: Req, deviceId: string, publicKeyB64: string): Promise<void> {
     const ts = String(req.headers[HEADER.timestamp] ?? '');
     const sig = String(req.headers[HEADER.signature] ?? '');
     if (!/^\d{1,12}$/.test(ts) || !sig) {
@@ -76,19 +78,19 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
     if (skew > windowMs) {
       refuse('timestamp_stale', req, unauthorized('timestamp_stale', `the request timestamp is ${Math.round(skew / 1000)} s from the collector's clock; the window is ${windowMs / 1000} s`));
     }
-    const ok = verifyRequest(keys.get(publicKeyB64), sig, { method: req.method, path: req.url, collectorId, deviceId, timestamp: ts, body: req.body });
+    const ok = await deps.verifier.verify(publicKeyB64, sig, canonicalString({ method: req.method, path: req.url, collectorId, deviceId, timestamp: ts, body: req.body }));
     if (!ok) refuse('bad_signature', req, unauthorized('bad_signature', 'the request signature does not verify'));
   }
 
   /** A signed request from a registered device: returns the device row. */
-  function authenticate(req: Req) {
+  async function authenticate(req: Req) {
     const deviceId = String(req.headers[HEADER.device] ?? '');
     if (!deviceId) refuse('signature_missing', req, unauthorized('device_missing', `header ${HEADER.device} is required`));
     const device = deps.devices.repo.forAuth(deviceId);
     if (!device || device.status === 'deregistered' || !device.public_key) {
       refuse('unknown_device', req, unauthorized('unknown_device', `device ${deviceId} is not registered`));
     }
-    checkSignature(req, deviceId, device.public_key);
+    await checkSignature(req, deviceId, device.public_key);
     return device;
   }
 
@@ -103,7 +105,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
   async function route(req: Req): Promise<{ status: number; body: unknown; sign?: boolean }> {
     const path = req.url.split('?')[0];
     if (req.method === 'POST' && (path === '/device/v1/report' || path === '/device/v1/reports')) {
-      const device = authenticate(req);
+      const device = await authenticate(req);
       const body = json(req);
       const reports = path === '/device/v1/report' ? [parseReport(body, deps.limits)] : parseBatch(body, deps.limits);
       const results = await deps.ingest.submit(device, reports);
@@ -116,7 +118,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
     }
     if (req.method === 'POST' && path === '/device/v1/register') {
       const input = parseOrThrow(registrationSchema, json(req), 'registration');
-      checkSignature(req, REGISTRATION_DEVICE_ID, input.publicKey);
+      await checkSignature(req, REGISTRATION_DEVICE_ID, input.publicKey);
       let result;
       try {
         result = deps.devices.register(input);
@@ -144,7 +146,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
       };
     }
     if (req.method === 'POST' && path === '/device/v1/rekey') {
-      const device = authenticate(req);
+      const device = await authenticate(req);
       const input = parseOrThrow(rekeySchema, json(req), 'rekey');
       const proofOk = verifyRequestProof(req, device.id, input.publicKey, input.proof);
       if (!proofOk) refuse('bad_signature', req, unauthorized('bad_proof', 'the proof does not verify with the new public key'));
@@ -152,7 +154,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
       return { status: 200, body: { status: 'rekeyed', deviceId: d.id } };
     }
     if (req.method === 'GET' && path === '/device/v1/acks') {
-      const device = authenticate(req);
+      const device = await authenticate(req);
       const since = Number(new URLSearchParams(req.url.split('?')[1] ?? '').get('since') ?? 0);
       if (!Number.isInteger(since) || since < 0) throw badRequest('invalid_query', 'since must be unix seconds');
       return { status: 200, body: deps.acks.forDevice(device.id, since * 1000, 1000), sign: true };

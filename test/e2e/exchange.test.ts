@@ -40,6 +40,13 @@ describe('the disconnected exchange through the real CLI', () => {
     const devices = [0, 1, 2].map((i) => new SimulatedDevice(server.url, collectorId, { pid: 'C9300-24T', serial: `E2E${i}` }));
     for (const d of devices) expect((await d.register(token)).status).toBe(201);
     for (const [i, d] of devices.entries()) expect((await d.sendReport(d.report(TAG, i + 1, undefined, `e2e-${i}`))).status).toBe(200);
+    // An impostor using a registered device's id with its own key is refused by the server's
+    // signature workers, and nothing of its report is kept (the export below holds three).
+    const impostor = new SimulatedDevice(server.url, collectorId, devices[0]!.udi);
+    impostor.deviceId = devices[0]!.deviceId;
+    const forged = await impostor.sendReport(impostor.report(TAG, 99, undefined, 'forged'));
+    expect(forged.status).toBe(401);
+    expect(forged.body).toMatchObject({ error: { code: 'bad_signature' } });
 
     // Enrollment, fingerprints confirmed on both sides.
     const req = await json(['enroll', '--account', 'ACME']);
