@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startHarness, TAG, type Harness } from '../helpers/harness.js';
 import { enroll, startSite, startUpstream, type Site } from '../helpers/exchange.js';
-import { rewritePayload } from '../helpers/tar-craft.js';
+import { members, rewritePayload, writeTar } from '../helpers/tar-craft.js';
+import { streamPayloadLines, verifyBundle } from '../../src/exchange/read.js';
 
 let s: Site;
 beforeEach(async () => {
@@ -46,6 +47,22 @@ describe('the reference upstream refuses', () => {
     // The genuine bundle, exported again, is counted in full.
     expect((await s.up.process((await s.exportNow()).file)).reports).toMatchObject({ accepted: 3, new: 3 });
     expect(count()).toBe(3);
+  });
+
+  it('when a bundle changes between its verification and its reading, then the reading refuses it', async () => {
+    const d = await s.h.registered();
+    await d.sendReport(d.report(TAG, 1));
+    const file = (await s.exportNow()).file;
+    const v = await verifyBundle(file, { kinds: ['usage'], keyFor: () => s.h.services.identity.publicKey });
+    // One byte of the payload changes after it was verified: the second pass, which hashes and
+    // decompresses again, must notice it rather than trust the first.
+    const ms = members(file);
+    const reports = ms.find((m) => m.name === 'reports.ndjson.gz')!;
+    reports.data = Buffer.from(reports.data);
+    reports.data[reports.data.length - 5] = reports.data[reports.data.length - 5]! ^ 1; // the gzip trailer's length field
+    writeTar(file, ms);
+    const seen: string[] = [];
+    await expect(streamPayloadLines(file, v.manifest, 'reports.ndjson.gz', (lines) => void seen.push(...lines))).rejects.toMatchObject({ code: 'payload_mismatch' });
   });
 
   it('when an enrollment fingerprint does not match, then nothing is pinned', async () => {
