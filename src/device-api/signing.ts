@@ -1,4 +1,5 @@
-import { createHash, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { sha256hex } from '../shared/hash.js';
 import { signWith, verifyWith } from '../shared/ed25519.js';
 
 /**
@@ -28,7 +29,7 @@ export function canonicalString(p: {
   timestamp: string;
   body: Buffer | string;
 }): string {
-  const bodyHash = createHash('sha256').update(p.body).digest('hex');
+  const bodyHash = sha256hex(p.body);
   return ['OUTPOST-DEVICE-V1', p.method.toUpperCase(), p.path, p.collectorId, p.deviceId, p.timestamp, bodyHash].join('\n');
 }
 
