@@ -1,8 +1,6 @@
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
-import { builtWorker } from '../shared/worker.js';
-import { readReportBatches, type ReportBatch, type ReportCheck, type ReportsRead } from './report-batches.js';
+import { countReports } from './report-writer.js';
 import { newId } from '../shared/ids.js';
 import { verifyBundle, streamPayloadLines, BundleError } from '../exchange/read.js';
 import { writeBundle } from '../exchange/write.js';
@@ -55,59 +53,10 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
   }
   const proposals = (await records(file, m, PAYLOAD.virtualAccounts)) as { vaId: string; name: string }[];
 
-  // Reports: each counted once per account, UDI and report id; a grown copy replaces the
-  // earlier one (the upsert's WHERE). Rows keep arrival order; only the narrow unique index
-  // is probed, and an update keeps its row, so the new rows are those above the old top id.
+  // Reports: each counted once per account, UDI and report id, in one transaction.
   const account = (db.prepare('SELECT num FROM accounts WHERE id = ?').get(c.account_id) as { num: number }).num;
-  // Many rows a statement: one call into SQLite for 32 reports costs far less than 32 calls.
-  const ROWS = 32;
-  const upsertOf = (rows: number) =>
-    db.prepare(
-      `INSERT INTO reports (account, udi, report_id, measurements, tags, body, collector, received_at)
-       VALUES ${Array(rows).fill(`(${account}, ?, ?, ?, ?, ?, ${c.num}, ${now})`).join(', ')}
-       ON CONFLICT (account, udi, report_id) DO UPDATE SET
-         measurements = excluded.measurements, tags = excluded.tags, body = excluded.body,
-         collector = excluded.collector, received_at = excluded.received_at
-       WHERE excluded.measurements > reports.measurements`,
-    );
-  const upsertMany = upsertOf(ROWS);
-  const upsertOne = upsertOf(1);
-  let merged = 0;
-  const write = (b: ReportBatch) => {
-    const f = b.fields;
-    const n = b.measurements.length;
-    const args: unknown[] = new Array(5 * ROWS);
-    let i = 0;
-    for (; i + ROWS <= n; i += ROWS) {
-      for (let j = 0; j < ROWS; j++) {
-        const k = 4 * (i + j);
-        args[5 * j] = f[k];
-        args[5 * j + 1] = f[k + 1];
-        args[5 * j + 2] = b.measurements[i + j];
-        args[5 * j + 3] = f[k + 2];
-        args[5 * j + 4] = f[k + 3];
-      }
-      merged += upsertMany.run(args).changes;
-    }
-    for (; i < n; i++) merged += upsertOne.run(f[4 * i], f[4 * i + 1], b.measurements[i], f[4 * i + 2], f[4 * i + 3]).changes;
-  };
-  // One transaction around the streamed payload: a bad line anywhere, or a file changed since
-  // it was verified, rolls back every report. Nothing else uses this connection meanwhile:
-  // the upstream is a batch command.
-  let read: ReportsRead;
-  let fresh: number;
-  db.exec('BEGIN');
-  try {
-    const top = (db.prepare('SELECT coalesce(max(id), 0) AS n FROM reports').get() as { n: number }).n;
-    read = await readReports(file, m, { tags: [...tags], foreign: [...foreign] }, write);
-    fresh = (db.prepare('SELECT count(*) AS n FROM reports WHERE id > ?').get(top) as { n: number }).n;
-    db.exec('COMMIT');
-  } catch (e) {
-    if (db.inTransaction) db.exec('ROLLBACK');
-    throw e;
-  }
-  const acks = read.acks;
-  const counts = { accepted: read.accepted, rejected: read.rejected, merged, fresh };
+  const counts = await countReports(db, file, m, { account, collector: c.num, now }, { tags: [...tags], foreign: [...foreign] });
+  const acks = counts.acks;
 
   const confirmations = db.transaction(() => applyVaProposals(up, c.account_id, proposals))();
 
@@ -145,46 +94,14 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
     const record = db.prepare('INSERT OR IGNORE INTO bundles (id, collector_id, direction, kind, sequence, hash, file, created_at, forced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
     record.run(m.bundleId, c.id, 'in', 'usage', m.sequence, v.hash, file, now, o.force ? 1 : 0);
     record.run(responseId, c.id, 'out', 'response', responseSequence, response.hash, response.path, now, 0);
-    const { fresh } = counts;
     const res: ProcessResult = {
       usageBundle: m.bundleId, sequence: m.sequence, forced: o.force, responseFile: response.path, responseSequence,
-      reports: { accepted: counts.accepted, rejected: counts.rejected, new: fresh, replaced: counts.merged - fresh, alreadyCounted: counts.accepted - counts.merged },
+      reports: { accepted: counts.accepted, rejected: counts.rejected, new: counts.fresh, replaced: counts.merged - counts.fresh, alreadyCounted: counts.accepted - counts.merged },
     };
     up.event(o.force ? 'usage.processed_forced' : 'usage.processed', c.id, { ...res.reports, sequence: m.sequence, bundle: m.bundleId });
     return res;
   })();
   return result;
-}
-
-/**
- * The reports payload, parsed and checked on a worker thread while this one writes each batch
- * it hands over (about a third faster on two cores), or inline where no worker can run.
- */
-function readReports(file: string, m: Manifest, check: ReportCheck, write: (b: ReportBatch) => void): Promise<ReportsRead> {
-  const worker = builtWorker(import.meta.url, './report-reader-worker.js');
-  if (!worker) return readReportBatches(file, m, check, write);
-  return new Promise((resolve, reject) => {
-    const w = new Worker(worker, { workerData: { file, manifest: m, check } });
-    const fail = (e: unknown) => {
-      void w.terminate();
-      reject(e);
-    };
-    w.on('message', (msg: { type: 'batch'; batch: ReportBatch } | { type: 'done'; result: ReportsRead } | { type: 'error'; code: string | null; message: string }) => {
-      try {
-        if (msg.type === 'batch') {
-          write(msg.batch);
-          w.postMessage(1); // a credit: the worker may send another batch
-        } else if (msg.type === 'done') {
-          resolve(msg.result);
-          void w.terminate();
-        } else fail(msg.code ? new BundleError(msg.code, msg.message) : new Error(msg.message));
-      } catch (e) {
-        fail(e);
-      }
-    });
-    w.on('error', fail);
-    w.on('exit', (code) => code !== 0 && reject(new Error(`the report reader stopped with code ${code}`)));
-  });
 }
 
 /** A small payload's records, each line parsed strictly (a duplicate key is refused). */
