@@ -48,6 +48,8 @@ export interface VerifiedBundle {
 }
 
 const MAX_MANIFEST = 1 << 20;
+/** The longest NDJSON line a payload may hold (a RUM report with every measurement of a month fits many times over). */
+const MAX_LINE = 64 << 20;
 
 async function collect(body: AsyncIterable<Buffer>, max: number, what: string): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -242,6 +244,8 @@ export async function streamPayloadLines(
       for await (const c of tapped.pipe(gunzip) as AsyncIterable<Buffer>) {
         const lines = (rest + decoder.write(c)).split('\n');
         rest = lines.pop()!;
+        // Even a signed bundle gets a bound: no record is this long, and memory must stay flat.
+        if (rest.length > MAX_LINE) throw new BundleError('malformed_payload', `payload ${name} line ${count + lines.length + 1} is longer than ${MAX_LINE} characters`);
         await deliver(lines);
       }
     } catch (e) {
