@@ -49,6 +49,15 @@ describe('the reference upstream refuses', () => {
     expect(count()).toBe(3);
   });
 
+  it('when a signed bundle holds a line longer than any record, then it is refused before it fills memory', async () => {
+    const d = await s.h.registered();
+    await d.sendReport(d.report(TAG, 1));
+    const file = (await s.exportNow()).file;
+    rewritePayload(file, file, 'reports.ndjson.gz', (lines) => [...lines, 'x'.repeat(65 << 20)], (b) => s.h.services.identity.signDetached(b));
+    await expect(s.up.process(file)).rejects.toMatchObject({ code: 'malformed_payload', message: expect.stringContaining('longer than') });
+    expect((s.up.service.db.prepare('SELECT count(*) AS n FROM reports').get() as { n: number }).n).toBe(0);
+  });
+
   it('when a bundle changes between its verification and its reading, then the reading refuses it', async () => {
     const d = await s.h.registered();
     await d.sendReport(d.report(TAG, 1));
