@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { chmodSync, existsSync, mkdirSync, unlinkSync, readFileSync } from 'node:fs';
 import type { Config } from './config/schema.js';
 import { packageRoot } from './config/load.js';
@@ -129,10 +130,12 @@ export interface RunningCollector {
 export async function startCollector(config: Config, opts: BuildOptions = {}): Promise<RunningCollector> {
   const services = buildServices(config, opts);
   const { logger } = services;
-  // Device signatures are checked on another core where the built worker can run.
+  // Device signatures are checked on other cores where the built worker can run: one thread
+  // for each core beyond the main thread's, up to four (one suffices on two cores).
   const verifyWorker = builtWorker(import.meta.url, './device-api/verify-worker.js');
+  const threads = Math.max(1, Math.min(4, availableParallelism() - 1));
   const verifier = verifyWorker
-    ? new PooledVerifier(verifyWorker, 1, (e) => logger.error('signature checks fell back to the main thread', { error: e.message }))
+    ? new PooledVerifier(verifyWorker, threads, (e) => logger.error('signature checks fell back to the main thread', { error: e.message }))
     : inlineVerifier();
   const tcp = http.createServer({ keepAliveTimeout: 65_000 }, createRequestHandler(services, verifier));
   const local = http.createServer(createOperatorApp(services, { transport: 'socket', version: VERSION }));
