@@ -190,7 +190,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
       await Promise.all([close(tcp), close(local)]); // waits for requests in flight (an export, an import)
       await verifier.close();
       await services.exchange.jobs.idle(); // and for a scheduled export or an inbox import
-      services.ingest.commits.flush();
+      await services.ingest.drain();
       services.refusals.flush();
       services.time.check();
       services.db.close();

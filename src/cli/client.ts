@@ -106,7 +106,7 @@ export async function withApi<T>(config: Config, fn: (api: Api, via: 'server' | 
     return await fn(call(path), 'local');
   } finally {
     await close(server);
-    services.ingest.commits.flush();
+    await services.ingest.drain();
     services.refusals.flush();
     services.db.close();
     rmSync(dir, { recursive: true, force: true });

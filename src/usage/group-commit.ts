@@ -1,4 +1,5 @@
 import type { Db } from '../store/open.js';
+import { AppError } from '../shared/errors.js';
 
 interface Job {
   work: () => unknown;
@@ -17,12 +18,18 @@ export class GroupCommit {
   private queue: Job[] = [];
   private scheduled = false;
   private readonly runAll: (jobs: Job[]) => { ok: boolean; value: unknown }[];
+  private readonly relaxed;
+  private readonly strict;
 
   constructor(
     db: Db,
     /** Runs inside the shared transaction after the jobs, so derived state commits with them. */
     beforeCommit: () => void = () => {},
+    /** If given, commits skip SQLite's own fsync and this one, off the main thread, stands in. */
+    private readonly wal: (() => Promise<void>) | null = null,
   ) {
+    this.relaxed = db.prepare('PRAGMA synchronous = NORMAL');
+    this.strict = db.prepare('PRAGMA synchronous = FULL');
     const inSavepoint = db.transaction((work: () => unknown) => work()); // nested: a savepoint
     this.runAll = db.transaction((jobs: Job[]) => {
       const results = jobs.map((job) => {
@@ -54,21 +61,37 @@ export class GroupCommit {
     this.queue = [];
     if (!jobs.length) return;
     let results: { ok: boolean; value: unknown }[];
+    if (this.wal) this.relaxed.run();
     try {
       results = this.runAll(jobs);
     } catch (e) {
       // The commit itself failed (disk full, I/O error): nothing was written, nobody gets a 2xx.
       for (const j of jobs) j.reject(e);
       return;
+    } finally {
+      // Only group commits skip SQLite's fsync: every other write on this connection keeps it.
+      if (this.wal) this.strict.run();
     }
-    for (let i = 0; i < jobs.length; i++) {
-      const r = results[i]!;
-      if (r.ok) jobs[i]!.resolve(r.value);
-      else jobs[i]!.reject(r.value);
-    }
+    if (!this.wal) return settle(jobs, results);
+    this.wal().then(
+      () => settle(jobs, results),
+      (e: unknown) => {
+        // Committed, but not known to be on disk: no 2xx. A retry is answered "duplicate".
+        const err = new AppError(503, 'storage_unavailable', `the collector could not make the request durable (${(e as { code?: string }).code ?? 'I/O error'}); retry later`);
+        for (const j of jobs) j.reject(err);
+      },
+    );
   }
 
   get pending(): number {
     return this.queue.length;
+  }
+}
+
+function settle(jobs: Job[], results: { ok: boolean; value: unknown }[]): void {
+  for (let i = 0; i < jobs.length; i++) {
+    const r = results[i]!;
+    if (r.ok) jobs[i]!.resolve(r.value);
+    else jobs[i]!.reject(r.value);
   }
 }

@@ -6,6 +6,7 @@ import type { DeviceAuth, DeviceRepository } from '../devices/repository.js';
 import type { LicenseService } from '../licenses/service.js';
 import type { UsageKey } from '../licenses/ledger.js';
 import { GroupCommit } from './group-commit.js';
+import { WalSync } from '../store/wal-sync.js';
 import type { DeviceReport } from './report-schema.js';
 
 const TOUCH_EVERY_MS = 60_000;
@@ -33,6 +34,7 @@ interface Prepared {
  */
 export class IngestService {
   readonly commits: GroupCommit;
+  private readonly wal: WalSync;
   private insertReport;
   private existingHash;
   private markPending;
@@ -54,7 +56,15 @@ export class IngestService {
     this.markPending = db.prepare('INSERT INTO report_pending (report_id, since) VALUES (?, ?)');
     this.existingHash = db.prepare("SELECT content_hash FROM reports WHERE device_id = ? AND source = 'device' AND report_id = ?");
     // Shortage alerts follow the (VA, tag) pairs the batch touched, once per commit.
-    this.commits = new GroupCommit(db, () => this.refreshAlerts());
+    // Group commits leave the WAL's fsync to the thread pool; replies still wait for it.
+    this.wal = new WalSync(`${db.name}-wal`);
+    this.commits = new GroupCommit(db, () => this.refreshAlerts(), () => this.wal.sync());
+  }
+
+  /** Commits what is queued and waits until it is on disk: before the store closes. */
+  async drain(): Promise<void> {
+    this.commits.flush();
+    await this.wal.close();
   }
 
   submit(device: DeviceAuth, reports: DeviceReport[]): Promise<ReportResult[]> {

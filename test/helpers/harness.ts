@@ -72,7 +72,7 @@ export async function startHarness(opts: { clock?: ManualClock; config?: Record<
     },
     async close() {
       await close(server);
-      services.ingest.commits.flush();
+      await services.ingest.drain();
       services.db.close();
       rmSync(dir, { recursive: true, force: true });
     },
