@@ -17,7 +17,11 @@ export class WalSync {
 
   sync(): Promise<void> {
     // Opened on first use (again after close()): the WAL exists once anything was committed.
-    this.fd ??= openSync(this.walFile, 'r');
+    try {
+      this.fd ??= openSync(this.walFile, 'r');
+    } catch (e) {
+      return Promise.reject(e as Error); // answered as a storage failure, never thrown into the commit loop
+    }
     const fd = this.fd;
     const p = new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())));
     this.inFlight.add(p);
