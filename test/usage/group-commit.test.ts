@@ -68,4 +68,15 @@ describe('group commit with the WAL synced off the main thread', () => {
     await wal.close();
     expect(await settled(a)).toBe('resolved');
   });
+
+  it('when the WAL file cannot even be opened, then the group is refused and the commit loop goes on', async () => {
+    const wal = new WalSync(join(dir, 'missing', 'store.db-wal'));
+    const commits = new GroupCommit(db, () => {}, () => wal.sync());
+    const a = commits.submit(() => db.prepare('INSERT INTO t VALUES (1)').run());
+    commits.flush();
+    await expect(a).rejects.toMatchObject({ status: 503, code: 'storage_unavailable', message: expect.stringContaining('ENOENT') });
+    const b = commits.submit(() => 2);
+    commits.flush();
+    await expect(b).rejects.toMatchObject({ code: 'storage_unavailable' });
+  });
 });
