@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, envName } from '../../src/config/load.js';
+import { tempDir } from '../helpers/temp.js';
 
 describe('configuration', () => {
   it('when nothing is set, then the defaults from config/ apply', () => {
@@ -14,7 +14,7 @@ describe('configuration', () => {
   });
 
   it('when a file and OUTPOST_* variables are given, then the variables win over the file', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'outpost-cfg-'));
+    const dir = tempDir('cfg');
     const file = join(dir, 'outpost.json');
     writeFileSync(file, JSON.stringify({ http: { port: 9000 }, device: { staleAfterDays: 30 } }));
     const c = loadConfig({ env: { OUTPOST_CONFIG: file, OUTPOST_HTTP_PORT: '9100' } });
@@ -30,7 +30,7 @@ describe('configuration', () => {
   });
 
   it('when a config file has an unknown key or is not JSON, then it is named', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'outpost-cfg-'));
+    const dir = tempDir('cfg');
     const typo = join(dir, 'typo.json');
     writeFileSync(typo, JSON.stringify({ htp: { port: 1 } }));
     expect(() => loadConfig({ env: {}, file: typo })).toThrow(/htp/);

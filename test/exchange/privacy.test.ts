@@ -1,22 +1,21 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startHarness, TAG, type Harness } from '../helpers/harness.js';
+import { tempDir } from '../helpers/temp.js';
 
 let h: Harness | undefined;
 afterEach(() => h?.close());
 
 const devicesIn = (file: string) => {
-  const dir = mkdtempSync(join(tmpdir(), 'outpost-review-'));
+  const dir = tempDir('review');
   execFileSync('tar', ['-xf', file, '-C', dir]);
   return execFileSync('sh', ['-c', `zcat ${join(dir, 'devices.ndjson.gz')}`]).toString().trim().split('\n').map((l) => JSON.parse(l));
 };
 
 describe('hostnames in exports', () => {
   it('when hashHostnames is set, then hostnames leave as a keyed hash, the same for the same name', async () => {
-    const base = mkdtempSync(join(tmpdir(), 'outpost-privacy-'));
+    const base = tempDir('privacy');
     h = await startHarness({ config: { exchange: { hashHostnames: true, bundleDir: join(base, 'bundles') } } });
     const d = h.device('FOCPRIV1');
     await d.register(await h.token(), 'core-switch-paris-01');

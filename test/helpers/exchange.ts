@@ -1,6 +1,4 @@
 import { join } from 'node:path';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { startHarness, type Harness } from './harness.js';
 import { openUpstreamStore } from '../../src/upstream/store.js';
 import { UpstreamService } from '../../src/upstream/service.js';
@@ -8,6 +6,7 @@ import { processUsageBundle, type ProcessResult } from '../../src/upstream/proce
 import { loadOrCreateIdentity } from '../../src/identity/identity.js';
 import { systemClock } from '../../src/shared/clock.js';
 import type { ExportResult } from '../../src/exchange/export.js';
+import { tempDir } from './temp.js';
 
 export interface Upstream {
   dir: string;
@@ -16,7 +15,7 @@ export interface Upstream {
   close(): void;
 }
 
-export function startUpstream(dir = mkdtempSync(join(tmpdir(), 'outpost-upstream-'))): Upstream {
+export function startUpstream(dir = tempDir('upstream')): Upstream {
   const db = openUpstreamStore(dir);
   const { identity } = loadOrCreateIdentity(dir, 'upstream');
   const service = new UpstreamService(db, systemClock, identity, join(dir, 'outbox'), dir);

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from './temp.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
@@ -11,7 +11,7 @@ function assertBuilt(): void {
 }
 
 /** A fresh site folder for one test: the collector's data, its bundles and an upstream's store side by side. */
-export const tempDataDir = () => join(mkdtempSync(join(tmpdir(), 'outpost-e2e-')), 'data');
+export const tempDataDir = () => join(tempDir('e2e'), 'data');
 
 /** The environment that points every part of Outpost at one test's site folder. */
 export const envFor = (dataDir: string): Record<string, string> => ({
