@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { AppError, badRequest, unauthorized, toErrorBody } from '../shared/errors.js';
 import { parseOrThrow } from '../shared/validation.js';
-import { decodePublicKey, signWith, verifyWith } from '../shared/ed25519.js';
+import { decodePublicKey, signWith } from '../shared/ed25519.js';
 import type { Clock } from '../shared/clock.js';
 import type { Identity } from '../identity/identity.js';
 import type { DeviceService } from '../devices/service.js';
@@ -15,7 +15,6 @@ import { parseBatch, parseReport } from '../usage/report-schema.js';
 import type { Logger } from '../shared/logger.js';
 import { canonicalString, HEADER, REGISTRATION_DEVICE_ID, rekeyProofString } from './signing.js';
 import type { SignatureVerifier } from './verifier.js';
-import { KeyCache } from './key-cache.js';
 
 export interface DeviceApiDeps {
   identity: Identity;
@@ -58,7 +57,6 @@ interface Req {
  * about three quarters of the throughput on a small POST. Operators go through express.
  */
 export function createDeviceHandler(deps: DeviceApiDeps) {
-  const keys = new KeyCache();
   const windowMs = deps.limits.signatureWindowSeconds * 1000;
   const collectorId = deps.identity.collectorId;
 
@@ -148,7 +146,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
     if (req.method === 'POST' && path === '/device/v1/rekey') {
       const device = await authenticate(req);
       const input = parseOrThrow(rekeySchema, json(req), 'rekey');
-      const proofOk = verifyRequestProof(req, device.id, input.publicKey, input.proof);
+      const proofOk = await verifyRequestProof(req, device.id, input.publicKey, input.proof);
       if (!proofOk) refuse('bad_signature', req, unauthorized('bad_proof', 'the proof does not verify with the new public key'));
       const d = deps.devices.rekeySigned(device.id, input.publicKey);
       return { status: 200, body: { status: 'rekeyed', deviceId: d.id } };
@@ -162,9 +160,9 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
     throw new AppError(404, 'not_found', `no device route ${req.method} ${path}`);
   }
 
-  function verifyRequestProof(req: Req, deviceId: string, newKey: string, proof: string): boolean {
+  function verifyRequestProof(req: Req, deviceId: string, newKey: string, proof: string): Promise<boolean> {
     const text = rekeyProofString({ collectorId, deviceId, newPublicKey: newKey, timestamp: String(req.headers[HEADER.timestamp]) });
-    return verifyWith(keys.get(newKey), text, Buffer.from(proof, 'base64'));
+    return deps.verifier.verify(newKey, proof, text);
   }
 
   function send(res: ServerResponse, status: number, body: unknown, sign = false): void {
