@@ -5,6 +5,7 @@ import { chmodSync, existsSync, mkdirSync, unlinkSync, readFileSync } from 'node
 import type { Config } from './config/schema.js';
 import { packageRoot } from './config/load.js';
 import { openStore } from './store/open.js';
+import type { FileSync } from './store/wal-sync.js';
 import { loadOrCreateIdentity } from './identity/identity.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { DAY_MS, systemClock, type Clock } from './shared/clock.js';
@@ -40,6 +41,8 @@ export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'
 export interface BuildOptions {
   clock?: Clock;
   logger?: Logger;
+  /** The WAL's fdatasync (durability tests observe or fail it). */
+  walSync?: FileSync;
 }
 
 export const databaseFile = (config: Config) => join(config.dataDir, 'outpost.db');
@@ -67,7 +70,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const devices = new DeviceService(
       db, time, events, alerts, accounts, tokens, licenses, config.device.staleAfterDays, () => policy.get().reportingIntervalDays,
     );
-    const ingest = new IngestService(db, clock, devices.repo, licenses, config.device.maxFutureSkewSeconds * 1000);
+    const ingest = new IngestService(db, clock, devices.repo, licenses, config.device.maxFutureSkewSeconds * 1000, opts.walSync);
     const rum = new RumImporter(db, time, accounts, devices.repo, licenses, events);
     const state = new ExchangeState(db);
     const bundleDir = config.exchange.bundleDir;

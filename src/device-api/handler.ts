@@ -102,6 +102,8 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
 
   async function route(req: Req): Promise<{ status: number; body: unknown; sign?: boolean }> {
     const path = req.url.split('?')[0];
+    // After a failed WAL sync nothing is acknowledged again until a restart (see GroupCommit).
+    if (req.method === 'POST' && deps.ingest.commits.failed) throw deps.ingest.commits.failed;
     if (req.method === 'POST' && (path === '/device/v1/report' || path === '/device/v1/reports')) {
       const device = await authenticate(req);
       const body = json(req);
@@ -148,7 +150,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
       const input = parseOrThrow(rekeySchema, json(req), 'rekey');
       const proofOk = await verifyRequestProof(req, device.id, input.publicKey, input.proof);
       if (!proofOk) refuse('bad_signature', req, unauthorized('bad_proof', 'the proof does not verify with the new public key'));
-      const d = deps.devices.rekeySigned(device.id, input.publicKey);
+      const d = deps.devices.rekeySigned(device.id, device.public_key!, input.publicKey);
       return { status: 200, body: { status: 'rekeyed', deviceId: d.id } };
     }
     if (req.method === 'GET' && path === '/device/v1/acks') {
@@ -195,7 +197,10 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
       route(r).then(
         (out) => send(res, out.status, out.body, out.sign),
         (err: unknown) => {
-          if (err instanceof AppError) return send(res, err.status, toErrorBody(err));
+          if (err instanceof AppError) {
+            if (err.status === 503) res.setHeader('retry-after', '30');
+            return send(res, err.status, toErrorBody(err));
+          }
           const code = String((err as { code?: unknown }).code ?? '');
           if (code.startsWith('SQLITE_')) {
             // Disk full, I/O error: nothing was committed. 503 tells the device to keep the report and retry.

@@ -35,19 +35,19 @@ export type DeviceAuth = Pick<DeviceRow, 'id' | 'va_id' | 'status' | 'public_key
 export const udiKey = (pid: string, serial: string) => `${pid}:${serial}`;
 
 export class DeviceRepository {
-  /** Bumped by every change to a device other than a report's touch: lets ingest skip a re-read. */
-  version = 0;
   private getStmt;
   private authStmt;
   private byUdiStmt;
   private touchStmt;
+  private reactivateStmt;
   constructor(private db: Db) {
     this.getStmt = db.prepare('SELECT * FROM devices WHERE id = ?');
     this.authStmt = db.prepare('SELECT id, va_id, status, public_key FROM devices WHERE id = ?');
     this.byUdiStmt = db.prepare('SELECT d.* FROM device_udis u JOIN devices d ON d.id = u.device_id WHERE u.udi = ?');
-    this.touchStmt = db.prepare(
-      'UPDATE devices SET last_seen_at = ?, last_seq = max(coalesce(last_seq, ?), ?), status = ? WHERE id = ?',
-    );
+    // A report's touch records when the device was heard; it never decides its status.
+    this.touchStmt = db.prepare('UPDATE devices SET last_seen_at = ?, last_seq = max(coalesce(last_seq, ?), ?) WHERE id = ?');
+    // Conditional in SQL, so that however many reports race, a stale device comes back once.
+    this.reactivateStmt = db.prepare("UPDATE devices SET status = 'active' WHERE id = ? AND status = 'stale' RETURNING va_id");
   }
 
   get(id: string): DeviceRow | undefined {
@@ -85,13 +85,17 @@ export class DeviceRepository {
   update(id: string, fields: Partial<Omit<DeviceRow, 'id'>>): void {
     const keys = Object.keys(fields);
     if (!keys.length) return;
-    this.version++;
     this.db
       .prepare(`UPDATE devices SET ${keys.map((k) => `${k} = ?`).join(', ')} WHERE id = ?`)
       .run(...keys.map((k) => (fields as Record<string, unknown>)[k]), id);
   }
-  touch(id: string, at: number, seq: number, status: DeviceStatus): void {
-    this.touchStmt.run(at, seq, seq, status, id);
+  touch(id: string, at: number, seq: number): void {
+    this.touchStmt.run(at, seq, seq, id);
+  }
+  /** Marks a stale device active again; returns its VA if (and only if) this call changed it. */
+  reactivateStale(id: string): string | null {
+    const row = this.reactivateStmt.get(id) as { va_id: string } | undefined;
+    return row ? row.va_id : null;
   }
   list(f: DeviceFilter): DeviceRow[] {
     const where: string[] = [];

@@ -1,6 +1,6 @@
 import { newId } from '../shared/ids.js';
 import { DAY_MS, toIso, type Clock } from '../shared/clock.js';
-import { conflict, notFound } from '../shared/errors.js';
+import { conflict, notFound, unauthorized } from '../shared/errors.js';
 import type { Db } from '../store/open.js';
 import type { EventService } from '../events/service.js';
 import type { AlertService } from '../alerts/service.js';
@@ -100,10 +100,18 @@ export class DeviceService {
     })();
   }
 
-  /** A re-key signed by the device's current key takes effect at once. */
-  rekeySigned(deviceId: string, newKey: string): DeviceRow {
+  /**
+   * A re-key signed by the device's current key takes effect at once, provided that key is
+   * still current and the device still registered when the change is written: both can
+   * change while the request's signatures are checked.
+   */
+  rekeySigned(deviceId: string, signedWith: string, newKey: string): DeviceRow {
     return this.db.transaction(() => {
       const d = this.requireRow(deviceId);
+      if (d.status === 'deregistered') throw unauthorized('unknown_device', `device ${deviceId} is not registered`);
+      if (d.public_key !== signedWith) {
+        throw unauthorized('key_changed', `the key of device ${deviceId} changed while the request was checked; sign again with the current key`);
+      }
       this.repo.update(d.id, { public_key: newKey, pending_public_key: null, pending_since: null });
       this.alerts.clear('rekey_pending', d.id);
       this.events.append('device.rekeyed', `device:${d.id}`, d.id, d.va_id, { by: 'current_key' });

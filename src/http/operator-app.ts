@@ -62,6 +62,9 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
 
 function handlerFor(r: Route, services: Services, actor: string) {
   return async (req: Request, res: Response): Promise<void> => {
+    // After a failed WAL sync the store's state on disk is unknown: no write until a restart.
+    const failed = r.method === 'get' ? null : services.ingest.commits.failed;
+    if (failed) throw failed;
     const params = r.params ? parseOrThrow(r.params, req.params, 'path') : req.params;
     const query = parseOrThrow(r.query ?? emptyQuery, { ...(req.query as object) }, 'query');
     let body: unknown = req.body;

@@ -9,11 +9,17 @@ import { closeSync, fdatasync, openSync } from 'node:fs';
  * rewrites it from the start after a checkpoint and deletes it only as the last connection
  * closes, checkpointed and synced), so one descriptor serves until close().
  */
+export type FileSync = (fd: number, done: (err: NodeJS.ErrnoException | null) => void) => void;
+
 export class WalSync {
   private fd: number | null = null;
   private inFlight = new Set<Promise<void>>();
 
-  constructor(private readonly walFile: string) {}
+  constructor(
+    private readonly walFile: string,
+    /** fdatasync; the durability tests pass a wrapper that records when it ran, or fails it. */
+    private readonly syncFile: FileSync = fdatasync,
+  ) {}
 
   sync(): Promise<void> {
     // Opened on first use (again after close()): the WAL exists once anything was committed.
@@ -23,7 +29,7 @@ export class WalSync {
       return Promise.reject(e as Error); // answered as a storage failure, never thrown into the commit loop
     }
     const fd = this.fd;
-    const p = new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+    const p = new Promise<void>((resolve, reject) => this.syncFile(fd, (e) => (e ? reject(e) : resolve())));
     this.inFlight.add(p);
     const done = () => void this.inFlight.delete(p);
     p.then(done, done);

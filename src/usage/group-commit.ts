@@ -16,6 +16,13 @@ interface Job {
  */
 export class GroupCommit {
   private queue: Job[] = [];
+  /**
+   * Set by the first failed WAL sync. After it, what SQLite's page cache holds may not be what
+   * the disk holds, so a retried report could be answered "duplicate" without being durable:
+   * every later job is refused until the process restarts and SQLite recovers the store.
+   */
+  private failure: AppError | null = null;
+  private failureListeners: ((e: Error) => void)[] = [];
   private scheduled = false;
   private readonly runAll: (jobs: Job[]) => { ok: boolean; value: unknown }[];
   private readonly relaxed;
@@ -45,6 +52,7 @@ export class GroupCommit {
   }
 
   submit<T>(work: () => T, opts: { savepoint: boolean } = { savepoint: true }): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ work, savepoint: opts.savepoint, resolve: resolve as (v: unknown) => void, reject });
       if (!this.scheduled) {
@@ -76,11 +84,33 @@ export class GroupCommit {
     this.wal().then(
       () => settle(jobs, results),
       (e: unknown) => {
-        // Committed, but not known to be on disk: no 2xx. A retry is answered "duplicate".
-        const err = new AppError(503, 'storage_unavailable', `the collector could not make the request durable (${(e as { code?: string }).code ?? 'I/O error'}); retry later`);
+        // Committed, but not known to be on disk: no 2xx, now or for a retry.
+        const code = (e as { code?: string }).code ?? 'I/O error';
+        const err = new AppError(503, 'storage_unavailable', `the collector could not make the request durable (${code}); retry later`);
         for (const j of jobs) j.reject(err);
+        this.fail(e instanceof Error ? e : new Error(String(e)), code);
       },
     );
+  }
+
+  private fail(cause: Error, code: string): void {
+    if (this.failure) return;
+    this.failure = new AppError(
+      503,
+      'storage_failed',
+      `the collector's storage failed (${code}) and it accepts no writes until it restarts; nothing was stored, retry later`,
+    );
+    for (const l of this.failureListeners) l(cause);
+  }
+
+  /** Called once, with the cause, when the first WAL sync fails. */
+  onFailure(listener: (cause: Error) => void): void {
+    this.failureListeners.push(listener);
+  }
+
+  /** The refusal every write gets after a failed sync, or null while storage is healthy. */
+  get failed(): AppError | null {
+    return this.failure;
   }
 
   get pending(): number {

@@ -6,7 +6,7 @@ import type { DeviceAuth, DeviceRepository } from '../devices/repository.js';
 import type { LicenseService } from '../licenses/service.js';
 import type { UsageKey } from '../licenses/ledger.js';
 import { GroupCommit } from './group-commit.js';
-import { WalSync } from '../store/wal-sync.js';
+import { WalSync, type FileSync } from '../store/wal-sync.js';
 import type { DeviceReport } from './report-schema.js';
 
 const TOUCH_EVERY_MS = 60_000;
@@ -48,6 +48,7 @@ export class IngestService {
     private devices: DeviceRepository,
     private licenses: LicenseService,
     private maxFutureSkewMs: number,
+    syncFile?: FileSync,
   ) {
     this.insertReport = db.prepare(
       `INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags_json)
@@ -57,7 +58,7 @@ export class IngestService {
     this.existingHash = db.prepare("SELECT content_hash FROM reports WHERE device_id = ? AND source = 'device' AND report_id = ?");
     // Shortage alerts follow the (VA, tag) pairs the batch touched, once per commit.
     // Group commits leave the WAL's fsync to the thread pool; replies still wait for it.
-    this.wal = new WalSync(`${db.name}-wal`);
+    this.wal = new WalSync(`${db.name}-wal`, syncFile);
     this.commits = new GroupCommit(db, () => this.refreshAlerts(), () => this.wal.sync());
   }
 
@@ -79,22 +80,22 @@ export class IngestService {
       }
       return prepare(r);
     });
-    const version = this.devices.version;
-    // One report can be refused only by its first statement (a reused id), before any write.
-    return this.commits.submit(() => this.write(device, version, prepared, now), { savepoint: prepared.length > 1 });
+    // Every job runs in its own savepoint: a report refused after an earlier write (a reused id
+    // in a batch) rolls back alone, and a refused request leaves nothing behind.
+    return this.commits.submit(() => this.write(device, prepared, now));
   }
 
-  private write(checked: DeviceAuth, version: number, prepared: Prepared[], now: number): ReportResult[] {
+  private write(checked: DeviceAuth, prepared: Prepared[], now: number): ReportResult[] {
     const deviceId = checked.id;
-    // An operator may have moved or deregistered the device since the request was checked:
-    // re-read it then (and only then, which keeps a query off the hot path).
-    const device = version === this.devices.version ? checked : this.devices.forAuth(deviceId);
+    // What decides the write (status, VA, key) is read here, inside the transaction that
+    // writes: a deregister, a move or a re-key may have landed while the signature was checked.
+    const device = this.devices.forAuth(deviceId);
     if (!device || device.status === 'deregistered') {
       throw unauthorized('unknown_device', `device ${deviceId} is not registered`);
     }
-    // A stale device that speaks again counts again: its usage goes back first, then the deltas apply.
-    if (device.status === 'stale') this.touched.push(...this.licenses.ledger.restore(device.id, device.va_id));
-    const live: DeviceAuth = { ...device, status: 'active' };
+    if (device.public_key !== checked.public_key) {
+      throw unauthorized('key_changed', `the key of device ${deviceId} changed while the request was checked; sign again with the current key`);
+    }
     const results: ReportResult[] = [];
     // Per tag, the latest measurement over the request's new reports: applying it once gives
     // what applying each report in turn would (the latest period end wins either way).
@@ -120,14 +121,19 @@ export class IngestService {
       }
       results.push({ reportId: r.reportId, status: 'accepted' });
     }
+    // A stale device that speaks again counts again: its usage goes back into its VA before
+    // the new measurements apply. The status change is conditional in SQL, so it happens once.
+    const revived = device.status === 'stale' && this.devices.reactivateStale(deviceId) !== null;
+    if (revived) this.touched.push(...this.licenses.ledger.restore(deviceId, device.va_id));
+    const live: DeviceAuth = revived ? { ...device, status: 'active' } : device;
     for (const [tag, m] of latest) {
       if (this.licenses.ledger.apply(live, tag, m.count, m.end * 1000, m.pk)) this.touched.push({ vaId: device.va_id, tag });
     }
     // Last seen matters to the day (silent and stale devices), not to the millisecond: write it
     // at most once a minute per device, which keeps a row update off most reports.
     const last = this.lastTouch.get(deviceId);
-    if (device.status !== 'active' || last === undefined || now - last >= TOUCH_EVERY_MS || now < last) {
-      this.devices.touch(deviceId, now, maxSeq, 'active');
+    if (revived || last === undefined || now - last >= TOUCH_EVERY_MS || now < last) {
+      this.devices.touch(deviceId, now, maxSeq);
       this.lastTouch.set(deviceId, now);
     }
     return results;
