@@ -43,6 +43,8 @@ function envOverrides(defaults: Obj, env: NodeJS.ProcessEnv): Obj {
       value = raw.trim() !== '' && Number.isFinite(n) ? n : raw; // let the schema name the bad value
     } else if (typeof sample === 'boolean') {
       value = raw === 'true' ? true : raw === 'false' ? false : raw;
+    } else if (Array.isArray(sample)) {
+      value = raw.split(',').map((v) => v.trim()).filter(Boolean); // a list: comma-separated
     }
     let cursor = out;
     for (const k of path.slice(0, -1)) cursor = (cursor[k] ??= {}) as Obj;

@@ -10,6 +10,8 @@ export const configSchema = z.strictObject({
     host: z.string().min(1),
     port,
     maxBodyBytes: positiveInt.max(64 * 1024 * 1024),
+    /** Browser origins besides the collector's own that may change state (a console served elsewhere). */
+    allowedOrigins: z.array(z.string().regex(/^https?:\/\/[^/\s?#]+$/, 'an origin: scheme://host[:port], no path')),
   }),
   device: z.strictObject({
     signatureWindowSeconds: positiveInt.max(3600),

@@ -7,6 +7,7 @@ import type { Route } from './route.js';
 import { routes } from './routes.js';
 import { openApiDocument } from './openapi.js';
 import { loopbackOnly } from './loopback.js';
+import { bodyTypeGuard, crossSiteGuard } from './cross-site.js';
 
 const RUM_UPLOAD_LIMIT = '64mb';
 
@@ -21,7 +22,7 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  if (opts.transport === 'tcp') app.use(loopbackOnly);
+  if (opts.transport === 'tcp') app.use(loopbackOnly, crossSiteGuard(services.config.http.allowedOrigins));
   app.use((req, res, next) => {
     const started = performance.now();
     res.on('finish', () =>
@@ -51,8 +52,11 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
 
   const json = express.json({ limit: services.config.http.maxBodyBytes, strict: true });
   const text = express.text({ limit: RUM_UPLOAD_LIMIT, type: () => true });
+  const jsonOnly = bodyTypeGuard('json');
+  const xmlOnly = bodyTypeGuard('xml');
   for (const r of routes) {
-    app[r.method]('/api/v1' + r.path, r.bodyType === 'text' ? text : json, handlerFor(r, services, actor));
+    const parse = r.bodyType === 'text' ? [xmlOnly, text] : [jsonOnly, json];
+    app[r.method]('/api/v1' + r.path, ...parse, handlerFor(r, services, actor));
   }
 
   app.use('/api', (req, _res, next) => next(new AppError(404, 'not_found', `no route ${req.method} ${req.path}`)));
