@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { AppError, badRequest, unauthorized, toErrorBody } from '../shared/errors.js';
 import { parseOrThrow } from '../shared/validation.js';
+import { sha256hex } from '../shared/hash.js';
 import { decodePublicKey, signWith } from '../shared/ed25519.js';
 import type { Clock } from '../shared/clock.js';
 import type { Identity } from '../identity/identity.js';
@@ -118,20 +119,26 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
     }
     if (req.method === 'POST' && path === '/device/v1/register') {
       const input = parseOrThrow(registrationSchema, json(req), 'registration');
-      await checkSignature(req, REGISTRATION_DEVICE_ID, input.publicKey);
       let result;
       try {
-        result = deps.devices.register(input);
+        // A bad token costs a query, not a signature check, and never reaches a worker's key cache.
+        deps.devices.checkToken(input.token);
+        await checkSignature(req, REGISTRATION_DEVICE_ID, input.publicKey);
+        // The signature's bytes, not its text: base64 has more than one spelling of the same bytes.
+        result = deps.devices.register(input, sha256hex(Buffer.from(String(req.headers[HEADER.signature]), 'base64')), 2 * windowMs);
       } catch (e) {
-        if (e instanceof AppError && e.code.startsWith('token_')) refuse(e.code, req, e);
+        if (e instanceof AppError && (e.code.startsWith('token_') || e.code === 'registration_replayed')) refuse(e.code, req, e);
         throw e;
       }
       const { device, outcome } = result;
-      if (outcome === 'pending_rekey') {
-        return {
-          status: 202,
-          body: { status: outcome, deviceId: device.id, message: 'this UDI is registered with another key; an operator must approve the new key' },
-        };
+      if (outcome === 'pending_rekey' || outcome === 'pending_approval') {
+        const message =
+          outcome === 'pending_rekey'
+            ? 'this UDI is registered with another key; an operator must approve the new key'
+            : device.pending_reason === 'revive'
+              ? 'this UDI was deregistered; an operator must approve its return'
+              : 'this UDI is known from RUM files without a key; an operator must approve this key';
+        return { status: 202, body: { status: outcome, deviceId: device.id, message } };
       }
       const va = deps.accounts.require(device.va_id);
       return {

@@ -1,6 +1,7 @@
 import type { Db } from '../store/open.js';
 
 export type DeviceStatus = 'active' | 'stale' | 'deregistered';
+export type PendingReason = 'new_key' | 'claim_keyless' | 'revive';
 
 export interface DeviceRow {
   id: string;
@@ -12,6 +13,8 @@ export interface DeviceRow {
   public_key: string | null;
   pending_public_key: string | null;
   pending_since: number | null;
+  /** Why the pending key waits for an operator (see PendingReason); absent on rows made before it. */
+  pending_reason?: PendingReason | null;
   status: DeviceStatus;
   source: 'registered' | 'rum';
   registered_at: number;
@@ -115,6 +118,14 @@ export class DeviceRepository {
     return this.db
       .prepare("SELECT * FROM devices WHERE status = 'active' AND coalesce(last_seen_at, registered_at) < ?")
       .all(before) as DeviceRow[];
+  }
+  /**
+   * Records a registration's signature; false if it was seen already (a replay). Signatures
+   * older than the replay horizon are forgotten: the timestamp check refuses them anyway.
+   */
+  firstRegistration(signatureHash: string, now: number, horizonMs: number): boolean {
+    this.db.prepare('DELETE FROM registrations_seen WHERE seen_at < ?').run(now - horizonMs);
+    return this.db.prepare('INSERT OR IGNORE INTO registrations_seen (signature_hash, seen_at) VALUES (?, ?)').run(signatureHash, now).changes === 1;
   }
   pendingRekeys(): DeviceRow[] {
     return this.db.prepare('SELECT * FROM devices WHERE pending_public_key IS NOT NULL').all() as DeviceRow[];

@@ -7,7 +7,7 @@ import type { AlertService } from '../alerts/service.js';
 import type { AccountService } from '../accounts/service.js';
 import type { TokenService } from '../tokens/service.js';
 import type { LicenseService } from '../licenses/service.js';
-import { DeviceRepository, type DeviceFilter, type DeviceRow, type DeviceStatus } from './repository.js';
+import { DeviceRepository, type DeviceFilter, type DeviceRow, type DeviceStatus, type PendingReason } from './repository.js';
 
 export interface Device {
   id: string;
@@ -19,7 +19,7 @@ export interface Device {
   status: DeviceStatus;
   source: 'registered' | 'rum';
   publicKey: string | null;
-  pendingRekey: { publicKey: string; since: string } | null;
+  pendingRekey: { publicKey: string; since: string; reason: PendingReason } | null;
   registeredAt: string;
   lastSeenAt: string | null;
   lastSeq: number | null;
@@ -33,7 +33,7 @@ export interface RegistrationInput {
   publicKey: string; // base64 raw ed25519, proven by the request's signature
 }
 
-export type RegistrationOutcome = 'registered' | 're_registered' | 'pending_rekey';
+export type RegistrationOutcome = 'registered' | 're_registered' | 'pending_rekey' | 'pending_approval';
 
 export class DeviceService {
   readonly repo: DeviceRepository;
@@ -52,14 +52,22 @@ export class DeviceService {
   }
 
   /**
-   * Registration with a token. A token admits new devices; it never hands over an existing
-   * one: a known UDI presenting a different key gets a pending re-key for an operator to
-   * decide, and a device's VA never changes by registration.
+   * Registration with a token. A token admits new devices into its own VA; it never hands
+   * over an existing one. The same device (same key) registering again keeps its id and VA.
+   * Everything else that concerns a known UDI waits for an operator, as a re-key does: a
+   * different key, a key for a device known only from RUM files (keyless), a deregistered
+   * device coming back. A device's VA never changes by registration.
+   *
+   * `signatureHash` identifies the signed request: a captured registration replayed within
+   * the signature window is refused before anything is counted.
    */
-  register(input: RegistrationInput): { device: DeviceRow; outcome: RegistrationOutcome } {
+  register(input: RegistrationInput, signatureHash: string, replayHorizonMs: number): { device: DeviceRow; outcome: RegistrationOutcome } {
     return this.db.transaction(() => {
-      const token = this.tokens.consume(input.token);
       const now = this.clock.now();
+      if (!this.repo.firstRegistration(signatureHash, now, replayHorizonMs)) {
+        throw conflict('registration_replayed', 'this exact registration request was already received; a device signs each attempt with a new timestamp');
+      }
+      const token = this.tokens.consume(input.token);
       const known = this.repo.byUdi(input.udi.pid, input.udi.serial);
       const facts = { hostname: input.hostname, software_version: input.softwareVersion };
       if (!known) {
@@ -82,22 +90,32 @@ export class DeviceService {
         this.events.append('device.registered', `token:${token.id}`, row.id, row.va_id, { udi: udiText(row), hostname: row.hostname });
         return { device: row, outcome: 'registered' as const };
       }
-      if (known.public_key === null || known.public_key === input.publicKey) {
-        // Same key (a device that lost its state), or a device known only from RUM files taking its first key.
-        const reactivate = known.status !== 'active';
-        this.repo.update(known.id, { ...facts, public_key: input.publicKey, source: 'registered', status: 'active', last_seen_at: now });
-        if (reactivate) this.licenses.refreshAlerts(this.licenses.ledger.restore(known.id, known.va_id));
+      if (known.public_key === input.publicKey && known.status !== 'deregistered') {
+        // The same device that lost its state: only the key's holder can sign this.
+        this.repo.update(known.id, { ...facts, last_seen_at: now });
+        if (known.status === 'stale' && this.repo.reactivateStale(known.id)) {
+          this.licenses.refreshAlerts(this.licenses.ledger.restore(known.id, known.va_id));
+        }
         this.events.append('device.re_registered', `token:${token.id}`, known.id, known.va_id, { udi: udiText(known) });
         return { device: this.repo.get(known.id)!, outcome: 're_registered' as const };
       }
-      this.repo.update(known.id, { pending_public_key: input.publicKey, pending_since: now });
+      const reason: PendingReason = known.status === 'deregistered' ? 'revive' : known.public_key === null ? 'claim_keyless' : 'new_key';
+      this.repo.update(known.id, { pending_public_key: input.publicKey, pending_since: now, pending_reason: reason });
       this.events.append('device.rekey_requested', `token:${token.id}`, known.id, known.va_id, {
         udi: udiText(known),
         hostname: input.hostname,
+        reason,
+        tokenVaId: token.va_id,
       });
-      this.raiseRekeyAlert(known);
-      return { device: this.repo.get(known.id)!, outcome: 'pending_rekey' as const };
+      const pending = this.repo.get(known.id)!;
+      this.raiseRekeyAlert(pending);
+      return { device: pending, outcome: reason === 'new_key' ? ('pending_rekey' as const) : ('pending_approval' as const) };
     })();
+  }
+
+  /** Refuses a registration whose token would be refused, before its signature is checked. */
+  checkToken(secret: unknown): void {
+    this.tokens.check(secret);
   }
 
   /**
@@ -119,17 +137,25 @@ export class DeviceService {
     })();
   }
 
+  /**
+   * An operator's decision on a pending key. Approving a claim of a keyless device makes it a
+   * registered device; approving a revival makes a deregistered device active again (in its
+   * own VA: its usage was released when it was deregistered and counts from its next report).
+   */
   decideRekey(deviceId: string, approve: boolean, actor: string): Device {
     return this.db.transaction(() => {
       const d = this.requireRow(deviceId);
       if (!d.pending_public_key) throw conflict('no_pending_rekey', `device ${d.id} has no pending re-key`, { device: d.id });
+      const reason = d.pending_reason ?? 'new_key';
       this.repo.update(d.id, {
-        ...(approve ? { public_key: d.pending_public_key } : {}),
+        ...(approve ? { public_key: d.pending_public_key, source: 'registered' as const } : {}),
+        ...(approve && d.status === 'deregistered' ? { status: 'active' as const, last_seen_at: this.clock.now() } : {}),
         pending_public_key: null,
         pending_since: null,
+        pending_reason: null,
       });
       this.alerts.clear('rekey_pending', d.id);
-      this.events.append(approve ? 'device.rekeyed' : 'device.rekey_refused', actor, d.id, d.va_id, { by: 'operator' });
+      this.events.append(approve ? 'device.rekeyed' : 'device.rekey_refused', actor, d.id, d.va_id, { by: 'operator', reason });
       return this.get(d.id);
     })();
   }
@@ -235,7 +261,9 @@ export class DeviceService {
       status: r.status,
       source: r.source,
       publicKey: r.public_key,
-      pendingRekey: r.pending_public_key ? { publicKey: r.pending_public_key, since: toIso(r.pending_since)! } : null,
+      pendingRekey: r.pending_public_key
+        ? { publicKey: r.pending_public_key, since: toIso(r.pending_since)!, reason: r.pending_reason ?? 'new_key' }
+        : null,
       registeredAt: toIso(r.registered_at)!,
       lastSeenAt: toIso(r.last_seen_at),
       lastSeq: r.last_seq,
@@ -245,11 +273,18 @@ export class DeviceService {
 
 export const udiText = (d: { udi_pid: string; udi_serial: string }) => `${d.udi_pid}:${d.udi_serial}`;
 
+const PENDING_TEXT: Record<PendingReason, string> = {
+  new_key: 'asks to change its key',
+  claim_keyless: 'is known from RUM files and asks to register with a key',
+  revive: 'is deregistered and asks to register again',
+};
+
 function rekeyAlert(d: DeviceRow) {
+  const reason = d.pending_reason ?? 'new_key';
   return {
     subject: d.id,
     severity: 'warning' as const,
-    message: `device ${udiText(d)} asks to change its key; approve or refuse it`,
-    details: { vaId: d.va_id, since: toIso(d.pending_since) },
+    message: `device ${udiText(d)} ${PENDING_TEXT[reason]}; approve or refuse it`,
+    details: { vaId: d.va_id, since: toIso(d.pending_since), reason },
   };
 }

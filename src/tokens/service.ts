@@ -90,7 +90,18 @@ export class TokenService {
    * Checks a presented secret and counts one use. Call inside the registration transaction,
    * so a refused registration does not spend a use.
    */
+  /** Throws what consume() would, without using the token: a cheap check before costly work. */
+  check(secret: unknown): void {
+    this.usable(secret);
+  }
+
   consume(secret: unknown): TokenRow {
+    const r = this.usable(secret);
+    this.repo.use(r.id);
+    return r;
+  }
+
+  private usable(secret: unknown): TokenRow {
     if (typeof secret !== 'string' || !secret.startsWith(SECRET_PREFIX)) {
       throw badRequest('token_malformed', 'the registration token is missing or malformed', { field: 'token' });
     }
@@ -101,7 +112,6 @@ export class TokenService {
       const why = { expired: 'has expired', revoked: 'has been revoked', used_up: 'has reached its use limit' }[state];
       throw forbidden(`token_${state}`, `the registration token ${why}`, { token: r.id });
     }
-    this.repo.use(r.id);
     return r;
   }
 

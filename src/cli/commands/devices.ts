@@ -39,7 +39,7 @@ export const deviceCommands: Command[] = [
       ctx.output(r, () =>
         table(r.items, [
           ['id', (d) => d.id], ['udi', (d) => `${d.udi.pid}:${d.udi.serial}`], ['hostname', (d) => d.hostname], ['va', (d) => d.vaId],
-          ['status', (d) => d.status + (d.pendingRekey ? ' (re-key pending)' : '')], ['last seen', (d) => shortTime(d.lastSeenAt)],
+          ['status', (d) => d.status + (d.pendingRekey ? ` (pending: ${d.pendingRekey.reason.replace('_', ' ')})` : '')], ['last seen', (d) => shortTime(d.lastSeenAt)],
         ]) + (r.nextCursor ? `\n(more: --limit or the API's cursor ${r.nextCursor})` : ''),
       );
     },
@@ -66,6 +66,6 @@ export const deviceCommands: Command[] = [
     },
   },
   action('remove', 'Deregister a device (its licenses are released at once)', 'deregister', 'deregistered'),
-  action('approve', 'Approve a pending re-key', 'rekey/approve', 're-keyed'),
+  action('approve', 'Approve a pending key (a re-key, a claim of a RUM-only device, a deregistered device coming back)', 'rekey/approve', 'approved: it signs with the new key'),
   action('refuse', 'Refuse a pending re-key', 'rekey/refuse', 'keeps its current key'),
 ];
