@@ -14,7 +14,7 @@ import type { IngestService } from '../usage/ingest.js';
 import type { AckReader } from '../usage/acks.js';
 import { parseBatch, parseReport } from '../usage/report-schema.js';
 import type { Logger } from '../shared/logger.js';
-import { canonicalString, HEADER, REGISTRATION_DEVICE_ID, rekeyProofString } from './signing.js';
+import { canonicalString, HEADER, LEGACY_REPLY_SIGNATURE_UNTIL, REGISTRATION_DEVICE_ID, rekeyProofString, replyString } from './signing.js';
 import type { SignatureVerifier } from './verifier.js';
 
 export interface DeviceApiDeps {
@@ -101,7 +101,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
     }
   }
 
-  async function route(req: Req): Promise<{ status: number; body: unknown; sign?: boolean }> {
+  async function route(req: Req): Promise<{ status: number; body: unknown; signFor?: Req & { deviceId: string } }> {
     const path = req.url.split('?')[0];
     // After a failed WAL sync nothing is acknowledged again until a restart (see GroupCommit).
     if (req.method === 'POST' && deps.ingest.commits.failed) throw deps.ingest.commits.failed;
@@ -164,7 +164,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
       const device = await authenticate(req);
       const since = Number(new URLSearchParams(req.url.split('?')[1] ?? '').get('since') ?? 0);
       if (!Number.isInteger(since) || since < 0) throw badRequest('invalid_query', 'since must be unix seconds');
-      return { status: 200, body: deps.acks.forDevice(device.id, since * 1000, 1000), sign: true };
+      return { status: 200, body: deps.acks.forDevice(device.id, since * 1000, 1000), signFor: { ...req, deviceId: device.id } };
     }
     throw new AppError(404, 'not_found', `no device route ${req.method} ${path}`);
   }
@@ -174,10 +174,19 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
     return deps.verifier.verify(newKey, proof, text);
   }
 
-  function send(res: ServerResponse, status: number, body: unknown, sign = false): void {
+  function send(res: ServerResponse, status: number, body: unknown, signFor?: Req & { deviceId: string }): void {
     const text = JSON.stringify(body);
     const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) };
-    if (sign) headers[HEADER.collectorSignature] = signWith(deps.identity.privateKey, text).toString('base64');
+    if (signFor) {
+      const reply = replyString({
+        method: signFor.method, path: signFor.url, collectorId, deviceId: signFor.deviceId,
+        timestamp: String(signFor.headers[HEADER.timestamp]), body: text,
+      });
+      headers[HEADER.replySignature] = signWith(deps.identity.privateKey, reply).toString('base64');
+      if (deps.clock.now() <= LEGACY_REPLY_SIGNATURE_UNTIL) {
+        headers[HEADER.collectorSignature] = signWith(deps.identity.privateKey, text).toString('base64');
+      }
+    }
     res.writeHead(status, headers);
     res.end(text);
   }
@@ -202,7 +211,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
       if (tooBig) return;
       const r: Req = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks) };
       route(r).then(
-        (out) => send(res, out.status, out.body, out.sign),
+        (out) => send(res, out.status, out.body, out.signFor),
         (err: unknown) => {
           if (err instanceof AppError) {
             if (err.status === 503) res.setHeader('retry-after', '30');

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startHarness, TAG, type Harness } from '../helpers/harness.js';
-import { HEADER } from '../../src/device-api/signing.js';
+import { HEADER, LEGACY_REPLY_SIGNATURE_UNTIL, replyString } from '../../src/device-api/signing.js';
+import { ManualClock } from '../../src/shared/clock.js';
 import { publicKeyObject, verifyWith } from '../../src/shared/ed25519.js';
 
 let h: Harness;
@@ -28,6 +29,39 @@ describe('when a device asks for its ACKs', () => {
     const collectorKey = publicKeyObject(h.services.identity.publicKey);
     expect(verifyWith(collectorKey, JSON.stringify(r.body), sig)).toBe(true);
     expect(verifyWith(collectorKey, JSON.stringify({ ...r.body, pending: 0 }), sig)).toBe(false);
+  });
+
+  it('then the reply is signed for that request of that device (version 2), so it cannot be replayed to another device or later', async () => {
+    const a = await h.registered();
+    const b = await h.registered();
+    const key = publicKeyObject(h.services.identity.publicKey);
+    const ra = await a.send('GET', '/device/v1/acks?since=0', '', a.deviceId, 1_800_000_000);
+    expect(ra.status).toBe(401); // a timestamp outside the window is refused before anything is signed
+    const t = Math.floor(Date.now() / 1000);
+    const replyA = await a.send('GET', '/device/v1/acks?since=0', '', a.deviceId, t);
+    const replyB = await b.send('GET', '/device/v1/acks?since=0', '', b.deviceId, t);
+    expect(JSON.stringify(replyA.body)).toBe(JSON.stringify(replyB.body)); // the same body, as in the attack
+    const sigA = Buffer.from(String(replyA.headers[HEADER.replySignature]), 'base64');
+    const sigB = Buffer.from(String(replyB.headers[HEADER.replySignature]), 'base64');
+    expect(sigA.equals(sigB)).toBe(false);
+    const expected = (deviceId: string, timestamp: number) =>
+      replyString({ method: 'GET', path: '/device/v1/acks?since=0', collectorId: h.services.identity.collectorId, deviceId, timestamp: String(timestamp), body: JSON.stringify(replyA.body) });
+    expect(verifyWith(key, expected(a.deviceId!, t), sigA)).toBe(true);
+    expect(verifyWith(key, expected(b.deviceId!, t), sigA)).toBe(false); // not for another device
+    expect(verifyWith(key, expected(a.deviceId!, t + 60), sigA)).toBe(false); // not for a later request
+    // Version 1 (the body alone) is still sent during its stated period.
+    expect(replyA.headers[HEADER.collectorSignature]).toBeDefined();
+  });
+
+  it('then after the stated period the version-1 signature (the body alone) is no longer sent', async () => {
+    await h.close();
+    const clock = new ManualClock(LEGACY_REPLY_SIGNATURE_UNTIL + 1000);
+    h = await startHarness({ clock });
+    const d = await h.registered();
+    const r = await d.send('GET', '/device/v1/acks', '');
+    expect(r.status).toBe(200);
+    expect(r.headers[HEADER.collectorSignature]).toBeUndefined();
+    expect(r.headers[HEADER.replySignature]).toBeDefined();
   });
 
   it('then another device cannot read them', async () => {
