@@ -138,7 +138,8 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
   const verifyWorker = builtWorker(import.meta.url, './device-api/verify-worker.js');
   const threads = Math.max(1, Math.min(4, availableParallelism() - 1));
   const verifier = verifyWorker
-    ? new PooledVerifier(verifyWorker, threads, (e) => logger.error('signature checks fell back to the main thread', { error: e.message }))
+    ? new PooledVerifier(verifyWorker, threads, (e, replaced) =>
+        logger.error(replaced ? 'a signature worker died and was replaced' : 'signature workers keep dying; checks run on the main thread', { error: e.message }))
     : inlineVerifier();
   const tcp = http.createServer({ keepAliveTimeout: 65_000 }, createRequestHandler(services, verifier));
   const local = http.createServer(createOperatorApp(services, { transport: 'socket', version: VERSION }));

@@ -67,7 +67,8 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
     throw err;
   }
 
-  async function checkSignature(req: Req, deviceId: string, publicKeyB64: string): Promise<void> {
+  /** `cache` false for a registration: its key is whatever the sender chose, and must not evict devices' keys. */
+  async function checkSignature(req: Req, deviceId: string, publicKeyB64: string, cache = true): Promise<void> {
     const ts = String(req.headers[HEADER.timestamp] ?? '');
     const sig = String(req.headers[HEADER.signature] ?? '');
     if (!/^\d{1,12}$/.test(ts) || !sig) {
@@ -77,7 +78,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
     if (skew > windowMs) {
       refuse('timestamp_stale', req, unauthorized('timestamp_stale', `the request timestamp is ${Math.round(skew / 1000)} s from the collector's clock; the window is ${windowMs / 1000} s`));
     }
-    const ok = await deps.verifier.verify(publicKeyB64, sig, canonicalString({ method: req.method, path: req.url, collectorId, deviceId, timestamp: ts, body: req.body }));
+    const ok = await deps.verifier.verify(publicKeyB64, sig, canonicalString({ method: req.method, path: req.url, collectorId, deviceId, timestamp: ts, body: req.body }), cache);
     if (!ok) refuse('bad_signature', req, unauthorized('bad_signature', 'the request signature does not verify'));
   }
 
@@ -123,7 +124,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
       try {
         // A bad token costs a query, not a signature check, and never reaches a worker's key cache.
         deps.devices.checkToken(input.token);
-        await checkSignature(req, REGISTRATION_DEVICE_ID, input.publicKey);
+        await checkSignature(req, REGISTRATION_DEVICE_ID, input.publicKey, false);
         // The signature's bytes, not its text: base64 has more than one spelling of the same bytes.
         result = deps.devices.register(input, sha256hex(Buffer.from(String(req.headers[HEADER.signature]), 'base64')), 2 * windowMs);
       } catch (e) {
@@ -171,7 +172,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
 
   function verifyRequestProof(req: Req, deviceId: string, newKey: string, proof: string): Promise<boolean> {
     const text = rekeyProofString({ collectorId, deviceId, newPublicKey: newKey, timestamp: String(req.headers[HEADER.timestamp]) });
-    return deps.verifier.verify(newKey, proof, text);
+    return deps.verifier.verify(newKey, proof, text, false);
   }
 
   function send(res: ServerResponse, status: number, body: unknown, signFor?: Req & { deviceId: string }): void {

@@ -1,4 +1,9 @@
+import http from 'node:http';
 import { request } from 'undici';
+import { createRequestHandler } from '../../src/main.js';
+import { close, listen } from '../../src/http/server.js';
+import { inlineVerifier, type SignatureVerifier } from '../../src/device-api/verifier.js';
+import { SimulatedDevice } from '../../src/simulator/device-client.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HEADER, REGISTRATION_DEVICE_ID, signRequest } from '../../src/device-api/signing.js';
 import { startHarness, TAG, type Harness } from '../helpers/harness.js';
@@ -107,5 +112,32 @@ describe('a captured registration replayed within the signature window', () => {
     expect(eventCount()).toBe(events);
     expect(h.count("SELECT count(*) FROM events WHERE type = 'security.refused' AND subject = 'registration_replayed'")).toBeGreaterThan(0);
     expect((await h.api.get(`/api/v1/devices/${deviceId}`)).body.status).toBe('deregistered');
+  });
+});
+
+describe('registrations cannot flood the signature checks', () => {
+  it('when registrations carry a bad token, then no signature is checked; with a good one, the key is checked without being cached', async () => {
+    const calls: boolean[] = [];
+    const inner = inlineVerifier();
+    const counting: SignatureVerifier = {
+      verify: (k, s, d, cache) => (calls.push(cache ?? true), inner.verify(k, s, d, cache)),
+      close: () => inner.close(),
+    };
+    const server = http.createServer(createRequestHandler(h.services, counting));
+    await listen(server, 0, '127.0.0.1');
+    try {
+      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      for (let i = 0; i < 20; i++) {
+        const d = new SimulatedDevice(url, h.services.identity.collectorId, { pid: 'C9300-24T', serial: `FLOOD${i}` });
+        const r = await d.register('opt_' + 'x'.repeat(40));
+        expect(r.status).toBe(403);
+      }
+      expect(calls).toEqual([]);
+      const d = new SimulatedDevice(url, h.services.identity.collectorId, { pid: 'C9300-24T', serial: 'FLOODOK' });
+      expect((await d.register(await h.token())).status).toBe(201);
+      expect(calls).toEqual([false]);
+    } finally {
+      await close(server);
+    }
   });
 });
