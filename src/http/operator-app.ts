@@ -8,6 +8,7 @@ import { routes } from './routes.js';
 import { openApiDocument } from './openapi.js';
 import { loopbackOnly } from './loopback.js';
 import { bodyTypeGuard, crossSiteGuard } from './cross-site.js';
+import { requestError } from './request-errors.js';
 
 const RUM_UPLOAD_LIMIT = '64mb';
 
@@ -85,17 +86,14 @@ function errorHandler(services: Services) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     let e: AppError;
     if (err instanceof AppError) e = err;
-    else if (isBodyError(err) && err.type === 'entity.parse.failed') e = new AppError(400, 'malformed_json', `the body is not valid JSON: ${err.message}`);
-    else if (isBodyError(err) && err.type === 'entity.too.large') e = new AppError(413, 'body_too_large', `the body exceeds ${err.limit} bytes`);
-    else if (isBodyError(err) && typeof err.status === 'number' && err.status < 500) e = new AppError(err.status, 'bad_request', err.message);
     else {
-      services.logger.error('operator request failed', { method: req.method, path: req.path, error: (err as Error)?.message });
-      e = new AppError(500, 'internal', 'the request failed inside the collector; nothing was changed');
+      const mistake = requestError(err);
+      if (mistake) e = mistake;
+      else {
+        services.logger.error('operator request failed', { method: req.method, path: req.path, error: (err as Error)?.message });
+        e = new AppError(500, 'internal', 'the request failed inside the collector; nothing was changed');
+      }
     }
     res.status(e.status).json(toErrorBody(e));
   };
-}
-
-function isBodyError(e: unknown): e is { type: string; message: string; limit?: number; status?: number } {
-  return typeof e === 'object' && e !== null && 'type' in e;
 }
