@@ -1,3 +1,5 @@
+import { safeCell } from './safe-text.js';
+
 /** Prints rows as an aligned text table; columns are [header, value-getter]. */
 export function table<T>(rows: T[], columns: [string, (r: T) => unknown][]): string {
   const cells = rows.map((r) => columns.map(([, get]) => text(get(r))));
@@ -8,8 +10,7 @@ export function table<T>(rows: T[], columns: [string, (r: T) => unknown][]): str
 
 function text(v: unknown): string {
   if (v === null || v === undefined) return '-';
-  if (typeof v === 'object') return JSON.stringify(v);
-  return String(v);
+  return safeCell(typeof v === 'object' ? JSON.stringify(v) : String(v));
 }
 
 export const shortTime = (iso: string | null | undefined) => (iso ? iso.replace('T', ' ').slice(0, 19) : '-');

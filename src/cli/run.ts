@@ -13,6 +13,7 @@ import { serveCommands } from './commands/serve.js';
 import { simulateCommands } from './commands/simulate.js';
 import { exchangeCommands } from './commands/exchange.js';
 import { upstreamCommands } from './commands/upstream.js';
+import { safeJson, safeText } from './safe-text.js';
 
 const commands: Command[] = [
   ...serveCommands, ...vaCommands, ...tokenCommands, ...deviceCommands, ...complianceCommands,
@@ -79,14 +80,15 @@ export async function main(argv: string[]): Promise<number> {
       file: typeof values.config === 'string' ? values.config : undefined,
       overrides: typeof values['data-dir'] === 'string' ? { dataDir: values['data-dir'] } : undefined,
     }));
-  const print = (text: string) => process.stdout.write(text + '\n');
+  // Everything printed passes one gate: device-supplied text may hold terminal controls.
+  const print = (text: string) => process.stdout.write(safeText(text) + '\n');
   const ctx: CommandContext = {
     positionals: parsed.positionals,
     values,
     json,
     config: getConfig,
     print,
-    output: (data, render) => print(json ? JSON.stringify(data, null, 2) : render()),
+    output: (data, render) => print(json ? safeJson(JSON.stringify(data, null, 2)) : render()),
     api: (fn) => withApi(getConfig(), (api) => fn(api)),
   };
   try {
@@ -94,11 +96,11 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof ConfigError || e instanceof CliError) {
-      if (json && e instanceof CliError && e.body) process.stderr.write(JSON.stringify(e.body, null, 2) + '\n');
-      else process.stderr.write(`outpost ${cmd.name}: ${e.message}\n`);
+      if (json && e instanceof CliError && e.body) process.stderr.write(safeJson(JSON.stringify(e.body, null, 2)) + '\n');
+      else process.stderr.write(`outpost ${cmd.name}: ${safeText(e.message)}\n`);
       return e instanceof CliError ? e.exitCode : 78; // 78: EX_CONFIG
     }
-    process.stderr.write(`outpost ${cmd.name}: ${(e as Error).message}\n`);
+    process.stderr.write(`outpost ${cmd.name}: ${safeText((e as Error).message)}\n`);
     return 1;
   }
 }
