@@ -1,6 +1,5 @@
 import { existsSync, readdirSync, statSync, watch } from 'node:fs';
 import { join } from 'node:path';
-import { createTask } from 'node-cron';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { Db } from '../store/open.js';
@@ -11,13 +10,10 @@ import type { ExportService } from './export.js';
 import type { ImportService } from './import.js';
 import type { ExchangeState } from './state.js';
 import { BUNDLE_EXTENSION } from './manifest.js';
+import { nextCronRun, previousPeriod } from '../time/zone.js';
 
-/** The period a scheduled export covers: the month before the one it runs in. */
-export function previousPeriod(ms: number): string {
-  const d = new Date(ms);
-  const prev = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, 1));
-  return prev.toISOString().slice(0, 7);
-}
+/** The period a scheduled export covers: the month before the one it runs in, on the zone's calendar. */
+export { previousPeriod };
 
 /**
  * The exchange's unattended work: the monthly export (its next due time is stored, so an
@@ -37,14 +33,16 @@ export class ExchangeJobs {
     private alerts: AlertService,
     private events: EventService,
     private logger: Logger,
-    private opts: { exportCron: string; bundleDir: string },
+    private opts: { exportCron: string; bundleDir: string; timeZone?: string },
   ) {}
 
+  private get zone(): string {
+    return this.opts.timeZone ?? 'UTC';
+  }
+
+  /** Read from the collector's clock, not the host's, in the zone the scheduler fires in. */
   private nextRun(): number {
-    const task = createTask(this.opts.exportCron, () => {});
-    const next = task.getNextRun();
-    void task.destroy();
-    return next ? next.getTime() : Number.MAX_SAFE_INTEGER;
+    return nextCronRun(this.opts.exportCron, this.clock.now(), this.zone) ?? Number.MAX_SAFE_INTEGER;
   }
 
   /** At start: run a missed export, then store when the next one is due. */
@@ -61,7 +59,7 @@ export class ExchangeJobs {
 
   runScheduledExport(): Promise<string> {
     return this.track(
-      this.exporter.export({ period: previousPeriod(this.clock.now()), actor: 'schedule' }).then((r) => {
+      this.exporter.export({ period: previousPeriod(this.clock.now(), this.zone), actor: 'schedule' }).then((r) => {
         this.db.transaction(() => (this.state.nextExportDue = this.nextRun()))();
         return r.file;
       }),
