@@ -13,10 +13,12 @@ import { serveCommands } from './commands/serve.js';
 import { simulateCommands } from './commands/simulate.js';
 import { exchangeCommands } from './commands/exchange.js';
 import { upstreamCommands } from './commands/upstream.js';
+import { timeCommands } from './commands/time.js';
 
 const commands: Command[] = [
   ...serveCommands, ...vaCommands, ...tokenCommands, ...deviceCommands, ...complianceCommands,
   ...usageCommands, ...eventCommands, ...exchangeCommands, ...upstreamCommands, ...simulateCommands,
+  ...timeCommands,
 ];
 
 const globalOptions = {
