@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, statSync, watch } from 'node:fs';
+import { existsSync, readdirSync, statSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
@@ -14,6 +14,13 @@ import { nextCronRun, previousPeriod } from '../time/zone.js';
 
 /** The period a scheduled export covers: the month before the one it runs in, on the zone's calendar. */
 export { previousPeriod };
+
+export interface InboxResult {
+  imported: string[];
+  /** Applied before: moved to archive/ with a .note. */
+  alreadyImported: string[];
+  rejected: string[];
+}
 
 /**
  * The exchange's unattended work: the monthly export (its next due time is stored, so an
@@ -82,7 +89,7 @@ export class ExchangeJobs {
    * growing (a copy in progress is left for the next poll). Applied files move to archive/,
    * refused ones to rejected/ with a .reason file.
    */
-  pollInbox(): Promise<{ imported: string[]; rejected: string[] }> {
+  pollInbox(): Promise<InboxResult> {
     return this.track(this.readInbox());
   }
 
@@ -121,8 +128,19 @@ export class ExchangeJobs {
     };
   }
 
-  private async readInbox(): Promise<{ imported: string[]; rejected: string[] }> {
-    const out = { imported: [] as string[], rejected: [] as string[] };
+  /**
+   * A response applied before (a second copy, or a file put back) leaves the inbox with a note
+   * beside it: left there, it would be verified again at every poll, forever.
+   */
+  private archiveDuplicate(file: string, name: string, bundleId: string): void {
+    const target = this.importer.archive(file, 'archive');
+    writeFileSync(`${target}.note`, `already imported: bundle ${bundleId} was applied before; this copy changed nothing\n`);
+    this.events.append('exchange.already_imported', 'inbox', bundleId, null, { file: name, movedTo: target });
+    this.logger.info('a response already imported was moved from the inbox to the archive', { file: name, bundleId, movedTo: target });
+  }
+
+  private async readInbox(): Promise<InboxResult> {
+    const out: InboxResult = { imported: [], alreadyImported: [], rejected: [] };
     if (this.busy) return out;
     this.busy = true;
     try {
@@ -138,8 +156,11 @@ export class ExchangeJobs {
         }
         this.seen.delete(file);
         try {
-          await this.importer.import(file, { force: false, actor: 'inbox' });
-          out.imported.push(name);
+          const r = await this.importer.import(file, { force: false, actor: 'inbox' });
+          if (r.status === 'already_imported' && r.archivedAs === null) {
+            this.archiveDuplicate(file, name, r.bundleId);
+            out.alreadyImported.push(name);
+          } else out.imported.push(name);
         } catch (e) {
           if (!(e instanceof AppError)) throw e;
           const target = this.importer.archive(file, 'rejected', `${e.code}: ${e.message}`);
