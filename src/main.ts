@@ -13,6 +13,7 @@ import { EventService } from './events/service.js';
 import { RefusalCounter } from './events/refusals.js';
 import { AlertService } from './alerts/service.js';
 import { TrustedTime } from './time/trusted-time.js';
+import { timeOptions } from './time/options.js';
 import { AccountService } from './accounts/service.js';
 import { TokenService } from './tokens/service.js';
 import { DeviceService } from './devices/service.js';
@@ -57,7 +58,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const { identity, created } = loadOrCreateIdentity(config.dataDir);
     const events = new EventService(db, clock);
     const alerts = new AlertService(db, clock);
-    const time = new TrustedTime(db, clock, alerts, events, config.time.backwardsToleranceSeconds * 1000);
+    const time = new TrustedTime(db, clock, alerts, events, timeOptions(config));
     const accounts = new AccountService(db, time, events);
     accounts.ensureInitialised();
     if (created) {
@@ -76,7 +77,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const bundleDir = config.exchange.bundleDir;
     for (const sub of ['inbox', 'outbox', 'archive', 'rejected']) mkdirSync(join(bundleDir, sub), { recursive: true });
     const exporter = new ExportService(db, time, identity, state, accounts, events, alerts, {
-      bundleDir, dataDir: config.dataDir, hashHostnames: config.exchange.hashHostnames,
+      bundleDir, dataDir: config.dataDir, hashHostnames: config.exchange.hashHostnames, timeZone: config.time.zone,
     });
     const importer = new ImportService(db, time, time, identity, state, accounts, licenses, policy, events, alerts, bundleDir);
     const exchange = {
@@ -85,7 +86,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       importer,
       enrollment: new EnrollmentService(db, time, identity, state, accounts, events, bundleDir),
       rotation: new KeyRotationService(db, time, identity, state, accounts, events, { dataDir: config.dataDir, bundleDir }),
-      jobs: new ExchangeJobs(db, time, state, exporter, importer, alerts, events, logger, { exportCron: config.exchange.exportCron, bundleDir }),
+      jobs: new ExchangeJobs(db, time, state, exporter, importer, alerts, events, logger, { exportCron: config.exchange.exportCron, bundleDir, timeZone: config.time.zone }),
     };
     const services: Services = {
       config, db, identity, logger, systemClock: clock, time, events, refusals, alerts, accounts, tokens, devices, licenses,
@@ -170,6 +171,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
       },
     ],
     logger,
+    config.time.zone,
   );
   services.evaluateAlerts();
   await services.exchange.jobs.catchUp().catch(logFailure('monthly-export catch-up'));

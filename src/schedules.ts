@@ -7,12 +7,17 @@ export interface Job {
   run: () => void;
 }
 
-/** Scheduled jobs as a small table with start and stop. A failing run is logged, never fatal. */
+/**
+ * Scheduled jobs as a small table with start and stop. A failing run is logged, never fatal.
+ * Cron fields are read in the configured time zone (`time.zone`), never the host's, so that the
+ * monthly export fires on the same calendar its period is named in.
+ */
 export class Scheduler {
   private tasks: ScheduledTask[] = [];
   constructor(
     private jobs: Job[],
     private logger: Logger,
+    private timeZone = 'UTC',
   ) {}
 
   start(): void {
@@ -24,7 +29,7 @@ export class Scheduler {
           } catch (e) {
             this.logger.error('scheduled job failed', { job: job.name, error: (e as Error).message });
           }
-        }, { name: job.name, noOverlap: true }),
+        }, { name: job.name, noOverlap: true, timezone: this.timeZone }),
       );
     }
   }

@@ -10,6 +10,7 @@ export type AlertKind =
   | 'entitlement_expiring'
   | 'rekey_pending'
   | 'clock_backwards'
+  | 'clock_forward'
   | 'export_ready'
   | 'report_rejected'
   | 'ack_overdue'

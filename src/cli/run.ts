@@ -13,11 +13,13 @@ import { serveCommands } from './commands/serve.js';
 import { simulateCommands } from './commands/simulate.js';
 import { exchangeCommands } from './commands/exchange.js';
 import { upstreamCommands } from './commands/upstream.js';
+import { timeCommands } from './commands/time.js';
 import { safeJson, safeText } from './safe-text.js';
 
 const commands: Command[] = [
   ...serveCommands, ...vaCommands, ...tokenCommands, ...deviceCommands, ...complianceCommands,
   ...usageCommands, ...eventCommands, ...exchangeCommands, ...upstreamCommands, ...simulateCommands,
+  ...timeCommands,
 ];
 
 const globalOptions = {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import cron from 'node-cron';
+import { isTimeZone } from '../time/zone.js';
 
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
@@ -29,7 +30,12 @@ export const configSchema = z.strictObject({
     expiryWarningDays: positiveInt,
   }),
   time: z.strictObject({
+    /** The calendar schedules run on and export periods are named in; the host's TZ plays no part. */
+    zone: z.string().refine(isTimeZone, 'an IANA time zone name, such as UTC, Europe/Paris or America/Los_Angeles'),
     backwardsToleranceSeconds: z.number().int().min(0),
+    forwardToleranceSeconds: z.number().int().min(1).max(86_400),
+    /** On start, a system clock further than this past the stored floor is not believed until confirmed. */
+    maxDowntimeDays: z.number().int().min(1).max(3650),
   }),
   exchange: z.strictObject({
     bundleDir: z.string().min(1),

@@ -15,6 +15,7 @@ import { hostnameMapper, usagePayloads } from './usage-payloads.js';
 import type { ExchangeState } from './state.js';
 import { BUNDLE_EXTENSION } from './manifest.js';
 import { PAYLOAD } from './records.js';
+import { periodOf } from '../time/zone.js';
 
 export interface ExportOptions {
   period?: string | undefined;
@@ -53,13 +54,13 @@ export class ExportService {
     private accounts: AccountService,
     private events: EventService,
     private alerts: AlertService,
-    private opts: { bundleDir: string; dataDir: string; hashHostnames: boolean },
+    private opts: { bundleDir: string; dataDir: string; hashHostnames: boolean; timeZone?: string },
   ) {}
 
   preview(period?: string): ExportPreview {
     const n = (sql: string) => (this.db.prepare(sql).get() as { n: number }).n;
     return {
-      period: period ?? currentPeriod(this.clock.now()),
+      period: period ?? currentPeriod(this.clock.now(), this.opts.timeZone),
       reports: n('SELECT count(*) AS n FROM report_pending'),
       devices: n('SELECT count(*) AS n FROM devices'),
       virtualAccounts: n('SELECT count(*) AS n FROM virtual_accounts'),
@@ -69,7 +70,7 @@ export class ExportService {
   }
 
   async export(o: ExportOptions): Promise<ExportResult> {
-    const period = o.period ?? currentPeriod(this.clock.now());
+    const period = o.period ?? currentPeriod(this.clock.now(), this.opts.timeZone);
     const preview = this.preview(period);
     const now = this.clock.now();
     const sequence = this.db.transaction(() => this.state.nextOutSequence())();
@@ -142,6 +143,5 @@ export class ExportService {
   }
 }
 
-export function currentPeriod(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 7);
-}
+/** The month an export without a period covers: the current one, on the configured zone's calendar. */
+export const currentPeriod = (ms: number, zone = 'UTC'): string => periodOf(ms, zone);

@@ -196,7 +196,7 @@ export class ImportService {
     for (const b of this.state.bundles(1000)) {
       if (b.direction === 'out' && b.sequence <= m.answers!.sequence) this.alerts.clear('export_ready', b.id);
     }
-    this.time.raiseFloor(Date.parse(m.createdAt)); // signed by the upstream: a trustworthy time
+    this.time.observeUpstreamTime(Date.parse(m.createdAt)); // signed by the upstream, yet only believed where it agrees
     if (o.force) this.events.append('exchange.forced', o.actor, m.bundleId, null, { sequence: m.sequence, answers: m.answers!.bundleId, ackOnly });
     this.events.append('exchange.imported', o.actor, m.bundleId, null, {
       sequence: m.sequence, answers: m.answers!.bundleId, acks: r.acks, entitlements: r.entitlements, policy: r.policy,

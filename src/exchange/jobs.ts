@@ -1,6 +1,5 @@
-import { existsSync, readdirSync, statSync, watch } from 'node:fs';
+import { existsSync, readdirSync, statSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createTask } from 'node-cron';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { Db } from '../store/open.js';
@@ -11,12 +10,16 @@ import type { ExportService } from './export.js';
 import type { ImportService } from './import.js';
 import type { ExchangeState } from './state.js';
 import { BUNDLE_EXTENSION } from './manifest.js';
+import { nextCronRun, previousPeriod } from '../time/zone.js';
 
-/** The period a scheduled export covers: the month before the one it runs in. */
-export function previousPeriod(ms: number): string {
-  const d = new Date(ms);
-  const prev = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, 1));
-  return prev.toISOString().slice(0, 7);
+/** The period a scheduled export covers: the month before the one it runs in, on the zone's calendar. */
+export { previousPeriod };
+
+export interface InboxResult {
+  imported: string[];
+  /** Applied before: moved to archive/ with a .note. */
+  alreadyImported: string[];
+  rejected: string[];
 }
 
 /**
@@ -37,14 +40,16 @@ export class ExchangeJobs {
     private alerts: AlertService,
     private events: EventService,
     private logger: Logger,
-    private opts: { exportCron: string; bundleDir: string },
+    private opts: { exportCron: string; bundleDir: string; timeZone?: string },
   ) {}
 
+  private get zone(): string {
+    return this.opts.timeZone ?? 'UTC';
+  }
+
+  /** Read from the collector's clock, not the host's, in the zone the scheduler fires in. */
   private nextRun(): number {
-    const task = createTask(this.opts.exportCron, () => {});
-    const next = task.getNextRun();
-    void task.destroy();
-    return next ? next.getTime() : Number.MAX_SAFE_INTEGER;
+    return nextCronRun(this.opts.exportCron, this.clock.now(), this.zone) ?? Number.MAX_SAFE_INTEGER;
   }
 
   /** At start: run a missed export, then store when the next one is due. */
@@ -61,7 +66,7 @@ export class ExchangeJobs {
 
   runScheduledExport(): Promise<string> {
     return this.track(
-      this.exporter.export({ period: previousPeriod(this.clock.now()), actor: 'schedule' }).then((r) => {
+      this.exporter.export({ period: previousPeriod(this.clock.now(), this.zone), actor: 'schedule' }).then((r) => {
         this.db.transaction(() => (this.state.nextExportDue = this.nextRun()))();
         return r.file;
       }),
@@ -84,7 +89,7 @@ export class ExchangeJobs {
    * growing (a copy in progress is left for the next poll). Applied files move to archive/,
    * refused ones to rejected/ with a .reason file.
    */
-  pollInbox(): Promise<{ imported: string[]; rejected: string[] }> {
+  pollInbox(): Promise<InboxResult> {
     return this.track(this.readInbox());
   }
 
@@ -123,8 +128,19 @@ export class ExchangeJobs {
     };
   }
 
-  private async readInbox(): Promise<{ imported: string[]; rejected: string[] }> {
-    const out = { imported: [] as string[], rejected: [] as string[] };
+  /**
+   * A response applied before (a second copy, or a file put back) leaves the inbox with a note
+   * beside it: left there, it would be verified again at every poll, forever.
+   */
+  private archiveDuplicate(file: string, name: string, bundleId: string): void {
+    const target = this.importer.archive(file, 'archive');
+    writeFileSync(`${target}.note`, `already imported: bundle ${bundleId} was applied before; this copy changed nothing\n`);
+    this.events.append('exchange.already_imported', 'inbox', bundleId, null, { file: name, movedTo: target });
+    this.logger.info('a response already imported was moved from the inbox to the archive', { file: name, bundleId, movedTo: target });
+  }
+
+  private async readInbox(): Promise<InboxResult> {
+    const out: InboxResult = { imported: [], alreadyImported: [], rejected: [] };
     if (this.busy) return out;
     this.busy = true;
     try {
@@ -140,8 +156,11 @@ export class ExchangeJobs {
         }
         this.seen.delete(file);
         try {
-          await this.importer.import(file, { force: false, actor: 'inbox' });
-          out.imported.push(name);
+          const r = await this.importer.import(file, { force: false, actor: 'inbox' });
+          if (r.status === 'already_imported' && r.archivedAs === null) {
+            this.archiveDuplicate(file, name, r.bundleId);
+            out.alreadyImported.push(name);
+          } else out.imported.push(name);
         } catch (e) {
           if (!(e instanceof AppError)) throw e;
           const target = this.importer.archive(file, 'rejected', `${e.code}: ${e.message}`);

@@ -6,6 +6,7 @@ import { eventRoutes } from '../events/routes.js';
 import { alertRoutes } from '../alerts/routes.js';
 import { rumRoutes } from '../rum/routes.js';
 import { exchangeRoutes } from '../exchange/routes.js';
+import { timeRoutes } from '../time/routes.js';
 import type { Route } from './route.js';
 
 /** The one table of operator routes, under /api/v1. */
@@ -18,4 +19,5 @@ export const routes: Route[] = [
   ...exchangeRoutes,
   ...eventRoutes,
   ...alertRoutes,
+  ...timeRoutes,
 ];

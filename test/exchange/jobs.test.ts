@@ -44,8 +44,8 @@ describe('the watched inbox', () => {
     const dropped = join(bundleDir(), 'inbox', 'response.opb');
     copyFileSync(r.responseFile, dropped);
     const jobs = s.h.services.exchange.jobs;
-    expect(await jobs.pollInbox()).toEqual({ imported: [], rejected: [] }); // first sight: wait for it to settle
-    expect(await jobs.pollInbox()).toEqual({ imported: ['response.opb'], rejected: [] });
+    expect(await jobs.pollInbox()).toEqual({ imported: [], alreadyImported: [], rejected: [] }); // first sight: wait for it to settle
+    expect(await jobs.pollInbox()).toEqual({ imported: ['response.opb'], alreadyImported: [], rejected: [] });
     expect(existsSync(dropped)).toBe(false);
     expect(readdirSync(join(bundleDir(), 'archive'))).toContain('response.opb');
     expect(s.h.count("SELECT count(*) FROM report_acks WHERE status = 'accepted'")).toBe(1);
@@ -68,6 +68,27 @@ describe('the watched inbox', () => {
     await s.h.services.exchange.jobs.idle();
   });
 
+  it('when a response already imported is dropped in again, then it moves to archive with a note and an event, and is not read again', async () => {
+    const d = await s.h.registered();
+    await d.sendReport(d.report(TAG, 1));
+    const r = await s.up.process((await s.exportNow()).file);
+    expect((await s.importFile(r.responseFile)).status).toBe(200);
+    const again = join(bundleDir(), 'inbox', 'again.opb');
+    copyFileSync(r.responseFile, again);
+    const jobs = s.h.services.exchange.jobs;
+    await jobs.pollInbox();
+    expect(await jobs.pollInbox()).toEqual({ imported: [], alreadyImported: ['again.opb'], rejected: [] });
+    expect(existsSync(again)).toBe(false);
+    const note = readFileSync(join(bundleDir(), 'archive', 'again.opb.note'), 'utf8');
+    expect(note).toMatch(/^already imported: bundle \S+ was applied before/);
+    const e = (await s.h.api.get('/api/v1/events?type=exchange.already_imported')).body.items;
+    expect(e).toHaveLength(1);
+    expect(e[0].details).toMatchObject({ file: 'again.opb', movedTo: join(bundleDir(), 'archive', 'again.opb') });
+    expect(await jobs.pollInbox()).toEqual({ imported: [], alreadyImported: [], rejected: [] });
+    expect(await jobs.pollInbox()).toEqual({ imported: [], alreadyImported: [], rejected: [] });
+    expect((await s.h.api.get('/api/v1/alerts?kind=bundle_rejected')).body.items).toHaveLength(0);
+  });
+
   it('when a refused bundle is dropped in, then it moves to rejected with a .reason file and an alert', async () => {
     const d = await s.h.registered();
     await d.sendReport(d.report(TAG, 1));
@@ -77,7 +98,7 @@ describe('the watched inbox', () => {
     writeFileSync(join(bundleDir(), 'inbox', 'bad.opb'), bad);
     const jobs = s.h.services.exchange.jobs;
     await jobs.pollInbox();
-    expect(await jobs.pollInbox()).toEqual({ imported: [], rejected: ['bad.opb'] });
+    expect(await jobs.pollInbox()).toEqual({ imported: [], alreadyImported: [], rejected: ['bad.opb'] });
     const reason = readFileSync(join(bundleDir(), 'rejected', 'bad.opb.reason'), 'utf8');
     expect(reason).toMatch(/^bad_signature: /);
     expect((await s.h.api.get('/api/v1/alerts?kind=bundle_rejected')).body.items[0].subject).toBe('bad.opb');
