@@ -90,8 +90,9 @@ export async function main(argv: string[]): Promise<number> {
     api: (fn) => withApi(getConfig(), (api) => fn(api)),
   };
   try {
-    await cmd.run(ctx);
-    return 0;
+    const code = await cmd.run(ctx);
+    // Only a number is an exit code: a command's last expression may leak out as its value.
+    return typeof code === 'number' ? code : 0;
   } catch (e) {
     if (e instanceof ConfigError || e instanceof CliError) {
       if (json && e instanceof CliError && e.body) process.stderr.write(JSON.stringify(e.body, null, 2) + '\n');
