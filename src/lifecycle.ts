@@ -8,6 +8,15 @@ export const EXIT = {
   config: 78,
 } as const;
 
+/** The grace a fatal error leaves requests in flight: short, for the store is no longer trusted. */
+export const FATAL_GRACE_MS = 2_000;
+
+/**
+ * What a stop may take beyond its grace (jobs, the last commit and sync, the store's close)
+ * before it is given up: grace and margin together stay inside the service manager's stop timeout.
+ */
+export const CLOSE_MARGIN_MS = 10_000;
+
 /** A start that failed half way, naming the step and its cause. */
 export class StartError extends Error {
   constructor(step: string, cause: unknown) {

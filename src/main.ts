@@ -25,7 +25,7 @@ import { inlineVerifier, PooledVerifier, type SignatureVerifier } from './device
 import { builtWorker } from './shared/worker.js';
 import { createOperatorApp } from './http/operator-app.js';
 import { combinedHandler, drainable, listen } from './http/server.js';
-import { EXIT, StartError, within } from './lifecycle.js';
+import { CLOSE_MARGIN_MS, EXIT, FATAL_GRACE_MS, StartError, within } from './lifecycle.js';
 import { Scheduler } from './schedules.js';
 import type { Services } from './services.js';
 import { evaluateAckOverdue, evaluateExpiryAlerts } from './alerts/expiry.js';
@@ -137,11 +137,6 @@ export interface RunningCollector {
    */
   readonly exitCode: Promise<number>;
 }
-
-/** The grace a fatal error leaves requests in flight: short, for the store is no longer trusted. */
-const FATAL_GRACE_MS = 2_000;
-/** What a stop may take beyond its grace (jobs, the last commit and sync, the store's close) before it is given up. */
-const CLOSE_MARGIN_MS = 10_000;
 
 /**
  * The composition root: config → store → services → HTTP and local socket → schedules. A start

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { CliError, withApi } from './client.js';
+import { EXIT } from '../lifecycle.js';
 import type { Command, CommandContext } from './command.js';
 import { tokenCommands } from './commands/token.js';
 import { vaCommands } from './commands/va.js';
@@ -97,7 +98,7 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof ConfigError || e instanceof CliError) {
       if (json && e instanceof CliError && e.body) process.stderr.write(JSON.stringify(e.body, null, 2) + '\n');
       else process.stderr.write(`outpost ${cmd.name}: ${e.message}\n`);
-      return e instanceof CliError ? e.exitCode : 78; // 78: EX_CONFIG
+      return e instanceof CliError ? e.exitCode : EXIT.config;
     }
     process.stderr.write(`outpost ${cmd.name}: ${(e as Error).message}\n`);
     return 1;

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import winston from 'winston';
@@ -10,6 +11,7 @@ import type { Config } from '../../src/config/schema.js';
 import { buildServices, databaseFile, socketFile, startCollector, type RunningCollector } from '../../src/main.js';
 import { untilStopped } from '../../src/cli/commands/serve.js';
 import { openStore } from '../../src/store/open.js';
+import { CLOSE_MARGIN_MS, EXIT } from '../../src/lifecycle.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { cli, envFor, serve, tempDataDir } from '../helpers/processes.js';
 import { tempDir } from '../helpers/temp.js';
@@ -141,5 +143,22 @@ describe('services.fatal on a running collector', () => {
     expect(await code).toBe(0);
     expect(running.services.db.open).toBe(false);
     expect(lockIsFree(config)).toBe(true);
+  });
+});
+
+describe('the systemd unit', () => {
+  const unit = readFileSync(fileURLToPath(new URL('../../systemd/outpost.service', import.meta.url)), 'utf8');
+  const setting = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(unit)?.[1];
+
+  it('then it restarts the collector after a non-zero exit, but not after a configuration error', () => {
+    expect(setting('Restart')).toBe('on-failure');
+    expect(setting('RestartPreventExitStatus')).toBe(String(EXIT.config));
+    expect(EXIT.failed).not.toBe(0);
+  });
+
+  it("then the default grace and the time to close fit inside its stop timeout", () => {
+    const timeoutMs = Number(/^(\d+)s$/.exec(setting('TimeoutStopSec') ?? '')?.[1]) * 1000;
+    expect(setting('KillSignal')).toBe('SIGTERM');
+    expect(loadConfig({ env: {} }).shutdown.graceSeconds * 1000 + CLOSE_MARGIN_MS).toBeLessThan(timeoutMs);
   });
 });
