@@ -2,8 +2,6 @@ import type { Command } from '../command.js';
 import { startCollector, buildServices, type RunningCollector } from '../../main.js';
 import { createLogger } from '../../shared/logger.js';
 
-const LINGER_MS = 1_000;
-
 /**
  * Starts the collector and runs until it stops, resolving with the exit code `outpost serve`
  * returns: 0 after SIGTERM or SIGINT drained it, non-zero after a fatal error (or a stop that
@@ -49,9 +47,10 @@ export const serveCommands: Command[] = [
     async run(ctx) {
       const config = ctx.config();
       const code = await untilStopped(() => startCollector(config));
-      // Anything still running now (an export's worker past the grace period, a sync on a disk
-      // that no longer answers) was given up with the store: it must not keep the process.
-      setTimeout(() => process.exit(code), LINGER_MS).unref();
+      // The store is closed. Anything still running (an export cut at the end of the grace
+      // period, a sync on a disk that no longer answers) can only fail now, or publish a file
+      // the store has no record of: end the process at once, once the last log lines are out.
+      setImmediate(() => process.exit(code));
       return code;
     },
   },
