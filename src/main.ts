@@ -26,7 +26,8 @@ import { createDeviceHandler } from './device-api/handler.js';
 import { inlineVerifier, PooledVerifier, type SignatureVerifier } from './device-api/verifier.js';
 import { builtWorker } from './shared/worker.js';
 import { createOperatorApp } from './http/operator-app.js';
-import { close, combinedHandler, listen } from './http/server.js';
+import { combinedHandler, drainable, listen } from './http/server.js';
+import { CLOSE_MARGIN_MS, EXIT, FATAL_GRACE_MS, StartError, within } from './lifecycle.js';
 import { Scheduler } from './schedules.js';
 import type { Services } from './services.js';
 import { evaluateAckOverdue, evaluateExpiryAlerts } from './alerts/expiry.js';
@@ -98,7 +99,11 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
         evaluateExpiryAlerts(services, config.alerts.expiryWarningDays * DAY_MS);
         evaluateAckOverdue(services);
       },
+      fatal: (cause) => logger.error('fatal error', { error: cause.message }),
     };
+    // A failed WAL flush leaves the store's state on disk unknown: only a restart (SQLite's
+    // recovery from the WAL) makes it known again. Looked up at the call: the server replaces fatal.
+    ingest.commits.onFailure((cause) => services.fatal(cause));
     return services;
   } catch (e) {
     db.close();
@@ -127,81 +132,162 @@ export interface RunningCollector {
   services: Services;
   port: number;
   socketPath: string;
-  stop(): Promise<void>;
+  /**
+   * Drains and stops (SIGTERM's path): no new connections, requests in flight given the grace
+   * period (`shutdown.graceSeconds` unless given) and then cut, schedules and the inbox watch
+   * stopped, queued writes committed, the store closed. Never rejects; `exitCode` says how it went.
+   */
+  stop(graceMs?: number): Promise<void>;
+  /**
+   * Settles once the collector has stopped, with the exit code for `outpost serve`: 0 after a
+   * clean stop, 1 after a fatal error (services.fatal), a step that failed or a stop that overran.
+   */
+  readonly exitCode: Promise<number>;
 }
 
-/** The composition root: config → store → services → HTTP and local socket → schedules. */
+/**
+ * The composition root: config → store → services → HTTP and local socket → schedules. A start
+ * that fails half way closes what it had opened (listeners, socket file, workers, the store and
+ * its lock) and rejects with a StartError naming the step and the cause.
+ */
 export async function startCollector(config: Config, opts: BuildOptions = {}): Promise<RunningCollector> {
   const services = buildServices(config, opts);
   const { logger } = services;
-  // Device signatures are checked on other cores where the built worker can run: one thread
-  // for each core beyond the main thread's, up to four (one suffices on two cores).
-  const verifyWorker = builtWorker(import.meta.url, './device-api/verify-worker.js');
-  const threads = Math.max(1, Math.min(4, availableParallelism() - 1));
-  const verifier = verifyWorker
-    ? new PooledVerifier(verifyWorker, threads, (e, replaced) =>
-        logger.error(replaced ? 'a signature worker died and was replaced' : 'signature workers keep dying; checks run on the main thread', { error: e.message }))
-    : inlineVerifier();
-  const tcp = http.createServer({ keepAliveTimeout: 65_000 }, createRequestHandler(services, verifier));
-  const local = http.createServer(createOperatorApp(services, { transport: 'socket', version: VERSION }));
   const socketPath = socketFile(config);
-  // We hold the database lock, so a socket file left here belongs to a process that is gone.
-  if (existsSync(socketPath)) unlinkSync(socketPath);
-  const umask = process.umask(0o177); // the socket is born 0600: only this user may drive the collector
-  try {
-    await listen(local, socketPath);
-  } finally {
-    process.umask(umask);
+  const graceMs = config.shutdown.graceSeconds * 1000;
+
+  // What start has opened so far; the stop undoes it, whether the start finished or not.
+  let verifier: SignatureVerifier | undefined;
+  let scheduler: Scheduler | undefined;
+  let unwatchInbox: (() => void) | undefined;
+  const drains: ((graceMs: number) => Promise<number>)[] = [];
+
+  let stopping: Promise<void> | undefined;
+  let failure: Error | undefined;
+  let started = false;
+  let resolveExit!: (code: number) => void;
+  const exitCode = new Promise<number>((r) => (resolveExit = r));
+
+  async function shutdown(grace: number): Promise<boolean> {
+    const deadline = Date.now() + grace;
+    let clean = true;
+    const step = async (name: string, fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (e) {
+        clean = false;
+        logger.error('a shutdown step failed', { step: name, error: (e as Error).message });
+      }
+    };
+    // Reverse order of start: schedules, listeners, jobs, workers, queued writes, then the store.
+    await step('schedules', () => scheduler?.stop());
+    await step('inbox watch', () => unwatchInbox?.());
+    await step('listeners', async () => {
+      const cut = (await Promise.all(drains.map((d) => d(grace)))).reduce((a, b) => a + b, 0);
+      if (cut) logger.warn('requests still running at the end of the grace period were cut', { requests: cut, graceMs: grace });
+    });
+    await step('exchange jobs', async () => {
+      // A scheduled export or an inbox import still running now is abandoned, as a crash would
+      // leave it: each writes its result in one transaction at its end, or not at all.
+      if (!(await within(services.exchange.jobs.idle(), deadline - Date.now()))) logger.warn('an exchange job still running was abandoned');
+    });
+    await step('signature workers', () => verifier?.close());
+    await step('queued writes', () => services.ingest.drain());
+    await step('refusal counts', () => services.refusals.flush());
+    await step('trusted time', () => services.time.check());
+    await step('store', () => services.db.close());
+    await step('local socket', () => existsSync(socketPath) && unlinkSync(socketPath));
+    return clean;
   }
-  chmodSync(socketPath, 0o600);
-  await listen(tcp, config.http.port, config.http.host);
-  const port = (tcp.address() as { port: number }).port;
 
-  const logFailure = (job: string) => (e: unknown) => logger.error('scheduled job failed', { job, error: (e as Error).message });
-  const scheduler = new Scheduler(
-    [
-      { name: 'alerts', cron: config.alerts.evaluateCron, run: () => services.evaluateAlerts() },
-      { name: 'trusted-time', cron: '* * * * *', run: () => services.time.check() },
-      { name: 'refusal-counts', cron: '* * * * *', run: () => services.refusals.flush() },
-      { name: 'monthly-export', cron: config.exchange.exportCron, run: () => void services.exchange.jobs.runScheduledExport().catch(logFailure('monthly-export')) },
-      {
-        name: 'inbox',
-        cron: `*/${Math.min(59, config.exchange.inboxPollSeconds)} * * * * *`,
-        run: () => void services.exchange.jobs.pollInbox().catch(logFailure('inbox')),
-      },
-    ],
-    logger,
-    config.time.zone,
-  );
-  services.evaluateAlerts();
-  await services.exchange.jobs.catchUp().catch(logFailure('monthly-export catch-up'));
-  scheduler.start();
-  const unwatchInbox = services.exchange.jobs.watchInbox();
-  logger.info('collector started', {
-    url: `http://${config.http.host}:${port}`, dataDir: config.dataDir, collectorId: services.identity.collectorId,
-    fingerprint: services.identity.fingerprint, version: VERSION,
-  });
+  function stop(grace = graceMs): Promise<void> {
+    return (stopping ??= (async () => {
+      // A stop that cannot finish (a disk that no longer answers a sync) must still end the
+      // process before the service manager's stop timeout, and say so.
+      const finished = shutdown(grace);
+      const ended = await within(finished, grace + CLOSE_MARGIN_MS);
+      const clean = ended && (await finished);
+      if (!ended) logger.error('the collector did not stop in time; exiting without it', { graceMs: grace, marginMs: CLOSE_MARGIN_MS });
+      else logger.info('collector stopped', { clean });
+      resolveExit(failure || !clean ? EXIT.failed : EXIT.stopped);
+    })());
+  }
 
-  let stopped = false;
-  return {
-    services,
-    port,
-    socketPath,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      // Reverse order of start: schedules, listeners, queued writes, then the store.
-      scheduler.stop();
-      unwatchInbox();
-      await Promise.all([close(tcp), close(local)]); // waits for requests in flight (an export, an import)
-      await verifier.close();
-      await services.exchange.jobs.idle(); // and for a scheduled export or an inbox import
-      await services.ingest.drain();
-      services.refusals.flush();
-      services.time.check();
-      services.db.close();
-      if (existsSync(socketPath)) unlinkSync(socketPath);
-      logger.info('collector stopped');
-    },
+  // Replaced before anything can call it: the storage layer calls it through the object.
+  services.fatal = (cause) => {
+    if (failure) return;
+    failure = cause;
+    logger.error('fatal error: the collector stops and exits so that the service manager restarts it', { error: cause.message });
+    // During start the start itself stops, at its next step.
+    if (started) void stop(Math.min(FATAL_GRACE_MS, graceMs));
   };
+  const phase = async <T>(name: string, fn: () => T | Promise<T>): Promise<T> => {
+    if (failure) throw new StartError('a fatal error during start-up', failure);
+    try {
+      return await fn();
+    } catch (e) {
+      throw new StartError(name, e);
+    }
+  };
+
+  try {
+    // Device signatures are checked on other cores where the built worker can run: one thread
+    // for each core beyond the main thread's, up to four (one suffices on two cores).
+    const verifyWorker = builtWorker(import.meta.url, './device-api/verify-worker.js');
+    const threads = Math.max(1, Math.min(4, availableParallelism() - 1));
+    const pool = (verifier = verifyWorker
+      ? new PooledVerifier(verifyWorker, threads, (e, replaced) =>
+          logger.error(replaced ? 'a signature worker died and was replaced' : 'signature workers keep dying; checks run on the main thread', { error: e.message }))
+      : inlineVerifier());
+    const tcp = http.createServer({ keepAliveTimeout: 65_000 }, createRequestHandler(services, pool));
+    const local = http.createServer(createOperatorApp(services, { transport: 'socket', version: VERSION }));
+    drains.push(drainable(local), drainable(tcp));
+    // We hold the database lock, so a socket file left here belongs to a process that is gone.
+    await phase(`listen on the local socket ${socketPath}`, async () => {
+      if (existsSync(socketPath)) unlinkSync(socketPath);
+      const umask = process.umask(0o177); // the socket is born 0600: only this user may drive the collector
+      try {
+        await listen(local, socketPath);
+      } finally {
+        process.umask(umask);
+      }
+      chmodSync(socketPath, 0o600);
+    });
+    await phase(`listen on ${config.http.host}:${config.http.port} (http.host, http.port)`, () => listen(tcp, config.http.port, config.http.host));
+    const port = (tcp.address() as { port: number }).port;
+
+    const logFailure = (job: string) => (e: unknown) => logger.error('scheduled job failed', { job, error: (e as Error).message });
+    await phase('the first alert evaluation', () => services.evaluateAlerts());
+    await phase('the missed monthly export', () => services.exchange.jobs.catchUp().catch(logFailure('monthly-export catch-up')));
+    await phase('the schedules', () => {
+      scheduler = new Scheduler(
+        [
+          { name: 'alerts', cron: config.alerts.evaluateCron, run: () => services.evaluateAlerts() },
+          { name: 'trusted-time', cron: '* * * * *', run: () => services.time.check() },
+          { name: 'refusal-counts', cron: '* * * * *', run: () => services.refusals.flush() },
+          { name: 'monthly-export', cron: config.exchange.exportCron, run: () => void services.exchange.jobs.runScheduledExport().catch(logFailure('monthly-export')) },
+          {
+            name: 'inbox',
+            cron: `*/${Math.min(59, config.exchange.inboxPollSeconds)} * * * * *`,
+            run: () => void services.exchange.jobs.pollInbox().catch(logFailure('inbox')),
+          },
+        ],
+        logger,
+        config.time.zone,
+      );
+      scheduler.start();
+      unwatchInbox = services.exchange.jobs.watchInbox();
+    });
+    await phase('the end of start-up', () => {}); // a fatal error raised during start-up stops it here
+    started = true;
+    logger.info('collector started', {
+      url: `http://${config.http.host}:${port}`, dataDir: config.dataDir, collectorId: services.identity.collectorId,
+      fingerprint: services.identity.fingerprint, version: VERSION,
+    });
+    return { services, port, socketPath, stop, exitCode };
+  } catch (e) {
+    logger.error('the collector could not start', { error: (e as Error).message });
+    await stop(0);
+    throw e;
+  }
 }

@@ -44,4 +44,12 @@ export interface Services {
   exchange: { state: ExchangeState; exporter: ExportService; importer: ImportService; enrollment: EnrollmentService; jobs: ExchangeJobs; rotation: KeyRotationService };
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): void;
+  /**
+   * The collector cannot safely go on (a failed fdatasync: what is on disk is unknown). A running
+   * collector logs the cause once, stops with a short grace and exits non-zero, so that the
+   * service manager restarts it and SQLite recovers; without a server (tests, the command on
+   * the database) it logs. Call it through this object, not a copy taken earlier: the running
+   * collector replaces it after the services are built.
+   */
+  fatal: (cause: Error) => void;
 }

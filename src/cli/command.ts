@@ -19,7 +19,8 @@ export interface Command {
   usage: string;
   summary: string;
   options?: NonNullable<ParseArgsConfig['options']>;
-  run: (ctx: CommandContext) => Promise<void>;
+  /** Resolves with the exit code where it is not 0 (serve), or with nothing. */
+  run: (ctx: CommandContext) => Promise<void | number>;
 }
 
 export const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { CliError, withApi } from './client.js';
+import { EXIT } from '../lifecycle.js';
 import type { Command, CommandContext } from './command.js';
 import { tokenCommands } from './commands/token.js';
 import { vaCommands } from './commands/va.js';
@@ -94,13 +95,14 @@ export async function main(argv: string[]): Promise<number> {
     api: (fn) => withApi(getConfig(), (api) => fn(api)),
   };
   try {
-    await cmd.run(ctx);
-    return 0;
+    const code = await cmd.run(ctx);
+    // Only a number is an exit code: a command's last expression may leak out as its value.
+    return typeof code === 'number' ? code : 0;
   } catch (e) {
     if (e instanceof ConfigError || e instanceof CliError) {
       if (json && e instanceof CliError && e.body) process.stderr.write(safeJson(JSON.stringify(e.body, null, 2)) + '\n');
       else process.stderr.write(`outpost ${cmd.name}: ${safeText(e.message)}\n`);
-      return e instanceof CliError ? e.exitCode : 78; // 78: EX_CONFIG
+      return e instanceof CliError ? e.exitCode : EXIT.config;
     }
     process.stderr.write(`outpost ${cmd.name}: ${safeText((e as Error).message)}\n`);
     return 1;

@@ -48,6 +48,14 @@ export const configSchema = z.strictObject({
   upstream: z.strictObject({
     dataDir: z.string().min(1),
   }),
+  shutdown: z.strictObject({
+    /**
+     * How long a stop waits for requests in flight before it cuts them. Keep it well below the
+     * service manager's stop timeout (TimeoutStopSec=30s in systemd/): the store is closed
+     * after it, and a process killed there leaves it to SQLite's recovery at the next start.
+     */
+    graceSeconds: z.number().int().min(0).max(300),
+  }),
   log: z.strictObject({
     level: z.enum(['error', 'warn', 'info', 'debug']),
   }),

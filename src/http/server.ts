@@ -33,3 +33,45 @@ export function close(server: http.Server): Promise<void> {
     server.closeIdleConnections();
   });
 }
+
+/**
+ * Stops a server the way a restart wants it stopped, in one step a caller can bound: no new
+ * connections from the moment it is called, idle keep-alive connections closed at once, and
+ * every busy one answered with `Connection: close` and closed as its response ends. Whatever
+ * is still open when the grace period ends (a client that never sends the rest of its body,
+ * a long export) is cut. Resolves once every connection is gone, with the number of requests
+ * that were cut. Returns the function that starts it: it must be made before the server
+ * accepts anything, so that it sees every request.
+ */
+export function drainable(server: http.Server): (graceMs: number) => Promise<number> {
+  const inFlight = new Set<ServerResponse>();
+  let closing = false;
+  // A response that ends while closing would otherwise leave its connection idle and open,
+  // waiting for a keep-alive timeout of a minute: close it as soon as it is idle.
+  const closeWhenIdle = () => setImmediate(() => server.closeIdleConnections());
+  const lastOne = (res: ServerResponse) => {
+    if (!res.headersSent) res.setHeader('connection', 'close');
+    res.once('finish', closeWhenIdle);
+  };
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    inFlight.add(res);
+    res.once('close', () => inFlight.delete(res));
+    if (closing) lastOne(res);
+  });
+  let drained: Promise<number> | undefined;
+  return (graceMs) =>
+    (drained ??= new Promise<number>((resolve) => {
+      closing = true;
+      let cut = 0;
+      const timer = setTimeout(() => {
+        cut = inFlight.size;
+        server.closeAllConnections();
+      }, graceMs);
+      server.close(() => {
+        clearTimeout(timer);
+        resolve(cut);
+      });
+      for (const res of inFlight) lastOne(res);
+      server.closeIdleConnections();
+    }));
+}

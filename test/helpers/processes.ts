@@ -50,6 +50,8 @@ export interface ServerProcess {
   proc: ChildProcess;
   url: string;
   log: () => string;
+  /** Settles with the exit code once the process has exited. */
+  exited: Promise<number | null>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -76,6 +78,7 @@ export function serve(dataDir: string, env: Record<string, string> = {}): Promis
           proc,
           url: m[1]!,
           log: () => out,
+          exited,
           stop: (signal = 'SIGTERM') => {
             proc.kill(signal);
             return exited;
@@ -89,5 +92,16 @@ export function serve(dataDir: string, env: Record<string, string> = {}): Promis
       clearTimeout(timer);
       reject(new Error(`the collector exited with ${code} before it started:\n${out}`));
     });
+  });
+}
+
+/** Resolves with `p`'s value, or rejects naming `what` if it has not settled within `ms`. */
+export function settlesWithin<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: not settled after ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(timer), resolve(v)),
+      (e: unknown) => (clearTimeout(timer), reject(e as Error)),
+    );
   });
 }

@@ -1,6 +1,43 @@
 import type { Command } from '../command.js';
-import { startCollector, buildServices } from '../../main.js';
+import { startCollector, buildServices, type RunningCollector } from '../../main.js';
 import { createLogger } from '../../shared/logger.js';
+
+/**
+ * Starts the collector and runs until it stops, resolving with the exit code `outpost serve`
+ * returns: 0 after SIGTERM or SIGINT drained it, non-zero after a fatal error (or a stop that
+ * could not close everything), so that the service manager restarts it. The signals are heard
+ * from before the start: one that comes during it stops the collector as soon as it is up,
+ * rather than killing it with its socket and store half open. A second signal exits at once.
+ */
+export async function untilStopped(start: () => Promise<RunningCollector>, signals: NodeJS.EventEmitter = process): Promise<number> {
+  let running: RunningCollector | undefined;
+  let signalled: string | undefined;
+  const onSignal = (signal: string) => {
+    if (signalled) {
+      running?.services.logger.warn('second signal: exiting without waiting for the stop', { signal });
+      process.exit(1);
+    }
+    signalled = signal;
+    if (!running) return;
+    running.services.logger.info('stopping', { signal });
+    void running.stop();
+  };
+  const onTerm = () => onSignal('SIGTERM');
+  const onInt = () => onSignal('SIGINT');
+  signals.on('SIGTERM', onTerm);
+  signals.on('SIGINT', onInt);
+  try {
+    running = await start();
+    if (signalled) {
+      running.services.logger.info('stopping', { signal: signalled });
+      void running.stop();
+    }
+    return await running.exitCode;
+  } finally {
+    signals.off('SIGTERM', onTerm);
+    signals.off('SIGINT', onInt);
+  }
+}
 
 export const serveCommands: Command[] = [
   {
@@ -8,15 +45,13 @@ export const serveCommands: Command[] = [
     usage: 'outpost serve [--config FILE]',
     summary: 'Run the collector (device API, operator API, local socket, schedules)',
     async run(ctx) {
-      const running = await startCollector(ctx.config());
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          running.services.logger.info('stopping', { signal });
-          void running.stop().then(resolve);
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
-      });
+      const config = ctx.config();
+      const code = await untilStopped(() => startCollector(config));
+      // The store is closed. Anything still running (an export cut at the end of the grace
+      // period, a sync on a disk that no longer answers) can only fail now, or publish a file
+      // the store has no record of: end the process at once, once the last log lines are out.
+      setImmediate(() => process.exit(code));
+      return code;
     },
   },
   {
