@@ -28,7 +28,8 @@ export type Api = (method: string, path: string, body?: unknown, opts?: { text?:
 
 function request(socketPath: string, method: string, path: string, body?: unknown, text = false): Promise<ApiResponse> {
   return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : text ? String(body) : JSON.stringify(body);
+    // A Buffer goes as it is: a file's bytes are never decoded and encoded again on the way.
+    const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : text ? String(body) : JSON.stringify(body);
     const req = http.request(
       {
         socketPath,

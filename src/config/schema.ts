@@ -45,6 +45,10 @@ export const configSchema = z.strictObject({
     inboxPollSeconds: positiveInt.max(3600),
     keyGraceDays: z.number().int().min(0).max(365),
   }),
+  rum: z.strictObject({
+    /** RUMReport elements one file may hold: bounds an import's time and memory (a device writes a handful). */
+    maxElements: positiveInt.max(1_000_000),
+  }),
   upstream: z.strictObject({
     dataDir: z.string().min(1),
   }),

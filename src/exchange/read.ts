@@ -240,15 +240,26 @@ export async function streamPayloadLines(
     const gunzip = createGunzip({ chunkSize: 1 << 20 });
     const decoder = new StringDecoder('utf8'); // a character split across two chunks stays whole
     let rest = '';
-    try {
-      for await (const c of tapped.pipe(gunzip) as AsyncIterable<Buffer>) {
+    let refusal: unknown; // pipeline may report the abort it caused instead of the refusal that caused it
+    const refuse = (e: unknown) => {
+      refusal ??= e;
+      throw e;
+    };
+    const split = async (source: AsyncIterable<Buffer>) => {
+      for await (const c of source) {
         const lines = (rest + decoder.write(c)).split('\n');
         rest = lines.pop()!;
         // Even a signed bundle gets a bound: no record is this long, and memory must stay flat.
-        if (rest.length > MAX_LINE) throw new BundleError('malformed_payload', `payload ${name} line ${count + lines.length + 1} is longer than ${MAX_LINE} characters`);
-        await deliver(lines);
+        if (rest.length > MAX_LINE) refuse(new BundleError('malformed_payload', `payload ${name} line ${count + lines.length + 1} is longer than ${MAX_LINE} characters`));
+        await deliver(lines).catch(refuse);
       }
-    } catch (e) {
+    };
+    try {
+      // pipeline, not .pipe: an error of the tar reader (a file cut short) fails the whole chain
+      // instead of leaving gunzip waiting for an end that never comes.
+      await pipeline(tapped, gunzip, split);
+    } catch (err) {
+      const e = refusal ?? err;
       // zlib's errors carry Z_ codes; anything else (the caller's own refusals) passes as it is.
       if (!String((e as { code?: unknown }).code ?? '').startsWith('Z_')) throw e;
       throw new BundleError('payload_mismatch', `payload ${name} cannot be decompressed: ${(e as Error).message}`);

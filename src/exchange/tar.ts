@@ -109,17 +109,41 @@ function parseHeader(h: Buffer): TarEntry {
 }
 
 /**
+ * GNU and BSD tar write in 10,240-byte records (blocking factor 20) and pad the last one with
+ * zeros; that padding, and nothing else, may follow the end-of-archive marker.
+ */
+export const RECORD = 20 * BLOCK;
+
+/**
  * Reads a tar as a stream of members: for each, `onEntry` receives its header and an async
  * iterable of its bytes, which it must consume. Throws TarError on anything unexpected,
- * including a file that ends before its last member or without the end-of-archive blocks.
+ * including a file that ends before its last member or without the end-of-archive blocks,
+ * and any byte after those blocks other than zero padding to the end of their record: `tar -i`
+ * reads on past the marker, so a reviewer could list members Outpost never looked at.
+ * The input is destroyed on every way out, so a refused file leaves no descriptor open.
  */
 export async function readTar(
   input: Readable,
   onEntry: (entry: TarEntry, body: AsyncIterable<Buffer>) => Promise<void>,
 ): Promise<void> {
+  try {
+    await readMembers(input, onEntry);
+  } finally {
+    input.destroy();
+  }
+}
+
+async function readMembers(input: Readable, onEntry: (entry: TarEntry, body: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
   const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let buf: Buffer = Buffer.alloc(0);
   let done = false;
+  let consumed = 0; // bytes of the file before buf
+  const take = (n: number): Buffer => {
+    const out = buf.subarray(0, n);
+    buf = buf.subarray(n);
+    consumed += n;
+    return out;
+  };
   const fill = async (n: number): Promise<boolean> => {
     while (buf.length < n && !done) {
       const r = await it.next();
@@ -130,11 +154,24 @@ export async function readTar(
   };
   for (;;) {
     if (!(await fill(BLOCK))) throw new TarError('truncated', 'the file ends before the end-of-archive marker: it is truncated');
-    const header = buf.subarray(0, BLOCK);
-    buf = buf.subarray(BLOCK);
+    const header = take(BLOCK);
     if (header.every((b) => b === 0)) {
-      if (!(await fill(BLOCK)) || !buf.subarray(0, BLOCK).every((b) => b === 0)) {
-        throw new TarError('truncated', 'the end-of-archive marker is incomplete: the file is truncated');
+      if (!(await fill(BLOCK))) throw new TarError('truncated', 'the end-of-archive marker is incomplete: the file is truncated');
+      if (!take(BLOCK).every((b) => b === 0)) {
+        throw new TarError('trailing_data', `a zero block at byte ${consumed - 2 * BLOCK} is followed by data: an end-of-archive marker is two zero blocks, and nothing may follow it`);
+      }
+      // Zero padding to the end of the marker's record, and nothing else.
+      const markerEnd = consumed;
+      const allowed = Math.ceil(markerEnd / RECORD) * RECORD - markerEnd;
+      while (buf.length || (await fill(1))) {
+        const chunk = take(buf.length);
+        const nonZero = chunk.findIndex((b) => b !== 0);
+        if (nonZero !== -1) {
+          throw new TarError('trailing_data', `the archive has data at byte ${consumed - chunk.length + nonZero}, after its end-of-archive marker (which ends at byte ${markerEnd}); only zero padding may follow the marker`);
+        }
+        if (consumed - markerEnd > allowed) {
+          throw new TarError('trailing_data', `the archive has more than ${allowed} bytes of zeros after its end-of-archive marker; only padding to the end of its ${RECORD}-byte record may follow the marker`);
+        }
       }
       return;
     }
@@ -143,10 +180,8 @@ export async function readTar(
     async function* body(): AsyncGenerator<Buffer> {
       while (remaining > 0) {
         if (!buf.length && !(await fill(1))) throw new TarError('truncated', `member ${entry.name} ends early: the file is truncated`);
-        const take = Math.min(remaining, buf.length);
-        const chunk = buf.subarray(0, take);
-        buf = buf.subarray(take);
-        remaining -= take;
+        const chunk = take(Math.min(remaining, buf.length));
+        remaining -= chunk.length;
         yield chunk;
       }
     }
@@ -155,7 +190,7 @@ export async function readTar(
     const pad = padding(entry.size);
     if (pad) {
       if (!(await fill(pad))) throw new TarError('truncated', 'the file is truncated');
-      buf = buf.subarray(pad);
+      take(pad);
     }
   }
 }

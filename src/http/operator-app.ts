@@ -52,7 +52,8 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
   });
 
   const json = express.json({ limit: services.config.http.maxBodyBytes, strict: true });
-  const text = express.text({ limit: RUM_UPLOAD_LIMIT, type: () => true });
+  // The bytes as sent, whatever charset the request claims: the route decodes them strictly.
+  const text = express.raw({ limit: RUM_UPLOAD_LIMIT, type: () => true });
   const jsonOnly = bodyTypeGuard('json');
   const xmlOnly = bodyTypeGuard('xml');
   for (const r of routes) {

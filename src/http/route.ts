@@ -25,7 +25,7 @@ export interface Route<P = any, Q = any, B = any> {
   params?: z.ZodType<P>;
   query?: z.ZodType<Q>;
   body?: z.ZodType<B>;
-  /** 'text' takes the raw body as a string (RUM XML uploads) instead of JSON. */
+  /** 'text' takes the raw body as a Buffer, its bytes untouched (RUM XML uploads), instead of JSON. */
   bodyType?: 'json' | 'text';
   status?: number;
   handler: (input: RouteInput<P, Q, B>) => unknown;

@@ -8,7 +8,9 @@ import type { EventService } from '../events/service.js';
 import type { LicenseService } from '../licenses/service.js';
 import type { UsageKey } from '../licenses/ledger.js';
 import type { DeviceRepository, DeviceRow } from '../devices/repository.js';
-import { scanRum, type ScanProblem } from './scan.js';
+import { scanRumSteps, type ScanProblem, type ScannedElement } from './scan.js';
+import { decodeUtf8 } from './utf8.js';
+import { Slicer } from './slicer.js';
 import { parseRumReport, type RumReport } from './report.js';
 
 export type ElementOutcome = 'accepted' | 'replaced' | 'duplicate' | 'superseded';
@@ -25,8 +27,28 @@ export interface RumImportResult {
 }
 
 /**
- * Imports RUM files. By default a file is all or nothing: one malformed element and nothing is
- * written; with skipInvalid the valid elements are imported and the others listed.
+ * How long one write transaction may run before it commits and lets the event loop turn: a
+ * real device's file (a handful of reports) is written in one, so it is all or nothing even
+ * if the collector stops; a 50,000-report file takes a few hundred.
+ */
+export const WRITE_SLICE_MS = 20;
+
+export interface RumImportOptions {
+  vaId: string;
+  skipInvalid: boolean;
+  actor: string;
+  fileName?: string | undefined;
+  /** rum.maxElements: a file with more RUMReport elements is refused before anything is written. */
+  maxElements: number;
+}
+
+/**
+ * Imports RUM files, on the main thread but in slices: decoding, scanning and parsing yield to
+ * the event loop every few milliseconds, and the write runs in transactions of WRITE_SLICE_MS
+ * with a turn of the loop between them, so devices are answered while a 64 MB file
+ * imports. By default a file is all or nothing: every element is checked before the first
+ * write, and one malformed element means nothing is written; with skipInvalid the valid
+ * elements are imported and the others listed.
  */
 export class RumImporter {
   private findReport;
@@ -58,43 +80,72 @@ export class RumImporter {
     this.unack = db.prepare('DELETE FROM report_acks WHERE report_id = ?');
   }
 
-  import(data: Buffer | string, opts: { vaId: string; skipInvalid: boolean; actor: string; fileName?: string | undefined }): RumImportResult {
-    const text = decodeUtf8(data);
+  /** The file's bytes exactly as they came: decoded here, strictly, and never re-encoded. */
+  async import(data: Uint8Array, opts: RumImportOptions, slicer = new Slicer()): Promise<RumImportResult> {
     const va = this.accounts.require(opts.vaId);
-    const { elements, problems } = scanRum(text);
-    const invalid: ScanProblem[] = [...problems];
-    const parsed: { el: (typeof elements)[number]; report: RumReport }[] = [];
-    for (const el of elements) {
-      const r = parseRumReport(el.content);
-      if ('reason' in r) invalid.push({ index: el.index, line: el.line, column: el.column, reason: r.reason });
-      else parsed.push({ el, report: r });
+    const text = await decodeUtf8(data, slicer);
+    const invalid: ScanProblem[] = [];
+    const parsed: { el: ScannedElement; report: RumReport }[] = [];
+    let elements = 0;
+    let fatal = false; // the file's structure itself is broken
+    for (const step of scanRumSteps(text)) {
+      if ('problem' in step) {
+        invalid.push(step.problem);
+        fatal ||= step.problem.index === null;
+      } else {
+        const el = step.element;
+        elements++;
+        const r = parseRumReport(el.content);
+        const reason = 'reason' in r ? r.reason : this.refusal(r);
+        if (reason) invalid.push({ ...where(el), reason });
+        else parsed.push({ el, report: r as RumReport });
+      }
+      const index = 'problem' in step ? step.problem.index : step.element.index;
+      if (index !== null && index > opts.maxElements) {
+        throw new AppError(413, 'too_many_elements', `the file holds more than ${opts.maxElements} <RUMReport> elements, the limit set by rum.maxElements; split it, or raise the limit; nothing was imported`, { maxElements: opts.maxElements });
+      }
+      await slicer.check();
     }
-    const fatal = problems.some((p) => p.index === null); // the file's structure itself is broken
-    if (elements.length === 0 && !invalid.length) invalid.push({ index: null, line: 1, column: 1, reason: 'no <RUMReport> element found' });
+    if (elements === 0 && !invalid.length) invalid.push({ index: null, line: 1, column: 1, reason: 'no <RUMReport> element found' });
     if (fatal || (invalid.length && !opts.skipInvalid) || parsed.length === 0) {
-      throw badRequest('invalid_rum_file', describe(invalid), { invalid, elements: elements.length });
+      throw badRequest('invalid_rum_file', describe(invalid), { invalid, elements });
     }
     const result: RumImportResult = {
-      elements: elements.length, accepted: 0, replaced: 0, duplicate: 0, superseded: 0, devicesCreated: 0, invalid, written: true,
+      elements, accepted: 0, replaced: 0, duplicate: 0, superseded: 0, devicesCreated: 0, invalid, written: true,
     };
-    this.db.transaction(() => {
-      const touched: UsageKey[] = [];
-      for (const { el, report } of parsed) {
-        const outcome = this.importOne(report, el.raw, va.id, result, touched, el.index);
-        if (typeof outcome !== 'string') {
-          if (!opts.skipInvalid) throw badRequest('invalid_rum_file', describe([{ ...where(el), reason: outcome.reason }]), { invalid: [{ ...where(el), reason: outcome.reason }] });
-          invalid.push({ ...where(el), reason: outcome.reason });
-          continue;
+    let next = 0;
+    while (next < parsed.length) {
+      const sliceStart = performance.now();
+      this.db.transaction(() => {
+        const touched: UsageKey[] = [];
+        do {
+          const { el, report } = parsed[next++]!;
+          const outcome = this.importOne(report, el.raw, va.id, result, touched, el.index);
+          // Checked before the first write; only a deregistration landing since then gets here,
+          // and it is as if the deregistration came after the import: the element is listed.
+          if (typeof outcome !== 'string') invalid.push({ ...where(el), reason: outcome.reason });
+          else result[outcome]++;
+        } while (next < parsed.length && performance.now() - sliceStart < WRITE_SLICE_MS);
+        this.licenses.refreshAlerts(touched);
+        if (next === parsed.length) {
+          this.events.append('usage.imported', opts.actor, opts.fileName ?? null, va.id, {
+            format: 'rum', elements: result.elements, accepted: result.accepted, replaced: result.replaced,
+            duplicate: result.duplicate, superseded: result.superseded, invalid: invalid.length, devicesCreated: result.devicesCreated,
+          });
         }
-        result[outcome]++;
-      }
-      this.licenses.refreshAlerts(touched);
-      this.events.append('usage.imported', opts.actor, opts.fileName ?? null, va.id, {
-        format: 'rum', elements: result.elements, accepted: result.accepted, replaced: result.replaced,
-        duplicate: result.duplicate, superseded: result.superseded, invalid: invalid.length, devicesCreated: result.devicesCreated,
-      });
-    })();
+      })();
+      if (next < parsed.length) await slicer.yield();
+    }
     return result;
+  }
+
+  /** Why a well-formed report cannot be imported as things stand, checked before anything is written. */
+  private refusal(r: RumReport): string | undefined {
+    for (const u of [r.udi, ...r.haUdis]) {
+      const device = this.devices.byUdi(u.pid, u.serial);
+      if (device) return device.status === 'deregistered' ? deregistered(device) : undefined;
+    }
+    return undefined;
   }
 
   private importOne(r: RumReport, raw: string, vaId: string, result: RumImportResult, touched: UsageKey[], _index: number): ElementOutcome | { reason: string } {
@@ -112,7 +163,7 @@ export class RumImporter {
       this.events.append('device.registered', 'rum-import', device.id, vaId, { udi: `${r.udi.pid}:${r.udi.serial}`, source: 'rum' });
       result.devicesCreated++;
     } else if (device.status === 'deregistered') {
-      return { reason: `device ${device.udi_pid}:${device.udi_serial} is deregistered` };
+      return { reason: deregistered(device) };
     }
     // The units of an HA pair are one device, whichever unit reports.
     for (const u of units) this.devices.addUdi(device.id, u.pid, u.serial);
@@ -165,11 +216,6 @@ function describe(invalid: ScanProblem[]): string {
   return `${at}: ${first.reason}${more}; nothing was imported`;
 }
 
-function decodeUtf8(data: Buffer | string): string {
-  if (typeof data === 'string') return data;
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(data);
-  } catch {
-    throw new AppError(400, 'invalid_rum_file', 'the file is not valid UTF-8; nothing was imported');
-  }
+function deregistered(device: DeviceRow): string {
+  return `device ${device.udi_pid}:${device.udi_serial} is deregistered`;
 }

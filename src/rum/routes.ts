@@ -3,7 +3,7 @@ import { route } from '../http/route.js';
 
 export const rumRoutes = [
   route({
-    method: 'post', path: '/usage/rum', summary: 'Import a RUM file (XML body) into a virtual account', permission: 'operate',
+    method: 'post', path: '/usage/rum', summary: 'Import a RUM file (XML body, UTF-8, kept byte for byte) into a virtual account', permission: 'operate',
     bodyType: 'text',
     query: z.strictObject({
       vaId: z.string().min(1),
@@ -11,6 +11,8 @@ export const rumRoutes = [
       fileName: z.string().max(255).optional(),
     }),
     handler: ({ services, query, body, actor }) =>
-      services.rum.import(String(body ?? ''), { vaId: query.vaId, skipInvalid: query.skipInvalid, actor, fileName: query.fileName }),
+      services.rum.import(Buffer.isBuffer(body) ? body : Buffer.alloc(0), {
+        vaId: query.vaId, skipInvalid: query.skipInvalid, actor, fileName: query.fileName, maxElements: services.config.rum.maxElements,
+      }),
   }),
 ];

@@ -24,80 +24,104 @@ export interface ScanResult {
   problems: ScanProblem[];
 }
 
-const ENTITIES: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
+export type ScanStep = { element: ScannedElement } | { problem: ScanProblem };
 
+const ENTITIES: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
+const DTD = /<!DOCTYPE|<!ENTITY/i;
+const DTD_REASON = 'DTDs and entity declarations are not accepted in RUM files';
+
+/** All at once: for small inputs and tests. The importer walks `scanRumSteps` in slices. */
 export function scanRum(text: string): ScanResult {
-  const elements: ScannedElement[] = [];
-  const problems: ScanProblem[] = [];
+  const out: ScanResult = { elements: [], problems: [] };
+  for (const step of scanRumSteps(text)) 'element' in step ? out.elements.push(step.element) : out.problems.push(step.problem);
+  return out;
+}
+
+/**
+ * Scans the file one element at a time, in one pass: each step costs about the length of its
+ * element, so a caller can stop between steps to let other work run. Problems with no element
+ * index are fatal (the file's structure is broken) and end the scan.
+ */
+export function* scanRumSteps(text: string): Generator<ScanStep> {
   let pos = 0;
   let index = 0;
   let wrapperOpen = false;
   let wrapperSeen = false;
 
+  // Line and column by a cursor that only moves forward (elements and problems come in file
+  // order), so finding them costs one pass over the file, not one pass per element.
+  let line = 1;
+  let lineStart = 0;
+  let cursor = 0;
+  let nextNewline = text.indexOf('\n');
   const where = (at: number) => {
-    let line = 1;
-    let last = -1;
-    for (let i = text.indexOf('\n'); i !== -1 && i < at; i = text.indexOf('\n', i + 1)) (line++, (last = i));
-    return { line, column: at - last };
+    if (at < cursor) (line = 1), (lineStart = 0), (nextNewline = text.indexOf('\n')); // out of order: recount
+    while (nextNewline !== -1 && nextNewline < at) {
+      line++;
+      lineStart = nextNewline + 1;
+      nextNewline = text.indexOf('\n', lineStart);
+    }
+    cursor = at;
+    return { line, column: at - lineStart + 1 };
   };
-  const problem = (at: number, reason: string, idx: number | null = null) => problems.push({ index: idx, ...where(at), reason });
+  const problem = (at: number, reason: string, idx: number | null = null): ScanStep => ({ problem: { index: idx, ...where(at), reason } });
+  const dtdIn = (from: number, to: number): ScanStep | undefined => {
+    const found = text.slice(from, to).search(DTD);
+    return found === -1 ? undefined : problem(from + found, DTD_REASON);
+  };
   const skipWs = () => {
     while (pos < text.length && /\s/.test(text[pos]!)) pos++;
   };
 
   if (text.charCodeAt(0) === 0xfeff) pos = 1;
-  if (/<!DOCTYPE|<!ENTITY/i.test(text.replace(/<!\[CDATA\[[\s\S]*?\]\]>/g, ''))) {
-    const at = text.search(/<!DOCTYPE|<!ENTITY/i);
-    problem(at, 'DTDs and entity declarations are not accepted in RUM files');
-    return { elements, problems };
-  }
   skipWs();
   if (text.startsWith('<?xml', pos)) {
     const end = text.indexOf('?>', pos);
-    if (end === -1) return (problem(pos, 'unterminated XML declaration'), { elements, problems });
+    if (end === -1) return yield problem(pos, 'unterminated XML declaration');
+    const dtd = dtdIn(pos, end);
+    if (dtd) return yield dtd;
     pos = end + 2;
   }
   for (;;) {
     skipWs();
     if (pos >= text.length) break;
     const start = pos;
+    if (DTD.test(text.slice(pos, pos + 9))) return yield problem(start, DTD_REASON);
     if (text.startsWith('<!--', pos)) {
       const end = text.indexOf('-->', pos + 4);
-      if (end === -1) return (problem(start, 'unterminated comment'), { elements, problems });
+      if (end === -1) return yield problem(start, 'unterminated comment');
+      const dtd = dtdIn(pos, end);
+      if (dtd) return yield dtd;
       pos = end + 3;
       continue;
     }
     const open = /^<smartLicense(\s[^<>]*)?>/.exec(text.slice(pos, pos + 200));
     if (open) {
-      if (wrapperSeen) return (problem(start, 'a file holds at most one <smartLicense> element'), { elements, problems });
+      if (wrapperSeen) return yield problem(start, 'a file holds at most one <smartLicense> element');
       wrapperOpen = wrapperSeen = true;
       pos += open[0].length;
       continue;
     }
     if (text.startsWith('</smartLicense>', pos)) {
-      if (!wrapperOpen) return (problem(start, '</smartLicense> without its opening tag'), { elements, problems });
+      if (!wrapperOpen) return yield problem(start, '</smartLicense> without its opening tag');
       wrapperOpen = false;
       pos += '</smartLicense>'.length;
       continue;
     }
     const rum = /^<RUMReport\s*>/.exec(text.slice(pos, pos + 30));
-    if (!rum) {
-      return (problem(start, `unexpected content ${JSON.stringify(text.slice(pos, pos + 20))}; expected <RUMReport>`), { elements, problems });
-    }
+    if (!rum) return yield problem(start, `unexpected content ${JSON.stringify(text.slice(pos, pos + 20))}; expected <RUMReport>`);
     index++;
     const close = text.indexOf('</RUMReport>', pos);
-    if (close === -1) return (problem(start, 'unterminated <RUMReport> element', index), { elements, problems });
+    if (close === -1) return yield problem(start, 'unterminated <RUMReport> element', index);
     const inner = text.slice(pos + rum[0].length, close);
     pos = close + '</RUMReport>'.length;
+    // Outside CDATA a declaration is markup, and refused outright, as everywhere else.
+    if (!inner.trimStart().startsWith('<![CDATA[') && DTD.test(inner)) return yield problem(start + rum[0].length + inner.search(DTD), DTD_REASON);
     const content = innerText(inner);
-    if (typeof content !== 'string') {
-      problem(start, content.reason, index);
-      continue;
-    }
-    elements.push({ index, ...where(start), raw: text.slice(start, pos), content });
+    if (typeof content !== 'string') yield problem(start, content.reason, index);
+    else yield { element: { index, ...where(start), raw: text.slice(start, pos), content } };
   }
-  if (wrapperOpen) problem(text.length, '<smartLicense> is not closed');
-  return { elements, problems };
+  if (wrapperOpen) yield problem(text.length, '<smartLicense> is not closed');
 }
 
 /** The element's text: one CDATA section, or plain text with the predefined entities only. */

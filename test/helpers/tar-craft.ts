@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tarHeader } from '../../src/exchange/tar.js';
 
 /** The members of a tar as they are, for tests that take a bundle apart and put it back wrong. */
@@ -24,8 +24,8 @@ export function members(file: string): Member[] {
   return out;
 }
 
-/** Writes members as a tar, letting a test set any name (absolute, "..") and any type flag. */
-export function writeTar(file: string, list: Member[]): void {
+/** The bytes of a tar holding `list`, its end-of-archive marker included; any name, any type flag. */
+export function tarBytes(list: Member[]): Buffer {
   const parts: Buffer[] = [];
   for (const m of list) {
     const h = tarHeader('x', m.data.length, 1_700_000_000);
@@ -39,7 +39,26 @@ export function writeTar(file: string, list: Member[]): void {
     parts.push(h, m.data, Buffer.alloc((512 - (m.data.length % 512)) % 512));
   }
   parts.push(Buffer.alloc(1024));
-  writeFileSync(file, Buffer.concat(parts));
+  return Buffer.concat(parts);
+}
+
+/** Writes members as a tar, letting a test set any name (absolute, "..") and any type flag. */
+export function writeTar(file: string, list: Member[]): void {
+  writeFileSync(file, tarBytes(list));
+}
+
+/**
+ * Appends bytes after a tar's end-of-archive marker, leaving the signed bundle before it as it
+ * was: `tar -i` (ignore zero blocks) reads on past the marker, a strict reader must not.
+ */
+export function appendAfterMarker(file: string, bytes: Buffer): void {
+  appendFileSync(file, bytes);
+}
+
+/** Pads a tar with zeros to the end of its 10,240-byte record, as GNU and BSD tar write it; `extra` zeros beyond. */
+export function padToRecord(file: string, extra = 0): void {
+  const size = statSync(file).size;
+  appendFileSync(file, Buffer.alloc((10_240 - (size % 10_240)) % 10_240 + extra));
 }
 
 /**

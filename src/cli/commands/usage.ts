@@ -14,9 +14,9 @@ export const usageCommands: Command[] = [
     async run(ctx) {
       const file = ctx.positionals[0];
       if (!file) throw new CliError('name the RUM file to import');
-      let data: string;
+      let data: Buffer;
       try {
-        data = readFileSync(file).toString('latin1'); // bytes as they are; the server checks UTF-8
+        data = readFileSync(file); // the bytes as they are, sent as they are; the server checks UTF-8
       } catch (e) {
         throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
       }
@@ -27,7 +27,7 @@ export const usageCommands: Command[] = [
       });
       let r: RumImportResult;
       try {
-        r = (await ctx.api((api) => api('POST', `/usage/rum?${q}`, Buffer.from(data, 'latin1').toString('utf8'), { text: true }))) as RumImportResult;
+        r = (await ctx.api((api) => api('POST', `/usage/rum?${q}`, data, { text: true }))) as RumImportResult;
       } catch (e) {
         const invalid = ((e as CliError).body as { error?: { details?: { invalid?: { index: number | null; line: number; column: number; reason: string }[] } } })?.error?.details?.invalid;
         if (invalid?.length && !ctx.json) {
