@@ -18,6 +18,7 @@ import { AccountService } from './accounts/service.js';
 import { TokenService } from './tokens/service.js';
 import { DeviceService } from './devices/service.js';
 import { LicenseService } from './licenses/service.js';
+import { repairFuturePeriods } from './licenses/future-periods.js';
 import { PolicyService } from './policy/service.js';
 import { IngestService } from './usage/ingest.js';
 import { AckReader } from './usage/acks.js';
@@ -69,6 +70,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const tokens = new TokenService(db, time, events, accounts);
     const licenses = new LicenseService(db, time, accounts, alerts, events);
     const policy = new PolicyService(db, config.policy);
+    repairFuturePeriods(db, licenses.ledger, alerts, events, time.now(), Math.max(config.device.maxFutureSkewSeconds, config.rum.maxFutureSkewSeconds) * 1000);
     const devices = new DeviceService(
       db, time, events, alerts, accounts, tokens, licenses, config.device.staleAfterDays, () => policy.get().reportingIntervalDays,
     );

@@ -11,6 +11,7 @@ export type AlertKind =
   | 'rekey_pending'
   | 'clock_backwards'
   | 'clock_forward'
+  | 'future_period'
   | 'export_ready'
   | 'report_rejected'
   | 'ack_overdue'

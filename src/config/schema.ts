@@ -48,6 +48,8 @@ export const configSchema = z.strictObject({
   rum: z.strictObject({
     /** RUMReport elements one file may hold: bounds an import's time and memory (a device writes a handful). */
     maxElements: positiveInt.max(1_000_000),
+    /** How far ahead of the collector's clock a RUM measurement may end: devices' clocks drift, so wider than a signed report's. */
+    maxFutureSkewSeconds: positiveInt.max(30 * 86_400),
   }),
   upstream: z.strictObject({
     dataDir: z.string().min(1),

@@ -1,4 +1,5 @@
 import type { Db } from '../store/open.js';
+import type { Statement } from 'better-sqlite3';
 
 export type DeviceStatus = 'active' | 'stale' | 'deregistered';
 export type PendingReason = 'new_key' | 'claim_keyless' | 'revive';
@@ -43,6 +44,7 @@ export class DeviceRepository {
   private byUdiStmt;
   private touchStmt;
   private reactivateStmt;
+  private updates = new Map<string, Statement<unknown[]>>();
   constructor(private db: Db) {
     this.getStmt = db.prepare('SELECT * FROM devices WHERE id = ?');
     this.authStmt = db.prepare('SELECT id, va_id, status, public_key FROM devices WHERE id = ?');
@@ -88,9 +90,14 @@ export class DeviceRepository {
   update(id: string, fields: Partial<Omit<DeviceRow, 'id'>>): void {
     const keys = Object.keys(fields);
     if (!keys.length) return;
-    this.db
-      .prepare(`UPDATE devices SET ${keys.map((k) => `${k} = ?`).join(', ')} WHERE id = ?`)
-      .run(...keys.map((k) => (fields as Record<string, unknown>)[k]), id);
+    // One statement per set of columns, prepared once: a RUM import updates a device per element.
+    const shape = keys.join(',');
+    let stmt = this.updates.get(shape);
+    if (!stmt) {
+      stmt = this.db.prepare(`UPDATE devices SET ${keys.map((k) => `${k} = ?`).join(', ')} WHERE id = ?`);
+      this.updates.set(shape, stmt);
+    }
+    stmt.run(...keys.map((k) => (fields as Record<string, unknown>)[k]), id);
   }
   touch(id: string, at: number, seq: number): void {
     this.touchStmt.run(at, seq, seq, id);

@@ -40,6 +40,13 @@ export interface RumImportOptions {
   fileName?: string | undefined;
   /** rum.maxElements: a file with more RUMReport elements is refused before anything is written. */
   maxElements: number;
+  /** rum.maxFutureSkewSeconds, in ms: a measurement ending further ahead is refused. */
+  maxFutureSkewMs: number;
+  /**
+   * Import reports of devices that sign their own (they have a key) as well. Off by default:
+   * an unsigned file must not override what a device reported with its key.
+   */
+  overrideSigned?: boolean | undefined;
 }
 
 /**
@@ -96,7 +103,7 @@ export class RumImporter {
         const el = step.element;
         elements++;
         const r = parseRumReport(el.content);
-        const reason = 'reason' in r ? r.reason : this.refusal(r);
+        const reason = 'reason' in r ? r.reason : this.refusal(r, opts);
         if (reason) invalid.push({ ...where(el), reason });
         else parsed.push({ el, report: r as RumReport });
       }
@@ -114,13 +121,14 @@ export class RumImporter {
       elements, accepted: 0, replaced: 0, duplicate: 0, superseded: 0, devicesCreated: 0, invalid, written: true,
     };
     let next = 0;
+    const overridden = new Set<string>();
     while (next < parsed.length) {
       const sliceStart = performance.now();
       this.db.transaction(() => {
         const touched: UsageKey[] = [];
         do {
           const { el, report } = parsed[next++]!;
-          const outcome = this.importOne(report, el.raw, va.id, result, touched, el.index);
+          const outcome = this.importOne(report, el.raw, va.id, result, touched, opts, overridden);
           // Checked before the first write; only a deregistration landing since then gets here,
           // and it is as if the deregistration came after the import: the element is listed.
           if (typeof outcome !== 'string') invalid.push({ ...where(el), reason: outcome.reason });
@@ -128,6 +136,9 @@ export class RumImporter {
         } while (next < parsed.length && performance.now() - sliceStart < WRITE_SLICE_MS);
         this.licenses.refreshAlerts(touched);
         if (next === parsed.length) {
+          if (overridden.size) {
+            this.events.append('usage.rum_overrode_signed', opts.actor, opts.fileName ?? null, va.id, { devices: [...overridden].sort() });
+          }
           this.events.append('usage.imported', opts.actor, opts.fileName ?? null, va.id, {
             format: 'rum', elements: result.elements, accepted: result.accepted, replaced: result.replaced,
             duplicate: result.duplicate, superseded: result.superseded, invalid: invalid.length, devicesCreated: result.devicesCreated,
@@ -140,15 +151,24 @@ export class RumImporter {
   }
 
   /** Why a well-formed report cannot be imported as things stand, checked before anything is written. */
-  private refusal(r: RumReport): string | undefined {
+  private refusal(r: RumReport, opts: RumImportOptions): string | undefined {
+    const end = Math.max(...r.measurements.map((m) => m.end));
+    if (end * 1000 > this.clock.now() + opts.maxFutureSkewMs) {
+      return `a measurement ends at ${new Date(end * 1000).toISOString()}, further ahead of the collector's clock than rum.maxFutureSkewSeconds allows`;
+    }
     for (const u of [r.udi, ...r.haUdis]) {
       const device = this.devices.byUdi(u.pid, u.serial);
-      if (device) return device.status === 'deregistered' ? deregistered(device) : undefined;
+      if (!device) continue;
+      if (device.status === 'deregistered') return deregistered(device);
+      if (device.public_key !== null && !opts.overrideSigned) return signedByDevice(device);
+      return undefined;
     }
     return undefined;
   }
 
-  private importOne(r: RumReport, raw: string, vaId: string, result: RumImportResult, touched: UsageKey[], _index: number): ElementOutcome | { reason: string } {
+  private importOne(
+    r: RumReport, raw: string, vaId: string, result: RumImportResult, touched: UsageKey[], opts: RumImportOptions, overridden: Set<string>,
+  ): ElementOutcome | { reason: string } {
     const now = this.clock.now();
     const units = [r.udi, ...r.haUdis];
     let device: DeviceRow | undefined;
@@ -164,6 +184,10 @@ export class RumImporter {
       result.devicesCreated++;
     } else if (device.status === 'deregistered') {
       return { reason: deregistered(device) };
+    } else if (device.public_key !== null) {
+      // Checked before the first write; a device that took a key since then is listed too.
+      if (!opts.overrideSigned) return { reason: signedByDevice(device) };
+      overridden.add(device.id);
     }
     // The units of an HA pair are one device, whichever unit reports.
     for (const u of units) this.devices.addUdi(device.id, u.pid, u.serial);
@@ -190,13 +214,12 @@ export class RumImporter {
       return 'superseded'; // an earlier, shorter copy of a report already held in full
     }
 
-    // A stale device counts again: its usage goes back first, then the new measurement applies.
-    if (device.status === 'stale') touched.push(...this.licenses.ledger.restore(device.id, device.va_id));
+    // A stale device counts again: its usage goes back first (once: the change is conditional), then the new measurement applies.
+    if (device.status === 'stale' && this.devices.reactivateStale(device.id)) touched.push(...this.licenses.ledger.restore(device.id, device.va_id));
     const live = { ...device, status: 'active' as const };
     const latest = r.measurements.reduce((a, m) => (m.end >= a.end ? m : a));
     if (this.licenses.ledger.apply(live, r.tag, latest.count, latest.end * 1000, pk)) touched.push({ vaId: device.va_id, tag: r.tag });
     this.devices.update(device.id, {
-      status: 'active',
       last_seen_at: Math.max(device.last_seen_at ?? 0, generatedAt),
       ...(r.softwareVersion ? { software_version: r.softwareVersion } : {}),
     });
@@ -214,6 +237,10 @@ function describe(invalid: ScanProblem[]): string {
   const at = `${first.index !== null ? `element ${first.index} ` : ''}at line ${first.line}, column ${first.column}`;
   const more = invalid.length > 1 ? ` (and ${invalid.length - 1} more problem${invalid.length > 2 ? 's' : ''})` : '';
   return `${at}: ${first.reason}${more}; nothing was imported`;
+}
+
+function signedByDevice(device: DeviceRow): string {
+  return `device ${device.udi_pid}:${device.udi_serial} reports with its own key; a RUM file does not change it (import with --override-signed to do so)`;
 }
 
 function deregistered(device: DeviceRow): string {

@@ -9,10 +9,12 @@ export const rumRoutes = [
       vaId: z.string().min(1),
       skipInvalid: z.enum(['true', 'false']).transform((s) => s === 'true').default(false),
       fileName: z.string().max(255).optional(),
+      overrideSigned: z.enum(['true', 'false']).transform((s) => s === 'true').default(false),
     }),
     handler: ({ services, query, body, actor }) =>
       services.rum.import(Buffer.isBuffer(body) ? body : Buffer.alloc(0), {
         vaId: query.vaId, skipInvalid: query.skipInvalid, actor, fileName: query.fileName, maxElements: services.config.rum.maxElements,
+        maxFutureSkewMs: services.config.rum.maxFutureSkewSeconds * 1000, overrideSigned: query.overrideSigned,
       }),
   }),
 ];

@@ -78,6 +78,16 @@ export class IngestService {
           collectorTime: Math.floor(now / 1000),
         });
       }
+      // A period ending far ahead would pin the device's count until then: later reports,
+      // ending earlier, could never replace it.
+      const end = Math.max(...r.measurements.map((m) => m.end));
+      if (end * 1000 > now + this.maxFutureSkewMs) {
+        throw badRequest('period_in_future', `reports[${i}]: a measurement ends ahead of the collector's clock by more than the allowed skew (device.maxFutureSkewSeconds)`, {
+          reportId: r.reportId,
+          end,
+          collectorTime: Math.floor(now / 1000),
+        });
+      }
       return prepare(r);
     });
     // Every job runs in its own savepoint: a report refused after an earlier write (a reused id

@@ -134,15 +134,44 @@ describe('when a file is malformed', () => {
   });
 });
 
-describe('when a RUM report names a device that registered with a key', () => {
-  it('then its usage counts for that device', async () => {
+describe('when a RUM report names a device that reports with its own key', () => {
+  const keyed = async () => {
     const d = await h.registered('FOCREG1');
+    await d.sendReport(d.report(TAG, 5));
     const t = Math.floor(Date.now() / 1000);
-    await upload(rumElement({ pid: 'C9300-24T', serial: 'FOCREG1', reportId: 9, tag: TAG, measurements: [{ start: t - day, end: t, count: 7 }] })).expect(200);
-    expect(h.count('SELECT count(*) FROM devices')).toBe(1);
+    // The attack: an unsigned file sets the count to 0 with a period ending in the year 3000.
+    const rum = (count: number, end: number, reportId = 9) =>
+      rumElement({ pid: 'C9300-24T', serial: 'FOCREG1', reportId, tag: TAG, measurements: [{ start: t - day, end, count }] });
+    return { d, t, rum };
+  };
+
+  it('then the element is refused with the reason, and the signed count stands', async () => {
+    const { d, t, rum } = await keyed();
+    const r = await upload(rum(0, t));
+    expect(r.status).toBe(400);
+    expect(r.body.error.details.invalid[0].reason).toContain('reports with its own key');
+    expect(r.body.error.details.invalid[0].reason).toContain('--override-signed');
+    expect(h.count('SELECT count FROM device_usage WHERE device_id = ?', d.deviceId)).toBe(5);
+    expect(h.count("SELECT count(*) FROM reports WHERE source = 'rum'")).toBe(0);
+  });
+
+  it('then with overrideSigned the operator may import it, and an event names who and which device', async () => {
+    const { d, t, rum } = await keyed();
+    const r = await h.api.post(`/api/v1/usage/rum?vaId=${h.defaultVa}&overrideSigned=true&fileName=fix.xml`).set('content-type', 'application/xml').send(smartLicense(rum(7, t)));
+    expect(r.status).toBe(200);
     expect(h.count('SELECT count FROM device_usage WHERE device_id = ?', d.deviceId)).toBe(7);
-    const ev = (await h.api.get('/api/v1/events?type=usage.imported')).body.items;
-    expect(ev[0].details).toMatchObject({ format: 'rum', accepted: 1 });
+    const ev = (await h.api.get('/api/v1/events?type=usage.rum_overrode_signed')).body.items[0];
+    expect(ev).toMatchObject({ actor: 'operator', details: { devices: [d.deviceId] } });
+  });
+
+  it('then a measurement ending further ahead than rum.maxFutureSkewSeconds is refused, even with overrideSigned', async () => {
+    const { d, rum } = await keyed();
+    const r = await h.api.post(`/api/v1/usage/rum?vaId=${h.defaultVa}&overrideSigned=true`).set('content-type', 'application/xml').send(smartLicense(rum(0, 32503679999)));
+    expect(r.status).toBe(400);
+    expect(r.body.error.details.invalid[0].reason).toContain('rum.maxFutureSkewSeconds');
+    expect(h.count('SELECT count FROM device_usage WHERE device_id = ?', d.deviceId)).toBe(5);
+    expect((await d.sendReport(d.report(TAG, 6))).status).toBe(200);
+    expect(h.count('SELECT count FROM device_usage WHERE device_id = ?', d.deviceId)).toBe(6); // later signed reports still count
   });
 });
 

@@ -236,3 +236,17 @@ describe('when the database cannot take the write', () => {
     expect((await d.sendReport(d.report(TAG, 3))).status).toBe(200);
   });
 });
+
+describe('when a signed report claims a period that ends far ahead', () => {
+  it('then it is refused (period_in_future) and cannot pin the device\'s count: later reports still count', async () => {
+    const d = await h.registered();
+    const now = Math.floor(Date.now() / 1000);
+    const pinned = { reportId: 'pin-3000', seq: 1, generatedAt: now, measurements: [{ tag: TAG, count: 0, start: now - 60, end: 32503679999 }] };
+    const r = await d.sendReport(pinned);
+    expect([r.status, r.body.error.code]).toEqual([400, 'period_in_future']);
+    expect(r.body.error.message).toContain('device.maxFutureSkewSeconds');
+    expect(h.count('SELECT count(*) FROM reports')).toBe(0);
+    expect((await d.sendReport(d.report(TAG, 4))).status).toBe(200);
+    expect(h.count('SELECT count FROM device_usage WHERE device_id = ?', d.deviceId)).toBe(4);
+  });
+});

@@ -8,9 +8,9 @@ import type { RumImportResult } from '../../rum/import.js';
 export const usageCommands: Command[] = [
   {
     name: 'usage import',
-    usage: 'outpost usage import FILE [--va VA] [--skip-invalid]',
+    usage: 'outpost usage import FILE [--va VA] [--skip-invalid] [--override-signed]',
     summary: 'Import a RUM file from a device; unknown devices are created in the VA',
-    options: { va: { type: 'string' }, 'skip-invalid': { type: 'boolean' } },
+    options: { va: { type: 'string' }, 'skip-invalid': { type: 'boolean' }, 'override-signed': { type: 'boolean' } },
     async run(ctx) {
       const file = ctx.positionals[0];
       if (!file) throw new CliError('name the RUM file to import');
@@ -23,6 +23,7 @@ export const usageCommands: Command[] = [
       const q = new URLSearchParams({
         vaId: str(ctx.values.va) ?? 'Default',
         skipInvalid: String(Boolean(ctx.values['skip-invalid'])),
+        overrideSigned: String(Boolean(ctx.values['override-signed'])),
         fileName: basename(file),
       });
       let r: RumImportResult;
