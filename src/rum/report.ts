@@ -7,6 +7,8 @@ import { pathText } from '../shared/validation.js';
  * loose and only the fields Outpost uses are checked.
  */
 const sudi = z.looseObject({ udi_pid: z.string().min(1).max(64), udi_serial_number: z.string().min(1).max(64) });
+/** Measurements one RUM report may hold. */
+export const MAX_MEASUREMENTS = 10_000;
 const unixSeconds = z.number().int().nonnegative();
 
 const measurement = z
@@ -31,7 +33,8 @@ const payload = z.looseObject({
     software_version: z.string().optional(),
     ha_udi: z.array(z.looseObject({ role: z.string().optional(), sudi })).optional(),
   }),
-  measurements: z.array(measurement).min(1),
+  // Bounded: a real report holds one measurement per sampling period (hundreds); 200,000 once overflowed the stack.
+  measurements: z.array(measurement).min(1).max(MAX_MEASUREMENTS),
 });
 
 const envelope = z.looseObject({

@@ -137,10 +137,19 @@ function innerText(inner: string): string | { reason: string } {
   let bad: string | undefined;
   const text = t.replace(/&([a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);|&/g, (m, name: string | undefined) => {
     if (name && ENTITIES[name]) return ENTITIES[name];
-    if (name?.startsWith('#x')) return String.fromCodePoint(parseInt(name.slice(2), 16));
-    if (name?.startsWith('#')) return String.fromCodePoint(Number(name.slice(1)));
-    bad ??= m;
+    if (name?.startsWith('#')) {
+      const code = name.startsWith('#x') ? parseInt(name.slice(2), 16) : Number(name.slice(1));
+      if (isXmlChar(code)) return String.fromCodePoint(code);
+      bad ??= `${m} (not a character XML allows)`;
+      return m;
+    }
+    bad ??= `unknown entity ${m}`;
     return m;
   });
-  return bad ? { reason: `unknown entity ${bad}` } : text;
+  return bad ? { reason: bad } : text;
+}
+
+/** XML 1.0's Char production: a reference to anything else (&#x110000;, a surrogate, NUL) is malformed. */
+function isXmlChar(c: number): boolean {
+  return c === 0x9 || c === 0xa || c === 0xd || (c >= 0x20 && c <= 0xd7ff) || (c >= 0xe000 && c <= 0xfffd) || (c >= 0x10000 && c <= 0x10ffff);
 }

@@ -80,7 +80,7 @@ export class IngestService {
       }
       // A period ending far ahead would pin the device's count until then: later reports,
       // ending earlier, could never replace it.
-      const end = Math.max(...r.measurements.map((m) => m.end));
+      const end = r.measurements.reduce((e, m) => (m.end > e ? m.end : e), 0);
       if (end * 1000 > now + this.maxFutureSkewMs) {
         throw badRequest('period_in_future', `reports[${i}]: a measurement ends ahead of the collector's clock by more than the allowed skew (device.maxFutureSkewSeconds)`, {
           reportId: r.reportId,

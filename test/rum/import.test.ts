@@ -188,3 +188,22 @@ describe('when a device known from RUM files went stale and a new report arrives
     expect((await h.api.post('/api/v1/compliance/verify')).body.drift).toEqual([]);
   });
 });
+
+describe('when a RUM file is malformed in ways that once answered 500', () => {
+  it('then a character reference outside what XML allows is a 400 naming it', async () => {
+    for (const ref of ['&#x110000;', '&#0;', '&#xD800;', '&#99999999999;']) {
+      const r = await upload(`<smartLicense><RUMReport>${ref}</RUMReport></smartLicense>`);
+      expect([r.status, r.body.error.code], ref).toEqual([400, 'invalid_rum_file']);
+      expect(r.body.error.message).toContain(ref);
+    }
+  });
+
+  it('then a report with 200,000 measurements is a 400 naming the limit, and nothing is written', async () => {
+    const t = Math.floor(Date.now() / 1000) - 300_000;
+    const measurements = Array.from({ length: 200_000 }, (_, i) => ({ start: t + i, end: t + i + 1, count: 1 }));
+    const r = await upload(smartLicense(rumElement({ pid: 'C9300-24T', serial: 'BIG200K', reportId: 1, tag: TAG, measurements })));
+    expect([r.status, r.body.error.code]).toEqual([400, 'invalid_rum_file']);
+    expect(r.body.error.message).toContain('10000');
+    expect(h.count('SELECT count(*) FROM devices')).toBe(0);
+  });
+});
