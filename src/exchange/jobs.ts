@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, statSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, watch, writeFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
@@ -132,6 +132,16 @@ export class ExchangeJobs {
    * A response applied before (a second copy, or a file put back) leaves the inbox with a note
    * beside it: left there, it would be verified again at every poll, forever.
    */
+  private rejectUnopened(file: string, name: string, st: Stats): void {
+    const kind = st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isSymbolicLink() ? 'a symbolic link' : st.isSocket() ? 'a socket' : 'not a regular file';
+    const reason = `not_a_file: ${name} is ${kind}; only regular files are read from the inbox`;
+    const target = this.importer.archive(file, 'rejected', reason);
+    this.db.transaction(() => {
+      this.events.append('exchange.rejected', 'inbox', name, null, { code: 'not_a_file', reason, movedTo: target });
+      this.alerts.raise('bundle_rejected', { subject: name, severity: 'warning', message: `${name} was refused: it is ${kind}`, details: { code: 'not_a_file', file: target } });
+    })();
+  }
+
   private archiveDuplicate(file: string, name: string, bundleId: string): void {
     const target = this.importer.archive(file, 'archive');
     writeFileSync(`${target}.note`, `already imported: bundle ${bundleId} was applied before; this copy changed nothing\n`);
@@ -149,7 +159,15 @@ export class ExchangeJobs {
       for (const name of readdirSync(inbox).sort()) {
         if (!name.endsWith(BUNDLE_EXTENSION) || name.startsWith('.')) continue;
         const file = join(inbox, name);
-        const size = statSync(file).size;
+        const st = lstatSync(file);
+        if (!st.isFile()) {
+          // Never opened: a FIFO would block the inbox (and shutdown) until it got a writer, a
+          // directory would be retried forever, a link could point anywhere.
+          this.rejectUnopened(file, name, st);
+          out.rejected.push(name);
+          continue;
+        }
+        const size = st.size;
         if (this.seen.get(file) !== size) {
           this.seen.set(file, size);
           continue; // seen for the first time, or still growing: take it next poll

@@ -1,4 +1,5 @@
-import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TAG } from '../helpers/harness.js';
@@ -103,6 +104,22 @@ describe('the watched inbox', () => {
     expect(reason).toMatch(/^bad_signature: /);
     expect((await s.h.api.get('/api/v1/alerts?kind=bundle_rejected')).body.items[0].subject).toBe('bad.opb');
     expect(s.h.count('SELECT count(*) FROM report_pending')).toBe(1);
+  });
+
+  it('when a FIFO, a directory and a symbolic link named *.opb sit in the inbox, then none is opened: each moves to rejected with its reason', async () => {
+    const inbox = join(bundleDir(), 'inbox');
+    execFileSync('mkfifo', [join(inbox, 'pipe.opb')]); // opened, it would block until a writer came
+    mkdirSync(join(inbox, 'folder.opb'));
+    writeFileSync(join(bundleDir(), 'elsewhere'), 'x');
+    symlinkSync(join(bundleDir(), 'elsewhere'), join(inbox, 'link.opb'));
+    const jobs = s.h.services.exchange.jobs;
+    const first = await jobs.pollInbox();
+    expect(first.rejected.sort()).toEqual(['folder.opb', 'link.opb', 'pipe.opb']);
+    expect(readdirSync(inbox)).toEqual([]);
+    expect(readFileSync(join(bundleDir(), 'rejected', 'pipe.opb.reason'), 'utf8')).toContain('is a FIFO');
+    expect(readFileSync(join(bundleDir(), 'rejected', 'folder.opb.reason'), 'utf8')).toContain('is a directory');
+    expect(readFileSync(join(bundleDir(), 'rejected', 'link.opb.reason'), 'utf8')).toContain('is a symbolic link');
+    expect(await jobs.pollInbox()).toEqual({ imported: [], alreadyImported: [], rejected: [] });
   });
 });
 
