@@ -119,6 +119,10 @@ export class ImportService {
     };
     if (this.state.bundleByHash(hash)) return result;
     this.checkBinding(m);
+    // Only the active key may hand trust on (the upstream side requires the same).
+    if (this.state.upstreamKey(m.signer.keyId)?.status !== 'active') {
+      throw new BundleError('retired_signer', `the key rotation is signed by ${m.signer.keyId}, which is not the active upstream key`);
+    }
     const rot = checkRotation(m, m.collectorId);
     const now = this.clock.now();
     this.db.transaction(() => {

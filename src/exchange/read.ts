@@ -30,6 +30,8 @@ export interface SignerHint {
   keyId: string;
   collectorId: string;
   sequence: number;
+  /** The kind the manifest claims; the verified manifest must say the same (checked after the signature). */
+  kind: string;
   meta: Record<string, unknown>;
 }
 
@@ -94,6 +96,7 @@ export async function verifyBundle(path: string, opts: VerifyOptions): Promise<V
         // Only now, on signed bytes, is the manifest parsed and believed.
         manifest = parseManifest(manifestBytes);
         if (manifest.signer.keyId !== hint.keyId) throw new BundleError('bad_signature', 'the manifest names two signers');
+        if (manifest.kind !== hint.kind) throw new BundleError('bad_signature', 'the manifest names two kinds');
         if (!opts.kinds.includes(manifest.kind)) {
           throw new BundleError('wrong_kind', `this is a ${manifest.kind} bundle; expected ${opts.kinds.join(' or ')}`);
         }
@@ -151,10 +154,10 @@ export function selfSignedKey(hint: SignerHint): Buffer {
 
 function signerHint(bytes: Buffer): SignerHint {
   try {
-    const o = JSON.parse(bytes.toString('utf8')) as { signer?: { keyId?: unknown }; collectorId?: unknown; sequence?: unknown; meta?: unknown };
+    const o = JSON.parse(bytes.toString('utf8')) as { signer?: { keyId?: unknown }; collectorId?: unknown; sequence?: unknown; kind?: unknown; meta?: unknown };
     if (typeof o.signer?.keyId === 'string') {
       return {
-        keyId: o.signer.keyId, collectorId: String(o.collectorId ?? ''), sequence: Number(o.sequence ?? 0),
+        keyId: o.signer.keyId, collectorId: String(o.collectorId ?? ''), sequence: Number(o.sequence ?? 0), kind: String(o.kind ?? ''),
         meta: typeof o.meta === 'object' && o.meta ? (o.meta as Record<string, unknown>) : {},
       };
     }

@@ -20,6 +20,11 @@ export function upstreamKeyFor(state: ExchangeState, now: number) {
       );
     }
     if (k.status === 'retired') {
+      // A retired key vouches only for what it could have signed before its rotation: responses
+      // already in transit. Never a trust change: a rotation signed by it could pin anyone's key.
+      if (m.kind !== 'response') {
+        throw new BundleError('retired_signer', `a ${m.kind} signed by ${m.keyId}, an upstream key retired on ${new Date(k.retired_at!).toISOString()}, is refused: a retired key signs only responses already in transit`);
+      }
       const inTransit = k.grace_until !== null && now <= k.grace_until && (k.until_sequence === null || m.sequence < k.until_sequence);
       if (!inTransit) {
         throw new BundleError(

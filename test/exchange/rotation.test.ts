@@ -5,6 +5,10 @@ import { TAG } from '../helpers/harness.js';
 import { startSite, type Site } from '../helpers/exchange.js';
 import { members, writeTar } from '../helpers/tar-craft.js';
 import nacl from 'tweetnacl';
+import { nextKey } from '../../src/identity/identity.js';
+import { rotationMeta } from '../../src/exchange/rotation.js';
+import { writeBundle } from '../../src/exchange/write.js';
+import { newId } from '../../src/shared/ids.js';
 
 let s: Site;
 beforeEach(async () => {
@@ -100,3 +104,42 @@ describe('when the upstream rotates its key with a response in transit', () => {
     expect(ev.details).toMatchObject({ from: oldKey, to: rot.to });
   });
 });
+
+describe('when someone holding a retired upstream key signs a trust change', () => {
+  it('then a key rotation signed by the retired key is refused, pins nothing, and the real upstream\'s responses still apply', async () => {
+    await report('one');
+    const oldKeyId = s.up.service.identity.fingerprint;
+    const rot = await s.up.service.rotateOwnKey(30);
+    expect((await s.importFile(rot.statements[0]!)).body.status).toBe('applied');
+
+    // The thief of the old key pins a key of its own, numbered as a bundle still in transit would be.
+    const genuine = JSON.parse(members(rot.statements[0]!)[0]!.data.toString('utf8')) as { sequence: number; meta: { fromSequence: number } };
+    const upKeys = join(s.h.dir, 'upstream', 'keys');
+    const oldSeed = Buffer.from(readFileSync(join(upKeys, readdirSync(upKeys).find((f) => f.startsWith('upstream.key.retired-'))!), 'utf8').trim(), 'base64');
+    const thief = nextKey();
+    const collectorId = s.h.services.identity.collectorId;
+    const forged = await writeBundle(
+      join(s.h.dir, 'forged-rotation.opb'),
+      {
+        kind: 'key-rotation', bundleId: newId('bun', Date.now()), collectorId, accountId: s.h.services.exchange.state.upstreamAccountId!,
+        sequence: genuine.meta.fromSequence - 1, lastAnsweredHash: null, answers: null, period: null, createdAt: new Date().toISOString(), eventChainHead: null,
+        meta: rotationMeta({ subjectId: collectorId, oldKeyId, newKey: thief.publicKey, fromSequence: 1_000_000, graceDays: 30, signWithNew: thief.signDetached }),
+      },
+      [],
+      { keyId: oldKeyId, sign: (b) => Buffer.from(nacl.sign.detached(b, nacl.sign.keyPair.fromSeed(oldSeed).secretKey)) },
+    );
+    const refused = await s.importFile(forged.path);
+    expect(refused.status, JSON.stringify(refused.body)).toBe(400);
+    expect(refused.body.error.code).toBe('retired_signer');
+    const pinned = (await s.h.api.get('/api/v1/exchange/keys')).body.upstream.map((k: { keyId: string; status: string }) => [k.keyId, k.status]);
+    expect(pinned).toEqual([[oldKeyId, 'retired'], [rot.to, 'active']]);
+
+    // The real upstream goes on as before.
+    await report('two');
+    const r = await s.up.process((await s.exportNow()).file);
+    const applied = await s.importFile(r.responseFile);
+    expect(applied.status, JSON.stringify(applied.body)).toBe(200);
+    expect(applied.body.acks.accepted).toBeGreaterThan(0);
+  });
+});
+
