@@ -11,6 +11,13 @@ export const bundleKinds = ['usage', 'response', 'enrollment-request', 'enrollme
 export type BundleKind = (typeof bundleKinds)[number];
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+/**
+ * Ids that cross the air gap get a strict character set: the upstream names files after
+ * collector ids, and `x/../../../../…` once wrote outside its folder.
+ */
+export const PEER_ID = /^(col|ups)_[0-9a-f-]{1,64}$/;
+export const ACCOUNT_ID = /^acc_[0-9a-f-]{1,64}$/;
+export const KEY_ID = /^[0-9a-f]{2,4}(:[0-9a-f]{2,4}){1,31}$/;
 
 export const manifestSchema = z.strictObject({
   format: z.literal(BUNDLE_FORMAT),
@@ -18,16 +25,16 @@ export const manifestSchema = z.strictObject({
   /** The type tag inside the signed bytes: a response can never pass for a usage bundle. */
   kind: z.enum(bundleKinds),
   bundleId: z.string().regex(/^bun_[0-9a-z]+$/),
-  collectorId: z.string().min(1).max(100),
-  accountId: z.string().max(100),
+  collectorId: z.string().regex(PEER_ID, 'a collector id: col_ (or ups_) and lowercase hex'),
+  accountId: z.union([z.literal(''), z.string().regex(ACCOUNT_ID, 'an account id: acc_ and lowercase hex')]),
   sequence: z.number().int().nonnegative(),
   /** SHA-256 of the manifest of the last bundle of this direction that the peer has answered. */
   lastAnsweredHash: hex64.nullable(),
   /** Responses: the usage bundle this one answers. */
-  answers: z.strictObject({ bundleId: z.string(), sequence: z.number().int().nonnegative(), hash: hex64 }).nullable(),
+  answers: z.strictObject({ bundleId: z.string().regex(/^bun_[0-9a-z]+$/), sequence: z.number().int().nonnegative(), hash: hex64 }).nullable(),
   period: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/).nullable(),
   createdAt: z.iso.datetime(),
-  signer: z.strictObject({ algorithm: z.literal('ed25519', { error: 'an unknown signature algorithm' }), keyId: z.string().min(1).max(100) }),
+  signer: z.strictObject({ algorithm: z.literal('ed25519', { error: 'an unknown signature algorithm' }), keyId: z.string().regex(KEY_ID, 'a key fingerprint: hex groups joined by colons') }),
   eventChainHead: z.strictObject({ id: z.number().int().nonnegative(), hash: hex64 }).nullable(),
   payloads: z
     .array(z.strictObject({ name: z.string().regex(/^[a-z0-9-]+\.ndjson\.gz$/), size: z.number().int().nonnegative(), records: z.number().int().nonnegative(), sha256: hex64 }))

@@ -122,9 +122,12 @@ describe('when the signer is not the pinned upstream', () => {
   });
 
   it('then a response for another collector is refused', () =>
-    expectRefused(resigned((t) => t.replace(/"collectorId": "[^"]+"/, '"collectorId": "col_someone-else"')), 'wrong_collector'));
+    expectRefused(resigned((t) => t.replace(/"collectorId": "[^"]+"/, '"collectorId": "col_0000aaaa-bbbb-cccc-dddd-eeeeffff0000"')), 'wrong_collector'));
   it('then a response bound to another account is refused', () =>
-    expectRefused(resigned((t) => t.replace(/"accountId": "[^"]+"/, '"accountId": "acc_other"')), 'wrong_account'));
+    expectRefused(resigned((t) => t.replace(/"accountId": "[^"]+"/, '"accountId": "acc_0000aaaa-bbbb-cccc-dddd-eeeeffff0000"')), 'wrong_account'));
+
+  it('then a collector id that could name a path (x/../../..) is refused before anything uses it', () =>
+    expectRefused(resigned((t) => t.replace(/"collectorId": "[^"]+"/, '"collectorId": "col_x/../../../../tmp/evil"')), 'malformed_manifest'));
 });
 
 describe('after all those refusals', () => {

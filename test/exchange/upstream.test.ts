@@ -3,6 +3,12 @@ import { startHarness, TAG, type Harness } from '../helpers/harness.js';
 import { enroll, startSite, startUpstream, type Site } from '../helpers/exchange.js';
 import { members, rewritePayload, writeTar } from '../helpers/tar-craft.js';
 import { streamPayloadLines, verifyBundle } from '../../src/exchange/read.js';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { nextKey } from '../../src/identity/identity.js';
+import { writeBundle } from '../../src/exchange/write.js';
+import { fingerprint } from '../../src/shared/ed25519.js';
+import { newId } from '../../src/shared/ids.js';
 
 let s: Site;
 beforeEach(async () => {
@@ -12,6 +18,25 @@ beforeEach(async () => {
 afterEach(() => s.close());
 
 describe('the reference upstream refuses', () => {
+  it('when an enrollment request names a collector id that is a path (x/../../..), then malformed_manifest, and nothing is written outside its folder', async () => {
+    const key = nextKey();
+    const keyId = fingerprint(key.publicKey);
+    const evil = join(s.h.dir, 'escape');
+    const request = await writeBundle(
+      join(s.h.dir, 'evil-request.opb'),
+      {
+        kind: 'enrollment-request', bundleId: newId('bun', Date.now()), collectorId: `col_x/../../../../..${evil}`, accountId: '',
+        sequence: 0, lastAnsweredHash: null, answers: null, period: null, createdAt: new Date().toISOString(), eventChainHead: null,
+        meta: { publicKey: key.publicKey.toString('base64'), accountName: 'ACME' },
+      },
+      [],
+      { keyId, sign: (b) => key.signDetached(b) },
+    );
+    await expect(s.up.service.addCollector(request.path, { account: 'ACME', fingerprint: keyId })).rejects.toMatchObject({ code: 'malformed_manifest' });
+    expect(existsSync(`${evil}.opb`)).toBe(false);
+    expect(readdirSync(s.h.dir).filter((f) => f.startsWith('escape'))).toEqual([]);
+  });
+
   it('when a usage bundle comes from a collector it never enrolled, then unknown_collector', async () => {
     const stranger = await startHarness();
     try {
