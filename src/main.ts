@@ -28,6 +28,7 @@ import { inlineVerifier, PooledVerifier, type SignatureVerifier } from './device
 import { builtWorker } from './shared/worker.js';
 import { createOperatorApp } from './http/operator-app.js';
 import { combinedHandler, drainable, listen } from './http/server.js';
+import { BodyBudget, limitConnectionsPerAddress } from './http/limits.js';
 import { CLOSE_MARGIN_MS, EXIT, FATAL_GRACE_MS, StartError, within } from './lifecycle.js';
 import { Scheduler } from './schedules.js';
 import type { Services } from './services.js';
@@ -120,6 +121,7 @@ export function createRequestHandler(services: Services, verifier: SignatureVeri
     ...services,
     verifier,
     clock: services.systemClock,
+    budget: new BodyBudget(c.http.maxBufferedBytes),
     limits: {
       maxBodyBytes: c.http.maxBodyBytes,
       signatureWindowSeconds: c.device.signatureWindowSeconds,
@@ -128,6 +130,28 @@ export function createRequestHandler(services: Services, verifier: SignatureVeri
     },
   });
   return combinedHandler(device, createOperatorApp(services, { transport: 'tcp', version: VERSION }));
+}
+
+/**
+ * The collector's TCP server as production runs it (tests that attack its limits build the
+ * same): the whole handler, a bounded time for a request to arrive, and a bounded number of
+ * connections per address.
+ */
+export function createTcpServer(services: Services, verifier?: SignatureVerifier): http.Server {
+  const { http: h } = services.config;
+  const server = http.createServer(
+    {
+      keepAliveTimeout: 65_000,
+      // A request's headers and body must arrive within this; a stalled body is cut (408).
+      requestTimeout: h.bodyTimeoutSeconds * 1000,
+      headersTimeout: Math.min(h.bodyTimeoutSeconds * 1000, 60_000),
+      // How often Node checks those timeouts: a second, so a limit in seconds means seconds.
+      connectionsCheckingInterval: 1000,
+    },
+    createRequestHandler(services, verifier),
+  );
+  limitConnectionsPerAddress(server, h.maxConnectionsPerAddress);
+  return server;
 }
 
 export interface RunningCollector {
@@ -241,7 +265,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
       ? new PooledVerifier(verifyWorker, threads, (e, replaced) =>
           logger.error(replaced ? 'a signature worker died and was replaced' : 'signature workers keep dying; checks run on the main thread', { error: e.message }))
       : inlineVerifier());
-    const tcp = http.createServer({ keepAliveTimeout: 65_000 }, createRequestHandler(services, pool));
+    const tcp = createTcpServer(services, pool);
     const local = http.createServer(createOperatorApp(services, { transport: 'socket', version: VERSION }));
     drains.push(drainable(local), drainable(tcp));
     // We hold the database lock, so a socket file left here belongs to a process that is gone.

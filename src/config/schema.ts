@@ -12,6 +12,12 @@ export const configSchema = z.strictObject({
     port,
     maxBodyBytes: positiveInt.max(64 * 1024 * 1024),
     /** Browser origins besides the collector's own that may change state (a console served elsewhere). */
+    /** Request-body bytes held across all connections before a body is refused (503). */
+    maxBufferedBytes: positiveInt.max(4 * 1024 * 1024 * 1024),
+    /** Open connections from one address; more are closed at once. */
+    maxConnectionsPerAddress: positiveInt.max(100_000),
+    /** How long a request (headers and body) may take to arrive; a stalled body is cut. */
+    bodyTimeoutSeconds: positiveInt.max(600),
     allowedOrigins: z.array(z.string().regex(/^https?:\/\/[^/\s?#]+$/, 'an origin: scheme://host[:port], no path')),
   }),
   device: z.strictObject({

@@ -16,6 +16,8 @@ import { parseBatch, parseReport } from '../usage/report-schema.js';
 import type { Logger } from '../shared/logger.js';
 import { canonicalString, HEADER, LEGACY_REPLY_SIGNATURE_UNTIL, REGISTRATION_DEVICE_ID, rekeyProofString, replyString } from './signing.js';
 import type { SignatureVerifier } from './verifier.js';
+import type { BodyBudget } from '../http/limits.js';
+import type { DeviceAuth } from '../devices/repository.js';
 
 export interface DeviceApiDeps {
   identity: Identity;
@@ -29,6 +31,8 @@ export interface DeviceApiDeps {
   logger: Logger;
   limits: { maxBodyBytes: number; signatureWindowSeconds: number; maxReportsPerBatch: number; maxMeasurementsPerReport: number };
   verifier: SignatureVerifier;
+  /** Request-body bytes held across all connections (http.maxBufferedBytes). */
+  budget: BodyBudget;
 }
 
 const publicKeyField = z.string().refine((s) => decodePublicKey(s) !== null, 'a base64 raw 32-byte ed25519 public key');
@@ -45,12 +49,20 @@ const rekeySchema = z.strictObject({
   proof: z.string().min(1).max(200),
 });
 
-interface Req {
+interface Head {
   method: string;
   url: string;
-  body: Buffer;
   headers: IncomingMessage['headers'];
 }
+
+interface Req extends Head {
+  body: Buffer;
+  /** The device the headers named, found before the body was read (routes a device signs). */
+  device?: DeviceAuth | undefined;
+}
+
+/** Routes signed by a registered device: the device is looked up from the headers, before the body. */
+const SIGNED_BY_DEVICE = new Set(['POST /device/v1/report', 'POST /device/v1/reports', 'POST /device/v1/rekey', 'GET /device/v1/acks']);
 
 /**
  * The device-facing API on plain node:http rather than express: the device path is the hot
@@ -61,14 +73,14 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
   const windowMs = deps.limits.signatureWindowSeconds * 1000;
   const collectorId = deps.identity.collectorId;
 
-  function refuse(reason: string, req: Req, err: AppError): never {
+  function refuse(reason: string, req: Head, err: AppError): never {
     // A sample of what was refused, bounded: the attacker chooses these bytes.
     deps.refusals.count(reason, { path: req.url.slice(0, 120), device: String(req.headers[HEADER.device] ?? '').slice(0, 80) });
     throw err;
   }
 
-  /** `cache` false for a registration: its key is whatever the sender chose, and must not evict devices' keys. */
-  async function checkSignature(req: Req, deviceId: string, publicKeyB64: string, cache = true): Promise<void> {
+  /** The signature headers are there and the timestamp is fresh: checked before the body is read. */
+  function checkTimestamp(req: Head): void {
     const ts = String(req.headers[HEADER.timestamp] ?? '');
     const sig = String(req.headers[HEADER.signature] ?? '');
     if (!/^\d{1,12}$/.test(ts) || !sig) {
@@ -78,19 +90,48 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
     if (skew > windowMs) {
       refuse('timestamp_stale', req, unauthorized('timestamp_stale', `the request timestamp is ${Math.round(skew / 1000)} s from the collector's clock; the window is ${windowMs / 1000} s`));
     }
-    const ok = await deps.verifier.verify(publicKeyB64, sig, canonicalString({ method: req.method, path: req.url, collectorId, deviceId, timestamp: ts, body: req.body }), cache);
-    if (!ok) refuse('bad_signature', req, unauthorized('bad_signature', 'the request signature does not verify'));
   }
 
-  /** A signed request from a registered device: returns the device row. */
-  async function authenticate(req: Req) {
+  /** The device the headers name, registered and keyed: checked before the body is read. */
+  function knownDevice(req: Head): DeviceAuth & { public_key: string } {
     const deviceId = String(req.headers[HEADER.device] ?? '');
     if (!deviceId) refuse('signature_missing', req, unauthorized('device_missing', `header ${HEADER.device} is required`));
     const device = deps.devices.repo.forAuth(deviceId);
     if (!device || device.status === 'deregistered' || !device.public_key) {
       refuse('unknown_device', req, unauthorized('unknown_device', `device ${deviceId} is not registered`));
     }
-    await checkSignature(req, deviceId, device.public_key);
+    checkTimestamp(req);
+    return device as DeviceAuth & { public_key: string };
+  }
+
+  /**
+   * What the headers alone allow, decided before a byte of the body is buffered: a request
+   * from an unknown device, with a stale timestamp, to no route, or declaring a body over the
+   * limit is answered at once. Returns the device for the routes a device signs.
+   */
+  function admit(req: Head): DeviceAuth | undefined {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > deps.limits.maxBodyBytes) throw new AppError(413, 'body_too_large', `the body exceeds ${deps.limits.maxBodyBytes} bytes`);
+    const path = req.url.split('?')[0]!;
+    const route = `${req.method} ${path}`;
+    if (SIGNED_BY_DEVICE.has(route)) return knownDevice(req);
+    if (route === 'POST /device/v1/register') return checkTimestamp(req), undefined;
+    if (route === 'GET /device/v1/collector') return undefined;
+    throw new AppError(404, 'not_found', `no device route ${req.method} ${path}`);
+  }
+
+  /** `cache` false for a registration: its key is whatever the sender chose, and must not evict devices' keys. */
+  async function checkSignature(req: Req, deviceId: string, publicKeyB64: string, cache = true): Promise<void> {
+    const ts = String(req.headers[HEADER.timestamp]);
+    const sig = String(req.headers[HEADER.signature]);
+    const ok = await deps.verifier.verify(publicKeyB64, sig, canonicalString({ method: req.method, path: req.url, collectorId, deviceId, timestamp: ts, body: req.body }), cache);
+    if (!ok) refuse('bad_signature', req, unauthorized('bad_signature', 'the request signature does not verify'));
+  }
+
+  /** A signed request from the registered device admit() found: returns its row. */
+  async function authenticate(req: Req) {
+    const device = req.device!;
+    await checkSignature(req, device.id, device.public_key!);
     return device;
   }
 
@@ -192,43 +233,68 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
     res.end(text);
   }
 
+  function fail(res: ServerResponse, r: Head, err: unknown): void {
+    if (err instanceof AppError) {
+      if (err.status === 503) res.setHeader('retry-after', '30');
+      return send(res, err.status, toErrorBody(err));
+    }
+    const code = String((err as { code?: unknown }).code ?? '');
+    if (code.startsWith('SQLITE_')) {
+      // Disk full, I/O error: nothing was committed. 503 tells the device to keep the report and retry.
+      deps.logger.error('device request not stored', { path: r.url.slice(0, 120), error: code });
+      res.setHeader('retry-after', '30');
+      return send(res, 503, toErrorBody(new AppError(503, 'storage_unavailable', `the collector could not store the request (${code}); it was not stored, retry later`)));
+    }
+    deps.logger.error('device request failed', { path: r.url.slice(0, 120), error: (err as Error).message });
+    send(res, 500, toErrorBody(new AppError(500, 'internal', 'the collector could not process the request; it was not stored')));
+  }
+
+  /** Answers before the body is read, and closes the connection: the unread body is never buffered. */
+  function refuseEarly(res: ServerResponse, head: Head, err: unknown): void {
+    res.setHeader('connection', 'close');
+    fail(res, head, err);
+  }
+
   return function handle(req: IncomingMessage, res: ServerResponse): void {
+    const head: Head = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers };
+    let device: DeviceAuth | undefined;
+    try {
+      device = admit(head);
+    } catch (e) {
+      return refuseEarly(res, head, e);
+    }
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooBig = false;
+    let refused = false;
+    const stop = (err: AppError) => {
+      refused = true;
+      chunks.length = 0;
+      refuseEarly(res, head, err);
+    };
     req.on('data', (c: Buffer) => {
+      if (refused) return;
       size += c.length;
-      if (size > deps.limits.maxBodyBytes) {
-        if (!tooBig) {
-          tooBig = true;
-          res.setHeader('connection', 'close');
-          send(res, 413, toErrorBody(new AppError(413, 'body_too_large', `the body exceeds ${deps.limits.maxBodyBytes} bytes`)));
-        }
-        return;
+      if (size > deps.limits.maxBodyBytes) return stop(new AppError(413, 'body_too_large', `the body exceeds ${deps.limits.maxBodyBytes} bytes`));
+      // Bytes held across all connections are bounded: a flood of unfinished bodies meets a 503, not the heap limit.
+      if (!deps.budget.take(c.length)) {
+        size -= c.length;
+        return stop(new AppError(503, 'collector_busy', 'the collector is holding as many request bodies as it may (http.maxBufferedBytes); retry later'));
       }
       chunks.push(c);
     });
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      deps.budget.release(size);
+    };
+    req.on('close', release);
     req.on('end', () => {
-      if (tooBig) return;
-      const r: Req = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks) };
-      route(r).then(
-        (out) => send(res, out.status, out.body, out.signFor),
-        (err: unknown) => {
-          if (err instanceof AppError) {
-            if (err.status === 503) res.setHeader('retry-after', '30');
-            return send(res, err.status, toErrorBody(err));
-          }
-          const code = String((err as { code?: unknown }).code ?? '');
-          if (code.startsWith('SQLITE_')) {
-            // Disk full, I/O error: nothing was committed. 503 tells the device to keep the report and retry.
-            deps.logger.error('device request not stored', { path: r.url.slice(0, 120), error: code });
-            res.setHeader('retry-after', '30');
-            return send(res, 503, toErrorBody(new AppError(503, 'storage_unavailable', `the collector could not store the request (${code}); it was not stored, retry later`)));
-          }
-          deps.logger.error('device request failed', { path: r.url.slice(0, 120), error: (err as Error).message });
-          send(res, 500, toErrorBody(new AppError(500, 'internal', 'the collector could not process the request; it was not stored')));
-        },
-      );
+      if (refused) return;
+      const r: Req = { ...head, body: Buffer.concat(chunks), device };
+      chunks.length = 0;
+      release();
+      route(r).then((out) => send(res, out.status, out.body, out.signFor), (err: unknown) => fail(res, r, err));
     });
     req.on('error', () => res.destroy());
   };
