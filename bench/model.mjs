@@ -16,5 +16,6 @@ const r = spawnSync(
   { cwd: root, stdio: 'inherit', env: { ...process.env, MODEL_RUNS: runs } },
 );
 const seconds = (Date.now() - started) / 1000;
-console.log(`model: ${runs} programs per seed, ${seconds.toFixed(1)} s in all, ${r.status === 0 ? 'every invariant held' : 'FAILED (seed and counterexample above)'}`);
+const what = process.env.MODEL_SEED ? `seed ${process.env.MODEL_SEED} replayed` : `${runs} programs per seed`;
+console.log(`model: ${what}, ${seconds.toFixed(1)} s in all, ${r.status === 0 ? 'every invariant held' : 'FAILED (seed and counterexample above)'}`);
 process.exit(r.status ?? 1);
