@@ -113,7 +113,7 @@ export function lifecycleViolations(db: Db): string[] {
   const rows = db
     .prepare(
       `SELECT d.id, d.status,
-         (SELECT e.type FROM events e WHERE e.subject = d.id AND e.type IN ('device.deregistered', 'device.re_registered') ORDER BY e.id DESC LIMIT 1) AS last
+         (SELECT e.type FROM events e WHERE e.subject = d.id AND e.type IN ('device.deregistered', 'device.re_registered', 'device.rekeyed') ORDER BY e.id DESC LIMIT 1) AS last
        FROM devices d`,
     )
     .all() as { id: string; status: string; last: string | null }[];
