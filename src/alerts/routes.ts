@@ -1,3 +1,4 @@
+import { staleEvaluation } from '../devices/staleness.js';
 import { z } from 'zod';
 import { route } from '../http/route.js';
 import { pageQuery } from '../http/paging.js';
@@ -20,8 +21,10 @@ export const alertRoutes = [
   }),
   route({
     method: 'post', path: '/alerts/evaluate', summary: 'Evaluate every alert condition now', permission: 'operate',
-    handler: ({ services }) => {
+    handler: async ({ services }) => {
       services.evaluateAlerts();
+      // On a large store the device evaluation goes on in slices: the answer waits for it.
+      await staleEvaluation(services.devices.repo);
       return services.alerts.list({ open: true, limit: 1000 });
     },
   }),
