@@ -165,10 +165,9 @@ export class DeviceService {
    * settling when the last is done.
    */
   evaluate(): Promise<{ staled: number }> {
-    this.db.transaction(() => this.alerts.reconcile('rekey_pending', this.repo.pendingRekeys().map(rekeyAlert)))();
     return evaluateStaleness({
       db: this.db, clock: this.clock, events: this.events, alerts: this.alerts, licenses: this.licenses, repo: this.repo,
-      staleAfterDays: this.staleAfterDays, reportingIntervalDays: this.reportingIntervalDays(),
+      staleAfterDays: this.staleAfterDays, reportingIntervalDays: this.reportingIntervalDays(), rekeyAlert,
     });
   }
 
