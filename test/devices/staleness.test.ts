@@ -91,7 +91,10 @@ describe('stale evaluation over many devices', () => {
       seen.push(n);
       if (n > 0 && n < N) reportsMidway.push(mine.get(d.deviceId) as number);
       if (running) setImmediate(sample);
+      else sampled();
     };
+    let sampled!: () => void;
+    const samplerDone = new Promise<void>((r) => (sampled = r));
     const job = h.services.devices.evaluate().finally(() => (running = false));
     setImmediate(sample);
     const load = (async () => {
@@ -99,6 +102,7 @@ describe('stale evaluation over many devices', () => {
     })();
     expect((await job).staled).toBe(N);
     await load;
+    await samplerDone; // its last read is done before the store closes
     const midway = [...new Set(seen.filter((n) => n > 0 && n < N))];
     expect(midway.length).toBeGreaterThanOrEqual(10);
     expect(Math.max(...reportsMidway)).toBeGreaterThan(0);

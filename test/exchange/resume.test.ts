@@ -136,7 +136,10 @@ describe('a response import of 50,000 ACKs while devices report', () => {
       seen.push(a);
       if (a > 0 && a < N) reportsCommittedMidway.push(mine.get(d.deviceId) as number);
       if (running) setImmediate(sample);
+      else sampled();
     };
+    let sampled!: () => void;
+    const samplerDone = new Promise<void>((r) => (sampled = r));
     const job = importer.import(file, { force: false, actor: 'test' }).finally(() => (running = false));
     setImmediate(sample);
     let sent = 0;
@@ -148,6 +151,7 @@ describe('a response import of 50,000 ACKs while devices report', () => {
     })();
     const r = await job;
     await load;
+    await samplerDone; // its last read is done before the store closes
     expect(r.acks.accepted).toBe(N);
     const midway = [...new Set(seen.filter((a) => a > 0 && a < N))];
     expect(midway.length).toBeGreaterThanOrEqual(N / 2_000 / 2);
