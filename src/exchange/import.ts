@@ -210,7 +210,10 @@ export class ImportService {
             return true;
           }
           line++;
-          if (line < p.line) continue; // committed by an earlier, interrupted import
+          if (line < p.line) {
+            rows++; // committed by an earlier, interrupted import: read past, within the slice's bound
+            continue;
+          }
           cur = next.value;
           if (line > p.line) (p.line = line), (p.nextRef = 0);
         }

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TAG } from '../helpers/harness.js';
+import { TAG, TAG2 } from '../helpers/harness.js';
 import { startSite, type Site } from '../helpers/exchange.js';
 
 let s: Site;
@@ -8,10 +8,9 @@ beforeEach(async () => {
 });
 afterEach(() => s.close());
 
-const TAG_JSON = JSON.stringify([TAG]);
 
 /** Pending reports written straight into the store, as ingest leaves them: a large response without sending each. */
-function seedReports(n: number, devices = 100): void {
+function seedReports(n: number, tagOf: (k: number) => string, devices = 100): void {
   const db = s.h.services.db;
   const va = s.h.defaultVa;
   const now = Date.now();
@@ -30,8 +29,9 @@ function seedReports(n: number, devices = 100): void {
     }
     for (let k = 0; k < n; k++) {
       const t = 1_790_000_000 + k;
-      const body = JSON.stringify({ reportId: `r${k}`, seq: k, generatedAt: t, measurements: [{ tag: TAG, count: 1, start: t - 3600, end: t }] });
-      const pk = rep.run(`dev_seed${k % devices}`, `r${k}`, k, t * 1000, now - 1000, String(k).padStart(64, '0'), body, TAG_JSON).lastInsertRowid;
+      const tag = tagOf(k);
+      const body = JSON.stringify({ reportId: `r${k}`, seq: k, generatedAt: t, measurements: [{ tag, count: 1, start: t - 3600, end: t }] });
+      const pk = rep.run(`dev_seed${k % devices}`, `r${k}`, k, t * 1000, now - 1000, String(k).padStart(64, '0'), body, JSON.stringify([tag])).lastInsertRowid;
       pend.run(pk, now - 1000);
     }
   })();
@@ -40,11 +40,12 @@ function seedReports(n: number, devices = 100): void {
 const buy = (quantity: number) =>
   s.up.service.addEntitlement({ account: 'ACME', va: 'Default', tag: TAG, displayName: 'DNA', kind: 'subscription', quantity, startsAt: Date.now() - 86_400_000, endsAt: Date.now() + 365 * 86_400_000 });
 
-async function response(n: number): Promise<string> {
-  seedReports(n);
+/** A response to n reports; those of a tag the upstream does not know are rejected. */
+async function response(n: number, tagOf: (k: number) => string = () => TAG): Promise<string> {
+  seedReports(n, tagOf);
   buy(7);
   const processed = await s.up.process((await s.exportNow()).file);
-  expect(processed.reports.accepted).toBe(n);
+  expect(processed.reports.accepted + processed.reports.rejected).toBe(n);
   return processed.responseFile;
 }
 
@@ -54,7 +55,9 @@ const imported = () => count("SELECT count(*) FROM events WHERE type = 'exchange
 describe('a response import interrupted while its ACKs are applied', () => {
   it('then nothing of its snapshot or marks is applied, another response waits, and importing it again completes it once', async () => {
     const N = 12_000;
-    const file = await response(N);
+    // Every third report is of a tag the upstream does not know: runs of 2 accepted, 1 rejected,
+    // so the ACKs are thousands of lines and the interruption falls in the middle of them.
+    const file = await response(N, (k) => (k % 3 === 2 ? TAG2 : TAG));
     const importer = s.h.services.exchange.importer;
     importer.ackSliceRows = 1_000;
     // The disk fails part-way: the 7,500th pending report cannot be written.
@@ -84,14 +87,18 @@ describe('a response import interrupted while its ACKs are applied', () => {
     // The same file again: resumed where the committed slices end, not refused as a replay.
     const done = await s.importFile(file);
     expect(done.status).toBe(200);
-    expect(done.body).toMatchObject({ status: 'applied', resumed: true, acks: { accepted: N, rejected: 0, stale: 0 }, entitlements: { applied: 1 }, policy: 'applied' });
+    expect(done.body).toMatchObject({ status: 'applied', resumed: true, acks: { accepted: (N / 3) * 2, rejected: N / 3, stale: 0 }, entitlements: { applied: 1 }, policy: 'applied' });
+    const rejected = (await s.h.api.get('/api/v1/alerts?kind=report_rejected')).body.items;
+    expect(rejected).toHaveLength(1);
+    expect(rejected[0].details.count).toBe(N / 3);
+    expect(count("SELECT count(*) FROM report_acks WHERE status = 'rejected'")).toBe(N / 3);
     expect(count('SELECT count(*) FROM report_acks')).toBe(N);
     expect(count('SELECT count(*) FROM report_pending')).toBe(0);
     expect(count('SELECT count(*) FROM entitlements')).toBe(1);
     expect(s.h.services.exchange.state.responseHwm).toBe(1);
     expect(imported()).toBe(1);
     const ev = (await s.h.api.get('/api/v1/events?type=exchange.imported')).body.items[0];
-    expect(ev.details).toMatchObject({ acks: { accepted: N }, resumed: true });
+    expect(ev.details).toMatchObject({ acks: { accepted: (N / 3) * 2, rejected: N / 3 }, resumed: true });
     expect((await s.importFile(file)).body.status).toBe('already_imported');
 
     // Now the other one may go; its reports were all settled already.
