@@ -5,6 +5,7 @@ import type { AlertService, AlertSpec } from '../alerts/service.js';
 import type { LicenseService } from '../licenses/service.js';
 import type { UsageKey } from '../licenses/ledger.js';
 import type { DeviceRepository, DeviceRow } from './repository.js';
+import { Pacer } from '../shared/pacer.js';
 
 export interface StalenessDeps {
   db: Db;
@@ -28,9 +29,6 @@ const SCAN_WINDOW = 10_000;
 const STALE_PER_SLICE = 500;
 /** Alerts of a past evaluation one slice clears (per-device alerts of earlier versions at first). */
 const CLEAR_PER_SLICE = 5_000;
-
-/** Lets the event loop run; false if the store was closed meanwhile (shutdown): the evaluation stops there. */
-const nextTurnOpen = (db: Db) => new Promise<boolean>((r) => setImmediate(() => r(db.open)));
 
 /** The statements of an evaluation: set-based, each bounded by a window of rowids and a limit. */
 class StaleDevices {
@@ -91,9 +89,9 @@ export function staleEvaluation(repo: DeviceRepository): Promise<{ staled: numbe
  * Set-based and sliced, so a million devices never hold the event loop: each slice marks at
  * most a bounded number of devices within a window of rows, and in the same transaction takes
  * exactly their usage out of their VAs' counters by an SQL aggregate (the marking is
- * conditional on `active`, so a device is released once). The event loop runs between slices;
- * a small store is evaluated in one go, before this returns. One evaluation runs at a time:
- * a call while one is under way gets that one.
+ * conditional on `active`, so a device is released once). The event loop runs between
+ * slices, paced (see Pacer); a small store is evaluated in one go, before this returns. One
+ * evaluation runs at a time: a call while one is under way gets that one.
  *
  * Alerts are one per VA, not one per device: at a million devices a per-device alert is a
  * million rows an operator cannot read, each written in turn. The VA's alert says how many
@@ -109,6 +107,13 @@ export function evaluateStaleness(d: StalenessDeps): Promise<{ staled: number }>
 
 async function evaluate(d: StalenessDeps): Promise<{ staled: number }> {
   const q = new StaleDevices(d.db);
+  const pacer = new Pacer();
+  // Lets the event loop (and the disk) serve devices; false if the store was closed meanwhile
+  // (shutdown): the evaluation stops there.
+  const nextTurnOpen = async () => {
+    await pacer.pause();
+    return d.db.open;
+  };
   const now = d.clock.now();
   const staleBefore = now - d.staleAfterDays * DAY_MS;
   const silentBefore = now - d.reportingIntervalDays * DAY_MS;
@@ -130,7 +135,7 @@ async function evaluate(d: StalenessDeps): Promise<{ staled: number }> {
     const { n, last } = markSlice(lo, hi);
     staled += n;
     lo = last;
-    if (lo < top && !(await nextTurnOpen(d.db))) return { staled };
+    if (lo < top && !(await nextTurnOpen())) return { staled };
   }
 
   const byVa = new Map<string, VaCount>();
@@ -148,7 +153,7 @@ async function evaluate(d: StalenessDeps): Promise<{ staled: number }> {
       if (r.silent) c.silentSince = earliest(c.silentSince, r.silent_since);
       byVa.set(r.va_id, c);
     }
-    if (lo + SCAN_WINDOW < top && !(await nextTurnOpen(d.db))) return { staled };
+    if (lo + SCAN_WINDOW < top && !(await nextTurnOpen())) return { staled };
   }
 
   const names = new Map((q.vaNames.all() as { id: string; name: string }[]).map((v) => [v.id, v.name]));
@@ -179,7 +184,7 @@ async function evaluate(d: StalenessDeps): Promise<{ staled: number }> {
     })();
     const keep = specs.map((a) => a.subject);
     while (d.db.transaction(() => d.alerts.clearOthers(kind, keep, CLEAR_PER_SLICE))() === CLEAR_PER_SLICE) {
-      if (!(await nextTurnOpen(d.db))) return { staled };
+      if (!(await nextTurnOpen())) return { staled };
     }
   }
   return { staled };

@@ -1,4 +1,5 @@
 import { sha256hex } from '../shared/hash.js';
+import { Pacer } from '../shared/pacer.js';
 import { toIso, type Clock } from '../shared/clock.js';
 import type { Db } from '../store/open.js';
 import { EventRepository, type EventFilter, type EventRow } from './repository.js';
@@ -61,12 +62,12 @@ export class EventService {
   /**
    * Recomputes the chain up to `upTo` (the head when the check starts: events appended while
    * it runs are checked next time); returns the id of the first event that does not match, or
-   * null. Reads a slice of rows at a time and lets the event loop run between slices, so a
-   * million events never hold device replies.
+   * null. Reads a slice of rows at a time, paced, so a million events never hold device replies.
    */
   async verifyChain(upTo = this.head().id, sliceRows = 5_000): Promise<number | null> {
     let prev = GENESIS;
     let after = 0;
+    const pacer = new Pacer();
     while (after < upTo) {
       const rows = this.repo.slice(after, upTo, sliceRows);
       if (!rows.length) break;
@@ -75,7 +76,7 @@ export class EventService {
         prev = r.hash;
       }
       after = rows[rows.length - 1]!.id;
-      if (after < upTo) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (after < upTo) await pacer.pause();
     }
     return null;
   }

@@ -21,6 +21,7 @@ import { parseStrictJson } from './strict-json.js';
 import { checkRotation } from './rotation.js';
 import { ImportProgressStore, type ImportProgress } from './import-progress.js';
 import { conflict } from '../shared/errors.js';
+import { Pacer } from '../shared/pacer.js';
 
 export interface ImportResult {
   status: 'applied' | 'already_imported';
@@ -56,9 +57,6 @@ const lineSchema = z.strictObject({
 const snapshotSchema = z.strictObject({ vaId: z.string().min(1), vaName: z.string().min(1).max(100), version: z.number().int().positive(), lines: z.array(lineSchema) });
 const policySchema = z.strictObject({ version: z.number().int().positive(), reportingIntervalDays: z.number().int().positive(), ackDueDays: z.number().int().positive() });
 const vaConfirmationSchema = z.strictObject({ vaId: z.string().min(1), name: z.string().min(1).max(100), status: z.enum(['confirmed', 'refused']), reason: z.string().nullable() });
-
-/** Resolves on the event loop's next turn, so the requests waiting meanwhile are answered. */
-const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
 type Ack = z.infer<typeof ackSchema>;
 
@@ -173,7 +171,8 @@ export class ImportService {
    */
   private async readAll(work: string, m: Manifest, ackOnly: boolean) {
     let n = 0;
-    for (const _ of this.records(work, m, PAYLOAD.acks, ackSchema)) if (++n % this.ackSliceRows === 0) await nextTurn();
+    const pacer = new Pacer();
+    for (const _ of this.records(work, m, PAYLOAD.acks, ackSchema)) if (++n % this.ackSliceRows === 0) await pacer.pause();
     return {
       snapshots: ackOnly ? [] : [...this.records(work, m, PAYLOAD.entitlements, snapshotSchema)],
       policies: ackOnly ? [] : [...this.records(work, m, PAYLOAD.policy, policySchema)],
@@ -234,7 +233,8 @@ export class ImportService {
       this.progress.put(p);
       return false;
     });
-    while (!slice(this.ackSliceRows)) await nextTurn();
+    const pacer = new Pacer();
+    while (!slice(this.ackSliceRows)) await pacer.pause();
   }
 
   /** The last transaction: the rest of the response, the marks raised, the progress gone. */
