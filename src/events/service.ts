@@ -64,7 +64,7 @@ export class EventService {
    * it runs are checked next time); returns the id of the first event that does not match, or
    * null. Reads a slice of rows at a time, paced, so a million events never hold device replies.
    */
-  async verifyChain(upTo = this.head().id, sliceRows = 5_000): Promise<number | null> {
+  async verifyChain(upTo = this.head().id, sliceRows = 2_000): Promise<number | null> {
     let prev = GENESIS;
     let after = 0;
     const pacer = new Pacer();
