@@ -1,20 +1,22 @@
 // npm run bench:bundle: the disconnected exchange at scale. Seeds a collector database with
 // 100,000 devices and 3,000,000 unacknowledged reports, then times export (at 300k and at 3M
-// reports, each alone and again while devices report, with the ingest p99 during it), bundle
-// verify, upstream process and the import of the response, printing seconds, records per
-// second, size and peak RSS of each. Everything runs on 127.0.0.1 under a temporary folder.
-// BENCH_REPORTS scales it down; BENCH_LOAD_RATE sets the device load (reports/s, 0: flat out).
+// reports, each alone and again while devices report), bundle verify, upstream process and the
+// import of the response, printing seconds, records per second, size and peak RSS of each.
+// Then the jobs a running collector does while devices report: the import of the response,
+// the stale evaluation of the 100,000 devices gone silent, and `events verify` over 1,000,000
+// events. For every job run in the server it prints the device ingest p99 and the longest
+// stall of the server's event loop as a steady probe request sees it.
+// Everything runs on 127.0.0.1 under a temporary folder. BENCH_REPORTS scales it down;
+// BENCH_EVENTS sets the trail's length; BENCH_LOAD_RATE the device load (reports/s, 0: flat out).
 import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { Pool } from 'undici';
-import { CLI, fmt, percentile, start, stop } from './lib.mjs';
+import { CLI, fmt, probeStalls, registerLoadDevices, reportLoad, start, stop } from './lib.mjs';
 import { loadConfig } from '../dist/config/load.js';
 import { buildServices } from '../dist/main.js';
 import { createLogger } from '../dist/shared/logger.js';
-import { generateKeyPair, privateKeyObject } from '../dist/shared/ed25519.js';
-import { signRequest, HEADER } from '../dist/device-api/signing.js';
 
 const REPORTS = Number(process.env.BENCH_REPORTS ?? 3_000_000);
 const DEVICES = Math.floor(Math.min(100_000, Math.max(1000, REPORTS / 30)));
@@ -26,6 +28,8 @@ const root = mkdtempSync(join(tmpdir(), 'outpost-bench-bundle-'));
 const env = {
   OUTPOST_DATA_DIR: join(root, 'data'), OUTPOST_EXCHANGE_BUNDLE_DIR: join(root, 'bundles'), OUTPOST_UPSTREAM_DATA_DIR: join(root, 'upstream'),
   OUTPOST_HTTP_PORT: '0', OUTPOST_LOG_LEVEL: 'warn',
+  // The scheduled evaluation stays out of the way: the bench starts the one it times.
+  OUTPOST_ALERTS_EVALUATE_CRON: '0 0 1 1 *',
 };
 const results = [];
 const row = (step, seconds, records, extra) => {
@@ -95,70 +99,69 @@ await run(['upstream', 'entitlements', 'add', '--account', 'Bench', '--va', 'Def
 // machine measures the contention for cores between the load generator, ingest and the export).
 const LOAD_RATE = Number(process.env.BENCH_LOAD_RATE ?? 500);
 
-async function exportInServer(label, withLoad) {
+/**
+ * Starts the server, optionally with devices reporting at LOAD_RATE, runs `job(url)` and
+ * returns what it returned with its time, the server's RSS, the ingest p99 and the longest
+ * event-loop stall (a probe request every 5 ms) while it ran.
+ */
+async function inServer(label, withLoad, job, before = async () => {}) {
   const server = await start(process.execPath, [CLI, 'serve'], { ...env, OUTPOST_LOG_LEVEL: 'info' }, /"url":"http:\/\/127\.0\.0\.1:(\d+)"/);
   const url = `http://127.0.0.1:${server.match[1]}`;
   const pool = new Pool(url, { connections: 16 });
-  let stopLoad = false;
-  const lat = [];
-  let load = [];
+  let load = null;
   if (withLoad) {
-    const collector = JSON.parse(await (await pool.request({ path: '/device/v1/collector', method: 'GET' })).body.text());
     const token = (await run(['token', 'create', '--description', 'load', '--uses', '16'])).json.secret;
-    const devices = [];
-    for (let i = 0; i < 16; i++) {
-      const kp = generateKeyPair();
-      const key = privateKeyObject(kp.seed);
-      const body = JSON.stringify({ token, udi: { pid: 'LOAD', serial: `${label}-${i}` }, publicKey: kp.publicKey.toString('base64') });
-      const ts = String(Math.floor(Date.now() / 1000));
-      const r = await pool.request({ path: '/device/v1/register', method: 'POST', body, headers: { [HEADER.timestamp]: ts, [HEADER.signature]: signRequest(key, { method: 'POST', path: '/device/v1/register', collectorId: collector.collectorId, deviceId: '-', timestamp: ts, body }) } });
-      devices.push({ id: JSON.parse(await r.body.text()).deviceId, key });
-    }
-    // Each connection sends on a fixed schedule; latency counts from the scheduled time, so a
-    // stall shows in full rather than hiding behind the requests it delayed.
-    const interval = LOAD_RATE > 0 ? (1000 * devices.length) / LOAD_RATE : 0;
-    load = devices.map(async (d, w) => {
-      let due = performance.now() + (interval * w) / devices.length;
-      for (let n = 0; !stopLoad; n++) {
-        if (interval) {
-          const wait = due - performance.now();
-          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        } else due = performance.now();
-        const now = Math.floor(Date.now() / 1000);
-        const body = JSON.stringify({ reportId: `${label}-${w}-${n}`, seq: n, generatedAt: now, measurements: [{ tag: TAG, count: 1, start: now - 60, end: now }] });
-        const ts = String(now);
-        const r = await pool.request({ path: '/device/v1/report', method: 'POST', body, headers: { [HEADER.device]: d.id, [HEADER.timestamp]: ts, [HEADER.signature]: signRequest(d.key, { method: 'POST', path: '/device/v1/report', collectorId: collector.collectorId, deviceId: d.id, timestamp: ts, body }) } });
-        await r.body.text();
-        lat.push(performance.now() - due);
-        due += interval;
-      }
-    });
+    load = reportLoad(pool, await registerLoadDevices(pool, token, 16, label), LOAD_RATE, label, TAG);
   }
   const pid = server.proc.pid;
   const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
   await new Promise((r) => setTimeout(r, 1000));
-  const before = rss();
-  let peak = before;
+  await before();
+  const rssBefore = rss();
+  let peak = rssBefore;
   const sampler = setInterval(() => (peak = Math.max(peak, rss())), 50);
-  lat.length = 0;
-  const exp = await run(['export', '--period', '2026-11']);
-  stopLoad = true;
-  await Promise.all(load);
+  const probe = probeStalls(url);
+  load?.reset();
+  const t0 = performance.now();
+  const out = await job(url);
+  const seconds = (performance.now() - t0) / 1000;
+  const stalls = await probe.stop();
+  const ingest = load ? await load.stop() : { p99: NaN, reports: 0 };
   clearInterval(sampler);
   await pool.close();
   await stop(server.proc);
-  lat.sort((a, b) => a - b);
-  return { ...exp.json, seconds: exp.seconds, rssBefore: before, peakRss: peak, ingestP99: percentile(lat, 99), ingestRequests: lat.length };
+  return { out, seconds, rssBefore, peakRss: peak, ingestP99: ingest.p99, ingestRequests: ingest.reports, stallMs: stalls.longestStallMs };
 }
+
+async function exportInServer(label, withLoad) {
+  const r = await inServer(label, withLoad, () => run(['export', '--period', '2026-11']));
+  return { ...r.out.json, ...r };
+}
+
+/** An operator API call over loopback, as the job a bench step times in the server. */
+async function call(url, method, path) {
+  const pool = new Pool(url, { connections: 1 });
+  const r = await pool.request({ path, method, headers: { 'content-type': 'application/json' }, ...(method === 'POST' ? { body: '{}' } : {}) });
+  const body = JSON.parse(await r.body.text());
+  await pool.close();
+  if (r.statusCode !== 200) throw new Error(`${method} ${path}: ${r.statusCode} ${JSON.stringify(body)}`);
+  return body;
+}
+
+const during = (r) => `ingest p99 ${fmt(r.ingestP99, 1)} ms over ${fmt(r.ingestRequests)} reports, longest stall ${fmt(r.stallMs)} ms`;
 
 const loadText = LOAD_RATE > 0 ? `${fmt(LOAD_RATE)} reports/s` : 'as fast as 16 connections go';
 async function exportBoth(label) {
   const alone = await exportInServer(label, false);
-  row(`export ${fmt(alone.reports)} reports`, alone.seconds, alone.reports, { note: `${fmt(alone.bytes / 1e6, 1)} MB bundle, server RSS ${fmt(alone.rssBefore)} MB before, peak ${fmt(alone.peakRss)} MB` });
+  row(`export ${fmt(alone.reports)} reports`, alone.seconds, alone.reports, { note: `${fmt(alone.bytes / 1e6, 1)} MB bundle, server RSS ${fmt(alone.rssBefore)} MB before, peak ${fmt(alone.peakRss)} MB, longest stall ${fmt(alone.stallMs)} ms` });
   const loaded = await exportInServer(label, true);
-  row(`  under load (${loadText})`, loaded.seconds, loaded.reports, { note: `ingest p99 ${fmt(loaded.ingestP99, 1)} ms over ${fmt(loaded.ingestRequests)} reports, server RSS ${fmt(loaded.rssBefore)} MB before, peak ${fmt(loaded.peakRss)} MB` });
+  row(`  under load (${loadText})`, loaded.seconds, loaded.reports, { note: `${during(loaded)}, server RSS ${fmt(loaded.rssBefore)} MB before, peak ${fmt(loaded.peakRss)} MB` });
   return { alone, loaded };
 }
+
+// What the machine gives with no job at all: the floor under every figure below.
+const idle = await inServer('idle', true, () => new Promise((r) => setTimeout(r, 3000)));
+console.log(`${'baseline, no job'.padEnd(28)} ${fmt(idle.seconds, 1).padStart(6)} s  ${''.padStart(10)}            ${during(idle)}`);
 
 const small = await exportBoth('a');
 
@@ -174,8 +177,37 @@ const ver = await run(['bundle', 'verify', big.file, '--key', keyFile]);
 row('bundle verify', ver.seconds, big.reports, { note: `peak RSS ${fmt(ver.rssMb)} MB` });
 const proc = await run(['upstream', 'process', big.file]);
 row('upstream process', proc.seconds, big.reports, { note: `peak RSS ${fmt(proc.rssMb)} MB, response ${fmt(statSync(proc.json.responseFile).size / 1e6, 1)} MB, ${fmt(proc.json.reports.accepted)} accepted` });
-const imp = await run(['import', proc.json.responseFile]);
-row('import response', imp.seconds, imp.json.acks.accepted, { note: `peak RSS ${fmt(imp.rssMb)} MB, ${fmt(imp.json.acks.accepted)} ACKs applied` });
+const imp = await inServer('imp', true, () => run(['import', proc.json.responseFile]));
+row('import response, in server', imp.seconds, imp.out.json.acks.accepted, { note: `${fmt(imp.out.json.acks.accepted)} ACKs applied; ${during(imp)}` });
+
+// 6. Stale evaluation: every seeded device goes silent past the stale age 15 s after the server
+// starts, so that the evaluation the server runs at start finds none and the timed one all.
+const STALE_AGE = 90 * 86_400_000;
+const crossing = Date.now() + 15_000;
+{
+  const s = buildServices(loadConfig({ env: {}, overrides: { dataDir: env.OUTPOST_DATA_DIR, exchange: { bundleDir: env.OUTPOST_EXCHANGE_BUNDLE_DIR } } }), { logger: createLogger('error', true) });
+  s.db.prepare("UPDATE devices SET last_seen_at = ? WHERE id LIKE 'dev_bench%'").run(crossing - STALE_AGE);
+  s.db.close();
+}
+const untilCrossed = () => new Promise((r) => setTimeout(r, Math.max(0, crossing + 1000 - Date.now())));
+const stale = await inServer('stale', true, (url) => call(url, 'POST', '/api/v1/alerts/evaluate'), untilCrossed);
+row('stale evaluation, in server', stale.seconds, DEVICES, { note: `${fmt(stale.out.items.filter((a) => a.kind === 'device_stale').reduce((n, a) => n + a.details.devices, 0))} devices staled; ${during(stale)}` });
+
+// 7. events verify over a long trail.
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
+{
+  t0 = performance.now();
+  const s = buildServices(loadConfig({ env: {}, overrides: { dataDir: env.OUTPOST_DATA_DIR, exchange: { bundleDir: env.OUTPOST_EXCHANGE_BUNDLE_DIR } } }), { logger: createLogger('error', true) });
+  const have = s.db.prepare('SELECT count(*) FROM events').pluck().get();
+  s.db.transaction(() => {
+    for (let i = have; i < EVENTS; i++) s.events.append('bench.filler', 'bench', `s${i}`, null, { i });
+  })();
+  s.db.close();
+  console.log(`seeded the trail to ${fmt(EVENTS)} events in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+}
+const ev = await inServer('events', true, (url) => call(url, 'GET', '/api/v1/events/verify'));
+if (!ev.out.intact) throw new Error('the seeded trail does not verify');
+row('events verify, in server', ev.seconds, ev.out.head.id, { note: during(ev) });
 
 console.log('');
 console.log(`export, server peak RSS at ${fmt(small.alone.reports)} reports: ${fmt(small.alone.peakRss)} MB; at ${fmt(big.reports)}: ${fmt(big.peakRss)} MB`);

@@ -2,6 +2,9 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import { generateKeyPair, privateKeyObject } from '../dist/shared/ed25519.js';
+import { signRequest, HEADER } from '../dist/device-api/signing.js';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
 export const CLI = `${root}dist/cli/main.js`;
@@ -87,3 +90,88 @@ export async function drive({ workers, seconds, once }) {
 }
 
 export const fmt = (n, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+
+/**
+ * A steady probe: one cheap request (`GET /healthz`) at a time on its own connection, a new
+ * one every `everyMs`. While the server's event loop is blocked the probe in flight waits, so
+ * the longest probe answer is the longest stall a client sees (measured outside the server:
+ * the product carries no instrument for it). Returns stop(), which resolves to the figures.
+ */
+export function probeStalls(url, everyMs = 5) {
+  const pool = new Pool(url, { connections: 1 });
+  let stopped = false;
+  const lat = [];
+  const loop = (async () => {
+    while (!stopped) {
+      const t0 = performance.now();
+      const r = await pool.request({ path: '/healthz', method: 'GET' });
+      await r.body.text();
+      const ms = performance.now() - t0;
+      lat.push(ms);
+      if (ms < everyMs) await new Promise((res) => setTimeout(res, everyMs - ms));
+    }
+  })();
+  return {
+    reset: () => (lat.length = 0),
+    async stop() {
+      stopped = true;
+      await loop;
+      await pool.close();
+      const sorted = [...lat].sort((a, b) => a - b);
+      return { longestStallMs: sorted[sorted.length - 1] ?? NaN, probeP99: percentile(sorted, 99), probes: sorted.length };
+    },
+  };
+}
+
+/** Registers `n` signing devices (for a paced report load) with one token of enough uses. */
+export async function registerLoadDevices(pool, token, n, label) {
+  const collector = JSON.parse(await (await pool.request({ path: '/device/v1/collector', method: 'GET' })).body.text());
+  const devices = [];
+  for (let i = 0; i < n; i++) {
+    const kp = generateKeyPair();
+    const key = privateKeyObject(kp.seed);
+    const body = JSON.stringify({ token, udi: { pid: 'LOAD', serial: `${label}-${i}` }, publicKey: kp.publicKey.toString('base64') });
+    const ts = String(Math.floor(Date.now() / 1000));
+    const r = await pool.request({ path: '/device/v1/register', method: 'POST', body, headers: { [HEADER.timestamp]: ts, [HEADER.signature]: signRequest(key, { method: 'POST', path: '/device/v1/register', collectorId: collector.collectorId, deviceId: '-', timestamp: ts, body }) } });
+    const answer = JSON.parse(await r.body.text());
+    if (!answer.deviceId) throw new Error(`register: ${r.statusCode} ${JSON.stringify(answer)}`);
+    devices.push({ id: answer.deviceId, key });
+  }
+  return { collectorId: collector.collectorId, devices };
+}
+
+/**
+ * Devices reporting at a paced total `rate` (reports/s; 0: as fast as they go), each on a
+ * fixed schedule: latency counts from the scheduled time, so a stall shows in full rather
+ * than hiding behind the requests it delayed. Returns reset() and stop() → { p99, reports }.
+ */
+export function reportLoad(pool, { collectorId, devices }, rate, label, tag) {
+  let stopped = false;
+  const lat = [];
+  const interval = rate > 0 ? (1000 * devices.length) / rate : 0;
+  const loops = devices.map(async (d, w) => {
+    let due = performance.now() + (interval * w) / devices.length;
+    for (let n = 0; !stopped; n++) {
+      if (interval) {
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      } else due = performance.now();
+      const now = Math.floor(Date.now() / 1000);
+      const body = JSON.stringify({ reportId: `${label}-${w}-${n}-${now}`, seq: n, generatedAt: now, measurements: [{ tag, count: 1, start: now - 60, end: now }] });
+      const ts = String(now);
+      const r = await pool.request({ path: '/device/v1/report', method: 'POST', body, headers: { [HEADER.device]: d.id, [HEADER.timestamp]: ts, [HEADER.signature]: signRequest(d.key, { method: 'POST', path: '/device/v1/report', collectorId, deviceId: d.id, timestamp: ts, body }) } });
+      await r.body.text();
+      lat.push(performance.now() - due);
+      due += interval;
+    }
+  });
+  return {
+    reset: () => (lat.length = 0),
+    async stop() {
+      stopped = true;
+      await Promise.all(loops);
+      const sorted = [...lat].sort((a, b) => a - b);
+      return { p99: percentile(sorted, 99), reports: sorted.length };
+    },
+  };
+}

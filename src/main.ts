@@ -95,12 +95,14 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const services: Services = {
       config, db, identity, logger, systemClock: clock, time, events, refusals, alerts, accounts, tokens, devices, licenses,
       policy, ingest, acks: new AckReader(db), rum, exchange,
-      evaluateAlerts: () => {
+      evaluateAlerts: async () => {
         time.check();
-        devices.evaluate();
+        // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.
+        const devicesDone = devices.evaluate();
         licenses.evaluateAlerts();
         evaluateExpiryAlerts(services, config.alerts.expiryWarningDays * DAY_MS);
         evaluateAckOverdue(services);
+        await devicesDone;
       },
       fatal: (cause) => logger.error('fatal error', { error: cause.message }),
     };

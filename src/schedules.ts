@@ -4,7 +4,8 @@ import type { Logger } from './shared/logger.js';
 export interface Job {
   name: string;
   cron: string;
-  run: () => void;
+  /** A job may return a promise: its failure is logged like a thrown error, and runs never overlap. */
+  run: () => void | Promise<unknown>;
 }
 
 /**
@@ -23,9 +24,9 @@ export class Scheduler {
   start(): void {
     for (const job of this.jobs) {
       this.tasks.push(
-        cron.schedule(job.cron, () => {
+        cron.schedule(job.cron, async () => {
           try {
-            job.run();
+            await job.run();
           } catch (e) {
             this.logger.error('scheduled job failed', { job: job.name, error: (e as Error).message });
           }

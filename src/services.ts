@@ -43,7 +43,7 @@ export interface Services {
   rum: RumImporter;
   exchange: { state: ExchangeState; exporter: ExportService; importer: ImportService; enrollment: EnrollmentService; jobs: ExchangeJobs; rotation: KeyRotationService };
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
-  evaluateAlerts(): void;
+  evaluateAlerts(): Promise<void>;
   /**
    * The collector cannot safely go on (a failed fdatasync: what is on disk is unknown). A running
    * collector logs the cause once, stops with a short grace and exits non-zero, so that the

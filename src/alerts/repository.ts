@@ -40,6 +40,14 @@ export class AlertRepository {
   clear(kind: string, subject: string, at: number): boolean {
     return this.clearStmt.run(at, kind, subject).changes > 0;
   }
+  clearOthers(kind: string, keep: string[], at: number, limit: number): number {
+    return this.db
+      .prepare(
+        `UPDATE alerts SET cleared_at = ? WHERE id IN (
+           SELECT id FROM alerts WHERE kind = ? AND cleared_at IS NULL AND subject NOT IN (SELECT value FROM json_each(?)) LIMIT ?)`,
+      )
+      .run(at, kind, JSON.stringify(keep), limit).changes;
+  }
   openSubjects(kind: string): string[] {
     return (this.db.prepare('SELECT subject FROM alerts WHERE kind = ? AND cleared_at IS NULL').all(kind) as { subject: string }[]).map(
       (r) => r.subject,

@@ -20,8 +20,9 @@ export const alertRoutes = [
   }),
   route({
     method: 'post', path: '/alerts/evaluate', summary: 'Evaluate every alert condition now', permission: 'operate',
-    handler: ({ services }) => {
-      services.evaluateAlerts();
+    handler: async ({ services }) => {
+      // On a large store the device evaluation goes on in slices: the answer waits for it.
+      await services.evaluateAlerts();
       return services.alerts.list({ open: true, limit: 1000 });
     },
   }),

@@ -72,6 +72,14 @@ export class AlertService {
     for (const subject of this.repo.openSubjects(kind)) if (!keep.has(subject)) this.clear(kind, subject);
   }
 
+  /**
+   * Clears up to `limit` open alerts of a kind whose subject is not kept, in one statement;
+   * returns how many. A caller with many to clear repeats it, letting other work run between.
+   */
+  clearOthers(kind: AlertKind, keep: string[], limit: number): number {
+    return this.repo.clearOthers(kind, keep, this.clock.now(), limit);
+  }
+
   list(f: { open?: boolean | undefined; kind?: string | undefined; before?: number | undefined; limit: number }) {
     const rows = this.repo.list(f);
     const last = rows[rows.length - 1];

@@ -1,5 +1,5 @@
 import { newId } from '../shared/ids.js';
-import { DAY_MS, toIso, type Clock } from '../shared/clock.js';
+import { toIso, type Clock } from '../shared/clock.js';
 import { conflict, notFound, unauthorized } from '../shared/errors.js';
 import type { Db } from '../store/open.js';
 import type { EventService } from '../events/service.js';
@@ -7,6 +7,7 @@ import type { AlertService } from '../alerts/service.js';
 import type { AccountService } from '../accounts/service.js';
 import type { TokenService } from '../tokens/service.js';
 import type { LicenseService } from '../licenses/service.js';
+import { evaluateStaleness } from './staleness.js';
 import { DeviceRepository, type DeviceFilter, type DeviceRow, type DeviceStatus, type PendingReason } from './repository.js';
 
 export interface Device {
@@ -184,7 +185,7 @@ export class DeviceService {
       const keys = d.status === 'active' ? this.licenses.ledger.release(d.id, d.va_id) : [];
       this.licenses.ledger.forget(d.id);
       this.repo.update(d.id, { status: 'deregistered', pending_public_key: null, pending_since: null });
-      for (const kind of ['rekey_pending', 'device_silent', 'device_stale'] as const) this.alerts.clear(kind, d.id);
+      this.alerts.clear('rekey_pending', d.id); // stale and silent alerts are per VA, reconciled by the evaluation
       this.licenses.refreshAlerts(keys);
       this.events.append('device.deregistered', actor, d.id, d.va_id, { udi: udiText(d) });
       return this.get(d.id);
@@ -193,41 +194,15 @@ export class DeviceService {
 
   /**
    * Scheduled: devices silent past the stale age are marked stale and release their licenses;
-   * devices silent past the policy's reporting interval raise a "silent" alert.
+   * devices silent past the policy's reporting interval raise a "silent" alert (see staleness.ts).
+   * A small store is evaluated before this returns; a large one in slices, the promise
+   * settling when the last is done.
    */
-  evaluate(): { staled: number } {
-    return this.db.transaction(() => {
-      const now = this.clock.now();
-      const stale = this.repo.silentSince(now - this.staleAfterDays * DAY_MS);
-      for (const d of stale) {
-        const keys = this.licenses.ledger.release(d.id, d.va_id);
-        this.repo.update(d.id, { status: 'stale' });
-        this.licenses.refreshAlerts(keys);
-        this.events.append('device.stale', 'system', d.id, d.va_id, { lastSeenAt: toIso(d.last_seen_at) });
-      }
-      const staleRows = this.repo.list({ status: 'stale', limit: 1_000_000 });
-      this.alerts.reconcile(
-        'device_stale',
-        staleRows.map((d) => ({
-          subject: d.id,
-          severity: 'warning' as const,
-          message: `device ${udiText(d)} has been silent since ${toIso(d.last_seen_at ?? d.registered_at)} and no longer counts`,
-          details: { vaId: d.va_id, lastSeenAt: toIso(d.last_seen_at) },
-        })),
-      );
-      const silent = this.repo.silentSince(now - this.reportingIntervalDays() * DAY_MS);
-      this.alerts.reconcile(
-        'device_silent',
-        silent.map((d) => ({
-          subject: d.id,
-          severity: 'warning' as const,
-          message: `device ${udiText(d)} has not reported within the ${this.reportingIntervalDays()}-day reporting interval`,
-          details: { vaId: d.va_id, lastSeenAt: toIso(d.last_seen_at ?? d.registered_at) },
-        })),
-      );
-      this.alerts.reconcile('rekey_pending', this.repo.pendingRekeys().map(rekeyAlert));
-      return { staled: stale.length };
-    })();
+  evaluate(): Promise<{ staled: number }> {
+    return evaluateStaleness({
+      db: this.db, clock: this.clock, events: this.events, alerts: this.alerts, licenses: this.licenses, repo: this.repo,
+      staleAfterDays: this.staleAfterDays, reportingIntervalDays: this.reportingIntervalDays(), rekeyAlert,
+    });
   }
 
   list(f: DeviceFilter): { items: Device[]; nextCursor: string | null } {

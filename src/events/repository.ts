@@ -24,11 +24,13 @@ export interface EventFilter {
 export class EventRepository {
   private insertStmt;
   private headStmt;
+  private sliceStmt;
   constructor(private db: Db) {
     this.insertStmt = db.prepare(
       'INSERT INTO events (at, type, actor, subject, va_id, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.headStmt = db.prepare('SELECT id, hash FROM events ORDER BY id DESC LIMIT 1');
+    this.sliceStmt = db.prepare('SELECT * FROM events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?');
   }
 
   head(): { id: number; hash: string } | undefined {
@@ -53,7 +55,8 @@ export class EventRepository {
     return this.db.prepare(sql).all(...args, f.limit) as EventRow[];
   }
 
-  all(): EventRow[] {
-    return this.db.prepare('SELECT * FROM events ORDER BY id').all() as EventRow[];
+  /** Events with ids in (after, upTo], oldest first, at most `limit`. */
+  slice(after: number, upTo: number, limit: number): EventRow[] {
+    return this.sliceStmt.all(after, upTo, limit) as EventRow[];
   }
 }

@@ -18,9 +18,10 @@ export const eventRoutes = [
   }),
   route({
     method: 'get', path: '/events/verify', summary: 'Check the hash chain of the audit trail', permission: 'read',
-    handler: ({ services }) => {
-      const broken = services.events.verifyChain();
-      return { intact: broken === null, firstBrokenId: broken, head: services.events.head() };
+    handler: async ({ services }) => {
+      const head = services.events.head();
+      const broken = await services.events.verifyChain(head.id);
+      return { intact: broken === null, firstBrokenId: broken, head };
     },
   }),
   route({

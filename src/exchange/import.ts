@@ -19,6 +19,9 @@ import { PAYLOAD } from './records.js';
 import type { Manifest } from './manifest.js';
 import { parseStrictJson } from './strict-json.js';
 import { checkRotation } from './rotation.js';
+import { ImportProgressStore, type ImportProgress } from './import-progress.js';
+import { conflict } from '../shared/errors.js';
+import { Pacer } from '../shared/pacer.js';
 
 export interface ImportResult {
   status: 'applied' | 'already_imported';
@@ -31,6 +34,8 @@ export interface ImportResult {
   policy: 'applied' | 'older' | 'none';
   virtualAccounts: { confirmed: number; refused: number };
   archivedAs: string | null;
+  /** The same response was interrupted before and has now been completed. */
+  resumed: boolean;
 }
 
 const ackSchema = z
@@ -53,12 +58,24 @@ const snapshotSchema = z.strictObject({ vaId: z.string().min(1), vaName: z.strin
 const policySchema = z.strictObject({ version: z.number().int().positive(), reportingIntervalDays: z.number().int().positive(), ackDueDays: z.number().int().positive() });
 const vaConfirmationSchema = z.strictObject({ vaId: z.string().min(1), name: z.string().min(1).max(100), status: z.enum(['confirmed', 'refused']), reason: z.string().nullable() });
 
+type Ack = z.infer<typeof ackSchema>;
+
 /**
- * Applies a response bundle from the upstream: verified against the pinned key first, then
- * checked against the high-water marks, then applied in one transaction (ACKs, entitlement
- * snapshots, policy, VA confirmations), or not at all.
+ * Applies a response bundle from the upstream. Everything is verified before anything is
+ * written: the signature against the pinned key, the high-water marks, and every record of
+ * every payload. Then the ACKs are applied in bounded slices, each its own transaction that
+ * also records how far it reached, with the event loop free between them (3M ACKs would
+ * otherwise hold every device for seconds); last, in one transaction, the entitlement
+ * snapshots, policy, VA confirmations and high-water marks. A response interrupted part-way
+ * (a crash, a full disk) is completed by importing it again, and no other response starts
+ * meanwhile: its snapshot is applied whole or not at all, and each ACK is counted once.
  */
 export class ImportService {
+  /** Rows of pending reports one ACK slice may settle: about 10 ms of work on a small machine. */
+  ackSliceRows = 5_000;
+  private progress: ImportProgressStore;
+  private queue: Promise<unknown> = Promise.resolve();
+
   constructor(
     private db: Db,
     private clock: Clock,
@@ -71,9 +88,18 @@ export class ImportService {
     private events: EventService,
     private alerts: AlertService,
     private bundleDir: string,
-  ) {}
+  ) {
+    this.progress = new ImportProgressStore(db);
+  }
 
-  async import(file: string, o: { force: boolean; actor: string }): Promise<ImportResult> {
+  /** Imports run one at a time: two responses' slices must never interleave. */
+  import(file: string, o: { force: boolean; actor: string }): Promise<ImportResult> {
+    const run = this.queue.then(() => this.importOne(file, o));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async importOne(file: string, o: { force: boolean; actor: string }): Promise<ImportResult> {
     const work = mkdtempSync(join(this.bundleDir, '.import-'));
     try {
       const v = await verifyBundle(file, { kinds: ['response', 'key-rotation'], keyFor: upstreamKeyFor(this.state, this.time.now()), extractTo: work });
@@ -82,7 +108,7 @@ export class ImportService {
       const base: ImportResult = {
         status: 'already_imported', bundleId: m.bundleId, sequence: m.sequence, answers: m.answers?.bundleId ?? null, forced: o.force,
         acks: { accepted: 0, rejected: 0, stale: 0 }, entitlements: { applied: 0, skippedOlder: 0 }, policy: 'none',
-        virtualAccounts: { confirmed: 0, refused: 0 }, archivedAs: null,
+        virtualAccounts: { confirmed: 0, refused: 0 }, archivedAs: null, resumed: false,
       };
       if (this.state.bundleByHash(v.hash)) return base; // idempotent: the second time is a no-op that says so
       this.checkBinding(m);
@@ -90,18 +116,29 @@ export class ImportService {
       if (!m.answers || !answered || answered.direction !== 'out' || answered.hash !== m.answers.hash) {
         throw new BundleError('unknown_answer', `the response answers usage bundle ${m.answers?.bundleId ?? '(none)'}, which this collector did not write`);
       }
-      const replay = m.sequence <= this.state.responseHwm;
-      const outOfOrder = m.answers.sequence <= this.state.answeredHwm;
-      if ((replay || outOfOrder) && !o.force) {
-        throw new BundleError(
-          replay ? 'replay' : 'out_of_order',
-          replay
-            ? `response sequence ${m.sequence} is at or below the last applied (${this.state.responseHwm}): refused as a replay; --force applies its ACKs only`
-            : `it answers usage bundle ${m.answers.sequence}, but a response to bundle ${this.state.answeredHwm} was applied already; --force applies its ACKs only`,
+      const held = this.progress.get();
+      // The same response, interrupted: the marks were not raised, so it resumes as it started.
+      const resumed = held?.hash === v.hash;
+      if (held && !resumed && !o.force) {
+        throw conflict(
+          'import_in_progress',
+          `response ${held.bundleId} (sequence ${held.sequence}) was interrupted while its ACKs were applied: import that file again to complete it first, or import this one with --force to abandon it (the ACKs it applied stay; its snapshot is not applied)`,
+          { bundleId: held.bundleId, sequence: held.sequence },
         );
       }
-      const ackOnly = replay || outOfOrder;
-      const result = this.db.transaction(() => this.apply(m, v.hash, work, ackOnly, base, o))();
+      const p: ImportProgress = resumed ? held! : this.fresh(m, v.hash, o.force);
+      // Every record is read and checked before the first write.
+      const rest = await this.readAll(work, m, p.ackOnly);
+      if (held && !resumed) {
+        this.db.transaction(() => {
+          this.events.append('exchange.import_abandoned', o.actor, held.bundleId, null, {
+            sequence: held.sequence, acksApplied: { accepted: held.accepted, rejected: held.rejected }, for: m.bundleId,
+          });
+          this.progress.put(p);
+        })();
+      }
+      await this.applyAcks(work, m, p);
+      const result = this.db.transaction(() => this.finish(m, v.hash, p, rest, { ...base, forced: p.forced, resumed }, o.actor))();
       result.archivedAs = this.archive(file, 'archive');
       return result;
     } finally {
@@ -110,12 +147,153 @@ export class ImportService {
     }
   }
 
+  /** A response starting: refused as a replay or out of order unless forced, and then ACKs only. */
+  private fresh(m: Manifest, hash: string, force: boolean): ImportProgress {
+    const replay = m.sequence <= this.state.responseHwm;
+    const outOfOrder = m.answers!.sequence <= this.state.answeredHwm;
+    if ((replay || outOfOrder) && !force) {
+      throw new BundleError(
+        replay ? 'replay' : 'out_of_order',
+        replay
+          ? `response sequence ${m.sequence} is at or below the last applied (${this.state.responseHwm}): refused as a replay; --force applies its ACKs only`
+          : `it answers usage bundle ${m.answers!.sequence}, but a response to bundle ${this.state.answeredHwm} was applied already; --force applies its ACKs only`,
+      );
+    }
+    return {
+      hash, bundleId: m.bundleId, sequence: m.sequence, ackOnly: replay || outOfOrder, forced: force,
+      line: 0, nextRef: 0, accepted: 0, rejected: 0, rejectedReasons: {}, startedAt: this.clock.now(),
+    };
+  }
+
+  /**
+   * Checks every ACK line (letting the event loop run every few thousand) and reads the small
+   * payloads into memory, so that a malformed record anywhere is refused before any write.
+   */
+  private async readAll(work: string, m: Manifest, ackOnly: boolean) {
+    let n = 0;
+    const pacer = new Pacer();
+    for (const _ of this.records(work, m, PAYLOAD.acks, ackSchema)) if (++n % this.ackSliceRows === 0) await pacer.pause();
+    return {
+      snapshots: ackOnly ? [] : [...this.records(work, m, PAYLOAD.entitlements, snapshotSchema)],
+      policies: ackOnly ? [] : [...this.records(work, m, PAYLOAD.policy, policySchema)],
+      confirmations: ackOnly ? [] : [...this.records(work, m, PAYLOAD.vaConfirmations, vaConfirmationSchema)],
+    };
+  }
+
+  /**
+   * Applies the ACKs from where `p` says the committed ones end, one slice per transaction.
+   * A run of refs settles the reports of the answered bundle in it that are still pending and
+   * unchanged since it was written: a RUM report that grew since was received later, and its
+   * newer copy waits for an answer of its own. A long run is cut at a bounded number of
+   * pending rows; a slice that fails rolls back with its progress, so it is applied again.
+   */
+  private async applyAcks(work: string, m: Manifest, p: ImportProgress): Promise<void> {
+    const exportedAt = this.state.bundle(m.answers!.bundleId)!.created_at;
+    const record = this.db.prepare(
+      `INSERT OR REPLACE INTO report_acks (report_id, status, reason, acked_at)
+       SELECT report_id, ?, ?, ? FROM report_pending WHERE report_id BETWEEN ? AND ? AND since <= ?`,
+    );
+    const settle = this.db.prepare('DELETE FROM report_pending WHERE report_id BETWEEN ? AND ? AND since <= ?');
+    const cut = this.db.prepare('SELECT report_id FROM report_pending WHERE report_id BETWEEN ? AND ? ORDER BY report_id LIMIT 1 OFFSET ?').pluck();
+    const lines = this.records(work, m, PAYLOAD.acks, ackSchema);
+    let line = -1;
+    let cur: Ack | undefined;
+    const slice = this.db.transaction((limit: number): boolean => {
+      const now = this.clock.now();
+      let rows = 0;
+      while (rows < limit) {
+        if (!cur) {
+          const next = lines.next();
+          if (next.done) {
+            this.progress.put(p);
+            return true;
+          }
+          line++;
+          if (line < p.line) {
+            rows++; // committed by an earlier, interrupted import: read past, within the slice's bound
+            continue;
+          }
+          cur = next.value;
+          if (line > p.line) (p.line = line), (p.nextRef = 0);
+        }
+        const lo = Math.max(cur.from, p.nextRef);
+        const end = (cut.get(lo, cur.to, limit - rows - 1) as number | undefined) ?? cur.to;
+        const changed = record.run(cur.status, cur.reason, now, lo, end, exportedAt).changes;
+        settle.run(lo, end, exportedAt);
+        if (cur.status === 'accepted') p.accepted += changed;
+        else if (changed) {
+          p.rejected += changed;
+          const reason = cur.reason ?? 'no reason given';
+          p.rejectedReasons[reason] = (p.rejectedReasons[reason] ?? 0) + changed;
+        }
+        rows += end < cur.to ? limit : Math.max(1, changed);
+        if (end < cur.to) p.nextRef = end + 1;
+        else (cur = undefined), (p.line = line + 1), (p.nextRef = 0);
+      }
+      this.progress.put(p);
+      return false;
+    });
+    const pacer = new Pacer();
+    while (!slice(this.ackSliceRows)) await pacer.pause();
+  }
+
+  /** The last transaction: the rest of the response, the marks raised, the progress gone. */
+  private finish(m: Manifest, hash: string, p: ImportProgress, rest: Awaited<ReturnType<ImportService['readAll']>>, r: ImportResult, actor: string): ImportResult {
+    const now = this.clock.now();
+    const touched: UsageKey[] = [];
+    r.acks.accepted = p.accepted;
+    r.acks.rejected = p.rejected;
+    const answered = Number(m.meta.accepted ?? 0) + Number(m.meta.rejected ?? 0);
+    r.acks.stale = Math.max(0, answered - r.acks.accepted - r.acks.rejected);
+    for (const [reason, count] of Object.entries(p.rejectedReasons)) {
+      this.alerts.raise('report_rejected', {
+        subject: reason.slice(0, 200),
+        severity: 'warning',
+        message: `the upstream rejected ${count} report(s): ${reason}`,
+        details: { reason, count, bundleId: m.bundleId },
+      });
+    }
+    if (!p.ackOnly) {
+      for (const s of rest.snapshots) {
+        if (this.applySnapshot(s, touched, now)) r.entitlements.applied++;
+        else r.entitlements.skippedOlder++;
+      }
+      for (const pol of rest.policies) r.policy = this.policy.apply(pol) ? 'applied' : 'older';
+      for (const c of rest.confirmations) {
+        if (this.applyConfirmation(c, actor)) r.virtualAccounts.confirmed++;
+        else r.virtualAccounts.refused++;
+      }
+      this.state.responseHwm = m.sequence;
+      this.state.answeredHwm = m.answers!.sequence;
+      this.state.lastAnsweredHash = m.answers!.hash;
+    }
+    this.licenses.refreshAlerts(touched);
+    this.state.recordBundle({
+      id: m.bundleId, direction: 'in', kind: 'response', sequence: m.sequence, hash, file: basename(m.bundleId), period: m.period,
+      records: r.acks.accepted + r.acks.rejected, created_at: now, answers: m.answers!.bundleId, forced: p.forced ? 1 : 0,
+    });
+    // Every usage bundle up to the one answered has been carried: their reminders go.
+    for (const b of this.state.bundles(1000)) {
+      if (b.direction === 'out' && b.sequence <= m.answers!.sequence) this.alerts.clear('export_ready', b.id);
+    }
+    this.time.observeUpstreamTime(Date.parse(m.createdAt)); // signed by the upstream, yet only believed where it agrees
+    const ackOnly = p.ackOnly;
+    if (p.forced) this.events.append('exchange.forced', actor, m.bundleId, null, { sequence: m.sequence, answers: m.answers!.bundleId, ackOnly });
+    this.events.append('exchange.imported', actor, m.bundleId, null, {
+      sequence: m.sequence, answers: m.answers!.bundleId, acks: r.acks, entitlements: r.entitlements, policy: r.policy,
+      virtualAccounts: r.virtualAccounts, ackOnly, hash, ...(r.resumed ? { resumed: true } : {}),
+    });
+    this.progress.clear();
+    r.status = 'applied';
+    return r;
+  }
+
   /** The upstream rotated its key: pin the new one, keep the old for bundles in transit. */
   private applyRotation(file: string, m: Manifest, hash: string, actor: string): ImportResult {
     const result: ImportResult = {
       status: 'already_imported', bundleId: m.bundleId, sequence: m.sequence, answers: null, forced: false,
       acks: { accepted: 0, rejected: 0, stale: 0 }, entitlements: { applied: 0, skippedOlder: 0 }, policy: 'none',
-      virtualAccounts: { confirmed: 0, refused: 0 }, archivedAs: null,
+      virtualAccounts: { confirmed: 0, refused: 0 }, archivedAs: null, resumed: false,
     };
     if (this.state.bundleByHash(hash)) return result;
     this.checkBinding(m);
@@ -142,72 +320,6 @@ export class ImportService {
     }
     const account = this.state.upstreamAccountId;
     if (account && m.accountId !== account) throw new BundleError('wrong_account', `the response is bound to account ${m.accountId}, not ${account}`);
-  }
-
-  private apply(m: Manifest, hash: string, work: string, ackOnly: boolean, r: ImportResult, o: { force: boolean; actor: string }): ImportResult {
-    const now = this.clock.now();
-    const touched: UsageKey[] = [];
-    // A run of refs settles the reports of the answered bundle in it that are still pending and
-    // unchanged since it was written: a RUM report that grew since was received later, and its
-    // newer copy waits for an answer of its own.
-    const exportedAt = this.state.bundle(m.answers!.bundleId)!.created_at;
-    const record = this.db.prepare(
-      `INSERT OR REPLACE INTO report_acks (report_id, status, reason, acked_at)
-       SELECT report_id, ?, ?, ? FROM report_pending WHERE report_id BETWEEN ? AND ? AND since <= ?`,
-    );
-    const settle = this.db.prepare('DELETE FROM report_pending WHERE report_id BETWEEN ? AND ? AND since <= ?');
-    const rejectedReasons = new Map<string, number>();
-    for (const rec of this.records(work, m, PAYLOAD.acks, ackSchema)) {
-      const changed = record.run(rec.status, rec.reason, now, rec.from, rec.to, exportedAt).changes;
-      settle.run(rec.from, rec.to, exportedAt);
-      if (rec.status === 'accepted') r.acks.accepted += changed;
-      else if (changed) {
-        r.acks.rejected += changed;
-        const reason = rec.reason ?? 'no reason given';
-        rejectedReasons.set(reason, (rejectedReasons.get(reason) ?? 0) + changed);
-      }
-    }
-    const answered = Number(m.meta.accepted ?? 0) + Number(m.meta.rejected ?? 0);
-    r.acks.stale = Math.max(0, answered - r.acks.accepted - r.acks.rejected);
-    for (const [reason, count] of rejectedReasons) {
-      this.alerts.raise('report_rejected', {
-        subject: reason.slice(0, 200),
-        severity: 'warning',
-        message: `the upstream rejected ${count} report(s): ${reason}`,
-        details: { reason, count, bundleId: m.bundleId },
-      });
-    }
-    if (!ackOnly) {
-      for (const s of this.records(work, m, PAYLOAD.entitlements, snapshotSchema)) {
-        if (this.applySnapshot(s, touched, now)) r.entitlements.applied++;
-        else r.entitlements.skippedOlder++;
-      }
-      for (const p of this.records(work, m, PAYLOAD.policy, policySchema)) r.policy = this.policy.apply(p) ? 'applied' : 'older';
-      for (const c of this.records(work, m, PAYLOAD.vaConfirmations, vaConfirmationSchema)) {
-        if (this.applyConfirmation(c, o.actor)) r.virtualAccounts.confirmed++;
-        else r.virtualAccounts.refused++;
-      }
-      this.state.responseHwm = m.sequence;
-      this.state.answeredHwm = m.answers!.sequence;
-      this.state.lastAnsweredHash = m.answers!.hash;
-    }
-    this.licenses.refreshAlerts(touched);
-    this.state.recordBundle({
-      id: m.bundleId, direction: 'in', kind: 'response', sequence: m.sequence, hash, file: basename(m.bundleId), period: m.period,
-      records: r.acks.accepted + r.acks.rejected, created_at: now, answers: m.answers!.bundleId, forced: o.force ? 1 : 0,
-    });
-    // Every usage bundle up to the one answered has been carried: their reminders go.
-    for (const b of this.state.bundles(1000)) {
-      if (b.direction === 'out' && b.sequence <= m.answers!.sequence) this.alerts.clear('export_ready', b.id);
-    }
-    this.time.observeUpstreamTime(Date.parse(m.createdAt)); // signed by the upstream, yet only believed where it agrees
-    if (o.force) this.events.append('exchange.forced', o.actor, m.bundleId, null, { sequence: m.sequence, answers: m.answers!.bundleId, ackOnly });
-    this.events.append('exchange.imported', o.actor, m.bundleId, null, {
-      sequence: m.sequence, answers: m.answers!.bundleId, acks: r.acks, entitlements: r.entitlements, policy: r.policy,
-      virtualAccounts: r.virtualAccounts, ackOnly, hash,
-    });
-    r.status = 'applied';
-    return r;
   }
 
   /** Reads one extracted payload, checking each record and the record count the manifest states. */

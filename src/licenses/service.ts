@@ -115,7 +115,8 @@ export class LicenseService {
   }
 
   complianceAll(): VaCompliance[] {
-    return this.accounts.list().map((va) => this.compliance(va.id));
+    // The rows alone: the VA list with device counts would count every device (0.2 s at 1M).
+    return this.accounts.repo.list().map((va) => this.compliance(va.id));
   }
 
   one(key: UsageKey): TagCompliance {

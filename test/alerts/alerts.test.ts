@@ -37,7 +37,7 @@ describe('devices that go quiet', () => {
     expect(inUse()).toBe(0);
     const alerts = await open('device_stale');
     expect(alerts).toHaveLength(1);
-    expect(alerts[0].subject).toBe(d.deviceId);
+    expect(alerts[0]).toMatchObject({ subject: h.defaultVa, details: { devices: 1 } }); // one alert per VA, counting its devices
 
     // It comes back: active again, counted again, alert cleared.
     expect((await d.sendReport(d.report(TAG, 3))).status).toBe(200);

@@ -238,7 +238,7 @@ async function execute(h: Harness, clock: ManualClock, program: Program, upstrea
       case 'stale': {
         // Signatures are checked against the same clock, so devices keep signing "now".
         clock.advance((STALE_AFTER_DAYS + 1) * DAY);
-        if (op.via === 'service') tally(`stale ${h.services.devices.evaluate().staled}`);
+        if (op.via === 'service') tally(`stale ${(await h.services.devices.evaluate()).staled}`);
         else expect('evaluate', (await h.api.post('/api/v1/alerts/evaluate')).status, [200], null);
         return;
       }
