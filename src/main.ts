@@ -83,7 +83,9 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const exporter = new ExportService(db, time, identity, state, accounts, events, alerts, {
       bundleDir, dataDir: config.dataDir, hashHostnames: config.exchange.hashHostnames, timeZone: config.time.zone,
     });
-    const importer = new ImportService(db, time, time, identity, state, accounts, licenses, policy, events, alerts, bundleDir);
+    const importer = new ImportService(db, time, time, identity, state, accounts, licenses, policy, events, alerts, bundleDir, {
+      maxBytes: config.exchange.maxResponseBytes, maxRatio: config.exchange.maxResponseRatio,
+    });
     const exchange = {
       state,
       exporter,

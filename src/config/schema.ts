@@ -50,6 +50,10 @@ export const configSchema = z.strictObject({
     hashHostnames: z.boolean(),
     inboxPollSeconds: positiveInt.max(3600),
     keyGraceDays: z.number().int().min(0).max(365),
+    /** What a response's payloads may inflate to, all together, even when validly signed. */
+    maxResponseBytes: positiveInt.max(64 * 1024 * 1024 * 1024),
+    /** How many times its compressed size one payload may inflate to. */
+    maxResponseRatio: positiveInt.max(1100),
   }),
   rum: z.strictObject({
     /** RUMReport elements one file may hold: bounds an import's time and memory (a device writes a handful). */

@@ -88,6 +88,8 @@ export class ImportService {
     private events: EventService,
     private alerts: AlertService,
     private bundleDir: string,
+    /** exchange.maxResponseBytes and exchange.maxResponseRatio: what a response may inflate to. */
+    private extractLimits: { maxBytes: number; maxRatio: number } = { maxBytes: 1 << 30, maxRatio: 200 },
   ) {
     this.progress = new ImportProgressStore(db);
   }
@@ -102,7 +104,7 @@ export class ImportService {
   private async importOne(file: string, o: { force: boolean; actor: string }): Promise<ImportResult> {
     const work = mkdtempSync(join(this.bundleDir, '.import-'));
     try {
-      const v = await verifyBundle(file, { kinds: ['response', 'key-rotation'], keyFor: upstreamKeyFor(this.state, this.time.now()), extractTo: work });
+      const v = await verifyBundle(file, { kinds: ['response', 'key-rotation'], keyFor: upstreamKeyFor(this.state, this.time.now()), extractTo: work, extractLimits: this.extractLimits });
       const m = v.manifest;
       if (m.kind === 'key-rotation') return this.applyRotation(file, m, v.hash, o.actor);
       const base: ImportResult = {

@@ -3,7 +3,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import nacl from 'tweetnacl';
 import { MANIFEST, SIGNATURE, manifestSchema, type BundleKind, type Manifest } from './manifest.js';
@@ -41,6 +41,12 @@ export interface VerifyOptions {
   keyFor: (hint: SignerHint) => Buffer;
   /** If given, verified payloads are also decompressed here (as <name without .gz>) for applying. */
   extractTo?: string;
+  /**
+   * Bounds on what extraction writes: all payloads together at most `maxBytes`, each at most
+   * `maxRatio` times its compressed size. Even a validly signed bundle is refused past them: a
+   * 2 MB response once extracted 2 GiB and blocked devices for 112 s.
+   */
+  extractLimits?: { maxBytes: number; maxRatio: number };
 }
 
 export interface VerifiedBundle {
@@ -120,7 +126,7 @@ export async function verifyBundle(path: string, opts: VerifyOptions): Promise<V
   for (const p of manifest.payloads) {
     if (!seen.has(p.name)) throw new BundleError('missing_payload', `payload ${p.name} is listed in the manifest but missing`);
   }
-  if (opts.extractTo) await extract(path, manifest, opts.extractTo);
+  if (opts.extractTo) await extract(path, manifest, opts.extractTo, opts.extractLimits ?? { maxBytes: Number.MAX_SAFE_INTEGER, maxRatio: Number.MAX_SAFE_INTEGER });
   return { manifest, manifestBytes, hash: sha256hex(manifestBytes) };
 }
 
@@ -197,15 +203,30 @@ function hashing(body: AsyncIterable<Buffer>, hash: Hash): Readable {
 }
 
 /** Second pass: decompress each payload, hashing it again so a file changed since the first pass is caught. */
-async function extract(path: string, manifest: Manifest, dir: string): Promise<void> {
+async function extract(path: string, manifest: Manifest, dir: string, limits: { maxBytes: number; maxRatio: number }): Promise<void> {
+  let total = 0;
   await readTar(createReadStream(path, { highWaterMark: 1 << 20 }), async (entry, body) => {
     const listed = manifest.payloads.find((p) => p.name === entry.name);
     if (!listed) return;
     const hash = createHash('sha256');
     const tapped = hashing(body, hash);
+    // 64 KiB of slack: a tiny payload may legitimately inflate past the ratio.
+    const perPayload = Math.max(listed.size * limits.maxRatio, 1 << 16);
+    let mine = 0;
+    let tooBig: BundleError | null = null;
+    const bounded = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        mine += chunk.length;
+        total += chunk.length;
+        if (mine > perPayload) tooBig = new BundleError('payload_too_large', `payload ${entry.name} inflates to more than ${limits.maxRatio} times its ${listed.size} compressed bytes (exchange.maxResponseRatio)`);
+        else if (total > limits.maxBytes) tooBig = new BundleError('payload_too_large', `the bundle's payloads inflate to more than ${limits.maxBytes} bytes (exchange.maxResponseBytes)`);
+        done(tooBig, tooBig ? undefined : chunk);
+      },
+    });
     try {
-      await pipeline(tapped, createGunzip(), createWriteStream(join(dir, entry.name.replace(/\.gz$/, '')), { mode: 0o600 }));
+      await pipeline(tapped, createGunzip(), bounded, createWriteStream(join(dir, entry.name.replace(/\.gz$/, '')), { mode: 0o600 }));
     } catch (e) {
+      if (tooBig) throw tooBig;
       throw new BundleError('payload_mismatch', `payload ${entry.name} cannot be decompressed: ${(e as Error).message}`);
     }
     if (hash.digest('hex') !== listed.sha256) throw new BundleError('payload_mismatch', `payload ${entry.name} changed while it was read`);
@@ -283,7 +304,10 @@ export async function streamPayloadLines(
  * Reads an extracted NDJSON payload synchronously, line by line, in bounded memory: applying
  * runs inside one SQLite transaction, which cannot wait on a stream.
  */
-export function* readLinesSync(file: string): Generator<string> {
+/** The longest line a response payload may hold (an entitlement snapshot of a VA with thousands of lines fits). */
+export const MAX_RESPONSE_LINE = 16 << 20;
+
+export function* readLinesSync(file: string, maxLine = MAX_RESPONSE_LINE): Generator<string> {
   const fd = openSync(file, 'r');
   try {
     const buf = Buffer.alloc(1 << 20);
@@ -295,7 +319,12 @@ export function* readLinesSync(file: string): Generator<string> {
       const text = rest + decoder.write(buf.subarray(0, n));
       const lines = text.split('\n');
       rest = lines.pop()!;
-      for (const l of lines) if (l) yield l;
+      for (const l of lines) {
+        if (l.length > maxLine) throw new BundleError('malformed_payload', `a line of ${file.split('/').pop()} is longer than ${maxLine} characters`);
+        if (l) yield l;
+      }
+      // A line still open must not grow without bound (a 600 MiB line once took 3.7 GB).
+      if (rest.length > maxLine) throw new BundleError('malformed_payload', `a line of ${file.split('/').pop()} is longer than ${maxLine} characters`);
     }
     if (rest) yield rest;
   } finally {

@@ -43,8 +43,8 @@ export interface Site {
 }
 
 /** A collector (real app, real SQLite) enrolled with a reference upstream (its own store). */
-export async function startSite(): Promise<Site> {
-  const h = await startHarness();
+export async function startSite(config?: Record<string, unknown>): Promise<Site> {
+  const h = await startHarness(config ? { config } : {});
   const up = startUpstream(join(h.dir, 'upstream'));
   await enroll(h, up);
   return {
