@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +32,18 @@ describe('the outpost command with no server running', () => {
     const list = await cli(['token', 'list'], env);
     expect(list.stdout).toContain('dock switches');
     expect(list.stdout).not.toContain(JSON.parse(tok.stdout).secret);
+  });
+
+  it('when events verify runs, then an intact trail exits 0, and a row altered behind its back exits 1 naming it', async () => {
+    const ok = await cli(['events', 'verify'], env);
+    expect([ok.code, ok.stdout]).toEqual([0, expect.stringContaining('intact')]);
+    const db = new Database(join(dir, 'outpost.db'));
+    const id = (db.prepare('SELECT min(id) AS id FROM events').get() as { id: number }).id;
+    db.prepare("UPDATE events SET actor = 'someone-else' WHERE id = ?").run(id);
+    db.close();
+    const broken = await cli(['events', 'verify'], env);
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toContain(`event ${id}`);
   });
 
   it('when an argument is wrong, then the command says what and exits non-zero', async () => {

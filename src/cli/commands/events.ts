@@ -26,6 +26,18 @@ export const eventCommands: Command[] = [
     },
   },
   {
+    name: 'events verify',
+    usage: 'outpost events verify',
+    summary: 'Check the hash chain of the audit trail; exits 1 if a row was altered',
+    async run(ctx) {
+      const r = (await ctx.api((api) => api('GET', '/events/verify'))) as { intact: boolean; firstBrokenId: number | null; head: { id: number } };
+      ctx.output(r, () =>
+        r.intact ? `the audit trail is intact: ${r.head.id} event(s), chained` : `the audit trail is broken: event ${r.firstBrokenId} does not chain to the one before it`,
+      );
+      return r.intact ? 0 : 1;
+    },
+  },
+  {
     name: 'alerts',
     usage: 'outpost alerts [--all] [--evaluate]',
     summary: 'List open alerts (--all includes cleared ones; --evaluate checks every condition first)',
