@@ -4,7 +4,11 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
+import { fdatasync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import type { FileSync } from '../../src/store/wal-sync.js';
+import { SimulatedDevice } from '../../src/simulator/device-client.js';
+import { TAG } from '../helpers/harness.js';
 import winston from 'winston';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -119,6 +123,25 @@ describe('services.fatal on a running collector', () => {
     expect(running.services.db.open).toBe(false);
     expect(existsSync(running.socketPath)).toBe(false);
     expect(await refused(running.port)).toBe(true);
+    expect(lockIsFree(config)).toBe(true);
+  });
+
+  it('when the WAL flush of a device report fails on a running collector, then that report gets 503, the failure is fatal, and serve would exit 1', async () => {
+    const config = siteConfig();
+    const { logger, entries } = capturingLogger();
+    let failing = false;
+    const walSync: FileSync = (fd, done) => (failing ? done(Object.assign(new Error('input/output error'), { code: 'EIO' })) : fdatasync(fd, done));
+    const running = await startCollector(config, { logger, walSync });
+    const code = untilStopped(() => Promise.resolve(running), new EventEmitter());
+    const token = running.services.tokens.create({ vaId: running.services.accounts.list()[0]!.id, description: 't', maxUses: 1, expiresInDays: 1 }, 'test');
+    const d = new SimulatedDevice(`http://127.0.0.1:${running.port}`, running.services.identity.collectorId, { pid: 'C9300-24T', serial: 'EIO1' });
+    expect((await d.register(token.secret)).status).toBe(201);
+    failing = true;
+    const r = await d.sendReport(d.report(TAG, 1));
+    expect([r.status, r.body.error.code]).toEqual([503, 'storage_unavailable']);
+    expect(await code).toBe(1);
+    const errors = entries.filter((e) => e.level === 'error');
+    expect(errors).toEqual([expect.objectContaining({ error: 'input/output error', message: expect.stringContaining('fatal error') })]);
     expect(lockIsFree(config)).toBe(true);
   });
 
