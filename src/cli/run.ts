@@ -153,8 +153,10 @@ function cliWording(cmd: Command, e: CliError): string {
   if (!err?.code || !/^invalid_(body|query)$/.test(err.code) || !issues?.length) return e.message;
   const lines = issues.map((i) => {
     const field = i.path.split(/[.[]/)[0]!;
-    const kebab = field.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
-    const name = cmd.fields?.[field] ?? (cmd.options && kebab in cmd.options ? `--${kebab}` : undefined);
+    // vaId is typed as --va: the option takes a name or an id.
+    const options = [field, field.replace(/Id$/, '')].map((f) => f.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase());
+    const option = options.find((o) => cmd.options && o in cmd.options);
+    const name = cmd.fields?.[field] ?? (option ? `--${option}` : undefined);
     return name ? `${name}: ${i.message}` : undefined;
   });
   if (lines.some((l) => l === undefined)) return e.message;

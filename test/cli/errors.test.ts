@@ -26,6 +26,14 @@ describe('the outpost command, when the operator gets something wrong', () => {
     expect(r.stderr).not.toMatch(/body|invalid_body/);
   });
 
+  it('then a refused argument or option of any command is named as the command line names it', async () => {
+    const long = await cli(['va', 'create', 'x'.repeat(101)], env);
+    expect(long.stderr).toMatch(/^outpost va create: NAME: .*100 characters\nusage: outpost va create NAME/);
+    const status = await cli(['devices', 'list', '--status', 'gone'], env);
+    expect(status.stderr).toMatch(/^outpost devices list: --status: .*"active"/);
+    expect(status.stderr).not.toContain('query');
+  });
+
   it('then a misspelled OUTPOST_ variable is warned about once, with the nearest name, and the command still runs', async () => {
     const r = await cli(['va', 'list'], { ...env, OUTPOST_HTTP_PROT: '9000' });
     expect(r.code).toBe(0);
