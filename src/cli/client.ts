@@ -63,6 +63,32 @@ function request(socketPath: string, method: string, path: string, body?: unknow
   });
 }
 
+/** The error codes of a connection that found nothing listening, or no such host. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
+
+/** The refusal for a collector that does not answer over HTTP, saying how to start one; null for other errors. */
+export function collectorUnreachable(err: unknown, url: string): CliError | null {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | null;
+  const code = String(e?.code ?? e?.cause?.code ?? '');
+  if (!UNREACHABLE.has(code)) return null;
+  return new CliError(
+    `no collector answers at ${url} (${code}): start one with \`npm start\` (or \`outpost serve\`) in the project folder, ` +
+      'or give --url of one that runs (collector_not_running)',
+  );
+}
+
+/** Resolves once something answers HTTP at url (any status); rejects with what the connection met. */
+export function probe(url: string, timeoutMs = 5000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve();
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer from ${url} in ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    req.on('error', reject);
+  });
+}
+
 function canConnect(socketPath: string): Promise<boolean> {
   if (!existsSync(socketPath)) return Promise.resolve(false);
   return request(socketPath, 'GET', '/healthz').then(

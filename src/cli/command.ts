@@ -19,6 +19,12 @@ export interface Command {
   usage: string;
   summary: string;
   options?: NonNullable<ParseArgsConfig['options']>;
+  /**
+   * How the API's body and query fields are named on this command's line, where not as the
+   * option of the same name in kebab case (period is --period): e.g. { name: 'NAME', vaId: '--va' }.
+   * Lets a refusal of a field speak of what the operator typed.
+   */
+  fields?: Record<string, string>;
   /** Resolves with the exit code where it is not 0 (serve), or with nothing. */
   run: (ctx: CommandContext) => Promise<void | number>;
 }

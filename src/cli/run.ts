@@ -16,6 +16,9 @@ import { exchangeCommands } from './commands/exchange.js';
 import { upstreamCommands } from './commands/upstream.js';
 import { timeCommands } from './commands/time.js';
 import { safeJson, safeText } from './safe-text.js';
+import { AppError } from '../shared/errors.js';
+import { fileProblem } from '../shared/files.js';
+import { createLogger } from '../shared/logger.js';
 
 const commands: Command[] = [
   ...serveCommands, ...vaCommands, ...tokenCommands, ...deviceCommands, ...complianceCommands,
@@ -78,11 +81,19 @@ export async function main(argv: string[]): Promise<number> {
   }
   const json = Boolean(values.json);
   let config: Config | undefined;
-  const getConfig = () =>
-    (config ??= loadConfig({
-      file: typeof values.config === 'string' ? values.config : undefined,
-      overrides: typeof values['data-dir'] === 'string' ? { dataDir: values['data-dir'] } : undefined,
-    }));
+  const getConfig = () => {
+    if (config) return config;
+    const warnings: string[] = [];
+    try {
+      return (config = loadConfig({
+        file: typeof values.config === 'string' ? values.config : undefined,
+        overrides: typeof values['data-dir'] === 'string' ? { dataDir: values['data-dir'] } : undefined,
+        onWarning: (w) => warnings.push(w),
+      }));
+    } finally {
+      warn(cmd, warnings, config);
+    }
+  };
   // Everything printed passes one gate: device-supplied text may hold terminal controls.
   const print = (text: string) => process.stdout.write(safeText(text) + '\n');
   const ctx: CommandContext = {
@@ -101,10 +112,53 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof ConfigError || e instanceof CliError) {
       if (json && e instanceof CliError && e.body) process.stderr.write(safeJson(JSON.stringify(e.body, null, 2)) + '\n');
-      else process.stderr.write(`outpost ${cmd.name}: ${safeText(e.message)}\n`);
+      else process.stderr.write(`outpost ${cmd.name}: ${safeText(e instanceof CliError ? cliWording(cmd, e) : e.code ? `${e.message} (${e.code})` : e.message)}\n`);
       return e instanceof CliError ? e.exitCode : EXIT.config;
     }
-    process.stderr.write(`outpost ${cmd.name}: ${safeText((e as Error).message)}\n`);
+    // A refusal raised in this process (a file named on the line, a data folder that is a
+    // file) says what to fix, with its code, as the collector's answers do.
+    const known = e instanceof AppError ? e : fileProblem(e);
+    process.stderr.write(`outpost ${cmd.name}: ${safeText(known ? `${known.message} (${known.code})` : (e as Error).message)}\n`);
     return 1;
   }
+}
+
+/**
+ * Unknown OUTPOST_* variables, once per run: on stderr for a command, in the log for the
+ * collector (where a service's operator reads), at the level the configuration sets.
+ */
+function warn(cmd: Command, warnings: string[], config: Config | undefined): void {
+  if (!warnings.length) return;
+  if (cmd.name === 'serve' && config) {
+    const log = createLogger(config.log.level);
+    for (const w of warnings) log.warn(w);
+    return;
+  }
+  for (const w of warnings) process.stderr.write(`outpost: warning: ${safeText(w)}\n`);
+}
+
+interface Issue {
+  path: string;
+  message: string;
+}
+
+/**
+ * The collector's refusal of a field, worded for the command line: the API's field path
+ * (body: period) becomes the option or argument the operator typed (--period). A field the
+ * command does not map keeps the API's wording.
+ */
+function cliWording(cmd: Command, e: CliError): string {
+  const err = (e.body as { error?: { code?: string; details?: { issues?: Issue[] } } } | undefined)?.error;
+  const issues = err?.details?.issues;
+  if (!err?.code || !/^invalid_(body|query)$/.test(err.code) || !issues?.length) return e.message;
+  const lines = issues.map((i) => {
+    const field = i.path.split(/[.[]/)[0]!;
+    // vaId is typed as --va: the option takes a name or an id.
+    const options = [field, field.replace(/Id$/, '')].map((f) => f.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase());
+    const option = options.find((o) => cmd.options && o in cmd.options);
+    const name = cmd.fields?.[field] ?? (option ? `--${option}` : undefined);
+    return name ? `${name}: ${i.message}` : undefined;
+  });
+  if (lines.some((l) => l === undefined)) return e.message;
+  return `${[...new Set(lines)].join('; ')}\nusage: ${cmd.usage}`;
 }

@@ -2,11 +2,18 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configSchema, type Config } from './schema.js';
+import { assertReadableFile } from '../shared/files.js';
+import { AppError } from '../shared/errors.js';
 
 /** The package root, found from this file in src/ or dist/ alike. */
 export const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
-export class ConfigError extends Error {}
+export class ConfigError extends Error {
+  /** A stable code where the cause has one (file_not_found, permission_denied, not_a_file). */
+  constructor(message: string, readonly code?: string) {
+    super(message);
+  }
+}
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Obj = { [k: string]: Json };
@@ -53,11 +60,13 @@ function envOverrides(defaults: Obj, env: NodeJS.ProcessEnv): Obj {
   return out;
 }
 
-function readJson(file: string): Obj {
+function readJson(file: string, named = false): Obj {
   let text: string;
   try {
+    if (named) assertReadableFile(file, 'config file');
     text = readFileSync(file, 'utf8');
   } catch (e) {
+    if (e instanceof AppError) throw new ConfigError(`${e.message}, named by --config or OUTPOST_CONFIG`, e.code);
     throw new ConfigError(`cannot read config file ${file}: ${(e as Error).message}`);
   }
   try {
@@ -73,6 +82,44 @@ export interface LoadOptions {
   file?: string | undefined;
   env?: NodeJS.ProcessEnv;
   overrides?: Obj;
+  /** Told of each OUTPOST_* variable that sets nothing (a misspelling would otherwise be silently ignored). */
+  onWarning?: (message: string) => void;
+}
+
+/** Variables read besides the configuration's own keys. */
+const OTHER_VARIABLES = ['OUTPOST_CONFIG'];
+
+/** Edit distance counting a swap of two neighbours as one edit (PROT for PORT). */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** Every OUTPOST_* variable Outpost reads. */
+export function knownVariables(): string[] {
+  return [...OTHER_VARIABLES, ...leafPaths(readJson(resolve(packageRoot, 'config/default.json'))).map(envName)];
+}
+
+/** One warning per OUTPOST_* variable in env that sets nothing, with the nearest known name when one is close. */
+export function unknownVariableWarnings(env: NodeJS.ProcessEnv, known = knownVariables()): string[] {
+  return Object.keys(env)
+    .filter((k) => k.startsWith('OUTPOST_') && !known.includes(k))
+    .sort()
+    .map((k) => {
+      const best = known.map((n) => ({ n, d: distance(k, n) })).sort((x, y) => x.d - y.d)[0];
+      return best && best.d <= Math.max(2, Math.floor(k.length / 5))
+        ? `unknown variable ${k} is ignored: did you mean ${best.n}?`
+        : `unknown variable ${k} is ignored: the variables are the keys of config/default.json, spelled as OUTPOST_SECTION_KEY`;
+    });
 }
 
 /**
@@ -82,9 +129,12 @@ export interface LoadOptions {
 export function loadConfig(opts: LoadOptions = {}): Config {
   const env = opts.env ?? process.env;
   const defaults = readJson(resolve(packageRoot, 'config/default.json'));
+  if (opts.onWarning) {
+    for (const w of unknownVariableWarnings(env, [...OTHER_VARIABLES, ...leafPaths(defaults).map(envName)])) opts.onWarning(w);
+  }
   const file = opts.file ?? env.OUTPOST_CONFIG;
   let merged = defaults;
-  if (file) merged = merge(merged, readJson(resolve(file)));
+  if (file) merged = merge(merged, readJson(resolve(file), true));
   merged = merge(merged, envOverrides(defaults, env));
   if (opts.overrides) merged = merge(merged, opts.overrides);
   const result = configSchema.safeParse(merged);

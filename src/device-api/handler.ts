@@ -131,8 +131,29 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
   /** A signed request from the registered device admit() found: returns its row. */
   async function authenticate(req: Req) {
     const device = req.device!;
-    await checkSignature(req, device.id, device.public_key!);
+    try {
+      await checkSignature(req, device.id, device.public_key!);
+    } catch (e) {
+      if (e instanceof AppError && e.code === 'bad_signature') await refuseIfRekeyPending(req, device.id);
+      throw e;
+    }
     return device;
+  }
+
+  /**
+   * A device that registered again with a new key and signs with it is told why it is refused.
+   * Only when its signature verifies with that pending key: whoever holds it already had the
+   * 202 pending_rekey answer, so this says nothing a stranger could learn.
+   */
+  async function refuseIfRekeyPending(req: Req, deviceId: string): Promise<void> {
+    const pending = deps.devices.repo.get(deviceId)?.pending_public_key;
+    if (!pending) return;
+    const ts = String(req.headers[HEADER.timestamp]);
+    const canonical = canonicalString({ method: req.method, path: req.url, collectorId, deviceId, timestamp: ts, body: req.body });
+    if (!(await deps.verifier.verify(pending, String(req.headers[HEADER.signature]), canonical, false))) return;
+    refuse('rekey_pending', req, unauthorized('rekey_pending',
+      `device ${deviceId} registered again with a new key, which waits for an operator: run \`outpost devices approve ${deviceId}\` to accept it, ` +
+      'or sign with the key the device is registered with; nothing was stored', { device: deviceId }));
   }
 
   function json(req: Req): unknown {

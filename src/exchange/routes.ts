@@ -9,7 +9,7 @@ const absoluteFile = z.string().min(1).max(4096).refine(isAbsolute, 'an absolute
 export const exchangeRoutes = [
   route({
     method: 'post', path: '/exchange/export', summary: 'Write the usage bundle into the outbox (or preview it with dryRun)', permission: 'operate',
-    body: z.strictObject({ period: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM').optional(), dryRun: z.boolean().default(false) }),
+    body: z.strictObject({ period: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month as YYYY-MM, e.g. 2026-11').optional(), dryRun: z.boolean().default(false) }),
     handler: ({ services, body, actor }) =>
       body.dryRun ? { dryRun: true, ...services.exchange.exporter.preview(body.period) } : services.exchange.exporter.export({ period: body.period, actor }),
   }),

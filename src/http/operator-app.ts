@@ -9,6 +9,7 @@ import { openApiDocument } from './openapi.js';
 import { loopbackOnly } from './loopback.js';
 import { bodyTypeGuard, crossSiteGuard } from './cross-site.js';
 import { requestError } from './request-errors.js';
+import { fileProblem } from '../shared/files.js';
 
 const RUM_UPLOAD_LIMIT = '64mb';
 
@@ -88,7 +89,7 @@ function errorHandler(services: Services) {
     let e: AppError;
     if (err instanceof AppError) e = err;
     else {
-      const mistake = requestError(err);
+      const mistake = requestError(err) ?? fileProblem(err);
       if (mistake) e = mistake;
       else {
         services.logger.error('operator request failed', { method: req.method, path: req.path, error: (err as Error)?.message });

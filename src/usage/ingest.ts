@@ -118,7 +118,11 @@ export class IngestService {
       if (ins.changes === 0) {
         const prev = this.existingHash.get(deviceId, r.reportId) as { content_hash: string };
         if (prev.content_hash !== p.hash) {
-          throw conflict('report_id_reused', `report ${r.reportId} was already received with different content`, { reportId: r.reportId });
+          throw conflict(
+            'report_id_reused',
+            `report ${r.reportId} was already received with different content: send it again with the same content (answered duplicate), or give the new content a new report id`,
+            { reportId: r.reportId },
+          );
         }
         results.push({ reportId: r.reportId, status: 'duplicate' });
         continue;

@@ -1,6 +1,6 @@
 import type { Command } from '../command.js';
 import { str } from '../command.js';
-import { CliError } from '../client.js';
+import { CliError, collectorUnreachable, probe } from '../client.js';
 
 const DEFAULT_TAG = 'regid.2018-06.com.cisco.DNA_NWStack,1.0_e7244e71-3ad5-4608-8bf0-d12f67c80896';
 
@@ -21,6 +21,12 @@ export const simulateCommands: Command[] = [
         return n;
       };
       const devices = num('devices', 10);
+      const url = str(ctx.values.url) ?? `http://127.0.0.1:${ctx.config().http.port}`;
+      if (!/^https?:\/\/[^/\s]+/.test(url)) throw new CliError(`--url: the collector's address, e.g. http://127.0.0.1:8182, not ${url}`);
+      // Before a token is made for devices that could not use it.
+      await probe(`${url.replace(/\/+$/, '')}/device/v1/collector`).catch((e: unknown) => {
+        throw collectorUnreachable(e, url) ?? e;
+      });
       let token = str(ctx.values.token);
       if (!token) {
         const va = str(ctx.values.va) ?? 'Default';
@@ -36,7 +42,7 @@ export const simulateCommands: Command[] = [
       const { simulate } = await import('../../simulator/simulate.js');
       const r = await simulate(
         {
-          url: str(ctx.values.url) ?? `http://127.0.0.1:${ctx.config().http.port}`,
+          url,
           token,
           devices,
           reports: num('reports', 5),
@@ -45,7 +51,9 @@ export const simulateCommands: Command[] = [
           concurrency: num('concurrency', 16),
         },
         (line) => !ctx.json && ctx.print(line),
-      );
+      ).catch((e: unknown) => {
+        throw collectorUnreachable(e, url) ?? e;
+      });
       ctx.output(r, () => `${r.reportsSent} reports from ${r.devices} devices in ${r.seconds.toFixed(1)} s: ${r.accepted} accepted, ${r.duplicate} duplicate, ${r.failed} failed`);
       if (r.failed) throw new CliError(`${r.failed} reports were refused`);
     },

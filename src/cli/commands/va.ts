@@ -22,6 +22,7 @@ export const vaCommands: Command[] = [
     usage: 'outpost va create NAME [--description TEXT]',
     summary: 'Create a virtual account (local until the upstream confirms it)',
     options: { description: { type: 'string' } },
+    fields: { name: 'NAME' },
     async run(ctx) {
       const name = ctx.positionals[0];
       if (!name) throw new CliError('name the virtual account');
@@ -33,6 +34,7 @@ export const vaCommands: Command[] = [
     name: 'va rename',
     usage: 'outpost va rename VA NEW_NAME',
     summary: 'Rename a virtual account (its id does not change)',
+    fields: { name: 'NEW_NAME' },
     async run(ctx) {
       const [id, name] = ctx.positionals;
       if (!id || !name) throw new CliError('usage: outpost va rename VA NEW_NAME');
