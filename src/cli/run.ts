@@ -15,12 +15,14 @@ import { simulateCommands } from './commands/simulate.js';
 import { exchangeCommands } from './commands/exchange.js';
 import { upstreamCommands } from './commands/upstream.js';
 import { timeCommands } from './commands/time.js';
+import { reportCommands } from './commands/reports.js';
 import { safeJson, safeText } from './safe-text.js';
 
 const commands: Command[] = [
   ...serveCommands, ...vaCommands, ...tokenCommands, ...deviceCommands, ...complianceCommands,
   ...usageCommands, ...eventCommands, ...exchangeCommands, ...upstreamCommands, ...simulateCommands,
   ...timeCommands,
+  ...reportCommands,
 ];
 
 const globalOptions = {
