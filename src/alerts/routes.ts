@@ -8,15 +8,26 @@ export const alertRoutes = [
     query: z.strictObject({
       state: z.enum(['open', 'cleared', 'all']).default('open'),
       kind: z.string().max(50).optional(),
+      // Absent: both; false hides what an operator has acknowledged (the CLI's default).
+      acknowledged: z.enum(['true', 'false']).transform((s) => s === 'true').optional(),
       ...pageQuery,
     }),
     handler: ({ services, query }) =>
       services.alerts.list({
         open: query.state === 'all' ? undefined : query.state === 'open',
         kind: query.kind,
+        acknowledged: query.acknowledged,
         before: query.cursor ? Number(query.cursor) : undefined,
         limit: query.limit,
       }),
+  }),
+  route({
+    method: 'post', path: '/alerts/:id/acknowledge',
+    summary: 'Acknowledge an open alert, saying why; it stays acknowledged until it clears or gets worse (severity, or a larger shortage)',
+    permission: 'operate',
+    params: z.strictObject({ id: z.string().regex(/^[1-9]\d{0,15}$/, 'an alert id: a positive whole number') }),
+    body: z.strictObject({ reason: z.string().trim().min(1, 'say why the alert may wait').max(500) }),
+    handler: ({ services, params, body, actor }) => services.alerts.acknowledge(Number(params.id), actor, body.reason),
   }),
   route({
     method: 'post', path: '/alerts/evaluate', summary: 'Evaluate every alert condition now', permission: 'operate',

@@ -1,6 +1,8 @@
 import { toIso, type Clock } from '../shared/clock.js';
 import type { Db } from '../store/open.js';
-import { AlertRepository, type AlertRow, type Severity } from './repository.js';
+import { conflict, notFound } from '../shared/errors.js';
+import { EventService } from '../events/service.js';
+import { AlertRepository, type AlertRow, type ClearedRow, type ListFilter, type Severity } from './repository.js';
 
 export type AlertKind =
   | 'shortage'
@@ -34,7 +36,14 @@ export interface Alert {
   firstSeenAt: string;
   lastSeenAt: string;
   clearedAt: string | null;
+  /** Set while an operator has acknowledged it, until it clears or gets worse. */
+  acknowledged: { at: string; by: string; reason: string } | null;
 }
+
+/** Why an acknowledgement ended: an event of type alert.unacknowledged carries it. */
+export type UnackReason = 'cleared' | 'severity_rose' | 'shortage_grew';
+
+const RANK: Record<Severity, number> = { info: 0, warning: 1, critical: 2 };
 
 /**
  * Alerts are conditions, not messages: raising one that is open refreshes it, and it stays
@@ -43,8 +52,11 @@ export interface Alert {
 export class AlertService {
   private repo: AlertRepository;
   constructor(
-    db: Db,
+    private db: Db,
     private clock: Clock,
+    // The trail reads its head from the store on each append, so an instance of its own writes
+    // to the one chain; the ack and its end are recorded in the transaction of the change.
+    private events = new EventService(db, clock),
   ) {
     this.repo = new AlertRepository(db);
   }
@@ -53,8 +65,23 @@ export class AlertService {
     const now = this.clock.now();
     const details = JSON.stringify(a.details ?? {});
     const open = this.repo.findOpen(kind, a.subject);
-    if (open) this.repo.touch(open.id, a.severity, a.message, details, now);
-    else this.repo.insert(kind, a.subject, a.severity, a.message, details, now);
+    if (!open) return void this.repo.insert(kind, a.subject, a.severity, a.message, details, now);
+    this.repo.touch(open.id, a.severity, a.message, details, now);
+    if (open.acked_at === null) return;
+    // An acknowledgement covers the alert as it stood; worse than that, the operator must look again.
+    const level = ackLevel(kind, a.details ?? {});
+    const why: UnackReason | null =
+      RANK[a.severity] > RANK[open.acked_severity ?? a.severity]
+        ? 'severity_rose'
+        : level !== null && open.acked_level !== null && level > open.acked_level
+          ? 'shortage_grew'
+          : null;
+    if (!why) return;
+    this.repo.unacknowledge(open.id);
+    this.events.append('alert.unacknowledged', 'system', String(open.id), vaOf(open), {
+      kind, subject: open.subject, reason: why, acknowledgedBy: open.acked_by,
+      ...(why === 'severity_rose' ? { from: open.acked_severity, to: a.severity } : { from: open.acked_level, to: level }),
+    });
   }
 
   isOpen(kind: AlertKind, subject: string): boolean {
@@ -62,7 +89,31 @@ export class AlertService {
   }
 
   clear(kind: AlertKind, subject: string): boolean {
-    return this.repo.clear(kind, subject, this.clock.now());
+    const rows = this.repo.clear(kind, subject, this.clock.now());
+    this.endAcks(rows);
+    return rows.length > 0;
+  }
+
+  /** Records that an operator has seen an open alert and why it may wait; a new reason replaces the old. */
+  acknowledge(id: number, actor: string, reason: string): Alert {
+    return this.db.transaction(() => this.acknowledgeNow(id, actor, reason))();
+  }
+
+  private acknowledgeNow(id: number, actor: string, reason: string): Alert {
+    const row = this.repo.byId(id);
+    if (!row) throw notFound('alert', String(id));
+    if (row.cleared_at !== null) {
+      throw conflict('alert_cleared', `alert ${id} cleared on ${toIso(row.cleared_at)}: there is nothing to acknowledge`, { clearedAt: toIso(row.cleared_at) });
+    }
+    this.repo.acknowledge(id, this.clock.now(), actor, reason, row.severity, ackLevel(row.kind, JSON.parse(row.details) as Record<string, unknown>));
+    this.events.append('alert.acknowledged', actor, String(id), vaOf(row), { kind: row.kind, subject: row.subject, severity: row.severity, reason });
+    return toAlert(this.repo.byId(id)!);
+  }
+
+  private endAcks(rows: ClearedRow[]): void {
+    for (const r of rows) {
+      if (r.acked_at !== null) this.events.append('alert.unacknowledged', 'system', String(r.id), vaOf(r), { kind: r.kind, subject: r.subject, reason: 'cleared' });
+    }
   }
 
   /** Makes the open alerts of one kind exactly the given set: raise what holds, clear the rest. */
@@ -77,10 +128,12 @@ export class AlertService {
    * returns how many. A caller with many to clear repeats it, letting other work run between.
    */
   clearOthers(kind: AlertKind, keep: string[], limit: number): number {
-    return this.repo.clearOthers(kind, keep, this.clock.now(), limit);
+    const rows = this.repo.clearOthers(kind, keep, this.clock.now(), limit);
+    this.endAcks(rows);
+    return rows.length;
   }
 
-  list(f: { open?: boolean | undefined; kind?: string | undefined; before?: number | undefined; limit: number }) {
+  list(f: ListFilter) {
     const rows = this.repo.list(f);
     const last = rows[rows.length - 1];
     return { items: rows.map(toAlert), nextCursor: rows.length === f.limit && last ? String(last.id) : null };
@@ -98,5 +151,21 @@ function toAlert(r: AlertRow): Alert {
     firstSeenAt: toIso(r.first_seen_at)!,
     lastSeenAt: toIso(r.last_seen_at)!,
     clearedAt: toIso(r.cleared_at),
+    acknowledged: r.acked_at !== null ? { at: toIso(r.acked_at)!, by: r.acked_by ?? '', reason: r.ack_reason ?? '' } : null,
   };
+}
+
+/** How many licenses short a shortage is; null for other kinds, which only get worse by severity. */
+function ackLevel(kind: string, details: Record<string, unknown>): number | null {
+  if (kind !== 'shortage') return null;
+  const inUse = typeof details.inUse === 'number' ? details.inUse : 0;
+  const owned = typeof details.owned === 'number' ? details.owned : 0;
+  return inUse - owned;
+}
+
+/** The VA an alert is about, for the event's VA column: named in its details, or its subject for per-VA alerts. */
+function vaOf(r: Pick<AlertRow, 'kind' | 'subject' | 'details'>): string | null {
+  const d = JSON.parse(r.details) as { vaId?: unknown };
+  if (typeof d.vaId === 'string') return d.vaId;
+  return r.kind === 'device_stale' || r.kind === 'device_silent' ? r.subject : null;
 }

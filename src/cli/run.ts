@@ -15,6 +15,7 @@ import { simulateCommands } from './commands/simulate.js';
 import { exchangeCommands } from './commands/exchange.js';
 import { upstreamCommands } from './commands/upstream.js';
 import { timeCommands } from './commands/time.js';
+import { reportCommands } from './commands/reports.js';
 import { safeJson, safeText } from './safe-text.js';
 import { AppError } from '../shared/errors.js';
 import { fileProblem } from '../shared/files.js';
@@ -24,6 +25,7 @@ const commands: Command[] = [
   ...serveCommands, ...vaCommands, ...tokenCommands, ...deviceCommands, ...complianceCommands,
   ...usageCommands, ...eventCommands, ...exchangeCommands, ...upstreamCommands, ...simulateCommands,
   ...timeCommands,
+  ...reportCommands,
 ];
 
 const globalOptions = {

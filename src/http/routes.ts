@@ -5,6 +5,7 @@ import { licenseRoutes } from '../licenses/routes.js';
 import { eventRoutes } from '../events/routes.js';
 import { alertRoutes } from '../alerts/routes.js';
 import { rumRoutes } from '../rum/routes.js';
+import { reportRoutes } from '../reports/routes.js';
 import { exchangeRoutes } from '../exchange/routes.js';
 import { timeRoutes } from '../time/routes.js';
 import type { Route } from './route.js';
@@ -16,6 +17,7 @@ export const routes: Route[] = [
   ...deviceRoutes,
   ...licenseRoutes,
   ...rumRoutes,
+  ...reportRoutes,
   ...exchangeRoutes,
   ...eventRoutes,
   ...alertRoutes,

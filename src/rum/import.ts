@@ -1,7 +1,7 @@
 import { sha256hex } from '../shared/hash.js';
 import { newId } from '../shared/ids.js';
 import { badRequest, AppError } from '../shared/errors.js';
-import type { Clock } from '../shared/clock.js';
+import { DAY_MS, toIso, type Clock } from '../shared/clock.js';
 import type { Db } from '../store/open.js';
 import type { AccountService } from '../accounts/service.js';
 import type { EventService } from '../events/service.js';
@@ -22,9 +22,32 @@ export interface RumImportResult {
   duplicate: number;
   superseded: number;
   devicesCreated: number;
+  /**
+   * Devices of this file whose latest report ended more than device.staleAfterDays ago: they
+   * are stale at once (their usage is not in the VA), as the next evaluation would make them.
+   */
+  stale: number;
+  staleAfterDays: number;
+  /** The first LIST_LIMIT of them; `stale` is the exact count. */
+  staleDevices: ListedDevice[];
+  /** Devices of this file already in another VA than the one named: they stay where they are. */
+  otherVa: number;
+  otherVaDevices: ListedDevice[];
   invalid: ScanProblem[];
   written: boolean;
 }
+
+export interface ListedDevice {
+  deviceId: string;
+  udi: string;
+  vaId: string;
+  vaName: string;
+  /** The end of its latest report. */
+  lastReportAt: string | null;
+}
+
+/** Devices an import result lists by name; the counts beside the lists are exact. */
+export const LIST_LIMIT = 100;
 
 /**
  * How long one write transaction may run before it commits and lets the event loop turn: a
@@ -42,6 +65,8 @@ export interface RumImportOptions {
   maxElements: number;
   /** rum.maxFutureSkewSeconds, in ms: a measurement ending further ahead is refused. */
   maxFutureSkewMs: number;
+  /** device.staleAfterDays: a device whose latest report ended longer ago is stale at once. */
+  staleAfterDays: number;
   /**
    * Import reports of devices that sign their own (they have a key) as well. Off by default:
    * an unsigned file must not override what a device reported with its key.
@@ -63,6 +88,7 @@ export class RumImporter {
   private replaceReport;
   private pending;
   private unack;
+  private markStale;
 
   constructor(
     private db: Db,
@@ -85,6 +111,8 @@ export class RumImporter {
     );
     this.pending = db.prepare('INSERT OR REPLACE INTO report_pending (report_id, since) VALUES (?, ?)');
     this.unack = db.prepare('DELETE FROM report_acks WHERE report_id = ?');
+    // Conditional, as in the scheduled evaluation: a device is released once, whoever marks it first.
+    this.markStale = db.prepare("UPDATE devices SET status = 'stale' WHERE id = ? AND status = 'active'");
   }
 
   /** The file's bytes exactly as they came: decoded here, strictly, and never re-encoded. */
@@ -118,17 +146,19 @@ export class RumImporter {
       throw badRequest('invalid_rum_file', describe(invalid), { invalid, elements });
     }
     const result: RumImportResult = {
-      elements, accepted: 0, replaced: 0, duplicate: 0, superseded: 0, devicesCreated: 0, invalid, written: true,
+      elements, accepted: 0, replaced: 0, duplicate: 0, superseded: 0, devicesCreated: 0,
+      stale: 0, staleAfterDays: opts.staleAfterDays, staleDevices: [], otherVa: 0, otherVaDevices: [], invalid, written: true,
     };
     let next = 0;
     const overridden = new Set<string>();
+    const track: ImportTrack = { stale: new Map(), otherVa: new Map() };
     while (next < parsed.length) {
       const sliceStart = performance.now();
       this.db.transaction(() => {
         const touched: UsageKey[] = [];
         do {
           const { el, report } = parsed[next++]!;
-          const outcome = this.importOne(report, el.raw, va.id, result, touched, opts, overridden);
+          const outcome = this.importOne(report, el.raw, va.id, touched, opts, overridden, track);
           // Checked before the first write; only a deregistration landing since then gets here,
           // and it is as if the deregistration came after the import: the element is listed.
           if (typeof outcome !== 'string') invalid.push({ ...where(el), reason: outcome.reason });
@@ -136,12 +166,14 @@ export class RumImporter {
         } while (next < parsed.length && performance.now() - sliceStart < WRITE_SLICE_MS);
         this.licenses.refreshAlerts(touched);
         if (next === parsed.length) {
+          summarize(result, track, (id) => this.accounts.require(id).name);
           if (overridden.size) {
             this.events.append('usage.rum_overrode_signed', opts.actor, opts.fileName ?? null, va.id, { devices: [...overridden].sort() });
           }
           this.events.append('usage.imported', opts.actor, opts.fileName ?? null, va.id, {
             format: 'rum', elements: result.elements, accepted: result.accepted, replaced: result.replaced,
             duplicate: result.duplicate, superseded: result.superseded, invalid: invalid.length, devicesCreated: result.devicesCreated,
+            stale: result.stale, otherVa: result.otherVa,
           });
         }
       })();
@@ -167,7 +199,7 @@ export class RumImporter {
   }
 
   private importOne(
-    r: RumReport, raw: string, vaId: string, result: RumImportResult, touched: UsageKey[], opts: RumImportOptions, overridden: Set<string>,
+    r: RumReport, raw: string, vaId: string, touched: UsageKey[], opts: RumImportOptions, overridden: Set<string>, track: ImportTrack,
   ): ElementOutcome | { reason: string } {
     const now = this.clock.now();
     const units = [r.udi, ...r.haUdis];
@@ -181,7 +213,7 @@ export class RumImporter {
       };
       this.devices.insert(device);
       this.events.append('device.registered', 'rum-import', device.id, vaId, { udi: `${r.udi.pid}:${r.udi.serial}`, source: 'rum' });
-      result.devicesCreated++;
+      track.created = (track.created ?? 0) + 1;
     } else if (device.status === 'deregistered') {
       return { reason: deregistered(device) };
     } else if (device.public_key !== null) {
@@ -189,6 +221,7 @@ export class RumImporter {
       if (!opts.overrideSigned) return { reason: signedByDevice(device) };
       overridden.add(device.id);
     }
+    if (device.va_id !== vaId) track.otherVa.set(device.id, device);
     // The units of an HA pair are one device, whichever unit reports.
     for (const u of units) this.devices.addUdi(device.id, u.pid, u.serial);
 
@@ -214,17 +247,50 @@ export class RumImporter {
       return 'superseded'; // an earlier, shorter copy of a report already held in full
     }
 
-    // A stale device counts again: its usage goes back first (once: the change is conditional), then the new measurement applies.
-    if (device.status === 'stale' && this.devices.reactivateStale(device.id)) touched.push(...this.licenses.ledger.restore(device.id, device.va_id));
-    const live = { ...device, status: 'active' as const };
+    const lastSeen = Math.max(device.last_seen_at ?? 0, generatedAt);
+    let status: 'active' | 'stale';
+    if (lastSeen < now - opts.staleAfterDays * DAY_MS) {
+      // Already past the stale age: it would be staled at the next evaluation, its usage
+      // dropping then; it is stale now instead, its usage out of the VA (once: conditional).
+      if (device.status === 'active' && this.markStale.run(device.id).changes > 0) {
+        touched.push(...this.licenses.ledger.release(device.id, device.va_id));
+        this.events.append('device.stale', 'rum-import', device.id, device.va_id, { lastSeenAt: toIso(lastSeen), atImport: true });
+      }
+      status = 'stale';
+      track.stale.set(device.id, { ...device, last_seen_at: lastSeen });
+    } else {
+      // A stale device counts again: its usage goes back first (once: the change is conditional), then the new measurement applies.
+      if (device.status === 'stale' && this.devices.reactivateStale(device.id)) touched.push(...this.licenses.ledger.restore(device.id, device.va_id));
+      status = 'active';
+      track.stale.delete(device.id);
+    }
+    const live = { ...device, status };
     const latest = r.measurements.reduce((a, m) => (m.end >= a.end ? m : a));
-    if (this.licenses.ledger.apply(live, r.tag, latest.count, latest.end * 1000, pk)) touched.push({ vaId: device.va_id, tag: r.tag });
+    if (this.licenses.ledger.apply(live, r.tag, latest.count, latest.end * 1000, pk) && status === 'active') touched.push({ vaId: device.va_id, tag: r.tag });
     this.devices.update(device.id, {
-      last_seen_at: Math.max(device.last_seen_at ?? 0, generatedAt),
+      last_seen_at: lastSeen,
       ...(r.softwareVersion ? { software_version: r.softwareVersion } : {}),
     });
     return outcome;
   }
+}
+
+/** What an import learns about devices across its slices, summed up in the result at the end. */
+interface ImportTrack {
+  created?: number;
+  stale: Map<string, DeviceRow>;
+  otherVa: Map<string, DeviceRow>;
+}
+
+function summarize(result: RumImportResult, track: ImportTrack, vaName: (id: string) => string): void {
+  result.devicesCreated = track.created ?? 0;
+  const listed = (d: DeviceRow): ListedDevice => ({
+    deviceId: d.id, udi: `${d.udi_pid}:${d.udi_serial}`, vaId: d.va_id, vaName: vaName(d.va_id), lastReportAt: toIso(d.last_seen_at),
+  });
+  result.stale = track.stale.size;
+  result.staleDevices = [...track.stale.values()].slice(0, LIST_LIMIT).map(listed);
+  result.otherVa = track.otherVa.size;
+  result.otherVaDevices = [...track.otherVa.values()].slice(0, LIST_LIMIT).map(listed);
 }
 
 function where(el: { index: number; line: number; column: number }) {

@@ -14,7 +14,8 @@ export const rumRoutes = [
     handler: ({ services, query, body, actor }) =>
       services.rum.import(Buffer.isBuffer(body) ? body : Buffer.alloc(0), {
         vaId: query.vaId, skipInvalid: query.skipInvalid, actor, fileName: query.fileName, maxElements: services.config.rum.maxElements,
-        maxFutureSkewMs: services.config.rum.maxFutureSkewSeconds * 1000, overrideSigned: query.overrideSigned,
+        maxFutureSkewMs: services.config.rum.maxFutureSkewSeconds * 1000,
+        staleAfterDays: services.config.device.staleAfterDays, overrideSigned: query.overrideSigned,
       }),
   }),
 ];

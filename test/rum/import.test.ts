@@ -9,7 +9,9 @@ const FIXTURE_TAG = 'regid.2018-06.com.cisco.DNA_NWStack,1.0_e7244e71-3ad5-4608-
 
 let h: Harness;
 beforeEach(async () => {
-  h = await startHarness();
+  // These files end years ago (the real fixture in 2022): a stale age that old keeps their
+  // devices counting; what a file past the stale age does is in stale-at-import.test.ts.
+  h = await startHarness({ config: { device: { staleAfterDays: 36_500 } } });
 });
 afterEach(() => h.close());
 
@@ -180,7 +182,7 @@ describe('when a device known from RUM files went stale and a new report arrives
     const t = Math.floor(Date.now() / 1000);
     const spec = { pid: 'C9300-24T', serial: 'FOCSTALE', tag: TAG };
     await upload(rumElement({ ...spec, reportId: 1, measurements: [{ start: t - 2 * day, end: t - day, count: 4 }] })).expect(200);
-    h.services.db.prepare("UPDATE devices SET last_seen_at = ? WHERE udi_serial = 'FOCSTALE'").run(Date.now() - 100 * 86_400_000);
+    h.services.db.prepare("UPDATE devices SET last_seen_at = ? WHERE udi_serial = 'FOCSTALE'").run(Date.now() - 36_501 * 86_400_000);
     h.services.evaluateAlerts();
     expect(inUse()).toBe(0);
     await upload(rumElement({ ...spec, reportId: 2, measurements: [{ start: t - day, end: t, count: 3 }] })).expect(200);

@@ -12,7 +12,8 @@ import { scanRum } from '../../src/rum/scan.js';
 let h: Harness;
 afterEach(() => h?.close());
 
-const t = 1_700_000_000;
+// Recent: reports older than device.staleAfterDays make their devices stale at import.
+const t = Math.floor(Date.now() / 1000) - 2 * 86_400;
 /** One element per line, as the report that once blocked every device for 19.5 s had them. */
 const file = (n: number, from = 0) =>
   Buffer.from(smartLicense(...Array.from({ length: n }, (_, i) =>

@@ -2,6 +2,7 @@ import type { Command } from '../command.js';
 import { str } from '../command.js';
 import { table } from '../format.js';
 import type { VaCompliance, Drift } from '../../licenses/service.js';
+import { vaNames } from '../va-names.js';
 
 function render(list: VaCompliance[]): string {
   return list
@@ -41,11 +42,11 @@ export const complianceCommands: Command[] = [
     usage: 'outpost compliance verify',
     summary: 'Rebuild the in-use counters from per-device usage and report any drift',
     async run(ctx) {
-      const r = (await ctx.api((api) => api('POST', '/compliance/verify'))) as { checked: number; drift: Drift[] };
+      const [r, va] = await ctx.api(async (api) => [(await api('POST', '/compliance/verify')) as { checked: number; drift: Drift[] }, await vaNames(api)] as const);
       ctx.output(r, () =>
         r.drift.length
           ? `drift found and repaired in ${r.drift.length} of ${r.checked} counters:\n` +
-            table(r.drift, [['va', (d) => d.vaId], ['tag', (d) => d.tag], ['stored', (d) => d.stored.inUse], ['actual', (d) => d.actual.inUse]])
+            table(r.drift, [['va', (d) => va(d.vaId)], ['tag', (d) => d.tag], ['stored', (d) => d.stored.inUse], ['actual', (d) => d.actual.inUse]])
           : `no drift: ${r.checked} counters match the per-device usage`,
       );
     },

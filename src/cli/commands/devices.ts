@@ -3,6 +3,7 @@ import { str } from '../command.js';
 import { CliError } from '../client.js';
 import { shortTime, table } from '../format.js';
 import type { Device } from '../../devices/service.js';
+import { vaNames } from '../va-names.js';
 
 const need = (id: string | undefined): string => {
   if (!id) throw new CliError('name the device id');
@@ -35,10 +36,10 @@ export const deviceCommands: Command[] = [
         if (v) q.set(p, v);
       }
       if (ctx.values['pending-rekey']) q.set('pendingRekey', 'true');
-      const r = (await ctx.api((api) => api('GET', `/devices?${q}`))) as { items: Device[]; nextCursor: string | null };
+      const [r, va] = await ctx.api(async (api) => [(await api('GET', `/devices?${q}`)) as { items: Device[]; nextCursor: string | null }, await vaNames(api)] as const);
       ctx.output(r, () =>
         table(r.items, [
-          ['id', (d) => d.id], ['udi', (d) => `${d.udi.pid}:${d.udi.serial}`], ['hostname', (d) => d.hostname], ['va', (d) => d.vaId],
+          ['id', (d) => d.id], ['udi', (d) => `${d.udi.pid}:${d.udi.serial}`], ['hostname', (d) => d.hostname], ['va', (d) => va(d.vaId)],
           ['status', (d) => d.status + (d.pendingRekey ? ` (pending: ${d.pendingRekey.reason.replace('_', ' ')})` : '')], ['last seen', (d) => shortTime(d.lastSeenAt)],
         ]) + (r.nextCursor ? `\n(more: --limit or the API's cursor ${r.nextCursor})` : ''),
       );

@@ -3,6 +3,8 @@ import { str } from '../command.js';
 import { shortTime, table } from '../format.js';
 import type { Event } from '../../events/service.js';
 import type { Alert } from '../../alerts/service.js';
+import { CliError } from '../client.js';
+import { vaNames } from '../va-names.js';
 
 export const eventCommands: Command[] = [
   {
@@ -16,11 +18,11 @@ export const eventCommands: Command[] = [
         const v = str(ctx.values[k]);
         if (v) q.set(p, v);
       }
-      const r = (await ctx.api((api) => api('GET', `/events?${q}`))) as { items: Event[] };
+      const [r, va] = await ctx.api(async (api) => [(await api('GET', `/events?${q}`)) as { items: Event[] }, await vaNames(api)] as const);
       ctx.output(r.items, () =>
         table(r.items, [
           ['id', (e) => e.id], ['at', (e) => shortTime(e.at)], ['type', (e) => e.type], ['actor', (e) => e.actor],
-          ['subject', (e) => e.subject], ['details', (e) => e.details],
+          ['subject', (e) => e.subject], ['va', (e) => va(e.vaId)], ['details', (e) => e.details],
         ]),
       );
     },
@@ -39,22 +41,46 @@ export const eventCommands: Command[] = [
   },
   {
     name: 'alerts',
-    usage: 'outpost alerts [--all] [--evaluate]',
-    summary: 'List open alerts (--all includes cleared ones; --evaluate checks every condition first)',
-    options: { all: { type: 'boolean' }, evaluate: { type: 'boolean' } },
+    usage: 'outpost alerts [--all] [--acknowledged] [--evaluate]',
+    summary: 'List open alerts not yet acknowledged (--acknowledged shows those too; --all includes cleared ones; --evaluate checks every condition first)',
+    options: { all: { type: 'boolean' }, acknowledged: { type: 'boolean' }, evaluate: { type: 'boolean' } },
     async run(ctx) {
-      const r = (await ctx.api(async (api) => {
+      const [r, va] = await ctx.api(async (api) => {
         if (ctx.values.evaluate) await api('POST', '/alerts/evaluate');
-        return api('GET', `/alerts?state=${ctx.values.all ? 'all' : 'open'}&limit=1000`);
-      })) as { items: Alert[] };
-      ctx.output(r.items, () =>
-        r.items.length
-          ? table(r.items, [
-              ['severity', (a) => a.severity], ['kind', (a) => a.kind], ['since', (a) => shortTime(a.firstSeenAt)],
-              ['cleared', (a) => shortTime(a.clearedAt)], ['message', (a) => a.message],
+        return [(await api('GET', `/alerts?state=${ctx.values.all ? 'all' : 'open'}&limit=1000`)) as { items: Alert[] }, await vaNames(api)] as const;
+      });
+      const shown = ctx.values.acknowledged ? r.items : r.items.filter((a) => !a.acknowledged);
+      const hidden = r.items.length - shown.length;
+      ctx.output(shown, () =>
+        (shown.length
+          ? table(shown, [
+              ['id', (a) => a.id], ['severity', (a) => a.severity], ['kind', (a) => a.kind], ['va', (a) => va(alertVa(a))],
+              ['since', (a) => shortTime(a.firstSeenAt)], ['cleared', (a) => shortTime(a.clearedAt)],
+              ['acknowledged', (a) => (a.acknowledged ? `by ${a.acknowledged.by}: ${a.acknowledged.reason}` : null)], ['message', (a) => a.message],
             ])
-          : 'no open alerts',
+          : `no ${ctx.values.all ? '' : 'open '}alerts${hidden ? ' to act on' : ''}`) +
+        (hidden ? `\n(${hidden} acknowledged alert(s) hidden: --acknowledged shows them)` : ''),
       );
     },
   },
+  {
+    name: 'alerts ack',
+    usage: 'outpost alerts ack ALERT_ID --reason TEXT',
+    summary: 'Acknowledge an open alert, saying why; it comes back if it clears and returns, its severity rises or a shortage grows',
+    options: { reason: { type: 'string' } },
+    async run(ctx) {
+      const id = ctx.positionals[0];
+      if (!id) throw new CliError('name the alert id (the ID column of `outpost alerts`)');
+      const reason = str(ctx.values.reason);
+      if (!reason?.trim()) throw new CliError('--reason TEXT is required: say why the alert may wait');
+      const a = (await ctx.api((api) => api('POST', `/alerts/${encodeURIComponent(id)}/acknowledge`, { reason }))) as Alert;
+      ctx.output(a, () => `alert ${a.id} (${a.kind}) acknowledged by ${a.acknowledged?.by}: ${a.acknowledged?.reason}`);
+    },
+  },
 ];
+
+/** The VA an alert is about: named in its details, or the subject of a per-VA alert. */
+function alertVa(a: Alert): string | null {
+  if (typeof a.details.vaId === 'string') return a.details.vaId;
+  return a.kind === 'device_stale' || a.kind === 'device_silent' ? a.subject : null;
+}

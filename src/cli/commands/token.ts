@@ -2,6 +2,7 @@ import type { Command } from '../command.js';
 import { str } from '../command.js';
 import { CliError } from '../client.js';
 import { shortTime, table } from '../format.js';
+import { vaNames } from '../va-names.js';
 
 interface Token { id: string; vaId: string; description: string; expiresAt: string; maxUses: number; uses: number; state: string; secret?: string }
 
@@ -36,10 +37,11 @@ export const tokenCommands: Command[] = [
     options: { va: { type: 'string' } },
     async run(ctx) {
       const va = str(ctx.values.va);
-      const r = (await ctx.api((api) => api('GET', `/tokens${va ? `?vaId=${encodeURIComponent(va)}` : ''}`))) as { items: Token[] };
+      const [r, name] = await ctx.api(async (api) =>
+        [(await api('GET', `/tokens${va ? `?vaId=${encodeURIComponent(va)}` : ''}`)) as { items: Token[] }, await vaNames(api)] as const);
       ctx.output(r.items, () =>
         table(r.items, [
-          ['id', (t) => t.id], ['va', (t) => t.vaId], ['state', (t) => t.state], ['uses', (t) => `${t.uses}/${t.maxUses}`],
+          ['id', (t) => t.id], ['va', (t) => name(t.vaId)], ['state', (t) => t.state], ['uses', (t) => `${t.uses}/${t.maxUses}`],
           ['expires', (t) => shortTime(t.expiresAt)], ['description', (t) => t.description],
         ]),
       );

@@ -3,7 +3,8 @@ import { basename } from 'node:path';
 import type { Command } from '../command.js';
 import { str } from '../command.js';
 import { CliError } from '../client.js';
-import type { RumImportResult } from '../../rum/import.js';
+import { shortTime } from '../format.js';
+import type { ListedDevice, RumImportResult } from '../../rum/import.js';
 
 export const usageCommands: Command[] = [
   {
@@ -20,8 +21,9 @@ export const usageCommands: Command[] = [
       } catch (e) {
         throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
       }
+      const va = str(ctx.values.va) ?? 'Default';
       const q = new URLSearchParams({
-        vaId: str(ctx.values.va) ?? 'Default',
+        vaId: va,
         skipInvalid: String(Boolean(ctx.values['skip-invalid'])),
         overrideSigned: String(Boolean(ctx.values['override-signed'])),
         fileName: basename(file),
@@ -36,10 +38,24 @@ export const usageCommands: Command[] = [
         }
         throw e;
       }
+      const listed = (d: ListedDevice) => `  ${d.udi} (${d.deviceId}), latest report ${shortTime(d.lastReportAt)}`;
+      const more = (shown: number, total: number) => (total > shown ? [`  ... and ${total - shown} more`] : []);
       ctx.output(r, () =>
         [
-          `${r.elements} report(s): ${r.accepted} accepted, ${r.replaced} replaced by a grown copy, ${r.duplicate} duplicate, ${r.superseded} older copies`,
+          `${r.elements} report(s): ${r.accepted} accepted, ${r.replaced} grown (replaced an earlier copy), ${r.duplicate} duplicate, ${r.superseded} older copies`,
           `${r.devicesCreated} device(s) created`,
+          ...(r.stale
+            ? [
+                `${r.stale} device(s) stale at once: their latest report ended more than ${r.staleAfterDays} days ago (device.staleAfterDays), so their usage does not count until they report again:`,
+                ...r.staleDevices.map(listed), ...more(r.staleDevices.length, r.stale),
+              ]
+            : []),
+          ...(r.otherVa
+            ? [
+                `${r.otherVa} device(s) stayed in the VA they already belong to, not ${va} (move one with \`outpost devices move DEVICE_ID --va ${va}\`):`,
+                ...r.otherVaDevices.map((d) => `  ${d.udi} (${d.deviceId}) in ${d.vaName}`), ...more(r.otherVaDevices.length, r.otherVa),
+              ]
+            : []),
           ...(r.invalid.length ? [`${r.invalid.length} skipped:`, ...r.invalid.map((p) => `  element ${p.index ?? '-'} at ${p.line}:${p.column}: ${p.reason}`)] : []),
         ].join('\n'),
       );
