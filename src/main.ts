@@ -60,7 +60,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
   try {
     const { identity, created } = loadOrCreateIdentity(config.dataDir);
     const events = new EventService(db, clock);
-    const alerts = new AlertService(db, clock);
+    const alerts = new AlertService(db, clock, events);
     const time = new TrustedTime(db, clock, alerts, events, timeOptions(config));
     const accounts = new AccountService(db, time, events);
     accounts.ensureInitialised();

@@ -60,6 +60,12 @@ describe('the outpost command, when the operator gets something wrong', () => {
     }
   });
 
+  it('then a RUM file that is not there is file_not_found naming it with its full path', async () => {
+    const missing = join(dir, '..', 'nope.xml');
+    const r = await cli(['usage', 'import', missing], env);
+    expect([r.code, r.stderr]).toEqual([1, expect.stringContaining(`there is no RUM file ${missing} (file_not_found)`)]);
+  });
+
   it('then a data folder that is a file says a folder belongs there', async () => {
     const file = join(dir, '..', 'a-file');
     writeFileSync(file, 'x');

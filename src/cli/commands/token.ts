@@ -12,6 +12,7 @@ export const tokenCommands: Command[] = [
     usage: 'outpost token create --va VA --description TEXT [--days 30] [--uses 1]',
     summary: 'Create a registration token in a virtual account (the secret is shown once)',
     options: { va: { type: 'string' }, description: { type: 'string' }, days: { type: 'string' }, uses: { type: 'string' } },
+    fields: { expiresInDays: '--days', maxUses: '--uses' },
     async run(ctx) {
       const va = str(ctx.values.va) ?? 'Default';
       const description = str(ctx.values.description);

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { Command } from '../command.js';
 import { str } from '../command.js';
 import { CliError } from '../client.js';
 import { shortTime } from '../format.js';
 import type { ListedDevice, RumImportResult } from '../../rum/import.js';
+import { assertReadableFile } from '../../shared/files.js';
 
 export const usageCommands: Command[] = [
   {
@@ -15,12 +16,9 @@ export const usageCommands: Command[] = [
     async run(ctx) {
       const file = ctx.positionals[0];
       if (!file) throw new CliError('name the RUM file to import');
-      let data: Buffer;
-      try {
-        data = readFileSync(file); // the bytes as they are, sent as they are; the server checks UTF-8
-      } catch (e) {
-        throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
-      }
+      // A missing, unreadable or non-regular file is refused with its code and full path (see run.ts).
+      assertReadableFile(resolve(file), 'RUM file');
+      const data = readFileSync(file); // the bytes as they are, sent as they are; the server checks UTF-8
       const va = str(ctx.values.va) ?? 'Default';
       const q = new URLSearchParams({
         vaId: va,
