@@ -31,6 +31,7 @@ describe('the README, run as a newcomer would', () => {
   let site: string;
   let treeBefore: string;
 
+  // A block starts a handful of processes: a few seconds here, more on a loaded machine.
   beforeAll(async () => {
     const dataDir = tempDataDir();
     site = join(dataDir, '..');
@@ -57,25 +58,25 @@ describe('the README, run as a newcomer would', () => {
 
   for (const b of runnable) {
     it(`${b.heading} (line ${b.line}) runs and prints what it says`, async () => {
-      const r = await shell.run(b.code, 25_000);
+      const r = await shell.run(b.code, 50_000);
       expect(r.failures, `commands that failed:\n${r.output}`).toEqual([]);
       const missing = missingExpectation(r.output, b.expect);
       expect(missing, `expected "${missing}" in the output:\n${r.output}`).toBeUndefined();
-    });
+    }, 60_000);
   }
 
   const curl = runnable.find((b) => b.heading === 'Register a device and send a report with curl')!;
 
   it('the curl block runs again: the same device registers again and sends a new report', async () => {
-    const r = await shell.run(curl.code, 25_000);
+    const r = await shell.run(curl.code, 50_000);
     expect(r.failures, r.output).toEqual([]);
     expect(r.output).toMatch(/device dev_\S+: re_registered\n/);
     expect(missingExpectation(r.output, curl.expect), r.output).toBeUndefined();
-  });
+  }, 60_000);
 
   it('with a new key, the curl block says that the device waits for an operator, and names the command', async () => {
     rmSync(join(site, 'outpost-curl-device', 'device.pem'));
-    const r = await shell.run(curl.code, 25_000);
+    const r = await shell.run(curl.code, 50_000);
     expect(r.output).toMatch(/device (dev_\S+): pending_rekey\nit waits for an operator: npm run outpost -- devices approve \1\n/);
   });
 
