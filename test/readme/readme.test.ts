@@ -31,7 +31,6 @@ describe('the README, run as a newcomer would', () => {
   let site: string;
   let treeBefore: string;
 
-  // A block starts a handful of processes: a few seconds here, more on a loaded machine.
   beforeAll(async () => {
     const dataDir = tempDataDir();
     site = join(dataDir, '..');
@@ -56,6 +55,7 @@ describe('the README, run as a newcomer would', () => {
     for (const b of blocks.filter((x) => x.norun !== undefined)) expect(b.norun, `line ${b.line}`).not.toBe('');
   });
 
+  // A block starts a handful of processes: a few seconds each here, more on a loaded machine.
   for (const b of runnable) {
     it(`${b.heading} (line ${b.line}) runs and prints what it says`, async () => {
       const r = await shell.run(b.code, 50_000);
@@ -78,7 +78,7 @@ describe('the README, run as a newcomer would', () => {
     rmSync(join(site, 'outpost-curl-device', 'device.pem'));
     const r = await shell.run(curl.code, 50_000);
     expect(r.output).toMatch(/device (dev_\S+): pending_rekey\nit waits for an operator: npm run outpost -- devices approve \1\n/);
-  });
+  }, 60_000);
 
   it('leaves nothing in the project folder', () => {
     expect(tree()).toBe(treeBefore);
