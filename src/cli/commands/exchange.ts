@@ -43,7 +43,10 @@ export const exchangeCommands: Command[] = [
     options: { period: { type: 'string' }, 'dry-run': { type: 'boolean' } },
     async run(ctx) {
       const dryRun = Boolean(ctx.values['dry-run']);
-      const r = (await ctx.api((api) => api('POST', '/exchange/export', { period: str(ctx.values.period), dryRun }))) as ExportResult & ExportPreview;
+      const period = str(ctx.values.period);
+      // Checked here so the operator reads about the option they typed, not about an HTTP body.
+      if (period !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(period)) throw new CliError(`--period must be a month written YYYY-MM, e.g. 2026-11 (not "${period}")`, 2);
+      const r = (await ctx.api((api) => api('POST', '/exchange/export', { period, dryRun }))) as ExportResult & ExportPreview;
       ctx.output(r, () =>
         [
           dryRun ? `dry run for ${r.period}: nothing written` : `usage bundle ${r.sequence} for ${r.period}: ${r.file} (${r.bytes} bytes)`,

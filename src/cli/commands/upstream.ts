@@ -10,8 +10,10 @@ import { systemClock } from '../../shared/clock.js';
 import { AppError } from '../../shared/errors.js';
 
 /** The reference upstream runs from the command line, on its own store (upstream.dataDir or --dir). */
+const upstreamDir = (ctx: CommandContext) => resolve(str(ctx.values.dir) ?? ctx.config().upstream.dataDir);
+
 async function withUpstream<T>(ctx: CommandContext, fn: (up: UpstreamService) => Promise<T>): Promise<T> {
-  const dir = resolve(str(ctx.values.dir) ?? ctx.config().upstream.dataDir);
+  const dir = upstreamDir(ctx);
   const db = openUpstreamStore(dir);
   try {
     const { identity } = loadOrCreateIdentity(dir, 'upstream');
@@ -41,8 +43,10 @@ export const upstreamCommands: Command[] = [
     summary: 'Create the reference upstream: its store and its key pair',
     options: dirOption,
     async run(ctx) {
-      const r = await withUpstream(ctx, async (up) => ({ upstreamId: up.identity.collectorId, fingerprint: up.identity.fingerprint, publicKey: up.identity.publicKeyB64 }));
-      ctx.output(r, () => `upstream ${r.upstreamId}\nfingerprint ${r.fingerprint}`);
+      const dataDir = upstreamDir(ctx);
+      const r = await withUpstream(ctx, async (up) => ({ upstreamId: up.identity.collectorId, fingerprint: up.identity.fingerprint, publicKey: up.identity.publicKeyB64, dataDir }));
+      // Its key and store are files the operator must back up: say where they are.
+      ctx.output(r, () => `upstream ${r.upstreamId}\nfingerprint ${r.fingerprint}\nstore and key in ${r.dataDir}`);
     },
   },
   {
