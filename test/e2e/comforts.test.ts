@@ -13,7 +13,7 @@ function cliToFile(args: string[], env: Record<string, string>, file: string): P
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', fd, 'pipe'] });
     let stderr = '';
-    p.stderr.on('data', (c: Buffer) => (stderr += c));
+    p.stderr!.on('data', (c: Buffer) => (stderr += c));
     p.on('error', reject);
     p.on('close', (code) => {
       closeSync(fd);

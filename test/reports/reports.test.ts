@@ -18,12 +18,12 @@ describe("when an operator reads a device's stored reports", () => {
     for (const id of ['r-1', 'r-2', 'r-3']) expect((await d.sendReport(d.report(TAG, 2, now(), id))).status).toBe(200);
     const list = (await h.api.get(`/api/v1/devices/${d.deviceId}/reports?limit=2`).expect(200)).body;
     expect(list.items.map((r: { reportId: string }) => r.reportId)).toEqual(['r-3', 'r-2']);
-    expect(list.items[0]).toMatchObject({ source: 'device', measurements: 1, bytes: Buffer.byteLength(stored(d.deviceId, 'r-3')) });
+    expect(list.items[0]).toMatchObject({ source: 'device', measurements: 1, bytes: Buffer.byteLength(stored(d.deviceId!, 'r-3')) });
     const rest = (await h.api.get(`/api/v1/devices/${d.deviceId}/reports?limit=2&cursor=${list.nextCursor}`).expect(200)).body;
     expect(rest.items.map((r: { reportId: string }) => r.reportId)).toEqual(['r-1']);
     const one = (await h.api.get(`/api/v1/devices/${d.deviceId}/reports/r-2`).expect(200)).body;
     expect(one).toMatchObject({ deviceId: d.deviceId, reportId: 'r-2', source: 'device', contentType: 'application/json' });
-    expect(one.original).toBe(stored(d.deviceId, 'r-2'));
+    expect(one.original).toBe(stored(d.deviceId!, 'r-2'));
   });
 
   it('then a RUM report comes back as the element received, and an id held by both sources must be told apart', async () => {

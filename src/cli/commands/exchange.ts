@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { assertReadableFile } from '../../shared/files.js';
 import { resolve } from 'node:path';
 import type { Command } from '../command.js';
 import { str } from '../command.js';
@@ -19,13 +20,13 @@ const fileArg = (p: string | undefined, what: string) => {
 /** A public key from a PEM file, or a base64 raw key (in a file or given as is). */
 function loadKey(spec: string): Buffer {
   let text = spec;
-  try {
+  if (existsSync(spec)) {
+    assertReadableFile(resolve(spec), 'key file');
     text = readFileSync(spec, 'utf8');
-  } catch {
-    /* not a file: the key itself */
   }
   const raw = decodePublicKey(text.trim());
   if (raw) return raw;
+  if (text === spec && /[/\\]|\.pem$/i.test(spec)) throw new CliError(`--key: there is no key file ${resolve(spec)} (file_not_found)`);
   try {
     const der = createPublicKey(text).export({ format: 'der', type: 'spki' });
     if (der.length !== 44) throw new Error('not ed25519');
@@ -44,8 +45,6 @@ export const exchangeCommands: Command[] = [
     async run(ctx) {
       const dryRun = Boolean(ctx.values['dry-run']);
       const period = str(ctx.values.period);
-      // Checked here so the operator reads about the option they typed, not about an HTTP body.
-      if (period !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(period)) throw new CliError(`--period must be a month written YYYY-MM, e.g. 2026-11 (not "${period}")`, 2);
       const r = (await ctx.api((api) => api('POST', '/exchange/export', { period, dryRun }))) as ExportResult & ExportPreview;
       ctx.output(r, () =>
         [
