@@ -89,13 +89,29 @@ function errorHandler(services: Services) {
     let e: AppError;
     if (err instanceof AppError) e = err;
     else {
-      const mistake = requestError(err) ?? fileProblem(err);
-      if (mistake) e = mistake;
-      else {
+      const mistake = requestError(err) ?? fileProblem(err) ?? storageProblem(err);
+      if (mistake) {
+        e = mistake;
+        if (e.status === 503) {
+          res.setHeader('retry-after', '30');
+          services.logger.error('operator request not stored', { method: req.method, path: req.path, error: e.details.sqlite });
+        }
+      } else {
         services.logger.error('operator request failed', { method: req.method, path: req.path, error: (err as Error)?.message });
         e = new AppError(500, 'internal', 'the request failed inside the collector; nothing was changed');
       }
     }
     res.status(e.status).json(toErrorBody(e));
   };
+}
+
+/**
+ * The store refused a write (disk full, I/O error, busy): nothing was changed, and the cause is
+ * the host's to fix, not a fault to report as internal. The device API answers the same.
+ */
+function storageProblem(err: unknown): AppError | null {
+  const code = String((err as { code?: unknown } | null)?.code ?? '');
+  if (!code.startsWith('SQLITE_')) return null;
+  const why = code.startsWith('SQLITE_FULL') ? 'the disk holding the database is full' : code.startsWith('SQLITE_BUSY') ? 'the database is busy' : 'the database could not be written';
+  return new AppError(503, 'storage_unavailable', `${why} (${code}); nothing was changed: free space or check the disk, then retry`, { sqlite: code });
 }

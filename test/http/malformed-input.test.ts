@@ -42,3 +42,26 @@ describe('malformed operator input gets a 400-class answer of its own, never a 5
     expect([u.status, u.body.error.code]).toEqual([415, 'unsupported_content_encoding']);
   });
 });
+
+describe('when the store cannot take a write', () => {
+  it('when the database is full, then an operator write is 503 storage_unavailable naming the cause (never internal), and nothing changes', async () => {
+    // A full disk, as SQLite sees one: no page may be added.
+    const pages = h.services.db.pragma('page_count', { simple: true }) as number;
+    h.services.db.pragma(`max_page_count = ${pages}`);
+    try {
+      let r;
+      let before = 0;
+      for (let i = 0; i < 200; i++) {
+        before = tokens();
+        r = await h.api.post('/api/v1/tokens').send({ vaId: h.defaultVa, description: 'x'.repeat(400), maxUses: 1, expiresInDays: 1 });
+        if (r.status !== 201) break;
+      }
+      expect([r!.status, r!.body.error.code]).toEqual([503, 'storage_unavailable']);
+      expect(r!.body.error.message).toContain('full');
+      expect(r!.headers['retry-after']).toBe('30');
+      expect(tokens()).toBe(before); // the refused write left nothing
+    } finally {
+      h.services.db.pragma('max_page_count = 4294967294');
+    }
+  });
+});
