@@ -66,12 +66,22 @@ export function pooledVerifier(threads = 1): PooledVerifier {
 
 let serial = 0;
 
+type Plain = Record<string, unknown>;
+const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+function mergeDeep(base: Plain, over: Plain): Plain {
+  const out: Plain = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = isPlain(v) && isPlain(out[k]) ? mergeDeep(out[k] as Plain, v) : v;
+  return out;
+}
+
 /** Builds the real app (device + operator API) around a real SQLite file in a temp folder. */
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'outpost-test-'));
   const config = loadConfig({
     env: {},
-    overrides: { dataDir: join(dir, 'data'), http: { port: 0 }, exchange: { bundleDir: join(dir, 'bundles') }, upstream: { dataDir: join(dir, 'upstream') }, ...(opts.config ?? {}) } as never,
+    // Merged key by key: a test that sets one exchange limit must keep the temp bundle folder
+    // (a shallow spread once sent its bundles into the project's own sync-bundles/).
+    overrides: mergeDeep({ dataDir: join(dir, 'data'), http: { port: 0 }, exchange: { bundleDir: join(dir, 'bundles') }, upstream: { dataDir: join(dir, 'upstream') } }, opts.config ?? {}) as never,
   });
   const clock: Clock | undefined = opts.clock;
   const services = buildServices(config, { ...(clock ? { clock } : {}), logger: createLogger('error', true) });
