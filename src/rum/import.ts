@@ -11,6 +11,7 @@ import type { DeviceRepository, DeviceRow } from '../devices/repository.js';
 import { scanRumSteps, type ScanProblem, type ScannedElement } from './scan.js';
 import { decodeUtf8 } from './utf8.js';
 import { Slicer } from './slicer.js';
+import { Pacer } from '../shared/pacer.js';
 import { parseRumReport, type RumReport } from './report.js';
 
 export type ElementOutcome = 'accepted' | 'replaced' | 'duplicate' | 'superseded';
@@ -152,6 +153,9 @@ export class RumImporter {
     let next = 0;
     const overridden = new Set<string>();
     const track: ImportTrack = { stale: new Map(), otherVa: new Map() };
+    // Paced as the other long jobs are: each write slice is followed by a pause as long as it
+    // (see Pacer), or device replies wait on fdatasyncs queued behind the import's writes.
+    const pacer = new Pacer(WRITE_SLICE_MS);
     while (next < parsed.length) {
       const sliceStart = performance.now();
       this.db.transaction(() => {
@@ -177,7 +181,10 @@ export class RumImporter {
           });
         }
       })();
-      if (next < parsed.length) await slicer.yield();
+      if (next < parsed.length) {
+        await slicer.yield();
+        await pacer.pause();
+      }
     }
     return result;
   }
