@@ -74,12 +74,8 @@ interface VaCount {
   silentSince: number | null;
 }
 
+/** The evaluation under way for each store: one runs at a time. */
 const running = new WeakMap<DeviceRepository, Promise<{ staled: number }>>();
-
-/** The evaluation under way for this store, if one is: a caller that must see its outcome waits for it. */
-export function staleEvaluation(repo: DeviceRepository): Promise<{ staled: number }> | undefined {
-  return running.get(repo);
-}
 
 /**
  * Scheduled: devices silent past the stale age are marked stale and release their licenses;

@@ -1,4 +1,5 @@
-import { accessSync, constants, createReadStream, createWriteStream, openSync, readSync, closeSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, openSync, readSync, closeSync } from 'node:fs';
+import { assertReadableFile } from '../shared/files.js';
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
@@ -77,7 +78,8 @@ async function collect(body: AsyncIterable<Buffer>, max: number, what: string): 
  * Runs in bounded memory whatever the bundle's size.
  */
 export async function verifyBundle(path: string, opts: VerifyOptions): Promise<VerifiedBundle> {
-  assertRegularFile(path);
+  // Checked before anything opens it: opening a FIFO blocks until it gets a writer.
+  assertReadableFile(path);
   let manifestBytes: Buffer | undefined;
   let manifest: Manifest | undefined;
   let verified = false;
@@ -157,28 +159,6 @@ export function selfSignedKey(hint: SignerHint): Buffer {
   const key = decodePublicKey(String(hint.meta.publicKey ?? ''));
   if (!key || fingerprint(key) !== hint.keyId) throw new BundleError('malformed_manifest', 'the bundle does not carry the key that signed it');
   return key;
-}
-
-/**
- * A bundle is a regular file that can be read: anything else is the operator's to fix, and
- * says so. Checked before anything opens it: opening a FIFO blocks until it gets a writer.
- */
-export function assertRegularFile(path: string): void {
-  let st;
-  try {
-    st = statSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new AppError(404, 'file_not_found', `there is no file ${path}`, { file: path });
-    if (code === 'EACCES' || code === 'EPERM') throw new AppError(403, 'permission_denied', `the collector may not read ${path}; check the file's owner and mode`, { file: path });
-    throw e;
-  }
-  if (!st.isFile()) throw new BundleError('not_a_file', `${path} is ${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : 'not a regular file'}; a bundle is a regular file`);
-  try {
-    accessSync(path, constants.R_OK);
-  } catch {
-    throw new AppError(403, 'permission_denied', `the collector may not read ${path}; check the file's owner and mode`, { file: path });
-  }
 }
 
 function signerHint(bytes: Buffer): SignerHint {

@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TAG } from '../helpers/harness.js';
 import { startSite, type Site } from '../helpers/exchange.js';
-import { appendAfterMarker, members, tarBytes, writeTar, type Member } from '../helpers/tar-craft.js';
+import { appendAfterMarker, dataOffset, flipAt, members, tarBytes, writeTar, type Member } from '../helpers/tar-craft.js';
 import { streamPayloadLines, verifyBundle } from '../../src/exchange/read.js';
 
 /** Every refusal path of the bundle reader closes what it opened: file, tar iterator, gunzip. */
@@ -25,21 +25,7 @@ afterAll(() => s.close());
 
 const openDescriptors = () => readdirSync('/proc/self/fd').length;
 
-/** Offset of a member's data in the tar. */
-function dataOffset(file: string, name: string): number {
-  let off = 0;
-  for (const m of members(file)) {
-    if (m.name === name) return off + 512;
-    off += 512 + Math.ceil(m.data.length / 512) * 512;
-  }
-  throw new Error(name);
-}
-const flip = (at: (f: string) => number) => (f: string) => {
-  const b = readFileSync(f);
-  const i = at(f);
-  b[i] = b[i]! ^ 0x01;
-  writeFileSync(f, b);
-};
+const flip = (at: (f: string) => number) => (f: string) => flipAt(f, at(f));
 const cut = (keep: (size: number) => number) => (f: string) => {
   const b = readFileSync(f);
   writeFileSync(f, b.subarray(0, keep(b.length)));

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TAG } from '../helpers/harness.js';
 import { startSite, startUpstream, type Site } from '../helpers/exchange.js';
-import { members, writeTar, type Member } from '../helpers/tar-craft.js';
+import { dataOffset, flipAt, members, writeTar, type Member } from '../helpers/tar-craft.js';
 
 let s: Site;
 let response: string;
@@ -50,20 +50,6 @@ async function expectRefused(file: string, code: string) {
   expect(snapshot()).toEqual(before);
 }
 
-const flipAt = (file: string, offset: number) => {
-  const b = readFileSync(file);
-  b[offset] = b[offset]! ^ 0x01;
-  writeFileSync(file, b);
-};
-/** Offset of a member's data in the tar. */
-function dataOffset(file: string, name: string): number {
-  let off = 0;
-  for (const m of members(file)) {
-    if (m.name === name) return off + 512;
-    off += 512 + Math.ceil(m.data.length / 512) * 512;
-  }
-  throw new Error(name);
-}
 
 describe('when one byte of a response bundle is flipped', () => {
   it('then a flipped manifest byte fails the signature', () => expectRefused(variant((f) => flipAt(f, dataOffset(f, 'manifest.json') + 40)), 'bad_signature'));

@@ -78,3 +78,20 @@ export function rewritePayload(file: string, out: string, name: string, edit: (l
   ms[1]!.data = sign(ms[0]!.data);
   writeTar(out, ms);
 }
+
+/** Offset of a member's data in the tar. */
+export function dataOffset(file: string, name: string): number {
+  let off = 0;
+  for (const m of members(file)) {
+    if (m.name === name) return off + 512;
+    off += 512 + Math.ceil(m.data.length / 512) * 512;
+  }
+  throw new Error(name);
+}
+
+/** Flips the lowest bit of one byte of a file in place. */
+export function flipAt(file: string, offset: number): void {
+  const b = readFileSync(file);
+  b[offset] = b[offset]! ^ 0x01;
+  writeFileSync(file, b);
+}
