@@ -2,6 +2,9 @@ import { z } from 'zod';
 import cron from 'node-cron';
 import { isTimeZone } from '../time/zone.js';
 
+/** Usage and entitlements cross the network in the clear over plain http: only on the host itself. */
+export const isLoopbackHost = (h: string): boolean => h === 'localhost' || h === '[::1]' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
 
@@ -54,6 +57,45 @@ export const configSchema = z.strictObject({
     maxResponseBytes: positiveInt.max(64 * 1024 * 1024 * 1024),
     /** How many times its compressed size one payload may inflate to. */
     maxResponseRatio: positiveInt.max(1100),
+    /** disconnected: bundles carried by hand (the default). connected: a scheduled sync over HTTPS. */
+    mode: z.enum(['disconnected', 'connected']),
+    syncCron: z.string().refine((s) => cron.validate(s), 'a cron expression (five or six fields)'),
+    /** One sync request carries at most this many reports; a backlog goes up in consecutive parts. */
+    maxReportsPerPart: positiveInt.max(1_000_000),
+    /** ... and at most about this many bytes of report lines (before compression). */
+    maxBytesPerPart: positiveInt.min(1 << 20).max(1 << 30),
+    /** An alert when no sync has succeeded for this long (connected mode). */
+    syncOverdueHours: positiveInt.max(24 * 90),
+    /** An alert when the upstream has not answered for this long (connected mode). */
+    unreachableAlertHours: positiveInt.max(24 * 90),
+    connection: z.strictObject({
+      /** The upstream's base URL: https://host:8183. Plain http only to a loopback address. */
+      url: z.union([
+        z.literal(''),
+        z
+          .url({ protocol: /^https?$/, error: 'an http(s) URL, such as https://upstream.example:8183' })
+          .refine((u) => new URL(u).protocol === 'https:' || isLoopbackHost(new URL(u).hostname), 'plain http only to a loopback address (127.0.0.1, ::1, localhost): use https'),
+      ]),
+      /** A PEM bundle of CAs to trust for the upstream's certificate, besides (or instead of) the system's. */
+      caFile: z.string(),
+      systemCa: z.boolean(),
+      /** The upstream certificate's public key, pinned as sha256//<base64 of the SPKI's SHA-256> (curl's --pinnedpubkey form). */
+      pinSha256: z.union([z.literal(''), z.string().regex(/^sha256\/\/[A-Za-z0-9+/]{43}=$/, 'sha256//<base64 SHA-256 of the certificate public key>')]),
+      /** An HTTP(S) proxy the collector goes through (CONNECT), with optional Basic authentication. */
+      proxyUrl: z.union([z.literal(''), z.url({ protocol: /^https?$/, error: 'an http(s) proxy URL, such as http://proxy.example:3128' })]),
+      proxyUsername: z.string().max(256),
+      /** A file (mode 0600) holding the proxy password: never in the config itself. */
+      proxyPasswordFile: z.string(),
+      connectTimeoutSeconds: positiveInt.max(300),
+      headersTimeoutSeconds: positiveInt.max(3600),
+      bodyTimeoutSeconds: positiveInt.max(3600),
+    }),
+    /** A failed sync is retried this many times, with exponential backoff and jitter, then waits for the schedule. */
+    retry: z.strictObject({
+      attempts: z.number().int().min(1).max(20),
+      baseSeconds: z.number().min(0).max(600),
+      maxSeconds: z.number().min(0).max(3600),
+    }),
   }),
   rum: z.strictObject({
     /** RUMReport elements one file may hold: bounds an import's time and memory (a device writes a handful). */
@@ -63,6 +105,18 @@ export const configSchema = z.strictObject({
   }),
   upstream: z.strictObject({
     dataDir: z.string().min(1),
+    /** Where `outpost upstream serve` listens. */
+    host: z.string().min(1),
+    port,
+    /** PEM certificate chain and key: with both, the upstream serves HTTPS. */
+    certFile: z.string(),
+    keyFile: z.string(),
+    /** Plain HTTP on an address other than loopback: refused unless this is set. */
+    allowPlainHttp: z.boolean(),
+    /** The largest usage bundle one request may carry. */
+    maxBundleBytes: positiveInt.max(4 * 1024 * 1024 * 1024),
+    /** How long a collector's fetch of an answer may wait for it before a 202 (long poll). */
+    maxWaitSeconds: z.number().int().min(0).max(120),
   }),
   shutdown: z.strictObject({
     /**
