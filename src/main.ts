@@ -39,6 +39,10 @@ import { ImportService } from './exchange/import.js';
 import { EnrollmentService } from './exchange/enrollment.js';
 import { ExchangeJobs } from './exchange/jobs.js';
 import { KeyRotationService } from './exchange/key-rotation.js';
+import { SyncService } from './sync/service.js';
+import { SyncState } from './sync/sync-state.js';
+import { connectUpstream } from './sync/connect.js';
+import { SyncEnrollment } from './sync/enroll.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -94,9 +98,18 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       rotation: new KeyRotationService(db, time, identity, state, accounts, events, { dataDir: config.dataDir, bundleDir }),
       jobs: new ExchangeJobs(db, time, state, exporter, importer, alerts, events, logger, { exportCron: config.exchange.exportCron, bundleDir, timeZone: config.time.zone }),
     };
+    const x = config.exchange;
+    const connect = () => connectUpstream(config, identity, time);
+    const sync = new SyncService(db, time, state, new SyncState(db), exporter, importer, alerts, events, logger, connect, {
+      mode: x.mode, url: x.connection.url, syncCron: x.syncCron, timeZone: config.time.zone, bundleDir,
+      maxReportsPerPart: x.maxReportsPerPart, maxBytesPerPart: x.maxBytesPerPart, maxResponseBytes: x.maxResponseBytes, retry: x.retry,
+      waitSeconds: 20, maxProcessingSeconds: 1800, clockSkewMs: config.device.signatureWindowSeconds * 1000,
+      syncOverdueHours: x.syncOverdueHours, unreachableAlertHours: x.unreachableAlertHours,
+    });
     const services: Services = {
       config, db, identity, logger, systemClock: clock, time, events, refusals, alerts, accounts, tokens, devices, licenses,
-      policy, ingest, acks: new AckReader(db), rum, exchange,
+      policy, ingest, acks: new AckReader(db), rum, exchange, sync,
+      syncEnrollment: new SyncEnrollment(identity, exchange.enrollment, connect, bundleDir, x.connection.url),
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.
@@ -104,6 +117,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
         licenses.evaluateAlerts();
         evaluateExpiryAlerts(services, config.alerts.expiryWarningDays * DAY_MS);
         evaluateAckOverdue(services);
+        sync.evaluateAlerts();
         await devicesDone;
       },
       fatal: (cause) => logger.error('fatal error', { error: cause.message }),
@@ -216,6 +230,10 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
       const cut = (await Promise.all(drains.map((d) => d(grace)))).reduce((a, b) => a + b, 0);
       if (cut) logger.warn('requests still running at the end of the grace period were cut', { requests: cut, graceMs: grace });
     });
+    await step('sync', async () => {
+      // A part cut here is in flight: the next sync posts it again and fetches its answer.
+      if (!(await within(services.sync.stop(), deadline - Date.now()))) logger.warn('a sync still running was abandoned');
+    });
     await step('exchange jobs', async () => {
       // A scheduled export or an inbox import still running now is abandoned, as a crash would
       // leave it: each writes its result in one transaction at its end, or not at all.
@@ -288,14 +306,18 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
 
     const logFailure = (job: string) => (e: unknown) => logger.error('scheduled job failed', { job, error: (e as Error).message });
     await phase('the first alert evaluation', () => services.evaluateAlerts());
-    await phase('the missed monthly export', () => services.exchange.jobs.catchUp().catch(logFailure('monthly-export catch-up')));
+    // In connected mode the sync carries usage: the monthly file export runs only by hand.
+    const connected = config.exchange.mode === 'connected';
+    if (!connected) await phase('the missed monthly export', () => services.exchange.jobs.catchUp().catch(logFailure('monthly-export catch-up')));
     await phase('the schedules', () => {
       scheduler = new Scheduler(
         [
           { name: 'alerts', cron: config.alerts.evaluateCron, run: () => services.evaluateAlerts() },
           { name: 'trusted-time', cron: '* * * * *', run: () => services.time.check() },
           { name: 'refusal-counts', cron: '* * * * *', run: () => services.refusals.flush() },
-          { name: 'monthly-export', cron: config.exchange.exportCron, run: () => void services.exchange.jobs.runScheduledExport().catch(logFailure('monthly-export')) },
+          connected
+            ? { name: 'sync', cron: config.exchange.syncCron, run: () => void services.sync.scheduled().catch(logFailure('sync')) }
+            : { name: 'monthly-export', cron: config.exchange.exportCron, run: () => void services.exchange.jobs.runScheduledExport().catch(logFailure('monthly-export')) },
           {
             name: 'inbox',
             cron: `*/${Math.min(59, config.exchange.inboxPollSeconds)} * * * * *`,
@@ -308,6 +330,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
       scheduler.start();
       unwatchInbox = services.exchange.jobs.watchInbox();
     });
+    await phase('the missed sync', () => services.sync.catchUp());
     await phase('the end of start-up', () => {}); // a fatal error raised during start-up stops it here
     started = true;
     logger.info('collector started', {

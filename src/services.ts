@@ -21,6 +21,8 @@ import type { ImportService } from './exchange/import.js';
 import type { EnrollmentService } from './exchange/enrollment.js';
 import type { ExchangeJobs } from './exchange/jobs.js';
 import type { KeyRotationService } from './exchange/key-rotation.js';
+import type { SyncService } from './sync/service.js';
+import type { SyncEnrollment } from './sync/enroll.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -42,6 +44,9 @@ export interface Services {
   acks: AckReader;
   rum: RumImporter;
   exchange: { state: ExchangeState; exporter: ExportService; importer: ImportService; enrollment: EnrollmentService; jobs: ExchangeJobs; rotation: KeyRotationService };
+  /** The connected exchange with an Outpost upstream. */
+  sync: SyncService;
+  syncEnrollment: SyncEnrollment;
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): Promise<void>;
   /**

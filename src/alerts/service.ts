@@ -17,7 +17,11 @@ export type AlertKind =
   | 'export_ready'
   | 'report_rejected'
   | 'ack_overdue'
-  | 'bundle_rejected';
+  | 'bundle_rejected'
+  | 'sync_overdue'
+  | 'upstream_unreachable'
+  | 'upstream_clock_skew'
+  | 'sync_reply_refused';
 
 export interface AlertSpec {
   subject: string;

@@ -16,6 +16,7 @@ import { exchangeCommands } from './commands/exchange.js';
 import { upstreamCommands } from './commands/upstream.js';
 import { timeCommands } from './commands/time.js';
 import { reportCommands } from './commands/reports.js';
+import { syncCommands } from './commands/sync.js';
 import { safeJson, safeText } from './safe-text.js';
 import { AppError } from '../shared/errors.js';
 import { fileProblem } from '../shared/files.js';
@@ -26,6 +27,7 @@ const commands: Command[] = [
   ...usageCommands, ...eventCommands, ...exchangeCommands, ...upstreamCommands, ...simulateCommands,
   ...timeCommands,
   ...reportCommands,
+  ...syncCommands,
 ];
 
 const globalOptions = {

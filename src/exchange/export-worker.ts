@@ -1,20 +1,21 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openReader } from '../store/open.js';
 import { writePayloads } from './write.js';
-import { hostnameMapper, usagePayloads } from './usage-payloads.js';
+import { hostnameMapper, usagePayloads, type PartLimits } from './usage-payloads.js';
 
 /**
  * The export's heavy half, on its own thread: it reads one consistent WAL snapshot of the
  * store through a read-only connection and streams the payloads to files, while the main
  * thread keeps answering devices. It never sees a private key: the main thread signs.
  */
-const { dbFile, dir, hostnameKey } = workerData as { dbFile: string; dir: string; hostnameKey: string | null };
+const { dbFile, dir, hostnameKey, part } = workerData as { dbFile: string; dir: string; hostnameKey: string | null; part: PartLimits | null };
 const db = openReader(dbFile);
 try {
   db.exec('BEGIN'); // one snapshot for every payload
-  const listed = await writePayloads(dir, usagePayloads(db, hostnameMapper(hostnameKey ? Buffer.from(hostnameKey, 'base64') : null)));
+  const reach = { lastRef: 0, cut: false };
+  const listed = await writePayloads(dir, usagePayloads(db, hostnameMapper(hostnameKey ? Buffer.from(hostnameKey, 'base64') : null), part ?? undefined, reach));
   db.exec('COMMIT');
-  parentPort!.postMessage({ ok: true, listed });
+  parentPort!.postMessage({ ok: true, listed, reach });
 } catch (e) {
   parentPort!.postMessage({ ok: false, error: (e as Error).message });
 } finally {

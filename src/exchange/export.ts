@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { newId } from '../shared/ids.js';
 import { builtWorker } from '../shared/worker.js';
 import type { Clock } from '../shared/clock.js';
@@ -11,7 +11,7 @@ import type { EventService } from '../events/service.js';
 import type { AlertService } from '../alerts/service.js';
 import type { AccountService } from '../accounts/service.js';
 import { assembleBundle, identitySigner, writePayloads, type ListedPayload, type WrittenBundle } from './write.js';
-import { hostnameMapper, usagePayloads } from './usage-payloads.js';
+import { hostnameMapper, usagePayloads, type PartLimits, type PartReach } from './usage-payloads.js';
 import type { ExchangeState } from './state.js';
 import { BUNDLE_EXTENSION } from './manifest.js';
 import { PAYLOAD } from './records.js';
@@ -21,6 +21,11 @@ export interface ExportOptions {
   period?: string | undefined;
   dryRun?: boolean;
   actor: string;
+  /**
+   * A part of a connected sync: bounded, written to sent/ rather than the outbox (nobody
+   * carries it), and announced by no alert: the sync posts it at once.
+   */
+  part?: PartLimits;
 }
 
 export interface ExportPreview {
@@ -33,6 +38,8 @@ export interface ExportPreview {
 }
 
 export interface ExportResult extends ExportPreview {
+  /** Parts only: a bound cut it, and more reports wait for the next part. */
+  more?: boolean;
   file: string;
   bundleId: string;
   sequence: number;
@@ -76,9 +83,11 @@ export class ExportService {
     const now = this.clock.now();
     const sequence = this.db.transaction(() => this.state.nextOutSequence())();
     const bundleId = newId('bun', now);
-    const file = join(this.opts.bundleDir, 'outbox', `usage-${period}-seq${String(sequence).padStart(6, '0')}${BUNDLE_EXTENSION}`);
+    const file = join(this.opts.bundleDir, o.part ? 'sent' : 'outbox', `usage-${period}-seq${String(sequence).padStart(6, '0')}${BUNDLE_EXTENSION}`);
+    if (o.part) mkdirSync(dirname(file), { recursive: true });
     const work = mkdtempSync(join(this.opts.bundleDir, '.export-'));
     let written: WrittenBundle;
+    const reach: PartReach = { lastRef: 0, cut: false };
     try {
       const header = {
         kind: 'usage' as const,
@@ -91,9 +100,9 @@ export class ExportService {
         period,
         createdAt: new Date(now).toISOString(),
         eventChainHead: this.events.chainHead(),
-        meta: { hostnames: this.opts.hashHostnames ? 'keyed-hash' : 'clear' },
+        meta: { hostnames: this.opts.hashHostnames ? 'keyed-hash' : 'clear', ...(o.part ? { transport: 'sync', devices: o.part.allDevices ? 'all' : 'reported' } : {}) },
       };
-      written = await assembleBundle(file, header, await this.payloads(work), work, identitySigner(this.identity));
+      written = await assembleBundle(file, header, await this.payloads(work, o.part, reach), work, identitySigner(this.identity));
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
@@ -104,7 +113,8 @@ export class ExportService {
         id: bundleId, direction: 'out', kind: 'usage', sequence, hash: written.hash, file, period, records,
         created_at: now, answers: null, forced: 0,
       });
-      this.events.append('exchange.exported', o.actor, bundleId, null, { sequence, period, reports: records, file, hash: written.hash });
+      this.events.append(o.part ? 'exchange.sync_part_written' : 'exchange.exported', o.actor, bundleId, null, { sequence, period, reports: records, file, hash: written.hash });
+      if (o.part) return;
       this.alerts.raise('export_ready', {
         subject: bundleId,
         severity: 'info',
@@ -114,7 +124,7 @@ export class ExportService {
     })();
     const proposals = (this.db.prepare("SELECT count(*) AS n FROM virtual_accounts WHERE origin = 'local'").get() as { n: number }).n;
     return {
-      period, reports: records, devices: held(PAYLOAD.devices), virtualAccounts: held(PAYLOAD.virtualAccounts), proposals,
+      ...(o.part ? { more: reach.cut } : {}), period, reports: records, devices: held(PAYLOAD.devices), virtualAccounts: held(PAYLOAD.virtualAccounts), proposals,
       usageSummary: held(PAYLOAD.usageSummary), file, bundleId, sequence, hash: written.hash, bytes: written.bytes,
     };
   }
@@ -123,18 +133,22 @@ export class ExportService {
    * The payloads, written by a worker thread on its own snapshot of the store where one can
    * run (the built collector), else inline (tests run the TypeScript sources directly).
    */
-  private async payloads(dir: string): Promise<ListedPayload[]> {
+  private async payloads(dir: string, part: PartLimits | undefined, reach: PartReach): Promise<ListedPayload[]> {
     const key = this.hostnameKey();
     const worker = builtWorker(import.meta.url, './export-worker.js');
-    if (!worker) return writePayloads(dir, usagePayloads(this.db, hostnameMapper(key)));
+    if (!worker) return writePayloads(dir, usagePayloads(this.db, hostnameMapper(key), part, reach));
     return new Promise((resolve, reject) => {
       const w = new Worker(worker, {
-        workerData: { dbFile: this.db.name, dir, hostnameKey: key?.toString('base64') ?? null },
+        workerData: { dbFile: this.db.name, dir, hostnameKey: key?.toString('base64') ?? null, part: part ?? null },
         // Its lines pass through as Buffers and its heap stays small; a small young generation
         // is scavenged often, which frees those Buffers early and keeps the server's RSS flat.
         resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 4 },
       });
-      w.once('message', (m: { ok: boolean; listed?: ListedPayload[]; error?: string }) => (m.ok ? resolve(m.listed!) : reject(new Error(m.error))));
+      w.once('message', (m: { ok: boolean; listed?: ListedPayload[]; reach?: PartReach; error?: string }) => {
+        if (!m.ok) return reject(new Error(m.error));
+        Object.assign(reach, m.reach);
+        resolve(m.listed!);
+      });
       w.once('error', reject);
       w.once('exit', (code) => code !== 0 && reject(new Error(`the export worker stopped with code ${code}`)));
     });

@@ -16,7 +16,17 @@ export function hostnameMapper(key: Buffer | null): (h: string) => string {
  * acknowledged, the devices, the VA list (local ones are proposals) and a usage summary.
  * Used by the export worker on its own snapshot, or inline where no worker can run.
  */
-export function usagePayloads(db: Db, hostname: (h: string) => string): PayloadSource[] {
+export function usagePayloads(db: Db, hostname: (h: string) => string, part?: PartLimits, reach: PartReach = { lastRef: 0, cut: false }): PayloadSource[] {
+  if (part) {
+    // A part of a sync: the first pending reports up to its bounds, and the devices they name
+    // (or every device, when the part is asked to carry the full list).
+    return [
+      { name: PAYLOAD.reports, records: pendingReports(db, part, reach) },
+      { name: PAYLOAD.devices, records: part.allDevices ? devices(db, hostname) : devices(db, hostname, reach) },
+      { name: PAYLOAD.virtualAccounts, records: virtualAccounts(db) },
+      { name: PAYLOAD.usageSummary, records: usageSummary(db) },
+    ];
+  }
   return [
     { name: PAYLOAD.reports, records: pendingReports(db) },
     { name: PAYLOAD.devices, records: devices(db, hostname) },
@@ -35,24 +45,49 @@ const isoTime = (col: string) => `strftime('%Y-%m-%dT%H:%M:%fZ', ${col} / 1000.0
  * would cost a UTF-8 decode, a concatenation and an encode per line). `lines` selects
  * `key` (ascending, the resume point) and `line`, and takes the last key as its parameter.
  */
-function* ndjsonChunks(db: Db, lines: string, first: string | number): Generator<NdjsonChunk> {
+function* ndjsonChunks(db: Db, lines: string, first: string | number, limit?: { records: number; bytes: number; reach?: PartReach }): Generator<NdjsonChunk> {
   const stmt = db
-    .prepare(`SELECT max(key), count(*), CAST(group_concat(line, char(10)) || char(10) AS BLOB) FROM (${lines} LIMIT ${CHUNK})`)
+    .prepare(`SELECT max(key), count(*), CAST(group_concat(line, char(10)) || char(10) AS BLOB) FROM (${lines} LIMIT ?)`)
     .raw();
   let after: string | number = first;
+  let records = 0;
+  let bytes = 0;
   for (;;) {
-    const [last, count, bytes] = stmt.get(after) as [string | number | null, number, Buffer | null];
-    if (!count || last === null || !bytes) return;
-    yield new NdjsonChunk(bytes, count);
+    const take = limit ? Math.min(CHUNK, limit.records - records) : CHUNK;
+    if (take <= 0) return void (limit!.reach && (limit!.reach.cut = true));
+    const [last, count, chunk] = stmt.get(after, take) as [string | number | null, number, Buffer | null];
+    if (!count || last === null || !chunk) return;
+    // A part stops before the chunk that would take it past its byte bound; the first chunk
+    // always goes, so that a part makes progress whatever its reports weigh.
+    if (limit && records > 0 && bytes + chunk.length > limit.bytes) return void (limit.reach && (limit.reach.cut = true));
+    records += count;
+    bytes += chunk.length;
+    if (limit?.reach) limit.reach.lastRef = Number(last);
+    yield new NdjsonChunk(chunk, count);
     after = last;
   }
+}
+
+/** The bounds of one part of a sync: a backlog goes up in consecutive parts, each answered before the next. */
+export interface PartLimits {
+  maxReports: number;
+  /** Bytes of report lines before compression: the compressed part is smaller. */
+  maxBytes: number;
+  /** Carry every device rather than only those the part's reports name. */
+  allDevices: boolean;
+}
+
+/** How far a part reached: its last report ref, and whether a bound cut it (more reports wait). */
+export interface PartReach {
+  lastRef: number;
+  cut: boolean;
 }
 
 /**
  * The unacknowledged reports (the ReportRecord shape). Every pending report goes, so that an
  * ACK for a run of refs covers exactly what was sent; refs ascend through the payload.
  */
-function pendingReports(db: Db): Iterable<NdjsonChunk> {
+function pendingReports(db: Db, part?: PartLimits, reach?: PartReach): Iterable<NdjsonChunk> {
   return ndjsonChunks(
     db,
     `SELECT r.id AS key, format('{"ref":%d,"udi":%s,"source":%s,"reportId":%s,"seq":%s,"generatedAt":%s,"tags":%s,"measurements":%d,"body":%s}',
@@ -61,19 +96,25 @@ function pendingReports(db: Db): Iterable<NdjsonChunk> {
      FROM report_pending p JOIN reports r ON r.id = p.report_id LEFT JOIN devices d ON d.id = r.device_id
      WHERE p.report_id > ? ORDER BY p.report_id`,
     0,
+    part ? { records: part.maxReports, bytes: part.maxBytes, ...(reach ? { reach } : {}) } : undefined,
   );
 }
 
 /** The devices (the DeviceRecord shape); hostnames pass through the mapper, which may hash them. */
-function devices(db: Db, hostname: (h: string) => string): Iterable<NdjsonChunk> {
+function* devices(db: Db, hostname: (h: string) => string, of?: PartReach): Iterable<NdjsonChunk> {
   db.function('export_hostname', { deterministic: true }, (h: unknown) => (typeof h === 'string' && h ? hostname(h) : ''));
-  return ndjsonChunks(
+  // Only the devices the part's reports name: read when this payload starts, after the reports
+  // payload has been written and has said how far it reached.
+  const named = of
+    ? `AND d.id IN (SELECT r.device_id FROM report_pending p JOIN reports r ON r.id = p.report_id WHERE p.report_id <= ${Number(of.lastRef)})`
+    : '';
+  yield* ndjsonChunks(
     db,
     `SELECT d.id AS key, json_object('deviceId', d.id, 'udi', d.udi_pid || ':' || d.udi_serial,
        'udis', (SELECT json_group_array(u.udi) FROM device_udis u WHERE u.device_id = d.id), 'vaId', d.va_id,
        'hostname', export_hostname(d.hostname), 'softwareVersion', d.software_version, 'status', d.status,
        'registeredAt', ${isoTime('d.registered_at')}, 'lastSeenAt', ${isoTime('d.last_seen_at')}) AS line
-     FROM devices d WHERE d.id > ? ORDER BY d.id`,
+     FROM devices d WHERE d.id > ? ${named} ORDER BY d.id`,
     '',
   );
 }

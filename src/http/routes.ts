@@ -8,6 +8,7 @@ import { rumRoutes } from '../rum/routes.js';
 import { reportRoutes } from '../reports/routes.js';
 import { exchangeRoutes } from '../exchange/routes.js';
 import { timeRoutes } from '../time/routes.js';
+import { syncEnrollmentRoutes, syncRoutes } from '../sync/routes.js';
 import type { Route } from './route.js';
 
 /** The one table of operator routes, under /api/v1. */
@@ -19,6 +20,8 @@ export const routes: Route[] = [
   ...rumRoutes,
   ...reportRoutes,
   ...exchangeRoutes,
+  ...syncRoutes,
+  ...syncEnrollmentRoutes,
   ...eventRoutes,
   ...alertRoutes,
   ...timeRoutes,

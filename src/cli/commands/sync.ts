@@ -1,0 +1,109 @@
+import cliProgress from 'cli-progress';
+import type { Command } from '../command.js';
+import { str } from '../command.js';
+import { CliError } from '../client.js';
+import type { SyncService, SyncResult } from '../../sync/service.js';
+
+type Status = ReturnType<SyncService['status']>;
+
+const ago = (iso: string | null) => (iso ? `${iso}` : 'never');
+
+function renderStatus(s: Status): string {
+  const lines = [
+    `mode:          ${s.mode}${s.upstream ? ` (upstream ${s.upstream}, sync protocol v${s.protocolVersion})` : ' (no upstream configured)'}`,
+    `last attempt:  ${ago(s.lastAttemptAt)}`,
+    `last success:  ${ago(s.lastSuccessAt)}`,
+  ];
+  if (s.lastError) lines.push(`last error:    ${s.lastError.message} (${s.lastError.code}, ${s.lastError.at})`);
+  if (s.unreachableSince) lines.push(`unreachable since ${s.unreachableSince}`);
+  if (s.nextRunAt) lines.push(`next run:      ${s.nextRunAt}`);
+  if (s.running && s.progress) lines.push(`running:       part ${s.progress.part}, ${s.progress.step}; ${s.progress.reportsSent} of ${s.progress.reportsAtStart} reports sent`);
+  if (s.inFlight) lines.push(`in flight:     usage bundle ${s.inFlight.sequence} (${s.inFlight.reports} reports), posted ${s.inFlight.postedAt ?? 'not yet'}`);
+  if (s.waiting) lines.push(`waiting for an ACK: ${s.waiting.reports} reports${s.waiting.oldestSince ? `, the oldest since ${s.waiting.oldestSince}` : ''}`);
+  return lines.join('\n');
+}
+
+function renderResult(r: SyncResult): string {
+  if (r.status === 'failed') return `sync failed after ${r.parts} part(s): ${r.error?.message} (${r.error?.code})`;
+  return `synced: ${r.parts} part(s), ${r.reports.sent} reports sent, ${r.reports.accepted} acknowledged, ${r.reports.rejected} rejected`;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const syncCommands: Command[] = [
+  {
+    name: 'sync now',
+    usage: 'outpost sync now [--no-progress]',
+    summary: 'Sync with the upstream now: send what is not acknowledged, in parts, and apply the answers',
+    options: { 'no-progress': { type: 'boolean' } },
+    async run(ctx) {
+      const bar = !ctx.json && !ctx.values['no-progress'] && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'sync {bar} {value}/{total} reports | part {part} {step}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic) : null;
+      const result = await ctx.api(async (api) => {
+        const started = (await api('POST', '/exchange/sync', {})) as { started: boolean };
+        if (!started.started && !ctx.json) process.stderr.write('a sync is already running: following it\n');
+        for (;;) {
+          const s = (await api('GET', '/exchange/status')) as Status;
+          if (!s.running) return s.lastRun;
+          if (bar && s.progress) {
+            if (!bar.getTotal()) bar.start(Math.max(1, s.progress.reportsAtStart), 0, { part: s.progress.part, step: s.progress.step });
+            bar.setTotal(Math.max(s.progress.reportsAtStart, s.progress.reportsSent, 1));
+            bar.update(s.progress.reportsSent, { part: s.progress.part, step: s.progress.step });
+          }
+          await sleep(250);
+        }
+      });
+      bar?.stop();
+      if (!result) throw new CliError('the sync ended without a result: see `outpost sync status`');
+      ctx.output(result, () => renderResult(result));
+      if (result.status === 'failed') return 1;
+    },
+  },
+  {
+    name: 'sync status',
+    usage: 'outpost sync status',
+    summary: 'Mode, last attempt and success, last error, next run, reports waiting for an ACK',
+    async run(ctx) {
+      const s = (await ctx.api((api) => api('GET', '/exchange/status'))) as Status;
+      ctx.output(s, () => renderStatus(s));
+    },
+  },
+  {
+    name: 'sync enroll',
+    usage: 'outpost sync enroll --account NAME',
+    summary: 'Send an enrollment request to the upstream over the connection, and print our fingerprint to read to its operator',
+    options: { account: { type: 'string' } },
+    fields: { accountName: '--account' },
+    async run(ctx) {
+      const account = str(ctx.values.account);
+      if (!account) throw new CliError('--account is required: the upstream account this collector belongs to');
+      const r = (await ctx.api((api) => api('POST', '/exchange/sync/enroll', { accountName: account }))) as { status: string; collectorId: string; fingerprint: string; upstream: string };
+      ctx.output(r, () =>
+        [
+          `enrollment request sent to ${r.upstream}: ${r.status}`,
+          `collector ${r.collectorId}`,
+          `our fingerprint, to read to the upstream's operator: ${r.fingerprint}`,
+          'Once they have confirmed it, run `outpost sync trust --fingerprint <theirs>` with the fingerprint they read to you.',
+        ].join('\n'),
+      );
+    },
+  },
+  {
+    name: 'sync trust',
+    usage: 'outpost sync trust [--fingerprint FP]',
+    summary: "Fetch the upstream's enrollment response over the connection; pin its key once the fingerprint matches",
+    options: { fingerprint: { type: 'string' } },
+    async run(ctx) {
+      const fp = str(ctx.values.fingerprint);
+      const r = (await ctx.api((api) => api('POST', '/exchange/sync/trust', fp ? { fingerprint: fp } : {}))) as { status: string; fingerprint?: string; message?: string; accountId?: string };
+      ctx.output(r, () =>
+        r.status === 'pending'
+          ? `not yet: ${r.message}`
+          : r.status === 'pinned'
+            ? `upstream key ${r.fingerprint} pinned (account ${r.accountId})`
+            : `the upstream key has fingerprint ${r.fingerprint}. Compare it with the upstream's operator, then run again with --fingerprint ${r.fingerprint}`,
+      );
+      if (r.status === 'pending') return 3;
+      if (r.status === 'confirm') return 3;
+    },
+  },
+];

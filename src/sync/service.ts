@@ -1,0 +1,440 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Clock } from '../shared/clock.js';
+import { DAY_MS, toIso } from '../shared/clock.js';
+import type { Db } from '../store/open.js';
+import type { Logger } from '../shared/logger.js';
+import type { AlertService } from '../alerts/service.js';
+import type { EventService } from '../events/service.js';
+import { AppError, conflict } from '../shared/errors.js';
+import type { ExchangeState } from '../exchange/state.js';
+import type { ExportService } from '../exchange/export.js';
+import type { ImportService } from '../exchange/import.js';
+import { readManifest } from '../exchange/read.js';
+import { nextCronRun } from '../time/zone.js';
+import { SYNC_BASE, SYNC_VERSION } from './protocol.js';
+import { backoffMs } from './backoff.js';
+import { isTransportFailure, type SyncTransport } from './transport.js';
+import type { InFlight, SyncError, SyncState } from './sync-state.js';
+
+export interface SyncOptions {
+  mode: 'disconnected' | 'connected';
+  url: string;
+  syncCron: string;
+  timeZone: string;
+  bundleDir: string;
+  maxReportsPerPart: number;
+  maxBytesPerPart: number;
+  maxResponseBytes: number;
+  retry: { attempts: number; baseSeconds: number; maxSeconds: number };
+  /** How long one fetch of an answer may wait at the upstream (long poll). */
+  waitSeconds: number;
+  /** How long a sync waits for the upstream to process one part before it gives up until the next run. */
+  maxProcessingSeconds: number;
+  /** The signature window: an upstream clock further away than this raises an alert. */
+  clockSkewMs: number;
+  syncOverdueHours: number;
+  unreachableAlertHours: number;
+}
+
+export interface SyncProgress {
+  startedAt: string;
+  step: 'hello' | 'resuming' | 'building' | 'uploading' | 'waiting' | 'applying';
+  part: number;
+  reportsSent: number;
+  /** Reports that waited for an acknowledgement when the sync started. */
+  reportsAtStart: number;
+}
+
+export interface SyncResult {
+  status: 'synced' | 'failed';
+  startedAt: string;
+  finishedAt: string;
+  parts: number;
+  reports: { sent: number; accepted: number; rejected: number };
+  error: SyncError | null;
+}
+
+/** A sync that cannot go on: a stable code and words for the status; retryable ones were retried first. */
+export class SyncFailure extends AppError {
+  constructor(
+    code: string,
+    message: string,
+    readonly unreachable = false,
+  ) {
+    super(502, code, message);
+  }
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+
+/**
+ * The connected half of the exchange: the same usage bundles as the air gap, sent over HTTPS
+ * in bounded parts, each answered and applied (by the import that reads response files) before
+ * the next. What makes it safe to cut anywhere:
+ * - a part is recorded as in flight before it is posted, and a later sync posts the same file
+ *   again (the upstream answers a bundle it has seen with the answer it made) rather than
+ *   building another;
+ * - the upstream counts each report once by account, UDI and report id, so a report sent in
+ *   two parts (a part lost after the upstream applied it) is counted once;
+ * - an answer is applied only if it verifies against the pinned upstream key, answers the
+ *   part in flight, and is newer than the last applied; ACKs settle only what that part carried.
+ */
+export class SyncService {
+  private running: Promise<SyncResult> | null = null;
+  /** The outcome of the last sync this process ran, for `sync now` to print once it ends. */
+  private last: SyncResult | null = null;
+  private progressNow: SyncProgress | null = null;
+  private stopping = new AbortController();
+
+  constructor(
+    private db: Db,
+    private clock: Clock,
+    private exchange: ExchangeState,
+    private state: SyncState,
+    private exporter: ExportService,
+    private importer: ImportService,
+    private alerts: AlertService,
+    private events: EventService,
+    private logger: Logger,
+    private connect: () => SyncTransport,
+    private opts: SyncOptions,
+  ) {}
+
+  get enabled(): boolean {
+    return this.opts.mode === 'connected';
+  }
+
+  /** Starts a sync unless one runs; never two at once. */
+  start(actor: string): { started: boolean } {
+    if (this.running) return { started: false };
+    this.ready();
+    void this.run(actor).catch(() => {}); // its outcome is in the status
+    return { started: true };
+  }
+
+  /** Refuses a sync that cannot start, saying what is missing. */
+  private ready(): void {
+    if (!this.opts.url) throw conflict('no_upstream', 'no upstream is configured: set exchange.connection.url (OUTPOST_EXCHANGE_CONNECTION_URL) to its https address');
+    if (!this.exchange.upstreamKeys().some((k) => k.status === 'active')) {
+      throw conflict('not_enrolled', 'no upstream key is pinned: enroll first (outpost sync enroll, or the enrollment bundles)');
+    }
+  }
+
+  /** Runs a sync, or joins the one running. */
+  run(actor: string): Promise<SyncResult> {
+    if (this.running) return this.running;
+    try {
+      this.ready();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const run = this.once(actor).finally(() => {
+      this.running = null;
+    });
+    this.running = run;
+    return run;
+  }
+
+  /** The scheduled run (connected mode only); stores when the next one is due, so a missed one runs at start. */
+  async scheduled(): Promise<SyncResult | null> {
+    if (!this.enabled) return null;
+    try {
+      return await this.run('schedule');
+    } finally {
+      this.db.transaction(() => (this.state.nextDue = this.nextRun()))();
+    }
+  }
+
+  /** At start: a sync missed while the collector was down runs now (in the background). */
+  catchUp(): void {
+    if (!this.enabled || !this.opts.url) return;
+    const due = this.state.nextDue;
+    if (due === null || due > this.clock.now()) {
+      this.db.transaction(() => (this.state.nextDue = this.nextRun()))();
+      return;
+    }
+    this.logger.info('running the sync missed while the collector was down', { due: toIso(due) });
+    void this.scheduled().catch((e: unknown) => this.logger.warn('the missed sync failed', { error: (e as Error).message }));
+  }
+
+  private nextRun(): number {
+    return nextCronRun(this.opts.syncCron, this.clock.now(), this.opts.timeZone) ?? Number.MAX_SAFE_INTEGER;
+  }
+
+  /** Stops retrying and waiting; a part cut now is resumed by the next sync. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.running?.catch(() => {});
+  }
+
+  async idle(): Promise<void> {
+    await this.running?.catch(() => {});
+  }
+
+  private async once(actor: string): Promise<SyncResult> {
+    const startedAt = this.clock.now();
+    const result: SyncResult = { status: 'synced', startedAt: toIso(startedAt)!, finishedAt: '', parts: 0, reports: { sent: 0, accepted: 0, rejected: 0 }, error: null };
+    this.db.transaction(() => (this.state.lastAttemptAt = startedAt))();
+    const pending = this.db.prepare('SELECT count(*) AS n FROM report_pending').get() as { n: number };
+    this.progressNow = { startedAt: result.startedAt, step: 'hello', part: 0, reportsSent: 0, reportsAtStart: pending.n };
+    const t = this.connect();
+    try {
+      await this.hello(t);
+      const held = this.state.inFlight;
+      if (held) {
+        this.step('resuming');
+        await this.complete(t, held, result, actor);
+      }
+      for (;;) {
+        const full = (this.state.fullDevicesAt ?? 0) + DAY_MS <= this.clock.now();
+        this.step('building');
+        const part = await this.exporter.export({
+          actor,
+          part: { maxReports: this.opts.maxReportsPerPart, maxBytes: this.opts.maxBytesPerPart, allDevices: full },
+        });
+        const f: InFlight = { bundleId: part.bundleId, sequence: part.sequence, file: part.file, reports: part.reports, postedAt: null };
+        this.db.transaction(() => (this.state.inFlight = f))();
+        this.progressNow!.part++;
+        await this.complete(t, f, result, actor);
+        if (full) this.db.transaction(() => (this.state.fullDevicesAt = this.clock.now()))();
+        if (!part.more || this.stopping.signal.aborted) break;
+      }
+      const now = this.clock.now();
+      this.db.transaction(() => {
+        this.state.lastSuccessAt = now;
+        this.state.lastError = null;
+        this.state.unreachableSince = null;
+        this.alerts.clear('upstream_unreachable', 'upstream');
+        this.alerts.clear('sync_overdue', 'upstream');
+        this.events.append('sync.completed', actor, null, null, { parts: result.parts, reports: result.reports });
+      })();
+    } catch (e) {
+      const err = this.describe(e);
+      result.status = 'failed';
+      result.error = err;
+      const unreachable = (e instanceof SyncFailure && e.unreachable) || (isTransportFailure(e) && e.retryable);
+      this.db.transaction(() => {
+        this.state.lastError = err;
+        if (unreachable) this.state.unreachableSince ??= err.at;
+        else this.state.unreachableSince = null;
+        this.events.append('sync.failed', actor, null, null, { code: err.code, message: err.message, parts: result.parts });
+      })();
+      this.evaluateAlerts();
+      this.logger.warn('sync failed', { code: err.code, error: err.message });
+    } finally {
+      this.progressNow = null;
+      await t.close().catch(() => {});
+    }
+    result.finishedAt = toIso(this.clock.now())!;
+    this.last = result;
+    return result;
+  }
+
+  private step(s: SyncProgress['step']): void {
+    if (this.progressNow) this.progressNow.step = s;
+  }
+
+  private describe(e: unknown): SyncError {
+    const at = this.clock.now();
+    if (e instanceof AppError || isTransportFailure(e)) return { code: (e as { code: string }).code, message: (e as Error).message, at };
+    return { code: 'internal', message: (e as Error).message, at };
+  }
+
+  /** Retries a step that failed in a way that may pass (the network, a busy upstream), with backoff. */
+  private async retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        const retryable = isTransportFailure(e) && e.retryable;
+        if (!retryable || attempt >= this.opts.retry.attempts || this.stopping.signal.aborted) {
+          if (isTransportFailure(e) && e.retryable) throw new SyncFailure(e.code, `${what}: ${e.message} (after ${attempt} attempt${attempt > 1 ? 's' : ''})`, true);
+          throw e;
+        }
+        const wait = backoffMs(attempt, this.opts.retry.baseSeconds, this.opts.retry.maxSeconds);
+        this.logger.info('sync step failed; trying again', { step: what, attempt, waitMs: wait, error: (e as Error).message });
+        await sleep(wait, this.stopping.signal);
+      }
+    }
+  }
+
+  /** Checks the protocol version and the upstream's clock (an alert only: hello is not signed). */
+  private async hello(t: SyncTransport): Promise<void> {
+    const sent = this.clock.now();
+    const h = await this.retrying('reaching the upstream', () => t.hello());
+    const back = this.clock.now();
+    if (!Array.isArray(h.versions) || !h.versions.includes(SYNC_VERSION)) {
+      throw new SyncFailure('unsupported_version', `the upstream speaks sync protocol version(s) ${JSON.stringify(h.versions)}; this collector speaks ${SYNC_VERSION}: upgrade the older side`);
+    }
+    const skew = Date.parse(h.time) - (sent + back) / 2;
+    if (Number.isFinite(skew) && Math.abs(skew) > this.opts.clockSkewMs) {
+      this.alerts.raise('upstream_clock_skew', {
+        subject: 'upstream', severity: 'warning',
+        message: `the upstream's clock is ${Math.round(Math.abs(skew) / 1000)} s ${skew > 0 ? 'ahead of' : 'behind'} this collector's: more than the ${this.opts.clockSkewMs / 1000} s signature window`,
+        details: { skewMs: Math.round(skew), upstreamTime: h.time },
+      });
+    } else this.alerts.clear('upstream_clock_skew', 'upstream');
+  }
+
+  /**
+   * Posts a part (again, if it was posted before), waits for its answer, and applies it. A part
+   * the upstream refuses as a replay (it has seen a later bundle and not this one) is dropped:
+   * its reports are still waiting, and the next part carries them.
+   */
+  private async complete(t: SyncTransport, f: InFlight, result: SyncResult, actor: string): Promise<void> {
+    if (f.sequence <= this.exchange.answeredHwm) return this.drop(f, actor, 'overtaken', `a response to a later usage bundle (${this.exchange.answeredHwm}) was applied`);
+    const deadline = Date.now() + this.opts.maxProcessingSeconds * 1000;
+    let reposts = 0;
+    post: for (;;) {
+      this.step('uploading');
+      const posted = await this.retrying('uploading usage', () => t.postBundle(`${SYNC_BASE}/usage`, f.file).then(this.throwIfRetryable));
+      if (posted.status === 409 && errorCode(posted.json) === 'replay') return this.drop(f, actor, 'refused_replay', errorMessage(posted.json));
+      if (posted.status !== 200 && posted.status !== 202) throw upstreamRefusal('the upstream refused the usage bundle', posted);
+      if (f.postedAt === null) {
+        f.postedAt = this.clock.now();
+        this.db.transaction(() => (this.state.inFlight = f))();
+      }
+      this.step('waiting');
+      const received = join(this.opts.bundleDir, 'received');
+      mkdirSync(received, { recursive: true });
+      const toFile = join(received, `response-to-seq${String(f.sequence).padStart(6, '0')}.bundle`);
+      for (;;) {
+        if (this.stopping.signal.aborted) throw new SyncFailure('stopped', 'the collector is stopping; the part in flight is resumed by the next sync');
+        const r = await this.retrying('fetching the answer', () =>
+          t.fetchBundle(`${SYNC_BASE}/usage/${encodeURIComponent(f.bundleId)}/response?wait=${this.opts.waitSeconds}`, { wait: this.opts.waitSeconds, toFile, maxBytes: this.opts.maxResponseBytes }).then(this.throwIfRetryable),
+        );
+        if (r.status === 200 && r.file) {
+          this.step('applying');
+          await this.apply(r.file, f, result, actor);
+          return;
+        }
+        if (r.status === 404 && reposts++ < 3) continue post; // the upstream lost it before storing it: send it again
+        if (r.status !== 202) throw upstreamRefusal(`the upstream did not answer usage bundle ${f.sequence}`, r);
+        if (Date.now() > deadline) {
+          throw new SyncFailure('still_processing', `the upstream is still processing usage bundle ${f.sequence} after ${this.opts.maxProcessingSeconds} s; the next sync fetches its answer`);
+        }
+        if (!this.opts.waitSeconds) await sleep(Math.min(10, r.retryAfterSeconds ?? 1) * 1000, this.stopping.signal);
+      }
+    }
+  }
+
+  /** 5xx and 429 may pass: thrown as retryable failures; any other status is the caller's to read. */
+  private throwIfRetryable = <R extends { status: number; json?: unknown }>(r: R): R => {
+    if (r.status >= 500 || r.status === 429) {
+      throw Object.assign(new Error(`the upstream answered ${r.status}${errorMessage(r.json) ? `: ${errorMessage(r.json)}` : ''}`), { code: `http_${r.status}`, retryable: true });
+    }
+    return r;
+  };
+
+  private async apply(file: string, f: InFlight, result: SyncResult, actor: string): Promise<void> {
+    try {
+      // Read unverified only to refuse early: the import verifies everything before it applies anything.
+      const claimed = await readManifest(file).catch((e: unknown) => {
+        throw new SyncFailure('reply_refused', `the upstream's reply is not a bundle: ${(e as Error).message}`);
+      });
+      if (claimed.manifest.answers?.bundleId !== f.bundleId) {
+        throw new SyncFailure('reply_refused', `the reply answers ${claimed.manifest.answers?.bundleId ?? 'nothing'}, not usage bundle ${f.bundleId} (sequence ${f.sequence}) that was sent`);
+      }
+      const r = await this.importer.import(file, { force: false, actor });
+      result.parts++;
+      result.reports.sent += f.reports;
+      result.reports.accepted += r.acks.accepted;
+      result.reports.rejected += r.acks.rejected;
+      if (this.progressNow) this.progressNow.reportsSent += f.reports;
+      this.db.transaction(() => {
+        this.state.inFlight = null;
+        this.alerts.clear('sync_reply_refused', 'upstream');
+      })();
+      rmSync(f.file, { force: true });
+    } catch (e) {
+      if (!(e instanceof AppError)) throw e;
+      const reason = `${e.code}: ${e.message}`;
+      const kept = this.importer.archive(file, 'rejected', reason);
+      this.db.transaction(() => {
+        this.events.append('sync.reply_refused', actor, f.bundleId, null, { code: e.code, reason: e.message, sequence: f.sequence, file: kept });
+        this.alerts.raise('sync_reply_refused', {
+          subject: 'upstream', severity: 'critical',
+          message: `the upstream's answer to usage bundle ${f.sequence} was refused: ${e.message}`,
+          details: { code: e.code, file: kept, bundleId: f.bundleId },
+        });
+      })();
+      throw new SyncFailure('reply_refused', `the upstream's answer to usage bundle ${f.sequence} was refused, nothing was applied: ${e.message} (${e.code})`);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  }
+
+  private drop(f: InFlight, actor: string, why: string, message: string): void {
+    this.db.transaction(() => {
+      this.state.inFlight = null;
+      this.events.append('sync.part_dropped', actor, f.bundleId, null, { sequence: f.sequence, reason: why, message });
+    })();
+    rmSync(f.file, { force: true });
+    this.logger.info('a part in flight was dropped; its reports go in the next part', { sequence: f.sequence, reason: why });
+  }
+
+  /** The alerts of connected mode: overdue, unreachable. Cleared in disconnected mode. */
+  evaluateAlerts(): void {
+    const now = this.clock.now();
+    const on = this.enabled && this.opts.url !== '';
+    const last = this.state.lastSuccessAt;
+    const overdueMs = this.opts.syncOverdueHours * 3_600_000;
+    if (on && last !== null && now - last > overdueMs) {
+      this.alerts.raise('sync_overdue', {
+        subject: 'upstream', severity: 'warning',
+        message: `no sync has succeeded since ${toIso(last)} (more than ${this.opts.syncOverdueHours} h)${this.state.lastError ? `: ${this.state.lastError.message}` : ''}`,
+        details: { lastSuccessAt: toIso(last), lastError: this.state.lastError },
+      });
+    } else this.alerts.clear('sync_overdue', 'upstream');
+    const since = this.state.unreachableSince;
+    if (on && since !== null && now - since > this.opts.unreachableAlertHours * 3_600_000) {
+      this.alerts.raise('upstream_unreachable', {
+        subject: 'upstream', severity: 'critical',
+        message: `the upstream has not answered since ${toIso(since)}: ${this.state.lastError?.message ?? 'unreachable'}`,
+        details: { since: toIso(since), url: this.opts.url },
+      });
+    } else this.alerts.clear('upstream_unreachable', 'upstream');
+  }
+
+  status() {
+    const running = this.progressNow;
+    // Counting waiting reports scans them: only when no sync runs (a drain polls the status often).
+    const waiting = running
+      ? null
+      : (this.db.prepare('SELECT count(*) AS n, min(since) AS oldest FROM report_pending').get() as { n: number; oldest: number | null });
+    const f = this.state.inFlight;
+    const err = this.state.lastError;
+    return {
+      mode: this.opts.mode,
+      upstream: this.opts.url || null,
+      protocolVersion: SYNC_VERSION,
+      running: running !== null,
+      progress: running,
+      lastAttemptAt: toIso(this.state.lastAttemptAt),
+      lastSuccessAt: toIso(this.state.lastSuccessAt),
+      lastError: err ? { code: err.code, message: err.message, at: toIso(err.at) } : null,
+      nextRunAt: this.enabled ? toIso(this.state.nextDue) : null,
+      unreachableSince: toIso(this.state.unreachableSince),
+      inFlight: f ? { bundleId: f.bundleId, sequence: f.sequence, reports: f.reports, postedAt: toIso(f.postedAt) } : null,
+      waiting: waiting ? { reports: waiting.n, oldestSince: toIso(waiting.oldest) } : null,
+      lastRun: this.last,
+    };
+  }
+}
+
+function errorCode(json: unknown): string | undefined {
+  return (json as { error?: { code?: string } } | null)?.error?.code;
+}
+function errorMessage(json: unknown): string {
+  return (json as { error?: { message?: string } } | null)?.error?.message ?? '';
+}
+function upstreamRefusal(what: string, r: { status: number; json?: unknown }): SyncFailure {
+  const code = errorCode(r.json) ?? `http_${r.status}`;
+  return new SyncFailure(code, `${what}: ${r.status} ${errorMessage(r.json) || 'without a reason'} (${code})`);
+}
