@@ -1,0 +1,69 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readManifest, verifyBundle, readLinesSync } from '../../src/exchange/read.js';
+import { upstreamKeyFor } from '../../src/exchange/trust.js';
+import { TAG } from '../helpers/harness.js';
+import { startSite, type Site } from '../helpers/exchange.js';
+import { tempDir } from '../helpers/temp.js';
+import { join } from 'node:path';
+
+let s: Site;
+beforeEach(async () => {
+  s = await startSite();
+});
+afterEach(() => s.close());
+
+const part = (maxReports: number, maxBytes = 64 << 20, allDevices = false) =>
+  s.h.services.exchange.exporter.export({ actor: 'test', part: { maxReports, maxBytes, allDevices } });
+
+/** The lines of one payload of a bundle the collector wrote (its own key verifies it). */
+async function payload(file: string, name: string): Promise<Record<string, unknown>[]> {
+  const dir = tempDir('part');
+  const id = s.h.services.identity;
+  await verifyBundle(file, { kinds: ['usage'], keyFor: () => id.publicKey, extractTo: dir });
+  return [...readLinesSync(join(dir, name.replace(/\.gz$/, '')))].map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('parts of a sync', () => {
+  it('when more reports wait than a part may carry, then parts take them in order, each saying whether more wait, and carry only the devices they report', async () => {
+    s.up.service.addTag(TAG, 'DNA Network Stack'); // the upstream's catalog knows the tag: its reports are accepted
+    const a = await s.h.registered('PART-A');
+    const b = await s.h.registered('PART-B');
+    for (let i = 0; i < 3; i++) await a.sendReport(a.report(TAG, 1, undefined, `a${i}`));
+    for (let i = 0; i < 2; i++) await b.sendReport(b.report(TAG, 1, undefined, `b${i}`));
+
+    const first = await part(3);
+    expect(first).toMatchObject({ reports: 3, more: true, devices: 1 });
+    expect(first.file).toContain(`${join('sent', '')}`);
+    const reports = await payload(first.file, 'reports.ndjson.gz');
+    expect(reports.map((r) => r.reportId)).toEqual(['a0', 'a1', 'a2']);
+    expect((await payload(first.file, 'devices.ndjson.gz')).map((d) => d.udi)).toEqual([expect.stringContaining('PART-A')]);
+    expect((await readManifest(first.file)).manifest.meta).toMatchObject({ transport: 'sync', devices: 'reported' });
+    // No alert asks an operator to carry a part: the sync posts it.
+    expect((await s.h.api.get('/api/v1/alerts?kind=export_ready')).body.items).toHaveLength(0);
+
+    // Answered, the first part's reports are settled; the next part starts after them.
+    const r = await s.up.process(first.file);
+    expect((await s.importFile(r.responseFile)).body.acks).toMatchObject({ accepted: 3 });
+    const second = await part(3);
+    expect(second).toMatchObject({ reports: 2, more: false, devices: 1 });
+    expect((await payload(second.file, 'reports.ndjson.gz')).map((x) => x.reportId)).toEqual(['b0', 'b1']);
+  });
+
+  it('when a part is bounded by bytes, then it stops before the chunk that would pass the bound, yet always carries one', async () => {
+    const d = await s.h.registered('PART-BYTES');
+    for (let i = 0; i < 1500; i++) await d.sendReport(d.report(TAG, 1, undefined, `r${i}`));
+    // Reports are read in chunks of 1000: a 1-byte bound still carries the first chunk, and stops there.
+    const p = await part(100_000, 1);
+    expect(p).toMatchObject({ reports: 1000, more: true });
+    const all = await part(100_000);
+    expect(all).toMatchObject({ reports: 1500, more: false });
+  });
+
+  it('when a part is asked for every device, then it carries devices that have nothing to report', async () => {
+    await s.h.registered('QUIET-1');
+    const d = await s.h.registered('BUSY-1');
+    await d.sendReport(d.report(TAG, 1));
+    expect((await part(10)).devices).toBe(1);
+    expect((await part(10, 64 << 20, true)).devices).toBe(2);
+  });
+});
