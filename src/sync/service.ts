@@ -354,6 +354,11 @@ export class SyncService {
       rmSync(f.file, { force: true });
     } catch (e) {
       if (!(e instanceof AppError)) throw e;
+      if (e.code === 'out_of_order' && f.sequence <= this.exchange.answeredHwm) {
+        // A response to a later bundle (an export carried by hand meanwhile) was applied while
+        // this one was fetched: it settled these reports too. Nothing is wrong with this answer.
+        return this.drop(f, actor, 'overtaken', e.message);
+      }
       const reason = `${e.code}: ${e.message}`;
       const kept = this.importer.archive(file, 'rejected', reason);
       this.db.transaction(() => {
@@ -383,12 +388,14 @@ export class SyncService {
   evaluateAlerts(): void {
     const now = this.clock.now();
     const on = this.enabled && this.opts.url !== '';
-    const last = this.state.lastSuccessAt;
+    // Overdue counts from the last success or, before the first, from when connected mode was first seen.
+    if (on && this.state.connectedSince === null) this.db.transaction(() => (this.state.connectedSince = now))();
+    const last = this.state.lastSuccessAt ?? this.state.connectedSince;
     const overdueMs = this.opts.syncOverdueHours * 3_600_000;
     if (on && last !== null && now - last > overdueMs) {
       this.alerts.raise('sync_overdue', {
         subject: 'upstream', severity: 'warning',
-        message: `no sync has succeeded since ${toIso(last)} (more than ${this.opts.syncOverdueHours} h)${this.state.lastError ? `: ${this.state.lastError.message}` : ''}`,
+        message: `${this.state.lastSuccessAt === null ? 'no sync has succeeded yet' : `no sync has succeeded since ${toIso(last)}`} (more than ${this.opts.syncOverdueHours} h)${this.state.lastError ? `: ${this.state.lastError.message}` : ''}`,
         details: { lastSuccessAt: toIso(last), lastError: this.state.lastError },
       });
     } else this.alerts.clear('sync_overdue', 'upstream');

@@ -77,6 +77,13 @@ export class SyncState {
   set fullDevicesAt(v: number | null) {
     this.set('full_devices_at', v === null ? null : String(v));
   }
+  /** When connected mode was first seen: a sync is overdue from here until the first succeeds. */
+  get connectedSince(): number | null {
+    return this.num('connected_since');
+  }
+  set connectedSince(v: number | null) {
+    this.set('connected_since', v === null ? null : String(v));
+  }
   get inFlight(): InFlight | null {
     return this.json<InFlight>('in_flight');
   }

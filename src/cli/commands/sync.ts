@@ -82,14 +82,14 @@ export const syncCommands: Command[] = [
           `enrollment request sent to ${r.upstream}: ${r.status}`,
           `collector ${r.collectorId}`,
           `our fingerprint, to read to the upstream's operator: ${r.fingerprint}`,
-          'Once they have confirmed it, run `outpost sync trust --fingerprint <theirs>` with the fingerprint they read to you.',
+          'Once they have confirmed it, run `outpost sync enroll confirm --fingerprint <theirs>` with the fingerprint they read to you.',
         ].join('\n'),
       );
     },
   },
   {
-    name: 'sync trust',
-    usage: 'outpost sync trust [--fingerprint FP]',
+    name: 'sync enroll confirm',
+    usage: 'outpost sync enroll confirm [--fingerprint FP]',
     summary: "Fetch the upstream's enrollment response over the connection; pin its key once the fingerprint matches",
     options: { fingerprint: { type: 'string' } },
     async run(ctx) {
