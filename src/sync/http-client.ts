@@ -89,6 +89,15 @@ export class UpstreamClient {
       const bytes = await this.download(res.body, res.headers, o.toFile, o.maxBytes);
       return { status: 200, json: undefined, headers: res.headers, file: o.toFile, bytes };
     }
+    if (res.statusCode === 200) {
+      discard(res.body);
+      throw new TransportError(
+        'not_outpost',
+        `the upstream at ${this.t.endpoint} answered 200 with ${String(res.headers['content-type'] ?? 'no content type')}, where an Outpost upstream sends a bundle (${BUNDLE_MEDIA_TYPE}): check that no proxy or portal answers in its place`,
+        false,
+        { status: 200, endpoint: this.t.endpoint },
+      );
+    }
     return this.readJson(res.statusCode, res.headers, res.body);
   }
 

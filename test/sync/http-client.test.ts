@@ -11,7 +11,7 @@ import { UpstreamClient } from '../../src/sync/http-client.js';
 import { BUNDLE_MEDIA_TYPE, HEADER, SYNC_BASE, verifyRequest, type RequestSigner } from '../../src/sync/protocol.js';
 import { TransportError } from '../../src/sync/transport-error.js';
 import { startConnectProxy, type ConnectProxy } from '../helpers/connect-proxy.js';
-import { CANNED, startFaultProxy, type FaultMode, type FaultProxy } from '../helpers/fault-proxy.js';
+import { CANNED, rawResponse, startFaultProxy, type FaultMode, type FaultProxy } from '../helpers/fault-proxy.js';
 import { tempDir } from '../helpers/temp.js';
 import { makeTestCa, type TestCa } from '../helpers/test-ca.js';
 
@@ -332,6 +332,7 @@ describe('network faults', () => {
     { name: '503 with Retry-After', mode: { kind: 'canned', response: CANNED.unavailable(7) }, call: 'get', code: 'http', retryable: true, message: /answered 503 .*retry after 7 s/ },
     { name: 'HTML 502 from a proxy', mode: { kind: 'canned', response: CANNED.htmlBadGateway }, call: 'hello', code: 'http', retryable: true, message: /answered 502 with an HTML page \("502 Bad Gateway"\), not an Outpost reply/ },
     { name: 'HTML 200 from a portal', mode: { kind: 'canned', response: CANNED.htmlOk }, call: 'post', code: 'not_outpost', retryable: false, message: /answered 200 with text\/html/ },
+    { name: 'JSON 200 where a bundle belongs', mode: { kind: 'canned', response: rawResponse(200, 'OK', '{}', { 'content-type': 'application/json' }) }, call: 'get', code: 'not_outpost', retryable: false, message: /answered 200 with application\/json, where an Outpost upstream sends a bundle/ },
     { name: 'garbage', mode: { kind: 'canned', response: 'SSH-2.0-OpenSSH\r\n' }, call: 'hello', code: 'not_outpost', retryable: false, message: /not HTTP/ },
   ];
   for (const t of cases) {
