@@ -183,8 +183,9 @@ export class SyncService {
     this.db.transaction(() => (this.state.lastAttemptAt = startedAt))();
     const pending = this.db.prepare('SELECT count(*) AS n FROM report_pending').get() as { n: number };
     this.progressNow = { startedAt: result.startedAt, step: 'hello', part: 0, reportsSent: 0, reportsAtStart: pending.n };
-    const t = this.connect();
+    let t: SyncTransport | undefined;
     try {
+      t = this.connect();
       await this.hello(t);
       const held = this.state.inFlight;
       if (held) {
@@ -229,7 +230,7 @@ export class SyncService {
       this.logger.warn('sync failed', { code: err.code, error: err.message });
     } finally {
       this.progressNow = null;
-      await t.close().catch(() => {});
+      await t?.close().catch(() => {});
     }
     result.finishedAt = toIso(this.clock.now())!;
     this.last = result;
@@ -307,7 +308,7 @@ export class SyncService {
       for (;;) {
         if (this.stopping.signal.aborted) throw new SyncFailure('stopped', 'the collector is stopping; the part in flight is resumed by the next sync');
         const r = await this.retrying('fetching the answer', () =>
-          t.fetchBundle(`${SYNC_BASE}/usage/${encodeURIComponent(f.bundleId)}/response?wait=${this.opts.waitSeconds}`, { wait: this.opts.waitSeconds, toFile, maxBytes: this.opts.maxResponseBytes }).then(this.throwIfRetryable),
+          t.fetchBundle(`${SYNC_BASE}/usage/${encodeURIComponent(f.bundleId)}/response`, { wait: this.opts.waitSeconds, toFile, maxBytes: this.opts.maxResponseBytes }).then(this.throwIfRetryable),
         );
         if (r.status === 200 && r.file) {
           this.step('applying');

@@ -8,8 +8,8 @@ export interface SyncTransport {
   /** Posts a bundle file's exact bytes to a /sync/v1 path; returns the status and its JSON body. */
   postBundle(path: string, file: string): Promise<{ status: number; json: unknown }>;
   /**
-   * A signed GET of a /sync/v1 path. A 200 bundle is streamed to `toFile` (at most `maxBytes`);
-   * any other answer comes back as JSON.
+   * A signed GET of a /sync/v1 path, waiting up to `wait` seconds at the upstream (a long poll).
+   * A 200 bundle is streamed to `toFile` (at most `maxBytes`); any other answer comes back as JSON.
    */
   fetchBundle(path: string, o: { wait: number; toFile: string; maxBytes: number }): Promise<{ status: number; json?: unknown; file?: string; retryAfterSeconds?: number }>;
   close(): Promise<void>;
