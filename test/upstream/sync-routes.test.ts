@@ -106,7 +106,7 @@ describe('the upstream serves the exchange (/sync/v1)', () => {
     expect((await s.post(`${SYNC_BASE}/usage`, file)).status).toBe(202);
     const unsigned = await fetch(s.up.url + responseTarget(id));
     expect(unsigned.status).toBe(401);
-    expect((await unsigned.json()).error.code).toBe('unsigned');
+    expect(((await unsigned.json()) as any).error.code).toBe('unsigned');
 
     const other = await startHarness();
     try {
@@ -123,7 +123,7 @@ describe('the upstream serves the exchange (/sync/v1)', () => {
     const i = s.h.services.identity;
     const moved = await fetch(s.up.url + target + '?wait=1', { headers: signRequest({ collectorId: i.collectorId, keyId: i.fingerprint, privateKey: i.privateKey }, 'GET', target, Date.now()) });
     expect(moved.status).toBe(401);
-    expect((await moved.json()).error.code).toBe('bad_signature');
+    expect(((await moved.json()) as any).error.code).toBe('bad_signature');
     const never = await s.fetchSigned(responseTarget('bun_000000000ffffffffffffffff'));
     expect(never.status).toBe(404);
   });
@@ -131,7 +131,7 @@ describe('the upstream serves the exchange (/sync/v1)', () => {
   it('when a request names a protocol version it does not speak, then 400 unsupported_version naming those it accepts', async () => {
     const r = await fetch(`${s.up.url}${SYNC_BASE}/hello`, { headers: { [HEADER.version]: '2' } });
     expect(r.status).toBe(400);
-    const body = await r.json();
+    const body = (await r.json()) as any;
     expect(body.error.code).toBe('unsupported_version');
     expect(body.error.message).toContain('versions 1');
   });
