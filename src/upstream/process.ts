@@ -8,6 +8,7 @@ import { BUNDLE_EXTENSION, type Manifest } from '../exchange/manifest.js';
 import { parseStrictJson } from '../exchange/strict-json.js';
 import { PAYLOAD, type VaConfirmationRecord } from '../exchange/records.js';
 import type { UpstreamService } from './service.js';
+import { AppError } from '../shared/errors.js';
 
 export interface ProcessResult {
   usageBundle: string;
@@ -16,7 +17,35 @@ export interface ProcessResult {
   responseFile: string;
   responseSequence: number;
   forced: boolean;
+  /** The bundle had been processed before (same id and hash): this is the response written then, counted nothing now. */
+  alreadyProcessed: boolean;
 }
+
+/** A usage bundle already recorded as processed, and the response that answers it. */
+export interface ProcessedBundle {
+  bundleId: string;
+  collectorId: string;
+  sequence: number;
+  hash: string;
+  responseFile: string | null;
+  responseSequence: number | null;
+}
+
+/** What the store knows of a usage bundle id: processed (with its answer), or nothing. */
+export function processedBundle(db: UpstreamService['db'], bundleId: string): ProcessedBundle | undefined {
+  const row = db
+    .prepare(
+      `SELECT i.id AS bundleId, i.collector_id AS collectorId, i.sequence, i.hash, o.file AS responseFile, o.sequence AS responseSequence
+       FROM bundles i LEFT JOIN bundles o ON o.id = (
+         SELECT id FROM bundles WHERE direction = 'out' AND kind = 'response' AND answers = i.id ORDER BY sequence DESC LIMIT 1)
+       WHERE i.id = ? AND i.direction = 'in' AND i.kind = 'usage'`,
+    )
+    .get(bundleId) as ProcessedBundle | undefined;
+  return row;
+}
+
+export const bundleConflict = (bundleId: string) =>
+  new AppError(409, 'bundle_conflict', `a different usage bundle with id ${bundleId} was received before: one id names one bundle`);
 
 /**
  * Processes a usage bundle: verifies it against the collector's pinned key and its account,
@@ -33,6 +62,20 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
   const m = v.manifest;
   const c = up.collector(m.collectorId)!;
   if (m.accountId !== c.account_id) throw new BundleError('wrong_account', `the bundle is bound to account ${m.accountId}; collector ${c.id} belongs to ${c.account_id}`);
+  // The same bundle again (a reply lost on the way, a file processed twice): its earlier
+  // response answers it, and nothing is counted again. --force processes it anew.
+  const before = processedBundle(db, m.bundleId);
+  if (before && before.hash !== v.hash) throw bundleConflict(m.bundleId);
+  if (before && before.responseFile && !o.force) {
+    const counted = db
+      .prepare("SELECT details FROM events WHERE type IN ('usage.processed', 'usage.processed_forced') AND subject = ? AND json_extract(details, '$.bundle') = ? ORDER BY id DESC LIMIT 1")
+      .get(c.id, m.bundleId) as { details: string } | undefined;
+    const r = counted ? (JSON.parse(counted.details) as Partial<ProcessResult['reports']>) : {};
+    return {
+      usageBundle: m.bundleId, sequence: m.sequence, forced: false, alreadyProcessed: true, responseFile: before.responseFile, responseSequence: before.responseSequence!,
+      reports: { accepted: r.accepted ?? 0, rejected: r.rejected ?? 0, new: r.new ?? 0, replaced: r.replaced ?? 0, alreadyCounted: r.alreadyCounted ?? 0 },
+    };
+  }
   if (m.sequence <= c.usage_hwm && !o.force) {
     throw new BundleError('replay', `usage bundle sequence ${m.sequence} is at or below the last processed from this collector (${c.usage_hwm}): refused as a replay`);
   }
@@ -91,11 +134,11 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
     db.prepare('UPDATE collectors SET usage_hwm = max(usage_hwm, ?), out_seq = ?, last_answered_hash = coalesce(?, last_answered_hash) WHERE id = ?').run(
       m.sequence, responseSequence, m.lastAnsweredHash, c.id,
     );
-    const record = db.prepare('INSERT OR IGNORE INTO bundles (id, collector_id, direction, kind, sequence, hash, file, created_at, forced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
-    record.run(m.bundleId, c.id, 'in', 'usage', m.sequence, v.hash, file, now, o.force ? 1 : 0);
-    record.run(responseId, c.id, 'out', 'response', responseSequence, response.hash, response.path, now, 0);
+    const record = db.prepare('INSERT OR IGNORE INTO bundles (id, collector_id, direction, kind, sequence, hash, file, created_at, forced, answers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    record.run(m.bundleId, c.id, 'in', 'usage', m.sequence, v.hash, file, now, o.force ? 1 : 0, null);
+    record.run(responseId, c.id, 'out', 'response', responseSequence, response.hash, response.path, now, 0, m.bundleId);
     const res: ProcessResult = {
-      usageBundle: m.bundleId, sequence: m.sequence, forced: o.force, responseFile: response.path, responseSequence,
+      usageBundle: m.bundleId, sequence: m.sequence, forced: o.force, alreadyProcessed: false, responseFile: response.path, responseSequence,
       reports: { accepted: counts.accepted, rejected: counts.rejected, new: counts.fresh, replaced: counts.merged - counts.fresh, alreadyCounted: counts.accepted - counts.merged },
     };
     up.event(o.force ? 'usage.processed_forced' : 'usage.processed', c.id, { ...res.reports, sequence: m.sequence, bundle: m.bundleId });

@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TAG, TAG2 } from '../helpers/harness.js';
 import { startSite, type Site } from '../helpers/exchange.js';
@@ -94,17 +94,24 @@ describe('bundles that are lost, late, replayed or forced', () => {
     expect(upstreamReports()).toBe(2);
   });
 
-  it('when a usage bundle is processed twice, then the second is a replay, and forced it counts nothing twice', async () => {
+  it('when a usage bundle is processed twice, then the second gets the first response, and forced it counts nothing twice', async () => {
     buy(10);
     const d = await s.h.registered();
     await d.sendReport(d.report(TAG, 1));
     await d.sendReport(d.report(TAG, 2));
     const exp = await s.exportNow();
-    await s.up.process(exp.file);
-    await expect(s.up.process(exp.file)).rejects.toMatchObject({ code: 'replay' });
+    const first = await s.up.process(exp.file);
+    const again = await s.up.process(exp.file);
+    expect(again).toMatchObject({ alreadyProcessed: true, responseFile: first.responseFile, responseSequence: first.responseSequence, reports: first.reports });
+    expect(readFileSync(again.responseFile)).toEqual(readFileSync(first.responseFile));
+    // An older bundle that was never processed is still a replay.
+    await d.sendReport(d.report(TAG, 3));
+    const older = await s.exportNow();
+    await s.up.process((await s.exportNow()).file);
+    await expect(s.up.process(older.file)).rejects.toMatchObject({ code: 'replay' });
     const forced = await s.up.process(exp.file, true);
     expect(forced.reports).toMatchObject({ accepted: 2, new: 0, alreadyCounted: 2 });
-    expect(upstreamReports()).toBe(2);
+    expect(upstreamReports()).toBe(3);
     const ev = s.up.service.db.prepare("SELECT count(*) AS n FROM events WHERE type = 'usage.processed_forced'").get() as { n: number };
     expect(ev.n).toBe(1);
   });

@@ -1,6 +1,13 @@
 import type { Command } from '../command.js';
-import { startCollector, buildServices, type RunningCollector } from '../../main.js';
-import { createLogger } from '../../shared/logger.js';
+import { startCollector, buildServices } from '../../main.js';
+import { createLogger, type Logger } from '../../shared/logger.js';
+
+/** What untilStopped drives: the collector, or the upstream service. */
+export interface Stoppable {
+  services: { logger: Logger };
+  stop(): Promise<void>;
+  readonly exitCode: Promise<number>;
+}
 
 /**
  * Starts the collector and runs until it stops, resolving with the exit code `outpost serve`
@@ -9,8 +16,8 @@ import { createLogger } from '../../shared/logger.js';
  * from before the start: one that comes during it stops the collector as soon as it is up,
  * rather than killing it with its socket and store half open. A second signal exits at once.
  */
-export async function untilStopped(start: () => Promise<RunningCollector>, signals: NodeJS.EventEmitter = process): Promise<number> {
-  let running: RunningCollector | undefined;
+export async function untilStopped(start: () => Promise<Stoppable>, signals: NodeJS.EventEmitter = process): Promise<number> {
+  let running: Stoppable | undefined;
   let signalled: string | undefined;
   const onSignal = (signal: string) => {
     if (signalled) {

@@ -4,25 +4,47 @@ import { str } from '../command.js';
 import { CliError } from '../client.js';
 import { openUpstreamStore } from '../../upstream/store.js';
 import { UpstreamService } from '../../upstream/service.js';
-import { processUsageBundle } from '../../upstream/process.js';
 import { loadOrCreateIdentity } from '../../identity/identity.js';
 import { systemClock } from '../../shared/clock.js';
 import { AppError } from '../../shared/errors.js';
+import { StoreLockedError } from '../../store/open.js';
+import { operations, type OperationName, type Operations } from '../../upstream/server/operations.js';
+import { adminAnswers, adminCall, AdminError } from '../../upstream/server/admin-client.js';
+import { startUpstream, upstreamSocketFile } from '../../upstream/server/start.js';
+import { untilStopped } from './serve.js';
 
 /** The reference upstream runs from the command line, on its own store (upstream.dataDir or --dir). */
 const upstreamDir = (ctx: CommandContext) => resolve(str(ctx.values.dir) ?? ctx.config().upstream.dataDir);
 
-async function withUpstream<T>(ctx: CommandContext, fn: (up: UpstreamService) => Promise<T>): Promise<T> {
+/**
+ * Runs one operation: through the running upstream's socket when `outpost upstream serve`
+ * answers there (it owns the store), else on the store opened here, under its lock.
+ */
+async function op<K extends OperationName>(ctx: CommandContext, name: K, args: Parameters<Operations[K]>[0]): Promise<Awaited<ReturnType<Operations[K]>>> {
   const dir = upstreamDir(ctx);
-  const db = openUpstreamStore(dir);
+  const socket = upstreamSocketFile(dir);
   try {
-    const { identity } = loadOrCreateIdentity(dir, 'upstream');
-    return await fn(new UpstreamService(db, systemClock, identity, resolve(str(ctx.values.out) ?? `${dir}/outbox`), dir));
+    if (await adminAnswers(socket)) {
+      if (str(ctx.values.out)) throw new CliError(`--out is not used while the upstream serves (${socket}): its bundles go to ${dir}/outbox`);
+      return await adminCall(socket, name, args);
+    }
+    let db;
+    try {
+      db = openUpstreamStore(dir);
+    } catch (e) {
+      if (e instanceof StoreLockedError) throw new CliError(`${e.message}, and the upstream's socket ${socket} does not answer: is \`outpost upstream serve\` starting or stopping? Try again, or stop the other process`);
+      throw e;
+    }
+    try {
+      const { identity } = loadOrCreateIdentity(dir, 'upstream');
+      const up = new UpstreamService(db, systemClock, identity, resolve(str(ctx.values.out) ?? `${dir}/outbox`), dir);
+      return (await (operations(up)[name] as (a: unknown) => Promise<unknown>)(args)) as Awaited<ReturnType<Operations[K]>>;
+    } finally {
+      db.close();
+    }
   } catch (e) {
-    if (e instanceof AppError) throw new CliError(`${e.message} (${e.code})`);
+    if (e instanceof AppError || e instanceof AdminError) throw new CliError(`${e.message} (${e.code})`);
     throw e;
-  } finally {
-    db.close();
   }
 }
 
@@ -43,25 +65,33 @@ export const upstreamCommands: Command[] = [
     summary: 'Create the reference upstream: its store and its key pair',
     options: dirOption,
     async run(ctx) {
-      const dataDir = upstreamDir(ctx);
-      const r = await withUpstream(ctx, async (up) => ({ upstreamId: up.identity.collectorId, fingerprint: up.identity.fingerprint, publicKey: up.identity.publicKeyB64, dataDir }));
+      const r = await op(ctx, 'identity', {});
       // Its key and store are files the operator must back up: say where they are.
       ctx.output(r, () => `upstream ${r.upstreamId}\nfingerprint ${r.fingerprint}\nstore and key in ${r.dataDir}`);
     },
   },
   {
     name: 'upstream collector add',
-    usage: 'outpost upstream collector add REQUEST_FILE --account NAME [--fingerprint FP] [--dir DIR] [--out DIR]',
+    usage: 'outpost upstream collector add (REQUEST_FILE | --pending COLLECTOR_ID) --account NAME [--fingerprint FP] [--dir DIR] [--out DIR]',
     summary: "Pin a collector's key (after its fingerprint is confirmed out of band) and answer with ours",
-    options: { ...dirOption, account: { type: 'string' }, fingerprint: { type: 'string' } },
+    options: { ...dirOption, account: { type: 'string' }, fingerprint: { type: 'string' }, pending: { type: 'string' } },
     async run(ctx) {
       const file = ctx.positionals[0];
+      const pending = str(ctx.values.pending);
       const account = str(ctx.values.account);
-      if (!file || !account) throw new CliError('usage: outpost upstream collector add REQUEST_FILE --account NAME --fingerprint FP');
-      const r = await withUpstream(ctx, (up) => up.addCollector(resolve(file), { account, fingerprint: str(ctx.values.fingerprint) }).then((x) => ({ ...x, upstreamFingerprint: up.identity.fingerprint })));
+      if (!(file || pending) || (file && pending) || !account) {
+        throw new CliError('usage: outpost upstream collector add (REQUEST_FILE | --pending COLLECTOR_ID) --account NAME --fingerprint FP');
+      }
+      const fp = str(ctx.values.fingerprint);
+      const added = await op(ctx, 'collectorAdd', { ...(pending ? { pending } : { file: resolve(file!) }), account, ...(fp ? { fingerprint: fp } : {}) });
+      const r = { ...added, upstreamFingerprint: (await op(ctx, 'identity', {})).fingerprint };
       ctx.output(r, () =>
         r.pinned
-          ? [`collector ${r.collectorId} (${r.fingerprint}) enrolled in ${account}`, `enrollment response: ${r.responseFile}`, `our fingerprint, to read to the collector's operator: ${r.upstreamFingerprint}`].join('\n')
+          ? [
+              `collector ${r.collectorId} (${r.fingerprint}) enrolled in ${account}`,
+              pending ? `enrollment response: ${r.responseFile} (the collector fetches it over the connection)` : `enrollment response: ${r.responseFile}`,
+              `our fingerprint, to read to the collector's operator: ${r.upstreamFingerprint}`,
+            ].join('\n')
           : `the collector's key has fingerprint ${r.fingerprint}. Compare it with the collector's operator, then run again with --fingerprint ${r.fingerprint}`,
       );
       if (!r.pinned) throw new CliError('not pinned: no --fingerprint given', 3);
@@ -75,7 +105,7 @@ export const upstreamCommands: Command[] = [
     async run(ctx) {
       const file = ctx.positionals[0];
       if (!file) throw new CliError('name the rotation statement');
-      const r = await withUpstream(ctx, (up) => up.acceptCollectorRotation(resolve(file)));
+      const r = await op(ctx, 'collectorRotate', { file: resolve(file) });
       ctx.output(r, () => `collector ${r.collectorId}: ${r.status === 'applied' ? 'key rotated' : 'rotation already applied'} ${r.from} -> ${r.to}, from sequence ${r.fromSequence}`);
     },
   },
@@ -87,7 +117,7 @@ export const upstreamCommands: Command[] = [
     async run(ctx) {
       const grace = Number(str(ctx.values['grace-days']) ?? ctx.config().exchange.keyGraceDays);
       if (!Number.isInteger(grace) || grace < 0 || grace > 365) throw new CliError('--grace-days must be 0 to 365');
-      const r = await withUpstream(ctx, (up) => up.rotateOwnKey(grace));
+      const r = await op(ctx, 'rotateKey', { graceDays: grace });
       ctx.output(r, () => [`upstream key rotated: ${r.from} -> ${r.to}`, ...r.statements.map((f) => `  statement: ${f}`)].join('\n'));
     },
   },
@@ -107,12 +137,10 @@ export const upstreamCommands: Command[] = [
       if (!Number.isInteger(quantity) || quantity < 0) throw new CliError('--quantity must be a whole number');
       const kind = (str(v.kind) ?? 'subscription') as (typeof KINDS)[number];
       if (!KINDS.includes(kind)) throw new CliError(`--kind must be one of ${KINDS.join(', ')}`);
-      const r = await withUpstream(ctx, async (up) =>
-        up.addEntitlement({
-          account, va, tag, displayName: str(v.name) ?? tag, kind, quantity,
-          startsAt: time(str(v.start), '--start', Date.now())!, endsAt: time(str(v.end), '--end', null),
-        }),
-      );
+      const r = await op(ctx, 'entitlementAdd', {
+        account, va, tag, displayName: str(v.name) ?? tag, kind, quantity,
+        startsAt: time(str(v.start), '--start', Date.now())!, endsAt: time(str(v.end), '--end', null),
+      });
       ctx.output(r, () => `entitlement added to ${va} (${r.vaId}); its snapshot is now version ${r.version}`);
     },
   },
@@ -124,13 +152,69 @@ export const upstreamCommands: Command[] = [
     async run(ctx) {
       const file = ctx.positionals[0];
       if (!file) throw new CliError('name the usage bundle');
-      const r = await withUpstream(ctx, (up) => processUsageBundle(up, resolve(file), { force: Boolean(ctx.values.force) }));
+      const r = await op(ctx, 'process', { file: resolve(file), force: Boolean(ctx.values.force) });
       ctx.output(r, () =>
-        [
+        r.alreadyProcessed
+          ? `usage bundle ${r.sequence} (${r.usageBundle}) was already processed: nothing counted again\nresponse ${r.responseSequence}: ${r.responseFile}`
+          : [
           `usage bundle ${r.sequence}: ${r.reports.accepted} reports accepted (${r.reports.new} new, ${r.reports.replaced} grown, ${r.reports.alreadyCounted} already counted), ${r.reports.rejected} rejected`,
           `response ${r.responseSequence}: ${r.responseFile}`,
         ].join('\n'),
       );
+    },
+  },
+  {
+    name: 'upstream collector pending',
+    usage: 'outpost upstream collector pending [--dir DIR]',
+    summary: 'List the enrollment requests posted over the connection, with their fingerprints',
+    options: dirOption,
+    async run(ctx) {
+      const r = await op(ctx, 'collectorPending', {});
+      ctx.output(r, () =>
+        r.length
+          ? [
+              ...r.map((p) => `${p.collectorId}  ${p.fingerprint}  account ${p.accountName || '-'}  received ${p.receivedAt}`),
+              'compare a fingerprint with the collector\'s operator, then: outpost upstream collector add --pending COLLECTOR_ID --account NAME --fingerprint FP',
+            ].join('\n')
+          : 'no enrollment request is waiting',
+      );
+    },
+  },
+  {
+    name: 'upstream status',
+    usage: 'outpost upstream status [--dir DIR]',
+    summary: 'The upstream: its sync queue, its collectors and what each has sent',
+    options: dirOption,
+    async run(ctx) {
+      const r = await op(ctx, 'status', {});
+      ctx.output(r, () =>
+        [
+          `upstream ${r.upstreamId} (${r.fingerprint}), ${r.serving ? 'serving' : 'not serving'}`,
+          `sync jobs: ${r.jobs.queued} queued, ${r.jobs.processing} processing, ${r.jobs.done} done, ${r.jobs.failed} failed`,
+          `enrollment requests waiting: ${r.pendingEnrollments}`,
+          `collectors: ${r.collectors.length}`,
+          ...r.collectors.map((c) => `  ${c.id}  ${c.account}  usage up to ${c.usageHwm}, ${c.responses} responses  key ${c.fingerprint}`),
+        ].join('\n'),
+      );
+    },
+  },
+  {
+    name: 'upstream serve',
+    usage: 'outpost upstream serve [--dir DIR] [--config FILE]',
+    summary: 'Run the reference upstream as a service: the sync protocol over HTTP(S), its commands over a local socket',
+    options: { dir: { type: 'string' } },
+    async run(ctx) {
+      const config = ctx.config();
+      const dir = str(ctx.values.dir);
+      const c = dir ? { ...config, upstream: { ...config.upstream, dataDir: resolve(dir) } } : config;
+      const code = await untilStopped(async () => {
+        const running = await startUpstream(c);
+        ctx.print(`listening on ${running.url}`);
+        return running;
+      });
+      // The store is closed: anything still running can only fail now.
+      setImmediate(() => process.exit(code));
+      return code;
     },
   },
 ];
