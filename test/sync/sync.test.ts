@@ -1,0 +1,71 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/shared/logger.js';
+import { startUpstream, type RunningUpstream } from '../../src/upstream/server/start.js';
+import { startHarness, TAG, type Harness } from '../helpers/harness.js';
+import { tempDir } from '../helpers/temp.js';
+import { enrollOver } from '../upstream/sync-server.js';
+
+let h: Harness | undefined;
+let up: RunningUpstream | undefined;
+afterEach(async () => {
+  await h?.close();
+  await up?.stop(0);
+  h = up = undefined;
+});
+
+/** An upstream served on 127.0.0.1, and a collector in connected mode pointed at it, enrolled. */
+async function connected(exchange: Record<string, unknown> = {}) {
+  const dir = tempDir('sync');
+  up = await startUpstream(loadConfig({ env: {}, overrides: { upstream: { dataDir: join(dir, 'upstream'), port: 0, host: '127.0.0.1' }, shutdown: { graceSeconds: 1 } } }), {
+    logger: createLogger('error', true),
+  });
+  h = await startHarness({ config: { exchange: { mode: 'connected', connection: { url: up.url }, retry: { attempts: 2, baseSeconds: 0.01, maxSeconds: 0.02 }, ...exchange } } });
+  await enrollOver(h, up);
+  up.service.addEntitlement({ account: 'ACME', va: 'Default', tag: TAG, displayName: 'DNA', kind: 'perpetual', quantity: 20, startsAt: 0, endsAt: null });
+  return h;
+}
+
+const upstreamReports = () => (up!.service.db.prepare('SELECT count(*) AS n FROM reports').get() as { n: number }).n;
+const sync = async () => (await h!.api.post('/api/v1/exchange/sync').send({ wait: true }).expect(202)).body.result;
+
+describe('a connected sync with an Outpost upstream', () => {
+  it('when devices have reported, then one sync counts them upstream, brings back their ACKs and the entitlements, and the next sends nothing again', async () => {
+    await connected();
+    const d = await h!.registered();
+    for (let i = 0; i < 3; i++) await d.sendReport(d.report(TAG, 4, undefined, `s${i}`));
+    const r = await sync();
+    expect(r).toMatchObject({ status: 'synced', parts: 1, reports: { sent: 3, accepted: 3, rejected: 0 }, error: null });
+    expect(upstreamReports()).toBe(3);
+    expect(h!.count('SELECT count(*) FROM report_pending')).toBe(0);
+    const comp = (await h!.api.get(`/api/v1/virtual-accounts/${h!.defaultVa}/compliance`)).body.tags[0];
+    expect(comp).toMatchObject({ status: 'in_compliance', owned: 20, inUse: 4 });
+    expect((await d.send('GET', '/device/v1/acks', '')).body).toMatchObject({ pending: 0 });
+    const s = (await h!.api.get('/api/v1/exchange/status')).body;
+    expect(s).toMatchObject({ mode: 'connected', lastError: null, inFlight: null, waiting: { reports: 0, oldestSince: null }, lastSuccessAt: expect.any(String) });
+
+    const again = await sync();
+    expect(again).toMatchObject({ status: 'synced', parts: 1, reports: { sent: 0 } });
+    expect(upstreamReports()).toBe(3);
+  });
+
+  it('when a backlog is larger than a part, then it goes up in consecutive parts, each answered before the next', async () => {
+    await connected({ maxReportsPerPart: 4 });
+    const d = await h!.registered();
+    for (let i = 0; i < 10; i++) await d.sendReport(d.report(TAG, 1, undefined, `p${i}`));
+    const r = await sync();
+    expect(r).toMatchObject({ status: 'synced', parts: 3, reports: { sent: 10, accepted: 10 } });
+    expect(upstreamReports()).toBe(10);
+    const parts = h!.services.db.prepare("SELECT sequence, records FROM bundles WHERE direction = 'in' ORDER BY sequence").all();
+    expect(parts.map((p: any) => p.records)).toEqual([4, 4, 2]);
+  });
+
+  it('when a sync runs, then a second request joins it rather than starting another', async () => {
+    await connected();
+    const first = h!.services.sync.run('a');
+    const second = (await h!.api.post('/api/v1/exchange/sync').send({}).expect(202)).body;
+    expect(second).toEqual({ started: false });
+    expect((await first).status).toBe('synced');
+  });
+});
