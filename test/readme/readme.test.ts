@@ -36,7 +36,15 @@ describe('the README, run as a newcomer would', () => {
     site = join(dataDir, '..');
     treeBefore = tree();
     const port = await freePort();
-    const env = { ...envFor(dataDir), OUTPOST_HTTP_PORT: String(port) };
+    const upstreamPort = await freePort();
+    // The collector runs as the connected section restarts it (mode and the upstream's address)
+    // from the start: the walkthroughs before it use only commands that work in either mode, and
+    // the scheduled sync is kept out of the way so that it cannot run between two blocks.
+    const env = {
+      ...envFor(dataDir), OUTPOST_HTTP_PORT: String(port),
+      OUTPOST_EXCHANGE_MODE: 'connected', OUTPOST_EXCHANGE_CONNECTION_URL: `http://127.0.0.1:${upstreamPort}`, OUTPOST_UPSTREAM_PORT: String(upstreamPort),
+      OUTPOST_EXCHANGE_SYNC_CRON: '0 0 1 1 *',
+    };
     server = await serve(dataDir, env);
     // The reader's terminal: the collector's variables, and mktemp's folders inside this test's.
     shell = new ReadmeShell(ROOT, site, { ...process.env, ...env, TMPDIR: site });
@@ -49,7 +57,7 @@ describe('the README, run as a newcomer would', () => {
 
   it('runs the walkthroughs, and every block it does not run says why', () => {
     const headings = new Set(runnable.map((b) => b.heading));
-    for (const h of ['Outpost', 'Register a device and send a report with curl', 'RUM files from IOS-XE devices', 'The disconnected exchange: bundles across the air gap'])
+    for (const h of ['Outpost', 'Register a device and send a report with curl', 'RUM files from IOS-XE devices', 'The disconnected exchange: bundles across the air gap', 'The connected exchange: syncing over HTTPS'])
       expect(headings, h).toContain(h);
     expect(runnable.filter((b) => b.heading.startsWith('The disconnected exchange')).length).toBeGreaterThanOrEqual(4);
     for (const b of blocks.filter((x) => x.norun !== undefined)) expect(b.norun, `line ${b.line}`).not.toBe('');
