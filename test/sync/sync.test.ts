@@ -4,6 +4,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { startUpstream, type RunningUpstream } from '../../src/upstream/server/start.js';
 import { startHarness, TAG, type Harness } from '../helpers/harness.js';
+import type { Clock } from '../../src/shared/clock.js';
 import { tempDir } from '../helpers/temp.js';
 import { enrollOver } from '../upstream/sync-server.js';
 
@@ -16,12 +17,15 @@ afterEach(async () => {
 });
 
 /** An upstream served on 127.0.0.1, and a collector in connected mode pointed at it, enrolled. */
-async function connected(exchange: Record<string, unknown> = {}) {
+async function connected(exchange: Record<string, unknown> = {}, clocks: { upstream?: Clock } = {}) {
   const dir = tempDir('sync');
   up = await startUpstream(loadConfig({ env: {}, overrides: { upstream: { dataDir: join(dir, 'upstream'), port: 0, host: '127.0.0.1' }, shutdown: { graceSeconds: 1 } } }), {
     logger: createLogger('error', true),
+    ...(clocks.upstream ? { clock: clocks.upstream } : {}),
   });
-  h = await startHarness({ config: { exchange: { mode: 'connected', connection: { url: up.url }, retry: { attempts: 2, baseSeconds: 0.01, maxSeconds: 0.02 }, ...exchange } } });
+  h = await startHarness({
+    config: { exchange: { mode: 'connected', connection: { url: up.url }, retry: { attempts: 2, baseSeconds: 0.01, maxSeconds: 0.02 }, ...exchange } },
+  });
   await enrollOver(h, up);
   up.service.addEntitlement({ account: 'ACME', va: 'Default', tag: TAG, displayName: 'DNA', kind: 'perpetual', quantity: 20, startsAt: 0, endsAt: null });
   return h;
@@ -67,5 +71,31 @@ describe('a connected sync with an Outpost upstream', () => {
     const second = (await h!.api.post('/api/v1/exchange/sync').send({}).expect(202)).body;
     expect(second).toEqual({ started: false });
     expect((await first).status).toBe('synced');
+  });
+
+  it("when the upstream's clock is further off than the signature window, then an alert says by how much, and the signed fetch it refuses is the sync's error in words", async () => {
+    const ahead = 400_000;
+    await connected({}, { upstream: { now: () => Date.now() + ahead } });
+    const r = await sync();
+    expect(r).toMatchObject({ status: 'failed', error: { code: 'bad_date' } });
+    const alert = (await h!.api.get('/api/v1/alerts?kind=upstream_clock_skew')).body.items[0];
+    expect(alert.message).toMatch(/the upstream's clock is 4\d\d s ahead of this collector's: more than the 300 s signature window/);
+    expect((await h!.api.get('/api/v1/exchange/status')).body.lastError.message).toContain('from the upstream\'s clock');
+  });
+
+  it('when a scheduled sync was missed while the collector was down, then it runs at start, and the next one is stored', async () => {
+    await connected({ syncCron: '0 * * * *' });
+    h!.services.sync.catchUp(); // first start: nothing was due, the next run is stored
+    const due = Date.parse((await h!.api.get('/api/v1/exchange/status')).body.nextRunAt);
+    expect(due).toBeGreaterThan(Date.now());
+    expect(h!.services.sync.status().lastAttemptAt).toBeNull();
+    // As a restart finds it after the collector was down across the hour: the stored run is past.
+    h!.services.db.prepare("UPDATE meta SET value = ? WHERE key = 'sync.next_due'").run(String(Date.now() - 60_000));
+    h!.services.sync.catchUp();
+    await h!.services.sync.idle();
+    const s = h!.services.sync.status();
+    expect(s.lastAttemptAt).not.toBeNull();
+    expect(s.lastSuccessAt).not.toBeNull();
+    expect(Date.parse(s.nextRunAt!)).toBeGreaterThan(Date.now());
   });
 });

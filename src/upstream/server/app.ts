@@ -49,7 +49,7 @@ export function createSyncHandler(up: UpstreamService, jobs: SyncJobs, serial: S
   };
 
   const signed = (req: IncomingMessage, keyFor: (c: string, k: string) => Buffer | undefined) =>
-    verifyRequest({ method: req.method ?? 'GET', target: req.url ?? '', headers: req.headers }, keyFor, Date.now());
+    verifyRequest({ method: req.method ?? 'GET', target: req.url ?? '', headers: req.headers }, keyFor, up.clock.now());
 
   async function streamFile(res: ServerResponse, file: string, headers: Record<string, string>): Promise<void> {
     let size: number;
@@ -162,7 +162,7 @@ export function createSyncHandler(up: UpstreamService, jobs: SyncJobs, serial: S
       };
       if (path === `${SYNC_BASE}/hello`) {
         return only('GET', () =>
-          sendJson(res, 200, { protocol: SYNC_PROTOCOL, versions: [...SYNC_VERSIONS], upstreamId: up.identity.collectorId, keyId: up.identity.fingerprint, time: new Date().toISOString() }),
+          sendJson(res, 200, { protocol: SYNC_PROTOCOL, versions: [...SYNC_VERSIONS], upstreamId: up.identity.collectorId, keyId: up.identity.fingerprint, time: new Date(up.clock.now()).toISOString() }),
         );
       }
       if (path === `${SYNC_BASE}/usage`) return only('POST', () => (mediaOk(), postUsage(req, res)));
