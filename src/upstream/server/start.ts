@@ -8,6 +8,7 @@ import { systemClock, type Clock } from '../../shared/clock.js';
 import { loadOrCreateIdentity, type Identity } from '../../identity/identity.js';
 import type { Db } from '../../store/open.js';
 import { drainable, listen } from '../../http/server.js';
+import { limitConnectionsPerAddress } from '../../http/limits.js';
 import { CLOSE_MARGIN_MS, EXIT, within } from '../../lifecycle.js';
 import { VERSION } from '../../main.js';
 import { openUpstreamStore } from '../store.js';
@@ -174,6 +175,9 @@ export async function startUpstream(config: Config, opts: UpstreamOptions = {}):
       connectionsCheckingInterval: 1000,
     };
     const tcp = tls ? https.createServer({ ...serverOptions, ...tls }, handler) : http.createServer(serverOptions, handler);
+    // Anyone who reaches the port may post (a bundle is judged by its signature, once it has
+    // arrived): one address holding many connections open is cut off as the collector does.
+    limitConnectionsPerAddress(tcp, 64);
     const local = http.createServer(createAdminHandler(operations(service, jobs), serial, logger));
     drains.push(drainable(local), drainable(tcp));
     // We hold the store's lock, so a socket file left here belongs to a process that is gone.
