@@ -47,3 +47,30 @@ export function within(p: Promise<unknown>, ms: number): Promise<boolean> {
     p.then(done, done);
   });
 }
+
+/**
+ * The steps of a stop, run in order: a step that fails is logged and makes the stop unclean,
+ * and the steps after it still run (a listener that will not close must not keep the store open).
+ */
+export function shutdownSteps(logger: { error(message: string, meta?: object): void }) {
+  let clean = true;
+  return {
+    async step(name: string, fn: () => unknown): Promise<void> {
+      try {
+        await fn();
+      } catch (e) {
+        clean = false;
+        logger.error('a shutdown step failed', { step: name, error: (e as Error).message });
+      }
+    },
+    get clean(): boolean {
+      return clean;
+    },
+  };
+}
+
+/** Drains every listener within the grace period, and says how many requests had to be cut. */
+export async function drainListeners(drains: ((graceMs: number) => Promise<number>)[], graceMs: number, logger: { warn(message: string, meta?: object): void }): Promise<void> {
+  const cut = (await Promise.all(drains.map((d) => d(graceMs)))).reduce((a, b) => a + b, 0);
+  if (cut) logger.warn('requests still running at the end of the grace period were cut', { requests: cut, graceMs });
+}

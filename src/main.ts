@@ -29,7 +29,7 @@ import { builtWorker } from './shared/worker.js';
 import { createOperatorApp } from './http/operator-app.js';
 import { combinedHandler, drainable, listen } from './http/server.js';
 import { BodyBudget, limitConnectionsPerAddress } from './http/limits.js';
-import { CLOSE_MARGIN_MS, EXIT, FATAL_GRACE_MS, StartError, within } from './lifecycle.js';
+import { CLOSE_MARGIN_MS, EXIT, FATAL_GRACE_MS, StartError, drainListeners, shutdownSteps, within } from './lifecycle.js';
 import { Scheduler } from './schedules.js';
 import type { Services } from './services.js';
 import { evaluateAckOverdue, evaluateExpiryAlerts } from './alerts/expiry.js';
@@ -214,22 +214,12 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
 
   async function shutdown(grace: number): Promise<boolean> {
     const deadline = Date.now() + grace;
-    let clean = true;
-    const step = async (name: string, fn: () => unknown) => {
-      try {
-        await fn();
-      } catch (e) {
-        clean = false;
-        logger.error('a shutdown step failed', { step: name, error: (e as Error).message });
-      }
-    };
+    const steps = shutdownSteps(logger);
+    const step = steps.step;
     // Reverse order of start: schedules, listeners, jobs, workers, queued writes, then the store.
     await step('schedules', () => scheduler?.stop());
     await step('inbox watch', () => unwatchInbox?.());
-    await step('listeners', async () => {
-      const cut = (await Promise.all(drains.map((d) => d(grace)))).reduce((a, b) => a + b, 0);
-      if (cut) logger.warn('requests still running at the end of the grace period were cut', { requests: cut, graceMs: grace });
-    });
+    await step('listeners', () => drainListeners(drains, grace, logger));
     await step('sync', async () => {
       // A part cut here is in flight: the next sync posts it again and fetches its answer.
       if (!(await within(services.sync.stop(), deadline - Date.now()))) logger.warn('a sync still running was abandoned');
@@ -245,7 +235,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
     await step('trusted time', () => services.time.check());
     await step('store', () => services.db.close());
     await step('local socket', () => existsSync(socketPath) && unlinkSync(socketPath));
-    return clean;
+    return steps.clean;
   }
 
   function stop(grace = graceMs): Promise<void> {

@@ -9,7 +9,7 @@ import { loadOrCreateIdentity, type Identity } from '../../identity/identity.js'
 import type { Db } from '../../store/open.js';
 import { drainable, listen } from '../../http/server.js';
 import { limitConnectionsPerAddress } from '../../http/limits.js';
-import { CLOSE_MARGIN_MS, EXIT, within } from '../../lifecycle.js';
+import { CLOSE_MARGIN_MS, EXIT, drainListeners, shutdownSteps, within } from '../../lifecycle.js';
 import { VERSION } from '../../main.js';
 import { openUpstreamStore } from '../store.js';
 import { UpstreamService } from '../service.js';
@@ -117,21 +117,11 @@ export async function startUpstream(config: Config, opts: UpstreamOptions = {}):
 
   async function shutdown(grace: number): Promise<boolean> {
     const deadline = Date.now() + grace;
-    let clean = true;
-    const step = async (name: string, fn: () => unknown) => {
-      try {
-        await fn();
-      } catch (e) {
-        clean = false;
-        logger.error('a shutdown step failed', { step: name, error: (e as Error).message });
-      }
-    };
+    const steps = shutdownSteps(logger);
+    const step = steps.step;
     // Waiting fetches answer 202 at once; the running job may finish within the grace.
     jobs.halt();
-    await step('listeners', async () => {
-      const cut = (await Promise.all(drains.map((d) => d(grace)))).reduce((a, b) => a + b, 0);
-      if (cut) logger.warn('requests still running at the end of the grace period were cut', { requests: cut, graceMs: grace });
-    });
+    await step('listeners', () => drainListeners(drains, grace, logger));
     await step('sync jobs', async () => {
       // A job still counting is abandoned, as a crash would leave it: its transaction is not
       // committed, and it runs again at the next start.
@@ -140,7 +130,7 @@ export async function startUpstream(config: Config, opts: UpstreamOptions = {}):
     await step('write queue', () => within(serial.run(() => undefined), Math.max(0, deadline - Date.now())));
     await step('store', () => db.close());
     await step('local socket', () => existsSync(socketPath) && unlinkSync(socketPath));
-    return clean;
+    return steps.clean;
   }
 
   function stop(grace = graceMs): Promise<void> {
