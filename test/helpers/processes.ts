@@ -55,44 +55,50 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `outpost serve` on a free loopback port and waits for it to say where it listens. */
-export function serve(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+/**
+ * Spawns the built CLI with `args` and waits until its output matches `ready` (whose first group
+ * is the URL it serves), rejecting with everything it printed if it exits or takes 15 s first.
+ */
+export function spawnServer(args: string[], env: Record<string, string | undefined>, ready: RegExp, what: string): Promise<ServerProcess> {
   assertBuilt();
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CLI, 'serve'], {
-      env: { ...process.env, ...envFor(dataDir), OUTPOST_HTTP_PORT: '0', OUTPOST_HTTP_HOST: '127.0.0.1', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let started = false;
     const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
-      reject(new Error(`the collector did not start:\n${out}`));
+      reject(new Error(`the ${what} did not start:\n${out}`));
     }, 15_000);
     const onData = (c: Buffer) => {
       out += c;
-      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({
-          proc,
-          url: m[1]!,
-          log: () => out,
-          exited,
-          stop: (signal = 'SIGTERM') => {
-            proc.kill(signal);
-            return exited;
-          },
-        });
-      }
+      const m = ready.exec(out);
+      if (!m || started) return;
+      started = true;
+      clearTimeout(timer);
+      resolve({
+        proc,
+        url: m[1]!,
+        log: () => out,
+        exited,
+        stop: (signal = 'SIGTERM') => {
+          proc.kill(signal);
+          return exited;
+        },
+      });
     };
     proc.stdout!.on('data', onData);
     proc.stderr!.on('data', onData);
     proc.on('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`the collector exited with ${code} before it started:\n${out}`));
+      if (!started) reject(new Error(`the ${what} exited with ${code} before it started:\n${out}`));
     });
   });
+}
+
+/** Starts `outpost serve` on a free loopback port and waits for it to say where it listens. */
+export function serve(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+  return spawnServer(['serve'], { ...envFor(dataDir), OUTPOST_HTTP_PORT: '0', OUTPOST_HTTP_HOST: '127.0.0.1', ...env }, /"url":"(http:\/\/127\.0\.0\.1:\d+)"/, 'collector');
 }
 
 /** Resolves with `p`'s value, or rejects naming `what` if it has not settled within `ms`. */

@@ -1,6 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { CLI } from './processes.js';
+import type { ChildProcess } from 'node:child_process';
+import { spawnServer } from './processes.js';
 
 export interface UpstreamProcess {
   proc: ChildProcess;
@@ -20,47 +19,12 @@ export interface UpstreamProcess {
  * Starts `outpost upstream serve --dir DIR` (the built CLI) on a free loopback port and
  * waits for it to say where it listens. `env` adds OUTPOST_* settings (TLS files, limits...).
  */
-export function serveUpstream(dir: string, env: Record<string, string> = {}): Promise<UpstreamProcess> {
-  if (!existsSync(CLI)) throw new Error('dist/ is missing: end-to-end tests run the built CLI (npm test builds it first)');
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CLI, 'upstream', 'serve', '--dir', dir], {
-      env: { ...process.env, OUTPOST_UPSTREAM_PORT: '0', OUTPOST_UPSTREAM_HOST: '127.0.0.1', OUTPOST_LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let started = false;
-    const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`the upstream did not start:\n${out}`));
-    }, 15_000);
-    const onData = (c: Buffer) => {
-      out += c;
-      const m = /^listening on (https?:\/\/127\.0\.0\.1:\d+)$/m.exec(out);
-      if (m && !started) {
-        started = true;
-        clearTimeout(timer);
-        resolve({
-          proc,
-          url: m[1]!,
-          log: () => out,
-          exited,
-          stop: (signal = 'SIGTERM') => {
-            proc.kill(signal);
-            return exited;
-          },
-          kill9: () => {
-            proc.kill('SIGKILL');
-            return exited;
-          },
-        });
-      }
-    };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', onData);
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      if (!started) reject(new Error(`the upstream exited with ${code} before it started:\n${out}`));
-    });
-  });
+export async function serveUpstream(dir: string, env: Record<string, string> = {}): Promise<UpstreamProcess> {
+  const p = await spawnServer(
+    ['upstream', 'serve', '--dir', dir],
+    { OUTPOST_UPSTREAM_PORT: '0', OUTPOST_UPSTREAM_HOST: '127.0.0.1', OUTPOST_LOG_LEVEL: 'info', ...env },
+    /^listening on (https?:\/\/127\.0\.0\.1:\d+)$/m,
+    'upstream',
+  );
+  return { ...p, kill9: () => p.stop('SIGKILL') };
 }

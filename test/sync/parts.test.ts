@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readManifest, verifyBundle, readLinesSync } from '../../src/exchange/read.js';
-import { upstreamKeyFor } from '../../src/exchange/trust.js';
 import { TAG } from '../helpers/harness.js';
 import { startSite, type Site } from '../helpers/exchange.js';
 import { tempDir } from '../helpers/temp.js';
