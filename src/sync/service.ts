@@ -186,7 +186,8 @@ export class SyncService {
     let t: SyncTransport | undefined;
     try {
       t = this.connect();
-      await this.hello(t);
+      const hello = await this.hello(t);
+      await this.keysInStep(t, hello.keyId, actor);
       const held = this.state.inFlight;
       if (held) {
         this.step('resuming');
@@ -265,8 +266,42 @@ export class SyncService {
     }
   }
 
+  /**
+   * Key rotations travel over the connection too. The upstream signs with a key we have not
+   * pinned (hello says which; it is not signed, so it only tells us to look): fetch its rotation
+   * statement, which the import accepts only if the pinned key signed it. We rotated ours since
+   * the upstream last heard: post our statement before any part signed by the new key.
+   */
+  private async keysInStep(t: SyncTransport, upstreamKeyId: string, actor: string): Promise<void> {
+    if (!this.exchange.upstreamKey(upstreamKeyId)) {
+      const dir = join(this.opts.bundleDir, 'received');
+      mkdirSync(dir, { recursive: true });
+      const toFile = join(dir, 'upstream-key-rotation.bundle');
+      const r = await this.retrying('fetching the upstream key rotation', () => t.fetchBundle(`${SYNC_BASE}/rotation`, { wait: 0, toFile, maxBytes: 1 << 20 }));
+      if (r.status !== 200 || !r.file) {
+        throw new SyncFailure('unknown_upstream_key', `the upstream signs with key ${upstreamKeyId}, which is not pinned here, and gives no rotation statement (${errorMessage(r.json) || r.status}): confirm with its operator, then enroll again`);
+      }
+      try {
+        await this.importer.import(r.file, { force: false, actor });
+      } finally {
+        rmSync(r.file, { force: true });
+      }
+    }
+    const mine = this.db
+      .prepare("SELECT id, file, sequence FROM bundles WHERE direction = 'out' AND kind = 'key-rotation' ORDER BY sequence DESC LIMIT 1")
+      .get() as { id: string; file: string; sequence: number } | undefined;
+    if (mine && this.state.rotationDelivered !== mine.id) {
+      const r = await this.retrying('sending our key rotation', () => t.postBundle(`${SYNC_BASE}/rotation`, mine.file));
+      if (r.status !== 200) throw upstreamRefusal(`the upstream refused our key rotation statement (sequence ${mine.sequence})`, r);
+      this.db.transaction(() => {
+        this.state.rotationDelivered = mine.id;
+        this.events.append('sync.rotation_delivered', actor, mine.id, null, { sequence: mine.sequence });
+      })();
+    }
+  }
+
   /** Checks the protocol version and the upstream's clock (an alert only: hello is not signed). */
-  private async hello(t: SyncTransport): Promise<void> {
+  private async hello(t: SyncTransport): Promise<{ keyId: string }> {
     const sent = this.clock.now();
     const h = await this.retrying('reaching the upstream', () => t.hello());
     const back = this.clock.now();
@@ -281,6 +316,7 @@ export class SyncService {
         details: { skewMs: Math.round(skew), upstreamTime: h.time },
       });
     } else this.alerts.clear('upstream_clock_skew', 'upstream');
+    return h;
   }
 
   /**

@@ -84,6 +84,13 @@ export class SyncState {
   set connectedSince(v: number | null) {
     this.set('connected_since', v === null ? null : String(v));
   }
+  /** Our latest key rotation statement the upstream has applied (bundle id). */
+  get rotationDelivered(): string | null {
+    return this.get('rotation_delivered') ?? null;
+  }
+  set rotationDelivered(v: string | null) {
+    this.set('rotation_delivered', v);
+  }
   get inFlight(): InFlight | null {
     return this.json<InFlight>('in_flight');
   }

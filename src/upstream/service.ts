@@ -8,7 +8,7 @@ import { AppError } from '../shared/errors.js';
 import type { Db } from '../store/open.js';
 import { commitKey, nextKey, type Identity } from '../identity/identity.js';
 import { checkRotation, rotationMeta } from '../exchange/rotation.js';
-import { verifyBundle, BundleError, selfSignedKey, type SignerHint } from '../exchange/read.js';
+import { verifyBundle, readManifest, BundleError, selfSignedKey, type SignerHint } from '../exchange/read.js';
 import { identitySigner, writeBundle, type BundleSigner } from '../exchange/write.js';
 import { BUNDLE_EXTENSION } from '../exchange/manifest.js';
 import type { EntitlementLineRecord, EntitlementSnapshotRecord, PolicyRecord } from '../exchange/records.js';
@@ -186,6 +186,14 @@ export class UpstreamService {
 
   /** A collector rotated its key: verify the statement with its current key and the new one, then switch. */
   async acceptCollectorRotation(file: string): Promise<{ collectorId: string; from: string; to: string; fromSequence: number; status: 'applied' | 'already_applied' }> {
+    // A statement applied before is a no-op, even once the old key's grace has run out (a
+    // connected collector sends its last statement again when it cannot know it arrived). The
+    // claim is unverified, and only ever answered with "already applied": it changes nothing.
+    const claimed = (await readManifest(file)).manifest;
+    const known = claimed.kind === 'key-rotation' ? this.collector(claimed.collectorId) : undefined;
+    if (known && known.key_id === claimed.meta.newKeyId) {
+      return { collectorId: known.id, from: claimed.signer.keyId, to: known.key_id, fromSequence: Number(claimed.meta.fromSequence), status: 'already_applied' };
+    }
     const v = await verifyBundle(file, { kinds: ['key-rotation'], keyFor: (m) => this.collectorKeyFor(m) });
     const m = v.manifest;
     const c = this.collector(m.collectorId)!;
@@ -223,7 +231,13 @@ export class UpstreamService {
         [],
         this.signer,
       );
-      this.db.prepare('UPDATE collectors SET out_seq = ? WHERE id = ?').run(sequence, c.id);
+      this.db.transaction(() => {
+        this.db.prepare('UPDATE collectors SET out_seq = ? WHERE id = ?').run(sequence, c.id);
+        // Recorded, so a connected collector can fetch its statement (GET /sync/v1/rotation).
+        this.db
+          .prepare("INSERT INTO bundles (id, collector_id, direction, kind, sequence, hash, file, created_at) VALUES (?, ?, 'out', 'key-rotation', ?, ?, ?, ?)")
+          .run(out.manifest.bundleId, c.id, sequence, out.hash, out.path, now);
+      })();
       statements.push(out.path);
     }
     commitKey(this.dataDir, 'upstream', this.identity, next);

@@ -144,6 +144,26 @@ export function createSyncHandler(up: UpstreamService, jobs: SyncJobs, serial: S
     sendJson(res, 202, { status: 'pending', collectorId, fingerprint: row.fingerprint }, RETRY_AFTER);
   }
 
+  /** A collector's key rotation statement, signed by its old key and its new one: applied as `collector rotate` applies a file. */
+  async function postRotation(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const tmp = await receiveToFile(req, incoming, Math.min(o.maxBundleBytes, MAX_ENROLLMENT_BYTES));
+    try {
+      sendJson(res, 200, await serial.run(() => up.acceptCollectorRotation(tmp)));
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+
+  /** The upstream's latest key rotation statement for the collector that asks, signed by the old key and the new. */
+  async function getRotation(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const who = signed(req, collectorKey);
+    const row = up.db
+      .prepare("SELECT file FROM bundles WHERE collector_id = ? AND direction = 'out' AND kind = 'key-rotation' ORDER BY sequence DESC LIMIT 1")
+      .get(who.collectorId) as { file: string } | undefined;
+    if (!row) throw new AppError(404, 'no_rotation', `the upstream has not rotated its key since collector ${who.collectorId} enrolled`);
+    return streamFile(res, row.file, {});
+  }
+
   return (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://upstream');
     const path = url.pathname;
@@ -167,6 +187,7 @@ export function createSyncHandler(up: UpstreamService, jobs: SyncJobs, serial: S
       }
       if (path === `${SYNC_BASE}/usage`) return only('POST', () => (mediaOk(), postUsage(req, res)));
       if (path === `${SYNC_BASE}/enroll`) return only('POST', () => (mediaOk(), postEnroll(req, res)));
+      if (path === `${SYNC_BASE}/rotation`) return method === 'POST' ? (mediaOk(), postRotation(req, res)) : only('GET', () => getRotation(req, res));
       const usage = USAGE_RESPONSE.exec(path);
       if (usage) return only('GET', () => getResponse(req, res, usage[1]!, url.searchParams));
       const enroll = ENROLLMENT.exec(path);
