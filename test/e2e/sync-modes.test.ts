@@ -16,7 +16,7 @@ describe('switching from the air gap to connected mode', () => {
   let s: ModeSite;
   beforeAll(async () => {
     s = await startModeSite();
-  }, 30_000);
+  }, 60_000);
   afterAll(async () => {
     await s?.close();
   });
@@ -36,7 +36,7 @@ describe('switching from the air gap to connected mode', () => {
     expect(late.code, late.stdout).not.toBe(0);
     expect(late.stderr).toMatch(/replay/);
     s.expectExact();
-  }, 45_000);
+  }, 90_000);
 
   it('when a usage bundle was processed upstream but its response not imported, then after the switch the sync settles its reports and the old response is refused from the inbox', async () => {
     await s.start('disconnected');
@@ -56,9 +56,9 @@ describe('switching from the air gap to connected mode', () => {
     await until(() => existsSync(join(s.rejected, name)), 20_000, `${name} moved to rejected/`);
     expect(readdirSync(s.inbox).filter((f) => !f.startsWith('.'))).toEqual([]);
     const refusal = eventsOf(s.dir, 'exchange.rejected').find((e) => e.subject === name);
-    expect(refusal?.details.code).toMatch(/out_of_order|replay/);
+    expect(refusal?.details.code).toBe('replay');
     s.expectExact();
-  }, 45_000);
+  }, 90_000);
 
   it('when connected, then a monthly export due at start does not run and none runs on its schedule, while export by hand works and the inbox is still read', async () => {
     const markDue = () => {
@@ -89,5 +89,5 @@ describe('switching from the air gap to connected mode', () => {
     markDue();
     await s.start('disconnected');
     expect(eventsOf(s.dir, 'exchange.exported').filter((e) => e.actor === 'schedule')).toHaveLength(1);
-  }, 45_000);
+  }, 90_000);
 });

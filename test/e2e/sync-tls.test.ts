@@ -67,7 +67,7 @@ describe('connected mode over TLS, with real processes', () => {
     expect(up!.url).toBe(upUrl);
     await startCollector();
     proxy = await startConnectProxy({ auth: { username: 'site', password: 'proxy-secret' } });
-  }, 30_000);
+  }, 60_000);
   afterAll(async () => {
     await col?.stop();
     await up?.stop();
@@ -90,7 +90,7 @@ describe('connected mode over TLS, with real processes', () => {
     expect(r).toMatchObject({ status: 'synced', reports: { sent: 3, accepted: 3 } });
     expect(upstreamReportIds(upDir)).toEqual(fleet.expected);
     expect(collectorAcks(dir)).toEqual({ reports: 3, pending: 0, accepted: 3, rejected: 0 });
-  }, 45_000);
+  }, 90_000);
 
   it('when the upstream presents a certificate for another name, or from a CA the collector does not trust, then the sync fails as tls and applies nothing', async () => {
     await fleet.report('second');
@@ -105,7 +105,7 @@ describe('connected mode over TLS, with real processes', () => {
     expect(rogue.error.message).toMatch(/no trusted certificate authority signed/);
     const status = await cliJson(['sync', 'status'], env);
     expect(status.lastError).toMatchObject({ code: 'tls' });
-  }, 45_000);
+  }, 90_000);
 
   it("when the collector pins the server's key, then the sync works; with another pin it is refused naming both", async () => {
     await startUpstream(ca.server);
@@ -119,7 +119,7 @@ describe('connected mode over TLS, with real processes', () => {
     expect(r).toMatchObject({ status: 'failed', error: { code: 'tls' } });
     expect(r.error.message).toContain(`pin is ${ca.server.pin}`);
     expect(r.error.message).toContain(`pinSha256 is ${ca.rogue.pin}`);
-  }, 45_000);
+  }, 90_000);
 
   it('when the collector goes through a CONNECT proxy with Basic authentication, then the right password file works and a wrong one fails as proxy', async () => {
     const secrets = join(dir, '..', 'secrets');
@@ -153,5 +153,5 @@ describe('connected mode over TLS, with real processes', () => {
     expect(await syncNow()).toMatchObject({ status: 'synced', reports: { sent: 3, accepted: 3 } });
     expect(upstreamReportIds(upDir)).toEqual(fleet.expected);
     expect(collectorAcks(dir)).toEqual({ reports: 12, pending: 0, accepted: 12, rejected: 0 });
-  }, 45_000);
+  }, 90_000);
 });
