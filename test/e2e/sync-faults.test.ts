@@ -1,0 +1,207 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { SimulatedDevice } from '../../src/simulator/device-client.js';
+import { loadOrCreateIdentity } from '../../src/identity/identity.js';
+import { TAG } from '../helpers/harness.js';
+import { cli, envFor, serve, settlesWithin, tempDataDir, type ServerProcess } from '../helpers/processes.js';
+import { serveUpstream, type UpstreamProcess } from '../helpers/upstream-process.js';
+import { CANNED, startFaultProxy, type FaultMode, type FaultProxy } from '../helpers/fault-proxy.js';
+import { startReplyProxy, type ReplyProxy } from '../helpers/reply-proxy.js';
+import { members, tarBytes } from '../helpers/tar-craft.js';
+import { tempDir } from '../helpers/temp.js';
+
+/**
+ * The faults an operator meets between a collector and its upstream, one after another on one
+ * pair of real processes: collector → TCP fault proxy → HTTP reply proxy → upstream. After each,
+ * the sync has failed with words that say why, nothing was applied; once healed, the upstream
+ * holds exactly what the devices reported and every report was acknowledged once.
+ */
+describe('a connected sync through network faults, against real processes', () => {
+  const dir = tempDataDir();
+  const upDir = join(dir, '..', 'upstream');
+  let env: Record<string, string>;
+  let upstream: UpstreamProcess;
+  let upstreamPort: number;
+  let collector: ServerProcess;
+  let replies: ReplyProxy;
+  let fault: FaultProxy;
+  let faultPort: number;
+  let devices: SimulatedDevice[];
+  /** Every report id the devices sent, by UDI serial. */
+  const sent = new Set<string>();
+
+  const json = async (args: string[], extraEnv: Record<string, string> = {}) => {
+    const r = await cli([...args, '--json'], { ...env, ...extraEnv }, 60_000);
+    expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+    return JSON.parse(r.stdout);
+  };
+  const syncNow = async () => {
+    const r = await cli(['sync', 'now', '--json'], env, 90_000);
+    return { code: r.code, result: JSON.parse(r.stdout || 'null'), stderr: r.stderr };
+  };
+  const status = () => json(['sync', 'status']);
+
+  /** Read-only looks at the two stores while their processes run. */
+  const look = <T>(file: string, fn: (db: Database.Database) => T): T => {
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      return fn(db);
+    } finally {
+      db.close();
+    }
+  };
+  const collectorDb = <T>(fn: (db: Database.Database) => T) => look(join(dir, 'outpost.db'), fn);
+  const upstreamDb = <T>(fn: (db: Database.Database) => T) => look(join(upDir, 'upstream.db'), fn);
+  const n = (db: Database.Database, sql: string) => (db.prepare(sql).pluck().get() as number) ?? 0;
+
+  const collectorState = () =>
+    collectorDb((db) => ({
+      pending: n(db, 'SELECT count(*) FROM report_pending'),
+      acked: n(db, 'SELECT count(*) FROM report_acks'),
+      imported: n(db, "SELECT count(*) FROM events WHERE type = 'exchange.imported'"),
+      ackedByImports: (db.prepare("SELECT details FROM events WHERE type = 'exchange.imported'").pluck().all() as string[]).reduce(
+        (sum, d) => sum + (JSON.parse(d) as { acks: { accepted: number } }).acks.accepted,
+        0,
+      ),
+      refusedEvents: n(db, "SELECT count(*) FROM events WHERE type = 'sync.reply_refused'"),
+      refusedAlertOpen: n(db, "SELECT count(*) FROM alerts WHERE kind = 'sync_reply_refused' AND cleared_at IS NULL"),
+    }));
+  const upstreamReports = () => upstreamDb((db) => db.prepare('SELECT udi, report_id FROM reports').all() as { udi: string; report_id: string }[]);
+
+  /** Each device sends `perDevice` new reports, in batches the device API takes. */
+  async function report(perDevice: number): Promise<void> {
+    await Promise.all(
+      devices.map(async (d) => {
+        for (let done = 0; done < perDevice; ) {
+          const batch = Array.from({ length: Math.min(1000, perDevice - done) }, () => d.report(TAG, 1 + (sent.size % 3)));
+          const r = await d.sendBatch(batch);
+          expect(r.status, JSON.stringify(r.body)).toBe(200);
+          for (const x of batch) sent.add(`${d.udi.pid}:${d.udi.serial} ${x.reportId}`);
+          done += batch.length;
+        }
+      }),
+    );
+  }
+
+  /** The fault's sync: failed, with this code and words in its result and in the status; nothing of it applied on the collector. */
+  async function failsWith(code: string, words: RegExp): Promise<void> {
+    const before = collectorState();
+    const r = await syncNow();
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.result).toMatchObject({ status: 'failed', error: { code } });
+    expect(r.result.error.message).toMatch(words);
+    const s = await status();
+    expect(s.lastError).toMatchObject({ code });
+    expect(s.lastError.message).toMatch(words);
+    const after = collectorState();
+    expect({ pending: after.pending, acked: after.acked, imported: after.imported }).toEqual({ pending: before.pending, acked: before.acked, imported: before.imported });
+    expect(s.waiting.reports).toBe(before.pending);
+  }
+
+  /** Heals: a sync that succeeds, then the totals on both sides, every report counted once and acknowledged once. */
+  async function healed(): Promise<void> {
+    const r = await syncNow();
+    expect(r.code, `${JSON.stringify(r.result)} ${r.stderr}`).toBe(0);
+    expect(r.result).toMatchObject({ status: 'synced', error: null });
+    const s = await status();
+    expect(s).toMatchObject({ lastError: null, inFlight: null, waiting: { reports: 0 } });
+    const up = upstreamReports();
+    expect(up.length).toBe(sent.size);
+    expect(new Set(up.map((x) => `${x.udi} ${x.report_id}`))).toEqual(sent);
+    const c = collectorState();
+    expect(c).toMatchObject({ pending: 0, acked: sent.size, ackedByImports: sent.size, refusedAlertOpen: 0 });
+  }
+
+  const setFault = (m: FaultMode) => {
+    fault.setMode(m);
+    fault.dropConnections();
+  };
+  const heal = () => setFault({ kind: 'pass' });
+
+  beforeAll(async () => {
+    mkdirSync(dir, { recursive: true });
+    upstream = await serveUpstream(upDir);
+    upstreamPort = Number(new URL(upstream.url).port);
+    replies = await startReplyProxy(upstreamPort);
+    fault = await startFaultProxy(replies.port);
+    faultPort = fault.port;
+    env = {
+      ...envFor(dir),
+      OUTPOST_EXCHANGE_MODE: 'connected',
+      OUTPOST_EXCHANGE_CONNECTION_URL: fault.url,
+      OUTPOST_EXCHANGE_SYNC_CRON: '0 0 1 1 *',
+      OUTPOST_EXCHANGE_RETRY_ATTEMPTS: '2',
+      OUTPOST_EXCHANGE_RETRY_BASE_SECONDS: '0.05',
+      OUTPOST_EXCHANGE_RETRY_MAX_SECONDS: '0.1',
+      OUTPOST_EXCHANGE_CONNECTION_HEADERS_TIMEOUT_SECONDS: '1',
+      OUTPOST_EXCHANGE_CONNECTION_CONNECT_TIMEOUT_SECONDS: '2',
+    };
+    collector = await serve(dir, env);
+  }, 60_000);
+
+  afterAll(async () => {
+    await collector?.stop();
+    await upstream?.stop();
+    await fault?.close();
+    await replies?.close();
+  });
+
+  it('when the link fails in each way operators meet, then every sync fails with a reason, and once healed each report is counted and acknowledged exactly once', async () => {
+    // Enrollment over the connection, both fingerprints confirmed.
+    const req = await json(['sync', 'enroll', '--account', 'ACME']);
+    expect(req.status).toBe('pending');
+    const upId = await json(['upstream', 'init', '--dir', upDir]);
+    await json(['upstream', 'collector', 'add', '--pending', req.collectorId, '--account', 'ACME', '--fingerprint', req.fingerprint, '--dir', upDir]);
+    expect((await json(['sync', 'enroll', 'confirm', '--fingerprint', upId.fingerprint])).status).toBe('pinned');
+    await json(['upstream', 'entitlements', 'add', '--account', 'ACME', '--va', 'Default', '--tag', TAG, '--name', 'DNA', '--quantity', '50', '--dir', upDir]);
+
+    const token = (await json(['token', 'create', '--description', 'faults', '--uses', '3'])).secret;
+    const collectorId = ((await (await request(`${collector.url}/device/v1/collector`)).body.json()) as { collectorId: string }).collectorId;
+    devices = [0, 1, 2].map((i) => new SimulatedDevice(collector.url, collectorId, { pid: 'C9300-24T', serial: `FLT${i}` }));
+    for (const d of devices) expect((await d.register(token)).status).toBe(201);
+    await report(40);
+    await healed();
+
+    // The upstream stopped: the relay in front of it resets the connection.
+    await report(5);
+    await upstream.stop();
+    await failsWith('cut', /reaching the upstream: the connection to .* was closed before a reply arrived.*after 2 attempts/);
+    upstream = await serveUpstream(upDir, { OUTPOST_UPSTREAM_PORT: String(upstreamPort) });
+    await healed();
+
+    // Nothing listens where the collector points.
+    await report(5);
+    await fault.close();
+    await failsWith('unreachable', /cannot reach the upstream at 127\.0\.0\.1:\d+: nothing listens there \(connection refused\).*after 2 attempts/);
+    fault = await startFaultProxy(replies.port, '127.0.0.1', faultPort);
+    await healed();
+
+    // 500 and 503.
+    await report(5);
+    setFault({ kind: 'canned', response: CANNED.serverError });
+    await failsWith('http', /answered 500 with error internal: boom/);
+    setFault({ kind: 'canned', response: CANNED.unavailable(1) });
+    await failsWith('http', /answered 503 with text\/plain "try later"/);
+    heal();
+    await healed();
+
+    // A reply slower than the headers timeout.
+    await report(5);
+    setFault({ kind: 'delay', ms: 2500 });
+    await failsWith('timeout', /did not answer within the headers timeout.*headersTimeoutSeconds 1 s/);
+    heal();
+    await healed();
+
+    // An HTML error page from a proxy (502), and a portal's HTML page with 200.
+    await report(5);
+    setFault({ kind: 'canned', response: CANNED.htmlBadGateway });
+    await failsWith('http', /answered 502 with an HTML page \("502 Bad Gateway"\), not an Outpost reply/);
+    setFault({ kind: 'canned', response: CANNED.htmlOk });
+    await failsWith('not_outpost', /answered 200 with text\/html.*check that the URL names an Outpost upstream|answered 200 with text\/html/);
+    heal();
+    await healed();
+  }, 120_000);
+});
