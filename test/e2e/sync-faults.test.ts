@@ -270,5 +270,33 @@ describe('a connected sync through network faults, against real processes', () =
     await refusedWith(/refused/);
     replies.hook = null;
     await healed();
+
+    // The upstream killed (SIGKILL) while it counts a large part, then started again on its port.
+    await report(10_000);
+    const before = collectorState();
+    const syncing = syncNow();
+    const jobs = new Database(join(upDir, 'upstream.db'), { readonly: true, fileMustExist: true });
+    try {
+      const processing = jobs.prepare("SELECT count(*) FROM sync_jobs WHERE status = 'processing'").pluck();
+      const until = Date.now() + 60_000;
+      while (processing.get() === 0) {
+        expect(Date.now(), 'the upstream never started processing the part').toBeLessThan(until);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    } finally {
+      jobs.close();
+    }
+    await upstream.kill9();
+    const killed = await syncing;
+    expect(killed.code, killed.stderr).toBe(1);
+    expect(killed.result).toMatchObject({ status: 'failed', error: { code: 'cut' } });
+    expect(killed.result.error.message).toMatch(/fetching the answer: the connection to .* was closed before a reply arrived.*after 2 attempts/);
+    const after = collectorState();
+    expect({ pending: after.pending, acked: after.acked, imported: after.imported }).toEqual({ pending: before.pending, acked: before.acked, imported: before.imported });
+    expect((await status()).lastError).toMatchObject({ code: 'cut' });
+    upstream = await serveUpstream(upDir, { OUTPOST_UPSTREAM_PORT: String(upstreamPort) });
+    // It was killed in the middle of the job: the new process runs it again.
+    expect(upstream.log()).toMatch(/resuming queued sync jobs/);
+    await healed();
   }, 120_000);
 });
