@@ -39,9 +39,7 @@ describe('a connected sync through network faults, against real processes', () =
     return JSON.parse(r.stdout);
   };
   const syncNow = async () => {
-    const t0 = Date.now();
     const r = await cli(['sync', 'now', '--json'], env, 90_000);
-    if (process.env.DEBUG_FAULTS) console.log('sync', Date.now() - t0, 'ms', fault.mode.kind, fault.stats.connections, r.stdout.replace(/\s+/g, ' ').slice(0, 400));
     return { code: r.code, result: JSON.parse(r.stdout || 'null'), stderr: r.stderr };
   };
   const status = () => json(['sync', 'status']);
@@ -175,7 +173,9 @@ describe('a connected sync through network faults, against real processes', () =
     await replies?.close();
   });
 
-  it('when the link fails in each way operators meet, then every sync fails with a reason, and once healed each report is counted and acknowledged exactly once', async () => {
+  // The cases run in order on one pair of processes, as an operator would meet the faults: each
+  // starts from the healed state the one before left.
+  it('when the collector enrolls over the connection and devices report, then a sync counts every report once', async () => {
     // Enrollment over the connection, both fingerprints confirmed.
     const req = await json(['sync', 'enroll', '--account', 'ACME']);
     expect(req.status).toBe('pending');
@@ -191,6 +191,9 @@ describe('a connected sync through network faults, against real processes', () =
     await report(40);
     await healed();
 
+  }, 90_000);
+
+  it('when the upstream is stopped, or nothing listens where the collector points, then the sync fails saying so, and counts everything once when it is back', async () => {
     // The upstream stopped: the relay in front of it resets the connection.
     await report(5);
     await upstream.stop();
@@ -205,6 +208,9 @@ describe('a connected sync through network faults, against real processes', () =
     fault = await startFaultProxy(replies.port, '127.0.0.1', faultPort);
     await healed();
 
+  }, 90_000);
+
+  it('when a proxy answers 500 or 503, or an HTML error page, or the upstream answers slower than the timeout, then the sync fails saying so, and counts everything once when healed', async () => {
     // 500 and 503.
     await report(5);
     setFault({ kind: 'canned', response: CANNED.serverError });
@@ -230,6 +236,9 @@ describe('a connected sync through network faults, against real processes', () =
     heal();
     await healed();
 
+  }, 90_000);
+
+  it('when the connection is cut in the middle of the usage bundle or of the response bundle, then the sync fails, and the next counts each report once', async () => {
     // The connection cut in the middle of the usage bundle: the upstream never had it.
     await report(100);
     const upBefore = upstreamReports().length;
@@ -249,6 +258,9 @@ describe('a connected sync through network faults, against real processes', () =
     heal();
     await healed();
 
+  }, 90_000);
+
+  it('when the reply is signed by another upstream key, answers an earlier part, or is truncated, then it is refused and left on record, and the next sync applies the real one once', async () => {
     // A reply signed by another upstream's key.
     await report(5);
     replies.hook = (body) => ({ body: signedByAnother(body) });
@@ -271,6 +283,9 @@ describe('a connected sync through network faults, against real processes', () =
     replies.hook = null;
     await healed();
 
+  }, 90_000);
+
+  it('when the upstream is killed while it counts a large part, then it runs the part again on restart, and the next sync brings back its answer, every report counted once', async () => {
     // The upstream killed (SIGKILL) while it counts a large part, then started again on its port.
     await report(10_000);
     const before = collectorState();
@@ -298,5 +313,5 @@ describe('a connected sync through network faults, against real processes', () =
     // It was killed in the middle of the job: the new process runs it again.
     expect(upstream.log()).toMatch(/resuming queued sync jobs/);
     await healed();
-  }, 120_000);
+  }, 90_000);
 });
