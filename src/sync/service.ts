@@ -230,11 +230,13 @@ export class SyncService {
       this.evaluateAlerts();
       this.logger.warn('sync failed', { code: err.code, error: err.message });
     } finally {
-      this.progressNow = null;
       await t?.close().catch(() => {});
+      // The result is recorded before the status stops showing the sync as running: `sync now`
+      // reads lastRun as soon as it does, and would print the run before this one.
+      result.finishedAt = toIso(this.clock.now())!;
+      this.last = result;
+      this.progressNow = null;
     }
-    result.finishedAt = toIso(this.clock.now())!;
-    this.last = result;
     return result;
   }
 

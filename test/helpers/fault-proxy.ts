@@ -56,9 +56,10 @@ export const CANNED = {
 
 /**
  * A TCP proxy on 127.0.0.1 in front of target (host:port), to inject network faults between a
- * collector and its upstream. Modes: see FaultMode. Starts in `pass`.
+ * collector and its upstream. Modes: see FaultMode. Starts in `pass`. `listenPort` (default: a
+ * free one) lets a test close the proxy and open it again where the collector points.
  */
-export async function startFaultProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<FaultProxy> {
+export async function startFaultProxy(targetPort: number, targetHost = '127.0.0.1', listenPort = 0): Promise<FaultProxy> {
   let mode: FaultMode = { kind: 'pass' };
   let once = false;
   const stats: FaultProxyStats = { connections: 0, bytesUp: 0, bytesDown: 0 };
@@ -140,7 +141,7 @@ export async function startFaultProxy(targetPort: number, targetHost = '127.0.0.
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(listenPort, '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
   return {
