@@ -347,7 +347,11 @@ export class SyncService {
         if (this.stopping.signal.aborted) throw new SyncFailure('stopped', 'the collector is stopping; the part in flight is resumed by the next sync');
         const r = await this.retrying('fetching the answer', () =>
           t.fetchBundle(`${SYNC_BASE}/usage/${encodeURIComponent(f.bundleId)}/response`, { wait: this.opts.waitSeconds, toFile, maxBytes: this.opts.maxResponseBytes }).then(this.throwIfRetryable),
-        );
+        ).catch((e: unknown) => {
+          // Something that is not an Outpost answer came back where the answer belongs (a
+          // proxy's or portal's page): a refused reply, like one that fails verification.
+          throw isTransportFailure(e) && e.code === 'not_outpost' ? this.refuseReply(f, actor, e.code, e.message, null) : e;
+        });
         if (r.status === 200 && r.file) {
           this.step('applying');
           await this.apply(r.file, f, result, actor);
@@ -398,20 +402,23 @@ export class SyncService {
         // this one was fetched: it settled these reports too. Nothing is wrong with this answer.
         return this.drop(f, actor, 'overtaken', e.message);
       }
-      const reason = `${e.code}: ${e.message}`;
-      const kept = this.importer.archive(file, 'rejected', reason);
-      this.db.transaction(() => {
-        this.events.append('sync.reply_refused', actor, f.bundleId, null, { code: e.code, reason: e.message, sequence: f.sequence, file: kept });
-        this.alerts.raise('sync_reply_refused', {
-          subject: 'upstream', severity: 'critical',
-          message: `the upstream's answer to usage bundle ${f.sequence} was refused: ${e.message}`,
-          details: { code: e.code, file: kept, bundleId: f.bundleId },
-        });
-      })();
-      throw new SyncFailure('reply_refused', `the upstream's answer to usage bundle ${f.sequence} was refused, nothing was applied: ${e.message} (${e.code})`);
+      throw this.refuseReply(f, actor, e.code, e.message, this.importer.archive(file, 'rejected', `${e.code}: ${e.message}`));
     } finally {
       rmSync(file, { force: true });
     }
+  }
+
+  /** A refused answer changes nothing, and leaves an event, an alert and the reason for the status. */
+  private refuseReply(f: InFlight, actor: string, code: string, message: string, kept: string | null): SyncFailure {
+    this.db.transaction(() => {
+      this.events.append('sync.reply_refused', actor, f.bundleId, null, { code, reason: message, sequence: f.sequence, file: kept });
+      this.alerts.raise('sync_reply_refused', {
+        subject: 'upstream', severity: 'critical',
+        message: `the upstream's answer to usage bundle ${f.sequence} was refused: ${message}`,
+        details: { code, file: kept, bundleId: f.bundleId },
+      });
+    })();
+    return new SyncFailure('reply_refused', `the upstream's answer to usage bundle ${f.sequence} was refused, nothing was applied: ${message} (${code})`);
   }
 
   private drop(f: InFlight, actor: string, why: string, message: string): void {

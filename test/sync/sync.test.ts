@@ -7,24 +7,28 @@ import { startHarness, TAG, type Harness } from '../helpers/harness.js';
 import type { Clock } from '../../src/shared/clock.js';
 import { tempDir } from '../helpers/temp.js';
 import { enrollOver } from '../upstream/sync-server.js';
+import { startReplyProxy, type ReplyProxy } from '../helpers/reply-proxy.js';
 
 let h: Harness | undefined;
 let up: RunningUpstream | undefined;
+let relay: ReplyProxy | undefined;
 afterEach(async () => {
+  await relay?.close();
+  relay = undefined;
   await h?.close();
   await up?.stop(0);
   h = up = undefined;
 });
 
 /** An upstream served on 127.0.0.1, and a collector in connected mode pointed at it, enrolled. */
-async function connected(exchange: Record<string, unknown> = {}, clocks: { upstream?: Clock } = {}) {
+async function connected(exchange: Record<string, unknown> = {}, clocks: { upstream?: Clock } = {}, via?: (upstreamPort: number) => Promise<string>) {
   const dir = tempDir('sync');
   up = await startUpstream(loadConfig({ env: {}, overrides: { upstream: { dataDir: join(dir, 'upstream'), port: 0, host: '127.0.0.1' }, shutdown: { graceSeconds: 1 } } }), {
     logger: createLogger('error', true),
     ...(clocks.upstream ? { clock: clocks.upstream } : {}),
   });
   h = await startHarness({
-    config: { exchange: { mode: 'connected', connection: { url: up.url }, retry: { attempts: 2, baseSeconds: 0.01, maxSeconds: 0.02 }, ...exchange } },
+    config: { exchange: { mode: 'connected', connection: { url: via ? await via(up.port) : up.url }, retry: { attempts: 2, baseSeconds: 0.01, maxSeconds: 0.02 }, ...exchange } },
   });
   await enrollOver(h, up);
   up.service.addEntitlement({ account: 'ACME', va: 'Default', tag: TAG, displayName: 'DNA', kind: 'perpetual', quantity: 20, startsAt: 0, endsAt: null });
@@ -97,5 +101,20 @@ describe('a connected sync with an Outpost upstream', () => {
     expect(s.lastAttemptAt).not.toBeNull();
     expect(s.lastSuccessAt).not.toBeNull();
     expect(Date.parse(s.nextRunAt!)).toBeGreaterThan(Date.now());
+  });
+
+  it("when a web page comes back where the upstream's answer belongs, then it is a refused reply: nothing applied, an event, an alert, the reason in the status", async () => {
+    await connected({}, {}, async (port) => (relay = await startReplyProxy(port)).url);
+    relay!.hook = () => ({ body: Buffer.from('<html><body>Please sign in to the proxy</body></html>'), headers: { 'content-type': 'text/html' } });
+    const d = await h!.registered();
+    await d.sendReport(d.report(TAG, 1, undefined, 'html-1'));
+    const r = await sync();
+    expect(r).toMatchObject({ status: 'failed', error: { code: 'reply_refused' } });
+    expect(h!.count("SELECT count(*) FROM events WHERE type = 'sync.reply_refused'")).toBe(1);
+    expect((await h!.api.get('/api/v1/alerts?kind=sync_reply_refused')).body.items[0].message).toContain('text/html');
+    expect(h!.count('SELECT count(*) FROM report_pending')).toBe(1);
+    relay!.hook = null;
+    expect(await sync()).toMatchObject({ status: 'synced', reports: { sent: 1 } });
+    expect((await h!.api.get('/api/v1/alerts?kind=sync_reply_refused')).body.items).toHaveLength(0);
   });
 });
