@@ -10,8 +10,8 @@
 //    bytes through a counting TCP pass-through between the two, and its time.
 // BENCH_SCALE scales every report count (0.1 for a quick run); BENCH_SCENARIOS=1,3 runs some;
 // BENCH_COLLECTORS sets the collectors of scenario 1.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
@@ -149,27 +149,40 @@ function cli(env, args) {
 }
 
 /**
- * Starts a sync and polls its status until it ends; returns the run's result and the time each
- * step took (as the polls saw it, to the poll's resolution).
+ * Starts a sync and polls its status until it ends; returns the run's result, the time each
+ * step took and the collector's RSS in each (as the polls saw them, to the poll's resolution).
+ * With `wait`, the time is that of one `POST /exchange/sync {wait: true}`, the polls only
+ * telling the steps apart.
  */
-async function syncAndWait(c, { pollMs = 250, deadlineS = 900 } = {}) {
+async function syncAndWait(c, { pollMs = 250, deadlineS = 900, wait = false } = {}) {
   const t0 = performance.now();
-  const started = await c.call('POST', '/api/v1/exchange/sync', {});
-  if (!started.started) throw new Error('a sync was already running');
+  let answered = null;
+  const posted = c.call('POST', '/api/v1/exchange/sync', { wait }).then((r) => {
+    answered = { r, at: performance.now() };
+    return r;
+  });
+  if (!wait && !(await posted).started) throw new Error('a sync was already running');
   const steps = {};
+  const rssBySteps = {};
   const timeline = [{ step: 'hello', at: t0 }];
   let last = timeline[0];
   for (;;) {
-    await new Promise((r) => setTimeout(r, pollMs));
+    await Promise.race([new Promise((r) => setTimeout(r, pollMs)), wait ? posted : new Promise(() => {})]);
     const s = await c.call('GET', '/api/v1/exchange/status');
-    const now = performance.now();
+    const now = answered?.at ?? performance.now();
     const step = s.running ? s.progress?.step ?? 'hello' : 'done';
+    if (c.proc.exitCode === null) {
+      const rss = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${c.proc.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+      rssBySteps[step] = Math.max(rssBySteps[step] ?? 0, rss);
+    }
     if (step !== last.step) {
       steps[last.step] = (steps[last.step] ?? 0) + (now - last.at) / 1000;
       last = { step, at: now };
       timeline.push(last);
     }
-    if (!s.running && s.lastRun) return { seconds: sec(t0), result: s.lastRun, steps, timeline, status: s };
+    if (!s.running && s.lastRun && (!wait || answered)) {
+      return { seconds: ((answered && wait ? answered.at : performance.now()) - t0) / 1000, result: wait ? answered.r.result : s.lastRun, steps, timeline, rssBySteps, status: s };
+    }
     if (sec(t0) > deadlineS) throw new Error(`the sync did not end within ${deadlineS} s: ${JSON.stringify(s.progress)}`);
   }
 }
@@ -251,12 +264,15 @@ async function countingProxy(port) {
 }
 
 const line = (label, text) => console.log(`${label.padEnd(34)} ${text}`);
+// The machine may be shared: its load says how far to trust the figures that follow.
+const machineLoad = () => line('machine load average (1 min)', loadavg()[0].toFixed(2));
 
 // 1. Many collectors at once ------------------------------------------------------------------
 async function manyCollectors() {
   const devices = Math.max(10, Math.round(5000 * SCALE));
   const each = devices * PER_DEVICE;
   console.log(`\n1. ${COLLECTORS} collectors × ${fmt(devices)} devices × ${PER_DEVICE} reports = ${fmt(COLLECTORS * each)} reports, syncing at once`);
+  machineLoad();
   let t0 = performance.now();
   const up = await serveUpstream(join(root, 's1-upstream'));
   const dirs = [];
@@ -269,7 +285,10 @@ async function manyCollectors() {
     dirs.push(dir);
   }
   line('seeded and enrolled', `${fmt(sec(t0), 1)} s`);
-  const collectors = await Promise.all(dirs.map((d) => serveCollector(d, up.url)));
+  // Started a few at a time: twenty node processes starting at once on two cores take longer
+  // than a start is given.
+  const collectors = [];
+  for (let i = 0; i < dirs.length; i += 4) collectors.push(...(await Promise.all(dirs.slice(i, i + 4).map((d) => serveCollector(d, up.url)))));
   t0 = performance.now();
   const runs = await Promise.all(collectors.map((c) => syncAndWait(c, { pollMs: 500 })));
   const wall = sec(t0);
@@ -295,6 +314,7 @@ async function drain() {
   const reports = Math.round(3_000_000 * SCALE);
   const devices = Math.max(100, Math.round(reports / PER_DEVICE));
   console.log(`\n2. a collector holding ${fmt(reports)} unacknowledged reports (${fmt(devices)} devices) switches to connected and drains, devices reporting at ${fmt(LOAD_RATE)}/s`);
+  machineLoad();
   const dir = join(root, 's2-collector');
   let t0 = performance.now();
   seed(dir, { devices, from: 0, to: reports });
@@ -323,6 +343,7 @@ async function drain() {
   line('drain time', `${fmt(run.seconds, 1)} s (target < 60 s) ${run.seconds < 60 ? 'met' : 'MISSED'}; ${r.status}, ${r.parts} parts, ${fmt(r.reports.sent)} sent, ${fmt(r.reports.accepted)} accepted${r.error ? `, error: ${r.error.message}` : ''}`);
   line('  time by step', stepText(run.steps));
   line('collector peak RSS', `${fmt(colRss)} MB (${fmt(rssBefore)} MB before the sync; target < 200 MB) ${colRss < 200 ? 'met' : 'MISSED'}`);
+  line('  RSS seen by step', Object.entries(run.rssBySteps).map(([k, v]) => `${k} ${fmt(v)} MB`).join(', '));
   line('upstream peak RSS', `${fmt(upRss)} MB`);
   line('ingest p99 while draining', `${fmt(ingest.p99, 1)} ms over ${fmt(ingest.reports)} reports (target < 50 ms) ${ingest.p99 < 50 ? 'met' : 'MISSED'}`);
   line('  by step', latencyBySteps(lat, run.timeline));
@@ -336,6 +357,7 @@ async function incremental() {
   const fresh = Math.round(10_000 * SCALE);
   const devices = Math.max(100, Math.round(held / PER_DEVICE));
   console.log(`\n3. an hourly sync of a collector holding ${fmt(held)} acknowledged reports and ${fmt(fresh)} new ones`);
+  machineLoad();
   const dir = join(root, 's3-collector');
   let t0 = performance.now();
   seed(dir, { devices, from: 0, to: held });
@@ -352,15 +374,15 @@ async function incremental() {
   c = await serveCollector(dir, proxy.url);
   proxy.reset();
   t0 = performance.now();
-  const r = (await c.call('POST', '/api/v1/exchange/sync', { wait: true })).result;
-  const seconds = sec(t0);
-  const after = await c.call('GET', '/api/v1/exchange/status');
+  const run = await syncAndWait(c, { wait: true, pollMs: 50 });
+  const { seconds, result: r, status: after } = run;
   await c.close();
   await proxy.close();
   await stop(up.proc);
   children.delete(up.proc);
   const totals = upstreamTotals(up.dir);
   line('incremental sync', `${fmt(seconds, 2)} s (target < 2 s) ${seconds < 2 ? 'met' : 'MISSED'}; ${r.status}, ${r.parts} part(s), ${fmt(r.reports.sent)} reports sent, ${fmt(r.reports.accepted)} accepted`);
+  line('  time by step', stepText(run.steps));
   line('bytes on the wire', `${fmt(proxy.bytes.up)} up (${fmt(proxy.bytes.up / Math.max(1, r.reports.sent), 0)} per report sent), ${fmt(proxy.bytes.down)} down`);
   const ok = r.reports.sent === fresh && after.waiting?.reports === 0 && totals.total === held + fresh;
   line('check', `${ok ? 'PASS' : 'FAIL'}: only the new ones sent (${fmt(r.reports.sent)} of ${fmt(fresh)}), ${after.waiting?.reports} pending after, upstream holds ${fmt(totals.total)} of ${fmt(held + fresh)}`);
