@@ -104,19 +104,26 @@ function pendingReports(db: Db, part?: PartLimits, reach?: PartReach): Iterable<
 function* devices(db: Db, hostname: (h: string) => string, of?: PartReach): Iterable<NdjsonChunk> {
   db.function('export_hostname', { deterministic: true }, (h: unknown) => (typeof h === 'string' && h ? hostname(h) : ''));
   // Only the devices the part's reports name: read when this payload starts, after the reports
-  // payload has been written and has said how far it reached.
-  const named = of
-    ? `AND d.id IN (SELECT r.device_id FROM report_pending p JOIN reports r ON r.id = p.report_id WHERE p.report_id <= ${Number(of.lastRef)})`
-    : '';
-  yield* ndjsonChunks(
-    db,
-    `SELECT d.id AS key, json_object('deviceId', d.id, 'udi', d.udi_pid || ':' || d.udi_serial,
-       'udis', (SELECT json_group_array(u.udi) FROM device_udis u WHERE u.device_id = d.id), 'vaId', d.va_id,
-       'hostname', export_hostname(d.hostname), 'softwareVersion', d.software_version, 'status', d.status,
-       'registeredAt', ${isoTime('d.registered_at')}, 'lastSeenAt', ${isoTime('d.last_seen_at')}) AS line
-     FROM devices d WHERE d.id > ? ${named} ORDER BY d.id`,
-    '',
-  );
+  // payload has been written and has said how far it reached. Gathered once into a temporary
+  // table: as a subquery, each chunk's query read the part's reports again (at 100,000
+  // devices, 100 reads of 100,000 reports, three quarters of a part's time).
+  if (of) {
+    db.exec('DROP TABLE IF EXISTS temp.part_devices; CREATE TEMP TABLE part_devices (id TEXT PRIMARY KEY) WITHOUT ROWID');
+    db.prepare('INSERT OR IGNORE INTO temp.part_devices SELECT r.device_id FROM report_pending p JOIN reports r ON r.id = p.report_id WHERE p.report_id <= ?').run(of.lastRef);
+  }
+  try {
+    yield* ndjsonChunks(
+      db,
+      `SELECT d.id AS key, json_object('deviceId', d.id, 'udi', d.udi_pid || ':' || d.udi_serial,
+         'udis', (SELECT json_group_array(u.udi) FROM device_udis u WHERE u.device_id = d.id), 'vaId', d.va_id,
+         'hostname', export_hostname(d.hostname), 'softwareVersion', d.software_version, 'status', d.status,
+         'registeredAt', ${isoTime('d.registered_at')}, 'lastSeenAt', ${isoTime('d.last_seen_at')}) AS line
+       FROM devices d WHERE d.id > ? ${of ? 'AND d.id IN (SELECT id FROM temp.part_devices)' : ''} ORDER BY d.id`,
+      '',
+    );
+  } finally {
+    if (of) db.exec('DROP TABLE IF EXISTS temp.part_devices');
+  }
 }
 
 function* virtualAccounts(db: Db): Generator<VaRecord> {
