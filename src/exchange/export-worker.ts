@@ -12,7 +12,7 @@ const { dbFile, dir, hostnameKey, part } = workerData as { dbFile: string; dir: 
 const db = openReader(dbFile);
 try {
   db.exec('BEGIN'); // one snapshot for every payload
-  const reach = { lastRef: 0, cut: false };
+  const reach = { lastRef: part?.after ?? 0, cut: false };
   const listed = await writePayloads(dir, usagePayloads(db, hostnameMapper(hostnameKey ? Buffer.from(hostnameKey, 'base64') : null), part ?? undefined, reach));
   db.exec('COMMIT');
   parentPort!.postMessage({ ok: true, listed, reach });

@@ -40,6 +40,8 @@ export interface ExportPreview {
 export interface ExportResult extends ExportPreview {
   /** Parts only: a bound cut it, and more reports wait for the next part. */
   more?: boolean;
+  /** Parts only: the ref of its last report (where the next part starts). */
+  lastRef?: number;
   file: string;
   bundleId: string;
   sequence: number;
@@ -87,7 +89,7 @@ export class ExportService {
     if (o.part) mkdirSync(dirname(file), { recursive: true });
     const work = mkdtempSync(join(this.opts.bundleDir, '.export-'));
     let written: WrittenBundle;
-    const reach: PartReach = { lastRef: 0, cut: false };
+    const reach: PartReach = { lastRef: o.part?.after ?? 0, cut: false };
     try {
       const header = {
         kind: 'usage' as const,
@@ -100,7 +102,7 @@ export class ExportService {
         period,
         createdAt: new Date(now).toISOString(),
         eventChainHead: this.events.chainHead(),
-        meta: { hostnames: this.opts.hashHostnames ? 'keyed-hash' : 'clear', ...(o.part ? { transport: 'sync', devices: o.part.allDevices ? 'all' : 'reported' } : {}) },
+        meta: { hostnames: this.opts.hashHostnames ? 'keyed-hash' : 'clear', ...(o.part ? { transport: 'sync', devices: typeof o.part.devices === 'string' ? o.part.devices : 'arrived-since-sync-start' } : {}) },
       };
       written = await assembleBundle(file, header, await this.payloads(work, o.part, reach), work, identitySigner(this.identity));
     } finally {
@@ -124,7 +126,7 @@ export class ExportService {
     })();
     const proposals = (this.db.prepare("SELECT count(*) AS n FROM virtual_accounts WHERE origin = 'local'").get() as { n: number }).n;
     return {
-      ...(o.part ? { more: reach.cut } : {}), period, reports: records, devices: held(PAYLOAD.devices), virtualAccounts: held(PAYLOAD.virtualAccounts), proposals,
+      ...(o.part ? { more: reach.cut, lastRef: reach.lastRef } : {}), period, reports: records, devices: held(PAYLOAD.devices), virtualAccounts: held(PAYLOAD.virtualAccounts), proposals,
       usageSummary: held(PAYLOAD.usageSummary), file, bundleId, sequence, hash: written.hash, bytes: written.bytes,
     };
   }

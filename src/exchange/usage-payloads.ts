@@ -16,13 +16,13 @@ export function hostnameMapper(key: Buffer | null): (h: string) => string {
  * acknowledged, the devices, the VA list (local ones are proposals) and a usage summary.
  * Used by the export worker on its own snapshot, or inline where no worker can run.
  */
-export function usagePayloads(db: Db, hostname: (h: string) => string, part?: PartLimits, reach: PartReach = { lastRef: 0, cut: false }): PayloadSource[] {
+export function usagePayloads(db: Db, hostname: (h: string) => string, part?: PartLimits, reach: PartReach = { lastRef: part?.after ?? 0, cut: false }): PayloadSource[] {
   if (part) {
     // A part of a sync: the first pending reports up to its bounds, and the devices they name
     // (or every device, when the part is asked to carry the full list).
     return [
       { name: PAYLOAD.reports, records: pendingReports(db, part, reach) },
-      { name: PAYLOAD.devices, records: part.allDevices ? devices(db, hostname) : devices(db, hostname, reach) },
+      { name: PAYLOAD.devices, records: devices(db, hostname, deviceSelection(part, reach)) },
       { name: PAYLOAD.virtualAccounts, records: virtualAccounts(db) },
       { name: PAYLOAD.usageSummary, records: usageSummary(db) },
     ];
@@ -73,8 +73,18 @@ export interface PartLimits {
   maxReports: number;
   /** Bytes of report lines before compression: the compressed part is smaller. */
   maxBytes: number;
-  /** Carry every device rather than only those the part's reports name. */
-  allDevices: boolean;
+  /**
+   * Which devices the part carries: every one (once a day); those that any waiting report
+   * names (the first part of a sync); or, with `arrivedSince`, those named by this part's
+   * reports that arrived since the sync began: the rest went in its first part. At a backlog of
+   * millions, carrying the same 100,000 devices in each of 30 parts was most of the upstream's work.
+   */
+  devices: 'all' | 'waiting' | { arrivedSince: number };
+  /**
+   * Start after this report ref (0: the first pending report). A sync builds the next part
+   * while the upstream answers the one before, so the next part cannot wait for its ACKs.
+   */
+  after?: number;
 }
 
 /** How far a part reached: its last report ref, and whether a bound cut it (more reports wait). */
@@ -95,21 +105,33 @@ function pendingReports(db: Db, part?: PartLimits, reach?: PartReach): Iterable<
        coalesce(r.generated_at / 1000, 'null'), r.tags_json, r.measurement_count, json_quote(r.body)) AS line
      FROM report_pending p JOIN reports r ON r.id = p.report_id LEFT JOIN devices d ON d.id = r.device_id
      WHERE p.report_id > ? ORDER BY p.report_id`,
-    0,
+    part?.after ?? 0,
     part ? { records: part.maxReports, bytes: part.maxBytes, ...(reach ? { reach } : {}) } : undefined,
   );
 }
 
 /** The devices (the DeviceRecord shape); hostnames pass through the mapper, which may hash them. */
-function* devices(db: Db, hostname: (h: string) => string, of?: PartReach): Iterable<NdjsonChunk> {
+/** The SQL that lists a part's device ids, with its parameters; undefined: every device. */
+function deviceSelection(part: PartLimits, reach: PartReach): (() => [string, unknown[]]) | undefined {
+  const from = part.after ?? 0;
+  const named = 'SELECT r.device_id FROM report_pending p JOIN reports r ON r.id = p.report_id';
+  if (part.devices === 'all') return undefined;
+  // Read when the devices payload starts: the reports payload has said how far it reached.
+  if (part.devices === 'waiting') return () => [named, []];
+  const since = part.devices.arrivedSince;
+  return () => [`${named} WHERE p.report_id > ? AND p.report_id <= ? AND p.since >= ?`, [from, reach.lastRef, since]];
+}
+
+function* devices(db: Db, hostname: (h: string) => string, selection?: () => [string, unknown[]]): Iterable<NdjsonChunk> {
   db.function('export_hostname', { deterministic: true }, (h: unknown) => (typeof h === 'string' && h ? hostname(h) : ''));
   // Only the devices the part's reports name: read when this payload starts, after the reports
   // payload has been written and has said how far it reached. Gathered once into a temporary
   // table: as a subquery, each chunk's query read the part's reports again (at 100,000
   // devices, 100 reads of 100,000 reports, three quarters of a part's time).
+  const of = selection?.();
   if (of) {
     db.exec('DROP TABLE IF EXISTS temp.part_devices; CREATE TEMP TABLE part_devices (id TEXT PRIMARY KEY) WITHOUT ROWID');
-    db.prepare('INSERT OR IGNORE INTO temp.part_devices SELECT r.device_id FROM report_pending p JOIN reports r ON r.id = p.report_id WHERE p.report_id <= ?').run(of.lastRef);
+    db.prepare(`INSERT OR IGNORE INTO temp.part_devices ${of[0]}`).run(...of[1]);
   }
   try {
     yield* ndjsonChunks(

@@ -8,7 +8,8 @@ import type { AlertService } from '../alerts/service.js';
 import type { EventService } from '../events/service.js';
 import { AppError, conflict } from '../shared/errors.js';
 import type { ExchangeState } from '../exchange/state.js';
-import type { ExportService } from '../exchange/export.js';
+import type { ExportResult, ExportService } from '../exchange/export.js';
+import type { PartLimits } from '../exchange/usage-payloads.js';
 import type { ImportService } from '../exchange/import.js';
 import { readManifest } from '../exchange/read.js';
 import { nextCronRun } from '../time/zone.js';
@@ -193,19 +194,27 @@ export class SyncService {
         this.step('resuming');
         await this.complete(t, held, result, actor);
       }
-      for (;;) {
-        const full = (this.state.fullDevicesAt ?? 0) + DAY_MS <= this.clock.now();
-        this.step('building');
-        const part = await this.exporter.export({
-          actor,
-          part: { maxReports: this.opts.maxReportsPerPart, maxBytes: this.opts.maxBytesPerPart, allDevices: full },
-        });
-        const f: InFlight = { bundleId: part.bundleId, sequence: part.sequence, file: part.file, reports: part.reports, postedAt: null };
-        this.db.transaction(() => (this.state.inFlight = f))();
-        this.progressNow!.part++;
-        await this.complete(t, f, result, actor);
-        if (full) this.db.transaction(() => (this.state.fullDevicesAt = this.clock.now()))();
-        if (!part.more || this.stopping.signal.aborted) break;
+      let next: Promise<ExportResult> | null = null;
+      try {
+        for (;;) {
+          const full = next === null && (this.state.fullDevicesAt ?? 0) + DAY_MS <= this.clock.now();
+          this.step('building');
+          const part = await (next ?? this.buildPart(actor, 0, full ? 'all' : 'waiting'));
+          next = null;
+          const f: InFlight = { bundleId: part.bundleId, sequence: part.sequence, file: part.file, reports: part.reports, postedAt: null };
+          this.db.transaction(() => (this.state.inFlight = f))();
+          this.progressNow!.part++;
+          // The next part is built while the upstream answers this one: it starts after this
+          // part's last report, so it needs none of its ACKs. It is posted only once this one is
+          // applied, so one part at most is ever in flight.
+          if (part.more && !this.stopping.signal.aborted) next = this.buildPart(actor, part.lastRef!, { arrivedSince: startedAt });
+          await this.complete(t, f, result, actor);
+          if (full) this.db.transaction(() => (this.state.fullDevicesAt = this.clock.now()))();
+          if (!next) break;
+        }
+      } finally {
+        // A part built but never posted is a bundle nobody will carry: its number is a gap.
+        if (next) void next.then((p) => rmSync(p.file, { force: true }), () => {});
       }
       const now = this.clock.now();
       this.db.transaction(() => {
@@ -238,6 +247,12 @@ export class SyncService {
       this.progressNow = null;
     }
     return result;
+  }
+
+  private buildPart(actor: string, after: number, devices: PartLimits['devices']): Promise<ExportResult> {
+    const p = this.exporter.export({ actor, part: { maxReports: this.opts.maxReportsPerPart, maxBytes: this.opts.maxBytesPerPart, devices, after } });
+    p.catch(() => {}); // awaited later; a failure then is the sync's, not an unhandled rejection now
+    return p;
   }
 
   private step(s: SyncProgress['step']): void {

@@ -11,8 +11,9 @@ beforeEach(async () => {
 });
 afterEach(() => s.close());
 
-const part = (maxReports: number, maxBytes = 64 << 20, allDevices = false) =>
-  s.h.services.exchange.exporter.export({ actor: 'test', part: { maxReports, maxBytes, allDevices } });
+type Devices = 'all' | 'waiting' | { arrivedSince: number };
+const part = (maxReports: number, maxBytes = 64 << 20, devices: Devices = 'waiting', after = 0) =>
+  s.h.services.exchange.exporter.export({ actor: 'test', part: { maxReports, maxBytes, devices, after } });
 
 /** The lines of one payload of a bundle the collector wrote (its own key verifies it). */
 async function payload(file: string, name: string): Promise<Record<string, unknown>[]> {
@@ -23,7 +24,7 @@ async function payload(file: string, name: string): Promise<Record<string, unkno
 }
 
 describe('parts of a sync', () => {
-  it('when more reports wait than a part may carry, then parts take them in order, each saying whether more wait, and carry only the devices they report', async () => {
+  it('when more reports wait than a part may carry, then parts take them in order, each saying whether more wait and where it ended', async () => {
     s.up.service.addTag(TAG, 'DNA Network Stack'); // the upstream's catalog knows the tag: its reports are accepted
     const a = await s.h.registered('PART-A');
     const b = await s.h.registered('PART-B');
@@ -31,12 +32,10 @@ describe('parts of a sync', () => {
     for (let i = 0; i < 2; i++) await b.sendReport(b.report(TAG, 1, undefined, `b${i}`));
 
     const first = await part(3);
-    expect(first).toMatchObject({ reports: 3, more: true, devices: 1 });
+    expect(first).toMatchObject({ reports: 3, more: true });
     expect(first.file).toContain(`${join('sent', '')}`);
-    const reports = await payload(first.file, 'reports.ndjson.gz');
-    expect(reports.map((r) => r.reportId)).toEqual(['a0', 'a1', 'a2']);
-    expect((await payload(first.file, 'devices.ndjson.gz')).map((d) => d.udi)).toEqual([expect.stringContaining('PART-A')]);
-    expect((await readManifest(first.file)).manifest.meta).toMatchObject({ transport: 'sync', devices: 'reported' });
+    expect((await payload(first.file, 'reports.ndjson.gz')).map((r) => r.reportId)).toEqual(['a0', 'a1', 'a2']);
+    expect((await readManifest(first.file)).manifest.meta).toMatchObject({ transport: 'sync', devices: 'waiting' });
     // No alert asks an operator to carry a part: the sync posts it.
     expect((await s.h.api.get('/api/v1/alerts?kind=export_ready')).body.items).toHaveLength(0);
 
@@ -44,8 +43,35 @@ describe('parts of a sync', () => {
     const r = await s.up.process(first.file);
     expect((await s.importFile(r.responseFile)).body.acks).toMatchObject({ accepted: 3 });
     const second = await part(3);
-    expect(second).toMatchObject({ reports: 2, more: false, devices: 1 });
+    expect(second).toMatchObject({ reports: 2, more: false });
     expect((await payload(second.file, 'reports.ndjson.gz')).map((x) => x.reportId)).toEqual(['b0', 'b1']);
+  });
+
+  it('when the next part is built before the last one is answered, then it starts after it: no report twice, none left out', async () => {
+    const d = await s.h.registered('AHEAD');
+    for (let i = 0; i < 5; i++) await d.sendReport(d.report(TAG, 1, undefined, `r${i}`));
+    const first = await part(2);
+    const second = await part(2, 64 << 20, { arrivedSince: 0 }, first.lastRef);
+    const third = await part(2, 64 << 20, { arrivedSince: 0 }, second.lastRef);
+    const ids = async (p: { file: string }) => (await payload(p.file, 'reports.ndjson.gz')).map((x) => x.reportId);
+    expect([await ids(first), await ids(second), await ids(third)]).toEqual([['r0', 'r1'], ['r2', 'r3'], ['r4']]);
+    expect([first.more, second.more, third.more]).toEqual([true, true, false]);
+  });
+
+  it('when a part follows the first of its sync, then it carries only the devices of reports that arrived since the sync began', async () => {
+    const a = await s.h.registered('EARLY-A');
+    const b = await s.h.registered('EARLY-B');
+    await a.sendReport(a.report(TAG, 1, undefined, 'a0'));
+    await b.sendReport(b.report(TAG, 1, undefined, 'b0'));
+    const first = await part(1);
+    expect(first).toMatchObject({ reports: 1, devices: 2 }); // every device a waiting report names
+    const syncStart = Date.now();
+    await new Promise((r) => setTimeout(r, 5));
+    const late = await s.h.registered('LATE-C');
+    await late.sendReport(late.report(TAG, 1, undefined, 'c0'));
+    const rest = await part(10, 64 << 20, { arrivedSince: syncStart }, first.lastRef);
+    expect(rest.reports).toBe(2);
+    expect((await payload(rest.file, 'devices.ndjson.gz')).map((d) => d.udi)).toEqual([expect.stringContaining('LATE-C')]);
   });
 
   it('when a part is bounded by bytes, then it stops before the chunk that would pass the bound, yet always carries one', async () => {
@@ -63,6 +89,6 @@ describe('parts of a sync', () => {
     const d = await s.h.registered('BUSY-1');
     await d.sendReport(d.report(TAG, 1));
     expect((await part(10)).devices).toBe(1);
-    expect((await part(10, 64 << 20, true)).devices).toBe(2);
+    expect((await part(10, 64 << 20, 'all')).devices).toBe(2);
   });
 });
