@@ -67,3 +67,47 @@ it('when an endpoint answers every long poll 202 at once (Retry-After 0), then t
   expect(seen() - first).toBeLessThanOrEqual(3);
   expect((await h.api.get('/api/v1/exchange/status')).body).toMatchObject({ running: true, progress: { step: 'waiting' } });
 });
+
+async function fakeServer(handle: (req: IncomingMessage, res: ServerResponse) => void) {
+  const server = http.createServer(handle);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
+}
+
+const connection = (url: string) => ({
+  url, caFile: '', systemCa: true, pinSha256: '', proxyUrl: '', proxyUsername: '', proxyPasswordFile: '',
+  connectTimeoutSeconds: 2, headersTimeoutSeconds: 2, bodyTimeoutSeconds: 2,
+});
+
+it('when an endpoint greets with a hello whose key, id or time is not a string, then not_outpost, not an internal error', async () => {
+  const { UpstreamClient } = await import('../../src/sync/http-client.js');
+  const fake = await fakeServer((_req, res) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ protocol: 'outpost-sync', versions: [1], upstreamId: 'u', keyId: { $gt: '' }, time: 5 })),
+  );
+  const c = UpstreamClient.fromConfig(connection(fake.url));
+  try {
+    await expect(c.hello()).rejects.toMatchObject({ code: 'not_outpost' });
+  } finally {
+    await c.close();
+    await fake.close();
+  }
+});
+
+it('when an endpoint redirects to another host, then the redirect is not followed: an http error naming where it pointed', async () => {
+  const { UpstreamClient } = await import('../../src/sync/http-client.js');
+  let elsewhere = 0;
+  const other = await fakeServer((_req, res) => (elsewhere++, res.writeHead(200).end()));
+  const fake = await fakeServer((req, res) => res.writeHead(307, { location: `${other.url}${req.url}` }).end());
+  const c = UpstreamClient.fromConfig(connection(fake.url));
+  try {
+    const e = await c.hello().then(() => null, (x: unknown) => x as { code: string; message: string });
+    expect(e).toMatchObject({ code: 'http' });
+    expect(e!.message).toContain('a redirect to');
+    expect(elsewhere).toBe(0);
+  } finally {
+    await c.close();
+    await fake.close();
+    await other.close();
+  }
+});
