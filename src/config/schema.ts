@@ -117,6 +117,16 @@ export const configSchema = z.strictObject({
     maxBundleBytes: positiveInt.max(4 * 1024 * 1024 * 1024),
     /** How long a collector's fetch of an answer may wait for it before a 202 (long poll). */
     maxWaitSeconds: z.number().int().min(0).max(120),
+    /**
+     * Bodies still arriving, across every connection: anyone who reaches the port may post, and
+     * a bundle is judged only once it has arrived, so this bounds the disk unverified uploads
+     * hold. Never less than maxBundleBytes in effect.
+     */
+    maxUploadingBytes: positiveInt,
+    /** The longest silence while a posted body arrives: a stalled upload gives its room back. */
+    bodyTimeoutSeconds: z.number().int().min(1).max(3600),
+    /** Enrollment requests kept waiting for the operator: anyone may post one under a new id. */
+    maxPendingEnrollments: positiveInt.max(1_000_000),
   }),
   shutdown: z.strictObject({
     /**

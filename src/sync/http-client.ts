@@ -58,7 +58,9 @@ export class UpstreamClient {
   async hello(): Promise<HelloReply> {
     const r = await this.json('GET', `${SYNC_BASE}/hello`, {});
     const h = r.json as Partial<HelloReply> | null;
-    if (r.status !== 200 || !h || h.protocol !== SYNC_PROTOCOL || !Array.isArray(h.versions)) {
+    // Hello is not signed: its fields go into lookups and messages only once they have the shapes the protocol gives them.
+    const shaped = !!h && h.protocol === SYNC_PROTOCOL && Array.isArray(h.versions) && [h.upstreamId, h.keyId, h.time].every((v) => typeof v === 'string');
+    if (r.status !== 200 || !shaped) {
       if (r.status >= 400) throw new TransportError('http', `the upstream at ${this.t.endpoint} answered ${r.status} to hello: ${JSON.stringify(r.json).slice(0, 300)}`, false, { status: r.status, endpoint: this.t.endpoint });
       throw new TransportError('not_outpost', `${this.t.endpoint} answered hello with JSON that is not an ${SYNC_PROTOCOL} greeting: check that the URL names an Outpost upstream`, false, { endpoint: this.t.endpoint });
     }

@@ -360,6 +360,7 @@ export class SyncService {
       const toFile = join(received, `response-to-seq${String(f.sequence).padStart(6, '0')}.bundle`);
       for (;;) {
         if (this.stopping.signal.aborted) throw new SyncFailure('stopped', 'the collector is stopping; the part in flight is resumed by the next sync');
+        const asked = Date.now();
         const r = await this.retrying('fetching the answer', () =>
           t.fetchBundle(`${SYNC_BASE}/usage/${encodeURIComponent(f.bundleId)}/response`, { wait: this.opts.waitSeconds, toFile, maxBytes: this.opts.maxResponseBytes }).then(this.throwIfRetryable),
         ).catch((e: unknown) => {
@@ -377,7 +378,11 @@ export class SyncService {
         if (Date.now() > deadline) {
           throw new SyncFailure('still_processing', `the upstream is still processing usage bundle ${f.sequence} after ${this.opts.maxProcessingSeconds} s; the next sync fetches its answer`);
         }
-        if (!this.opts.waitSeconds) await sleep(Math.min(10, r.retryAfterSeconds ?? 1) * 1000, this.stopping.signal);
+        // A 202 sooner than the wait asked for (an upstream stopping, or one that does not hold
+        // polls) is asked again only after its Retry-After, and never sooner than a second.
+        if (Date.now() - asked < this.opts.waitSeconds * 1000 || !this.opts.waitSeconds) {
+          await sleep(Math.max(1, Math.min(10, r.retryAfterSeconds ?? 1)) * 1000, this.stopping.signal);
+        }
       }
     }
   }

@@ -11,13 +11,16 @@ import type { UpstreamService } from '../service.js';
 import { enrollmentKeyFor, enrollmentRequest, receiveEnrollment } from './enrollments.js';
 import type { SyncJobs } from './jobs.js';
 import type { Serial } from './serial.js';
-import { receiveToFile } from './body.js';
+import { BUSY_CODE, receiveToFile, UploadBudget } from './body.js';
 import { sendError, sendFailure, sendJson } from './respond.js';
 
 export interface SyncAppOptions {
   dataDir: string;
   maxBundleBytes: number;
   maxWaitSeconds: number;
+  maxUploadingBytes: number;
+  bodyTimeoutSeconds: number;
+  maxPendingEnrollments: number;
 }
 
 /** An enrollment request is a manifest, a signature and nothing else: a few KiB. */
@@ -36,6 +39,9 @@ const location = (bundleId: string) => `${SYNC_BASE}/usage/${bundleId}/response`
  */
 export function createSyncHandler(up: UpstreamService, jobs: SyncJobs, serial: Serial, logger: Logger, o: SyncAppOptions) {
   const incoming = join(o.dataDir, 'incoming');
+  // One largest bundle always fits, whatever the setting says.
+  const budget = new UploadBudget(Math.max(o.maxUploadingBytes, o.maxBundleBytes));
+  const receive = (req: IncomingMessage, max: number) => receiveToFile(req, incoming, { max, budget, idleMs: o.bodyTimeoutSeconds * 1000 });
 
   /** The key a signed fetch of an answer may carry: the collector's current one, or a retired one within its grace. */
   const collectorKey = (collectorId: string, keyId: string): Buffer | undefined => {
@@ -63,7 +69,7 @@ export function createSyncHandler(up: UpstreamService, jobs: SyncJobs, serial: S
   }
 
   async function postUsage(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const tmp = await receiveToFile(req, incoming, o.maxBundleBytes);
+    const { file: tmp, release } = await receive(req, o.maxBundleBytes);
     let kept = false;
     try {
       const v = await verifyBundle(tmp, { kinds: ['usage'], keyFor: (m) => up.collectorKeyFor(m) });
@@ -90,6 +96,7 @@ export function createSyncHandler(up: UpstreamService, jobs: SyncJobs, serial: S
       sendJson(res, 202, { status: 'queued', ...ids }, { location: ids.location, ...RETRY_AFTER });
     } finally {
       if (!kept) rmSync(tmp, { force: true });
+      release();
     }
   }
 
@@ -124,14 +131,15 @@ export function createSyncHandler(up: UpstreamService, jobs: SyncJobs, serial: S
   }
 
   async function postEnroll(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const tmp = await receiveToFile(req, incoming, Math.min(o.maxBundleBytes, MAX_ENROLLMENT_BYTES));
+    const { file: tmp, release } = await receive(req, Math.min(o.maxBundleBytes, MAX_ENROLLMENT_BYTES));
     try {
-      const r = await serial.run(() => receiveEnrollment(up, tmp, o.dataDir));
+      const r = await serial.run(() => receiveEnrollment(up, tmp, o.dataDir, o.maxPendingEnrollments));
       const body = { ...r, location: `${SYNC_BASE}/enroll/${r.collectorId}` };
       if (r.status === 'enrolled') sendJson(res, 200, body);
       else sendJson(res, 202, body, { location: body.location, ...RETRY_AFTER });
     } finally {
       rmSync(tmp, { force: true });
+      release();
     }
   }
 
@@ -146,11 +154,12 @@ export function createSyncHandler(up: UpstreamService, jobs: SyncJobs, serial: S
 
   /** A collector's key rotation statement, signed by its old key and its new one: applied as `collector rotate` applies a file. */
   async function postRotation(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const tmp = await receiveToFile(req, incoming, Math.min(o.maxBundleBytes, MAX_ENROLLMENT_BYTES));
+    const { file: tmp, release } = await receive(req, Math.min(o.maxBundleBytes, MAX_ENROLLMENT_BYTES));
     try {
       sendJson(res, 200, await serial.run(() => up.acceptCollectorRotation(tmp)));
     } finally {
       rmSync(tmp, { force: true });
+      release();
     }
   }
 
@@ -200,6 +209,7 @@ export function createSyncHandler(up: UpstreamService, jobs: SyncJobs, serial: S
       }
       // A refused body is cut: the client need not send the rest.
       if (!req.complete && !res.headersSent) res.setHeader('connection', 'close');
+      if (e instanceof AppError && e.code === BUSY_CODE && !res.headersSent) res.setHeader('retry-after', '5');
       sendFailure(res, e, logger, req);
     };
     try {

@@ -2,7 +2,7 @@ import { mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { fingerprint } from '../../shared/ed25519.js';
 import { verifyBundle, selfSignedKey } from '../../exchange/read.js';
-import { conflict } from '../../shared/errors.js';
+import { AppError, conflict } from '../../shared/errors.js';
 import { UpstreamError, type UpstreamService } from '../service.js';
 
 export interface EnrollmentRequestRow {
@@ -23,7 +23,7 @@ export type Received = { status: 'pending' | 'enrolled'; collectorId: string; fi
  * until the upstream's operator has compared its fingerprint with the collector's operator
  * and runs `outpost upstream collector add --pending`.
  */
-export async function receiveEnrollment(up: UpstreamService, tmpFile: string, dataDir: string): Promise<Received> {
+export async function receiveEnrollment(up: UpstreamService, tmpFile: string, dataDir: string, maxPending: number): Promise<Received> {
   let presented: Buffer | undefined;
   const v = await verifyBundle(tmpFile, { kinds: ['enrollment-request'], keyFor: (m) => (presented = selfSignedKey(m)) });
   const m = v.manifest;
@@ -35,13 +35,25 @@ export async function receiveEnrollment(up: UpstreamService, tmpFile: string, da
     }
     return { status: 'enrolled', collectorId: m.collectorId, fingerprint: fp };
   }
+  // Collector ids are not bound to keys, and anyone may post: a request pending under an id
+  // keeps it, so a stranger who learns the id cannot put their key (and fingerprint, in
+  // `collector pending`) in its place before the operator pins it.
+  const held = enrollmentRequest(up, m.collectorId);
+  if (held?.status === 'pending' && held.public_key !== presented!.toString('base64')) {
+    throw conflict('enrollment_pending', `collector ${m.collectorId} already has an enrollment request pending with key ${held.fingerprint}; a request with another key is refused`);
+  }
+  if (!held) {
+    const { n } = up.db.prepare("SELECT count(*) AS n FROM enrollment_requests WHERE status = 'pending'").get() as { n: number };
+    if (n >= maxPending) {
+      throw new AppError(503, 'too_many_pending', `${n} enrollment requests are waiting for the upstream's operator (upstream.maxPendingEnrollments): none is kept until some are pinned`);
+    }
+  }
   const dir = join(dataDir, 'enrollments');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // The manifest's collector id is checked (col_ and hex): safe as a file name.
   const file = join(dir, `${m.collectorId}.opb`);
   renameSync(tmpFile, file);
-  // A later request from the same collector replaces an earlier one still pending: the
-  // operator pins whichever fingerprint the collector's operator reads out.
+  // A later request from the same collector and key replaces its earlier one (a new bundle id).
   up.db
     .prepare(
       `INSERT INTO enrollment_requests (collector_id, public_key, fingerprint, account_name, file, received_at, status) VALUES (?, ?, ?, ?, ?, ?, 'pending')

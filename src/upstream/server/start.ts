@@ -156,7 +156,14 @@ export async function startUpstream(config: Config, opts: UpstreamOptions = {}):
     // Uploads cut by a previous process were never accepted.
     rmSync(join(dataDir, 'incoming'), { recursive: true, force: true });
     await phase('resume the queued sync jobs', () => jobs.recover());
-    const handler = createSyncHandler(service, jobs, serial, logger, { dataDir, maxBundleBytes: u.maxBundleBytes, maxWaitSeconds: u.maxWaitSeconds });
+    const handler = createSyncHandler(service, jobs, serial, logger, {
+      dataDir,
+      maxBundleBytes: u.maxBundleBytes,
+      maxWaitSeconds: u.maxWaitSeconds,
+      maxUploadingBytes: u.maxUploadingBytes,
+      bodyTimeoutSeconds: u.bodyTimeoutSeconds,
+      maxPendingEnrollments: u.maxPendingEnrollments,
+    });
     const serverOptions = {
       keepAliveTimeout: 65_000,
       // A bundle of hundreds of MB may take minutes to arrive on a slow link; its headers may not.
