@@ -348,7 +348,10 @@ export class SyncService {
     post: for (;;) {
       this.step('uploading');
       const posted = await this.retrying('uploading usage', () => t.postBundle(`${SYNC_BASE}/usage`, f.file).then(this.throwIfRetryable));
-      if (posted.status === 409 && errorCode(posted.json) === 'replay') return this.drop(f, actor, 'refused_replay', errorMessage(posted.json));
+      // Refused as a replay (a later bundle of ours was processed; its job may have failed with
+      // that refusal): the upstream will never answer it, and its reports wait for the next part.
+      const replay = (r: { status: number; json?: unknown }) => (r.status === 409 || r.status === 422) && errorCode(r.json) === 'replay';
+      if (replay(posted)) return this.drop(f, actor, 'refused_replay', errorMessage(posted.json));
       if (posted.status !== 200 && posted.status !== 202) throw upstreamRefusal('the upstream refused the usage bundle', posted);
       if (f.postedAt === null) {
         f.postedAt = this.clock.now();
@@ -374,6 +377,7 @@ export class SyncService {
           return;
         }
         if (r.status === 404 && reposts++ < 3) continue post; // the upstream lost it before storing it: send it again
+        if (replay(r)) return this.drop(f, actor, 'refused_replay', errorMessage(r.json));
         if (r.status !== 202) throw upstreamRefusal(`the upstream did not answer usage bundle ${f.sequence}`, r);
         if (Date.now() > deadline) {
           throw new SyncFailure('still_processing', `the upstream is still processing usage bundle ${f.sequence} after ${this.opts.maxProcessingSeconds} s; the next sync fetches its answer`);

@@ -82,8 +82,11 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
   const now = up.clock.now();
   const tags = new Set((db.prepare('SELECT tag FROM tags').all() as { tag: string }[]).map((r) => r.tag));
 
-  // Devices: a UDI already bound to another account is not this account's to report.
-  const foreign = new Set<string>();
+  // Devices: a UDI already bound to another account is not this account's to report, whether or
+  // not this bundle carries its device (a later part of a sync carries only devices it has not
+  // sent before): every UDI the store holds for other accounts, and those the payload's devices
+  // answer to.
+  const foreign = new Set((db.prepare('SELECT udi FROM devices WHERE account_id != ?').pluck().all(c.account_id) as string[]));
   const deviceOwner = db.prepare('SELECT account_id FROM devices WHERE udi = ?');
   const devices: { udi: string; deviceId: string; vaId: string; hostname: string }[] = [];
   for (const line of await records(file, m, PAYLOAD.devices)) {

@@ -92,3 +92,26 @@ describe('parts of a sync', () => {
     expect((await part(10, 64 << 20, 'all')).devices).toBe(2);
   });
 });
+
+describe('a part that does not carry the device it reports', () => {
+  it("when the device belongs to another account at the upstream, then its reports are still refused", async () => {
+    const site = await startSite();
+    try {
+      site.up.service.addTag(TAG, 'DNA Network Stack');
+      const d = await site.h.registered('OWNED-ELSEWHERE');
+      await d.sendReport(d.report(TAG, 1, undefined, 'x1'));
+      // Another account holds this UDI at the upstream.
+      const other = site.up.service.account('OTHER', true);
+      site.up.service.db
+        .prepare("INSERT INTO devices (udi, account_id, collector_id, device_id, va_id, hostname, updated_at) VALUES (?, ?, 'col_other', 'dev_other', NULL, '', 0)")
+        .run(`${d.udi.pid}:${d.udi.serial}`, other.id);
+      // A later part of a sync: its devices are those of reports that arrived since the sync began (none here).
+      const p = await site.h.services.exchange.exporter.export({ actor: 'test', part: { maxReports: 10, maxBytes: 1 << 20, devices: { arrivedSince: Date.now() + 60_000 } } });
+      expect(p.devices).toBe(0);
+      const r = await site.up.process(p.file);
+      expect(r.reports).toMatchObject({ accepted: 0, rejected: 1 });
+    } finally {
+      await site.close();
+    }
+  });
+});

@@ -117,4 +117,23 @@ describe('a connected sync with an Outpost upstream', () => {
     expect(await sync()).toMatchObject({ status: 'synced', reports: { sent: 1 } });
     expect((await h!.api.get('/api/v1/alerts?kind=sync_reply_refused')).body.items).toHaveLength(0);
   });
+
+  it('when the upstream refused a part in flight as a replay while it waited in its queue, then the part is dropped and its reports go in the next one', async () => {
+    await connected();
+    const d = await h!.registered();
+    await d.sendReport(d.report(TAG, 2, undefined, 'queued-replay'));
+    // A part posted before, whose job the upstream refused: a later bundle of this collector was
+    // processed while it waited (a file export carried by hand, say).
+    const p = await h!.services.exchange.exporter.export({ actor: 'test', part: { maxReports: 10, maxBytes: 1 << 20, devices: 'waiting' } });
+    h!.services.db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('sync.in_flight', ?)").run(
+      JSON.stringify({ bundleId: p.bundleId, sequence: p.sequence, file: p.file, reports: p.reports, postedAt: Date.now() }),
+    );
+    up!.service.db
+      .prepare("INSERT INTO sync_jobs (bundle_id, collector_id, sequence, hash, file, status, error_code, error_message, received_at) VALUES (?, ?, ?, ?, ?, 'failed', 'replay', 'refused as a replay', ?)")
+      .run(p.bundleId, h!.services.identity.collectorId, p.sequence, p.hash, p.file, Date.now());
+    const r = await sync();
+    expect(r).toMatchObject({ status: 'synced', reports: { sent: 1, accepted: 1 } });
+    expect(h!.count("SELECT count(*) FROM events WHERE type = 'sync.part_dropped'")).toBe(1);
+    expect(upstreamReports()).toBe(1);
+  });
 });
