@@ -169,8 +169,8 @@ describe('services.fatal on a running collector', () => {
   });
 });
 
-describe('the systemd unit', () => {
-  const unit = readFileSync(fileURLToPath(new URL('../../systemd/outpost.service', import.meta.url)), 'utf8');
+describe.each(['outpost.service', 'outpost-upstream.service'])('the systemd unit %s', (file) => {
+  const unit = readFileSync(fileURLToPath(new URL(`../../systemd/${file}`, import.meta.url)), 'utf8');
   const setting = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(unit)?.[1];
 
   it('then it restarts the collector after a non-zero exit, but not after a configuration error', () => {
