@@ -54,7 +54,11 @@ function* ndjsonChunks(db: Db, lines: string, first: string | number, limit?: { 
   let bytes = 0;
   for (;;) {
     const take = limit ? Math.min(CHUNK, limit.records - records) : CHUNK;
-    if (take <= 0) return void (limit!.reach && (limit!.reach.cut = true));
+    if (take <= 0) {
+      // Full: more wait only if there is a next report (else the next part would carry none).
+      if (limit!.reach) limit!.reach.cut = Boolean((stmt.get(after, 1) as [unknown, number])[1]);
+      return;
+    }
     const [last, count, chunk] = stmt.get(after, take) as [string | number | null, number, Buffer | null];
     if (!count || last === null || !chunk) return;
     // A part stops before the chunk that would take it past its byte bound; the first chunk

@@ -69,6 +69,13 @@ describe('a connected sync with an Outpost upstream', () => {
     expect(parts.map((p: any) => p.records)).toEqual([4, 4, 2]);
   });
 
+  it('when the backlog fills its last part exactly, then no empty part follows it', async () => {
+    await connected({ maxReportsPerPart: 4 });
+    const d = await h!.registered();
+    for (let i = 0; i < 8; i++) await d.sendReport(d.report(TAG, 1, undefined, `e${i}`));
+    expect(await sync()).toMatchObject({ status: 'synced', parts: 2, reports: { sent: 8, accepted: 8 } });
+  });
+
   it('when a sync runs, then a second request joins it rather than starting another', async () => {
     await connected();
     const first = h!.services.sync.run('a');
