@@ -147,7 +147,13 @@ export class UpstreamClient {
     }
     let read: { bytes: Buffer; over: boolean };
     try {
-      read = await readUpTo(body, MAX_JSON_BYTES);
+      read = await readUpTo(body, MAX_JSON_BYTES, {
+        ms: this.t.timeouts.bodyMs,
+        error: () =>
+          new TransportError('timeout', `the upstream at ${this.t.endpoint} did not finish its ${status} reply within ${this.t.timeouts.bodyMs / 1000} s (exchange.connection.bodyTimeoutSeconds): a JSON reply is small, and this one came a trickle at a time`, true, {
+            status, endpoint: this.t.endpoint, phase: 'body',
+          }),
+      });
     } catch (e) {
       throw classify(e, this.t, 'reply');
     }

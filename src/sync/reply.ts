@@ -16,17 +16,26 @@ export function discard(body: Body): void {
   body.destroy();
 }
 
-/** Reads at most `limit` bytes of a body, then lets go of the rest. `over` says whether more was there. */
-export async function readUpTo(body: Body, limit: number): Promise<{ bytes: Buffer; over: boolean }> {
+/**
+ * Reads at most `limit` bytes of a body, then lets go of the rest. `over` says whether more was
+ * there. With `deadline`, the whole body must arrive within it: the body timeout bounds only the
+ * silence between bytes, so a reply trickled a byte at a time would otherwise hold a sync for days.
+ */
+export async function readUpTo(body: Body, limit: number, deadline?: { ms: number; error: () => Error }): Promise<{ bytes: Buffer; over: boolean }> {
   const chunks: Buffer[] = [];
   let n = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    chunks.push(chunk);
-    n += chunk.length;
-    if (n > limit) {
-      discard(body);
-      return { bytes: Buffer.concat(chunks).subarray(0, limit), over: true };
+  const timer = deadline ? setTimeout(() => body.destroy(deadline.error()), deadline.ms) : undefined;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      n += chunk.length;
+      if (n > limit) {
+        discard(body);
+        return { bytes: Buffer.concat(chunks).subarray(0, limit), over: true };
+      }
     }
+  } finally {
+    clearTimeout(timer);
   }
   return { bytes: Buffer.concat(chunks), over: false };
 }

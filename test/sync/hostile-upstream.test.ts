@@ -111,3 +111,30 @@ it('when an endpoint redirects to another host, then the redirect is not followe
     await other.close();
   }
 });
+
+it('when an endpoint trickles a JSON reply a byte at a time, each byte inside the body timeout, then the whole reply is bounded by that timeout', async () => {
+  const { UpstreamClient } = await import('../../src/sync/http-client.js');
+  const body = JSON.stringify({ protocol: 'outpost-sync', versions: [1], upstreamId: 'ups_x', keyId: 'k', time: new Date().toISOString() });
+  const sockets = new Set<Socket>();
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length) });
+    let i = 0;
+    const drip = setInterval(() => (i < body.length ? res.write(body[i++]) : (clearInterval(drip), res.end())), 200);
+    res.on('close', () => clearInterval(drip));
+  });
+  server.on('connection', (s: Socket) => (sockets.add(s), s.on('close', () => sockets.delete(s))));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  const base = loadConfig({ env: {} }).exchange.connection;
+  const client = UpstreamClient.fromConfig({ ...base, url: `http://127.0.0.1:${port}`, bodyTimeoutSeconds: 1 });
+  try {
+    const started = Date.now();
+    const err = await client.hello().then(() => null, (e: unknown) => e as { code: string; message: string });
+    expect(err).toMatchObject({ code: 'timeout', message: expect.stringContaining('a trickle at a time') });
+    expect(Date.now() - started).toBeLessThan(body.length * 200); // cut well before the whole trickle
+  } finally {
+    await client.close();
+    sockets.forEach((s) => s.destroy());
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});
