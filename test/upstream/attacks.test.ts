@@ -140,3 +140,22 @@ describe('enrollment requests from anyone', () => {
     expect((await postEnroll(u, reqs[0]!.file)).status).toBe(202);
   });
 });
+
+describe('request targets the URL parser refuses', () => {
+  it('when a request names `//` or `//[` as its target, then it is answered 400 bad_target and the upstream goes on serving', async () => {
+    const { up: u } = await serve({});
+    for (const target of ['//', '//[', '//a b']) {
+      const answer = await new Promise<string>((resolve) => {
+        const s = net.connect(u.port, '127.0.0.1', () => s.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`));
+        sockets.push(s);
+        let got = '';
+        s.on('data', (c) => (got += c));
+        s.on('close', () => resolve(got));
+        s.on('error', () => resolve(got));
+      });
+      if (target !== '//a b') expect(answer, target).toMatch(/^HTTP\/1\.1 400[\s\S]*bad_target/);
+    }
+    const hello = await fetch(`${u.url}${SYNC_BASE}/hello`);
+    expect(hello.status).toBe(200);
+  });
+});

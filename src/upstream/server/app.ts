@@ -174,7 +174,15 @@ export function createSyncHandler(up: UpstreamService, jobs: SyncJobs, serial: S
   }
 
   return (req: IncomingMessage, res: ServerResponse): void => {
-    const url = new URL(req.url ?? '/', 'http://upstream');
+    // A target the URL parser refuses (`//`, `//[`) is a 400, never an exception out of the
+    // handler: that stopped the whole upstream.
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://upstream');
+    } catch {
+      if (!req.complete) res.setHeader('connection', 'close');
+      return sendError(res, 400, 'bad_target', 'the request target is not a path this upstream can read');
+    }
     const path = url.pathname;
     const method = req.method ?? 'GET';
     const route = (): Promise<void> | void => {
