@@ -269,6 +269,8 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
   };
 
   try {
+    // Before anything can start a sync: what a stopped one left half made goes.
+    await phase('tidy the sync folders', () => services.sync.tidy());
     // Device signatures are checked on other cores where the built worker can run: one thread
     // for each core beyond the main thread's, up to four (one suffices on two cores).
     const verifyWorker = builtWorker(import.meta.url, './device-api/verify-worker.js');

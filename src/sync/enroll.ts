@@ -6,9 +6,10 @@ import type { EnrollmentService } from '../exchange/enrollment.js';
 import { SYNC_BASE } from './protocol.js';
 import type { SyncTransport } from './transport.js';
 import { SyncFailure } from './service.js';
+import { errorCode, errorMessage } from './reply.js';
 
-const code = (json: unknown) => (json as { error?: { code?: string } } | null)?.error?.code;
-const words = (json: unknown) => (json as { error?: { message?: string } } | null)?.error?.message ?? 'without a reason';
+const code = errorCode;
+const words = (json: unknown) => errorMessage(json) || 'without a reason';
 
 /**
  * Enrollment over the connection: the same request and response bundles as on paper, posted

@@ -41,7 +41,7 @@ export async function readUpTo(body: Body, limit: number, deadline?: { ms: numbe
 }
 
 // Control characters and bidi overrides from someone else's page never reach a terminal or a log as they are.
-const printable = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]+/g, ' ').replace(/\s+/g, ' ').trim();
+export const printable = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]+/g, ' ').replace(/\s+/g, ' ').trim();
 
 /** What a body looks like, in a few words an operator can act on, from its first bytes. */
 export function describeBody(contentType: string, first: Buffer): string {
@@ -78,4 +78,19 @@ export async function unexpectedStatus(status: number, headers: ReplyHeaders, bo
     retryable,
     { status, endpoint, ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}) },
   );
+}
+
+/**
+ * The code of a protocol error answer, if it has the shape of one. The upstream's words reach the
+ * status, the audit trail and terminals: only a short code of lowercase letters passes.
+ */
+export function errorCode(json: unknown): string | undefined {
+  const c = (json as { error?: { code?: unknown } } | null)?.error?.code;
+  return typeof c === 'string' && /^[a-z0-9_]{1,64}$/.test(c) ? c : undefined;
+}
+
+/** Its message, made printable (no terminal controls, no bidi overrides) and at most 300 characters. */
+export function errorMessage(json: unknown): string {
+  const m = (json as { error?: { message?: unknown } } | null)?.error?.message;
+  return typeof m === 'string' ? printable(m).slice(0, 300) : '';
 }

@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../shared/clock.js';
 import { DAY_MS, toIso } from '../shared/clock.js';
@@ -16,6 +16,7 @@ import { nextCronRun } from '../time/zone.js';
 import { SYNC_BASE, SYNC_VERSION } from './protocol.js';
 import { backoffMs } from './backoff.js';
 import { isTransportFailure, type SyncTransport } from './transport.js';
+import { errorCode, errorMessage, printable } from './reply.js';
 import type { InFlight, SyncError, SyncState } from './sync-state.js';
 
 export interface SyncOptions {
@@ -67,11 +68,17 @@ export class SyncFailure extends AppError {
   }
 }
 
+/** Waits, or less if the signal aborts; either way nothing is left listening on the signal. */
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 
 /**
@@ -149,6 +156,19 @@ export class SyncService {
       return await this.run('schedule');
     } finally {
       this.db.transaction(() => (this.state.nextDue = this.nextRun()))();
+    }
+  }
+
+  /**
+   * At start: parts built but never posted, and answers fetched but not applied, by a process
+   * that stopped on the way, are removed; the part in flight stays, for the next sync posts it.
+   */
+  tidy(): void {
+    const keep = this.state.inFlight?.file;
+    for (const [dir, spare] of [['sent', keep], ['received', undefined]] as const) {
+      const folder = join(this.opts.bundleDir, dir);
+      if (!existsSync(folder)) continue;
+      for (const name of readdirSync(folder)) if (join(folder, name) !== spare) rmSync(join(folder, name), { force: true, recursive: true });
     }
   }
 
@@ -323,7 +343,7 @@ export class SyncService {
     const h = await this.retrying('reaching the upstream', () => t.hello());
     const back = this.clock.now();
     if (!Array.isArray(h.versions) || !h.versions.includes(SYNC_VERSION)) {
-      throw new SyncFailure('unsupported_version', `the upstream speaks sync protocol version(s) ${JSON.stringify(h.versions)}; this collector speaks ${SYNC_VERSION}: upgrade the older side`);
+      throw new SyncFailure('unsupported_version', `the upstream speaks sync protocol version(s) ${printable(JSON.stringify(h.versions)).slice(0, 100)}; this collector speaks ${SYNC_VERSION}: upgrade the older side`);
     }
     const skew = Date.parse(h.time) - (sent + back) / 2;
     if (Number.isFinite(skew) && Math.abs(skew) > this.opts.clockSkewMs) {
@@ -352,7 +372,7 @@ export class SyncService {
       // that refusal): the upstream will never answer it, and its reports wait for the next part.
       const replay = (r: { status: number; json?: unknown }) => (r.status === 409 || r.status === 422) && errorCode(r.json) === 'replay';
       if (replay(posted)) return this.drop(f, actor, 'refused_replay', errorMessage(posted.json));
-      if (posted.status !== 200 && posted.status !== 202) throw upstreamRefusal('the upstream refused the usage bundle', posted);
+      if (posted.status !== 200 && posted.status !== 202) throw this.refused(f, actor, 'the upstream refused the usage bundle', posted);
       if (f.postedAt === null) {
         f.postedAt = this.clock.now();
         this.db.transaction(() => (this.state.inFlight = f))();
@@ -378,7 +398,9 @@ export class SyncService {
         }
         if (r.status === 404 && reposts++ < 3) continue post; // the upstream lost it before storing it: send it again
         if (replay(r)) return this.drop(f, actor, 'refused_replay', errorMessage(r.json));
-        if (r.status !== 202) throw upstreamRefusal(`the upstream did not answer usage bundle ${f.sequence}`, r);
+        // The upstream failed on its own side (a full disk): posting the part again runs it again.
+        if (r.status === 422 && errorCode(r.json) === 'processing_error' && reposts++ < 3) continue post;
+        if (r.status !== 202) throw this.refused(f, actor, `the upstream did not answer usage bundle ${f.sequence}`, r);
         if (Date.now() > deadline) {
           throw new SyncFailure('still_processing', `the upstream is still processing usage bundle ${f.sequence} after ${this.opts.maxProcessingSeconds} s; the next sync fetches its answer`);
         }
@@ -445,6 +467,18 @@ export class SyncService {
     return new SyncFailure('reply_refused', `the upstream's answer to usage bundle ${f.sequence} was refused, nothing was applied: ${message} (${code})`);
   }
 
+  /**
+   * A refusal of the part in flight. A final one (the bundle itself refused: 400, 413, 422) drops
+   * the part, so that the next sync builds a new one from the reports still waiting rather than
+   * posting the same file for ever; a conflict, or a failure of the upstream's own, keeps it.
+   */
+  private refused(f: InFlight, actor: string, what: string, r: { status: number; json?: unknown }): SyncFailure {
+    const code = errorCode(r.json);
+    const final = (r.status === 400 || r.status === 413 || r.status === 422) && code !== 'processing_error' && code !== 'bundle_conflict';
+    if (final) this.drop(f, actor, 'refused', `${r.status} ${code ?? ''}: ${errorMessage(r.json)}`);
+    return upstreamRefusal(what, r);
+  }
+
   private drop(f: InFlight, actor: string, why: string, message: string): void {
     this.db.transaction(() => {
       this.state.inFlight = null;
@@ -481,9 +515,14 @@ export class SyncService {
 
   status() {
     const running = this.progressNow;
-    // Counting waiting reports scans them: only when no sync runs (a drain polls the status often).
+    // Counting waiting reports scans them: only when no sync runs (a drain polls the status
+    // often). While one runs, the count is what waited at its start less what it has settled,
+    // and the oldest is the first waiting report's (read from the key, not a scan).
     const waiting = running
-      ? null
+      ? {
+          n: Math.max(0, running.reportsAtStart - running.reportsSent),
+          oldest: (this.db.prepare('SELECT since FROM report_pending ORDER BY report_id LIMIT 1').pluck().get() as number | undefined) ?? null,
+        }
       : (this.db.prepare('SELECT count(*) AS n, min(since) AS oldest FROM report_pending').get() as { n: number; oldest: number | null });
     const f = this.state.inFlight;
     const err = this.state.lastError;
@@ -499,18 +538,12 @@ export class SyncService {
       nextRunAt: this.enabled ? toIso(this.state.nextDue) : null,
       unreachableSince: toIso(this.state.unreachableSince),
       inFlight: f ? { bundleId: f.bundleId, sequence: f.sequence, reports: f.reports, postedAt: toIso(f.postedAt) } : null,
-      waiting: waiting ? { reports: waiting.n, oldestSince: toIso(waiting.oldest) } : null,
+      waiting: { reports: waiting.n, oldestSince: toIso(waiting.oldest), ...(running ? { estimated: true } : {}) },
       lastRun: this.last,
     };
   }
 }
 
-function errorCode(json: unknown): string | undefined {
-  return (json as { error?: { code?: string } } | null)?.error?.code;
-}
-function errorMessage(json: unknown): string {
-  return (json as { error?: { message?: string } } | null)?.error?.message ?? '';
-}
 function upstreamRefusal(what: string, r: { status: number; json?: unknown }): SyncFailure {
   const code = errorCode(r.json) ?? `http_${r.status}`;
   return new SyncFailure(code, `${what}: ${r.status} ${errorMessage(r.json) || 'without a reason'} (${code})`);

@@ -1,3 +1,4 @@
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
@@ -21,9 +22,9 @@ afterEach(async () => {
 });
 
 /** An upstream served on 127.0.0.1, and a collector in connected mode pointed at it, enrolled. */
-async function connected(exchange: Record<string, unknown> = {}, clocks: { upstream?: Clock } = {}, via?: (upstreamPort: number) => Promise<string>) {
+async function connected(exchange: Record<string, unknown> = {}, clocks: { upstream?: Clock } = {}, via?: (upstreamPort: number) => Promise<string>, upstream: Record<string, unknown> = {}) {
   const dir = tempDir('sync');
-  up = await startUpstream(loadConfig({ env: {}, overrides: { upstream: { dataDir: join(dir, 'upstream'), port: 0, host: '127.0.0.1' }, shutdown: { graceSeconds: 1 } } }), {
+  up = await startUpstream(loadConfig({ env: {}, overrides: { upstream: { dataDir: join(dir, 'upstream'), port: 0, host: '127.0.0.1', ...upstream }, shutdown: { graceSeconds: 1 } } }), {
     logger: createLogger('error', true),
     ...(clocks.upstream ? { clock: clocks.upstream } : {}),
   });
@@ -142,5 +143,52 @@ describe('a connected sync with an Outpost upstream', () => {
     expect(r).toMatchObject({ status: 'synced', reports: { sent: 1, accepted: 1 } });
     expect(h!.count("SELECT count(*) FROM events WHERE type = 'sync.part_dropped'")).toBe(1);
     expect(upstreamReports()).toBe(1);
+  });
+
+  it('when the upstream refuses the part in flight for good (too large), then the part is dropped: the next sync builds a new one rather than posting the same file for ever', async () => {
+    await connected({}, {}, undefined, { maxBundleBytes: 2000 });
+    const d = await h!.registered();
+    for (let i = 0; i < 40; i++) await d.sendReport(d.report(TAG, 1, undefined, `big-${i}`));
+    const r = await sync();
+    expect(r).toMatchObject({ status: 'failed', error: { code: 'too_large' } });
+    const s = (await h!.api.get('/api/v1/exchange/status')).body;
+    expect(s.inFlight).toBeNull();
+    expect(s.waiting.reports).toBe(40);
+    const dropped = h!.services.db.prepare("SELECT details FROM events WHERE type = 'sync.part_dropped'").pluck().all() as string[];
+    expect(dropped.map((x) => JSON.parse(x).reason)).toEqual(['refused']);
+  });
+
+  it("when the upstream failed on its own side (a full disk), then posting the part again runs it again once the fault is gone, counting each report once", async () => {
+    await connected();
+    const d = await h!.registered();
+    for (let i = 0; i < 3; i++) await d.sendReport(d.report(TAG, 1, undefined, `disk-${i}`));
+    const outbox = join(up!.service.dataDir, 'outbox');
+    rmSync(outbox, { recursive: true, force: true });
+    writeFileSync(outbox, 'not a folder'); // every response the upstream writes fails, as on a full disk
+    const failed = await sync();
+    expect(failed).toMatchObject({ status: 'failed', error: { code: 'processing_error' } });
+    expect((await h!.api.get('/api/v1/exchange/status')).body.inFlight).not.toBeNull(); // kept: the fault is the upstream's
+    rmSync(outbox);
+    mkdirSync(outbox);
+    expect(await sync()).toMatchObject({ status: 'synced', reports: { sent: 3, accepted: 3 } });
+    expect(upstreamReports()).toBe(3);
+  });
+
+  it('when the collector starts, then parts built but never posted and answers never applied are removed, and the part in flight is kept', async () => {
+    await connected();
+    const d = await h!.registered();
+    await d.sendReport(d.report(TAG, 1, undefined, 'tidy-1'));
+    const bundles = h!.services.config.exchange.bundleDir;
+    const held = await h!.services.exchange.exporter.export({ actor: 'test', part: { maxReports: 10, maxBytes: 1 << 20, devices: 'waiting' } });
+    const orphan = await h!.services.exchange.exporter.export({ actor: 'test', part: { maxReports: 10, maxBytes: 1 << 20, devices: 'waiting' } });
+    h!.services.db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('sync.in_flight', ?)").run(
+      JSON.stringify({ bundleId: held.bundleId, sequence: held.sequence, file: held.file, reports: held.reports, postedAt: null }),
+    );
+    mkdirSync(join(bundles, 'received'), { recursive: true });
+    writeFileSync(join(bundles, 'received', 'response-to-seq000009.bundle.part'), 'half');
+    h!.services.sync.tidy();
+    expect(existsSync(held.file)).toBe(true);
+    expect(existsSync(orphan.file)).toBe(false);
+    expect(readdirSync(join(bundles, 'received'))).toEqual([]);
   });
 });

@@ -19,7 +19,7 @@ function renderStatus(s: Status): string {
   if (s.nextRunAt) lines.push(`next run:      ${s.nextRunAt}`);
   if (s.running && s.progress) lines.push(`running:       part ${s.progress.part}, ${s.progress.step}; ${s.progress.reportsSent} of ${s.progress.reportsAtStart} reports sent`);
   if (s.inFlight) lines.push(`in flight:     usage bundle ${s.inFlight.sequence} (${s.inFlight.reports} reports), posted ${s.inFlight.postedAt ?? 'not yet'}`);
-  if (s.waiting) lines.push(`waiting for an ACK: ${s.waiting.reports} reports${s.waiting.oldestSince ? `, the oldest since ${s.waiting.oldestSince}` : ''}`);
+  if (s.waiting) lines.push(`waiting for an ACK: ${'estimated' in s.waiting ? 'about ' : ''}${s.waiting.reports} reports${s.waiting.oldestSince ? `, the oldest since ${s.waiting.oldestSince}` : ''}`);
   return lines.join('\n');
 }
 

@@ -85,7 +85,7 @@ export function createSyncHandler(up: UpstreamService, jobs: SyncJobs, serial: S
       const job = jobs.state(m.bundleId);
       if (job) {
         if (job.hash !== v.hash) throw bundleConflict(m.bundleId);
-        if (job.status === 'failed') return sendError(res, 422, job.errorCode ?? 'refused', job.errorMessage ?? 'processing refused this bundle');
+        if (job.status === 'failed' && !(await serial.run(() => jobs.retry(m.bundleId)))) return sendError(res, 422, job.errorCode ?? 'refused', job.errorMessage ?? 'processing refused this bundle');
         return sendJson(res, 202, { status: 'queued', ...ids }, { location: ids.location, ...RETRY_AFTER });
       }
       if (m.sequence <= c.usage_hwm) {
@@ -115,6 +115,7 @@ export function createSyncHandler(up: UpstreamService, jobs: SyncJobs, serial: S
       if (!job || job.collectorId !== who.collectorId || job.status === 'done') {
         throw new AppError(404, 'unknown_bundle', `no usage bundle ${bundleId} from collector ${who.collectorId} is held here: post it again`);
       }
+      // A failure of the upstream's own (processing_error) runs again when the bundle is posted again.
       if (job.status === 'failed') return sendError(res, 422, job.errorCode ?? 'refused', job.errorMessage ?? 'processing refused this bundle');
       const left = deadline - Date.now();
       if (left <= 0 || req.destroyed) {

@@ -103,6 +103,19 @@ export class SyncJobs {
       .run(j.bundleId, j.collectorId, j.sequence, j.hash, j.file, this.up.clock.now());
   }
 
+  /**
+   * A job that failed for a reason of the upstream's own (a full disk, an I/O error: anything but
+   * a refusal of the bundle) runs again when its collector asks for it: stored as failed for
+   * good, it refused that bundle for ever, and the collector's sync with it. Returns whether it was queued again.
+   */
+  retry(bundleId: string): boolean {
+    const changed = this.up.db
+      .prepare("UPDATE sync_jobs SET status = 'queued', error_code = NULL, error_message = NULL, finished_at = NULL WHERE bundle_id = ? AND status = 'failed' AND error_code = 'processing_error'")
+      .run(bundleId).changes;
+    if (changed) this.kick();
+    return changed > 0;
+  }
+
   /** Takes a verified bundle file (fsynced) into the queue: durable when this returns. */
   accept(tmpFile: string, j: { bundleId: string; collectorId: string; sequence: number; hash: string }): void {
     const stamp = `${String(Date.now()).padStart(15, '0')}${String(++this.stamp % 1e6).padStart(6, '0')}`;
