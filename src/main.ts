@@ -43,6 +43,8 @@ import { SyncService } from './sync/service.js';
 import { SyncState } from './sync/sync-state.js';
 import { connectUpstream } from './sync/connect.js';
 import { SyncEnrollment } from './sync/enroll.js';
+import { PolledDeviceService } from './cisco/polled-devices.js';
+import { SecretBox } from './cisco/secrets.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -110,6 +112,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       config, db, identity, logger, systemClock: clock, time, events, refusals, alerts, accounts, tokens, devices, licenses,
       policy, ingest, acks: new AckReader(db), rum, exchange, sync,
       syncEnrollment: new SyncEnrollment(identity, exchange.enrollment, connect, bundleDir, x.connection.url),
+      cisco: { devices: new PolledDeviceService(db, time, new SecretBox(config.dataDir), accounts, events) },
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.

@@ -23,6 +23,7 @@ import type { ExchangeJobs } from './exchange/jobs.js';
 import type { KeyRotationService } from './exchange/key-rotation.js';
 import type { SyncService } from './sync/service.js';
 import type { SyncEnrollment } from './sync/enroll.js';
+import type { PolledDeviceService } from './cisco/polled-devices.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -47,6 +48,8 @@ export interface Services {
   /** The connected exchange with an Outpost upstream. */
   sync: SyncService;
   syncEnrollment: SyncEnrollment;
+  /** IOS-XE devices polled over their Smart Licensing REST API. */
+  cisco: { devices: PolledDeviceService };
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): Promise<void>;
   /**

@@ -9,6 +9,7 @@ import { reportRoutes } from '../reports/routes.js';
 import { exchangeRoutes } from '../exchange/routes.js';
 import { timeRoutes } from '../time/routes.js';
 import { syncEnrollmentRoutes, syncRoutes } from '../sync/routes.js';
+import { ciscoRoutes } from '../cisco/routes.js';
 import type { Route } from './route.js';
 
 /** The one table of operator routes, under /api/v1. */
@@ -22,6 +23,7 @@ export const routes: Route[] = [
   ...exchangeRoutes,
   ...syncRoutes,
   ...syncEnrollmentRoutes,
+  ...ciscoRoutes,
   ...eventRoutes,
   ...alertRoutes,
   ...timeRoutes,

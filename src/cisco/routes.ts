@@ -1,0 +1,53 @@
+import { z } from 'zod';
+import { route } from '../http/route.js';
+import { PIN } from './polled-devices.js';
+
+const tls = z.strictObject({ mode: z.enum(['ca', 'pin', 'insecure']), pin: z.string().regex(PIN, 'SHA-256 as 32 colon-separated hex pairs').optional() });
+const host = z.string().min(1).max(253).regex(/^[A-Za-z0-9.:[\]-]+$/, 'a host name or an IP address');
+const fields = {
+  name: z.string().trim().min(1).max(100),
+  host,
+  port: z.number().int().min(1).max(65535),
+  username: z.string().min(1).max(100),
+  password: z.string().min(1).max(1000),
+  vaId: z.string().min(1),
+  tls,
+};
+const device = z.strictObject({ ...fields, port: fields.port.default(443), tls: tls.default({ mode: 'ca' }) });
+/** A change names only what changes: no defaults fill in the rest. */
+const change = z.strictObject(fields).partial().refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
+const id = z.strictObject({ id: z.string().min(1).max(100) });
+
+export const ciscoRoutes = [
+  route({
+    method: 'get', path: '/cisco/devices', summary: 'IOS-XE devices polled over their Smart Licensing REST API (never their passwords)', permission: 'read',
+    query: z.strictObject({ vaId: z.string().optional() }),
+    handler: ({ services, query }) => ({ items: services.cisco.devices.list(query.vaId), nextCursor: null }),
+  }),
+  route({
+    method: 'post', path: '/cisco/devices', summary: 'Add an IOS-XE device to poll', permission: 'operate', status: 201,
+    body: device,
+    handler: ({ services, body, actor }) => services.cisco.devices.add(body, actor),
+  }),
+  route({
+    method: 'post', path: '/cisco/devices/import', summary: 'Add many IOS-XE devices from CSV (name, host, port, username, password, va[, tls, pin]); one bad line adds none', permission: 'operate', status: 201,
+    body: z.strictObject({ csv: z.string().min(1).max(16 * 1024 * 1024) }),
+    handler: ({ services, body, actor }) => services.cisco.devices.importCsv(body.csv, actor),
+  }),
+  route({
+    method: 'get', path: '/cisco/devices/:id', summary: 'One polled device and its poll status', permission: 'read',
+    params: id,
+    handler: ({ services, params }) => services.cisco.devices.get(params.id),
+  }),
+  route({
+    method: 'patch', path: '/cisco/devices/:id', summary: 'Change a polled device (address, account, password, trust, VA)', permission: 'operate',
+    params: id,
+    body: change,
+    handler: ({ services, params, body, actor }) => services.cisco.devices.edit(params.id, body as never, actor),
+  }),
+  route({
+    method: 'delete', path: '/cisco/devices/:id', summary: 'Stop polling a device (its reports stay)', permission: 'operate',
+    params: id,
+    handler: ({ services, params, actor }) => services.cisco.devices.remove(params.id, actor),
+  }),
+];
