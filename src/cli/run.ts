@@ -17,6 +17,7 @@ import { upstreamCommands } from './commands/upstream.js';
 import { timeCommands } from './commands/time.js';
 import { reportCommands } from './commands/reports.js';
 import { syncCommands } from './commands/sync.js';
+import { ciscoCommands } from './commands/cisco.js';
 import { safeJson, safeText } from './safe-text.js';
 import { AppError } from '../shared/errors.js';
 import { fileProblem } from '../shared/files.js';
@@ -28,6 +29,7 @@ const commands: Command[] = [
   ...timeCommands,
   ...reportCommands,
   ...syncCommands,
+  ...ciscoCommands,
 ];
 
 const globalOptions = {

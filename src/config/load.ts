@@ -87,7 +87,7 @@ export interface LoadOptions {
 }
 
 /** Variables read besides the configuration's own keys. */
-const OTHER_VARIABLES = ['OUTPOST_CONFIG'];
+const OTHER_VARIABLES = ['OUTPOST_CONFIG', 'OUTPOST_DEVICE_PASSWORD'];
 
 /** Edit distance counting a swap of two neighbours as one edit (PROT for PORT). */
 function distance(a: string, b: string): number {

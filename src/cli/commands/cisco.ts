@@ -1,0 +1,144 @@
+import { readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command, CommandContext } from '../command.js';
+import { str } from '../command.js';
+import { CliError } from '../client.js';
+import { shortTime, table } from '../format.js';
+import type { PolledDevice } from '../../cisco/polled-devices.js';
+import { assertReadableFile } from '../../shared/files.js';
+
+/**
+ * A device's password, never from the command line (it would sit in the shell's history and in
+ * every process listing): from a file only its owner may read, or from OUTPOST_DEVICE_PASSWORD.
+ */
+function password(ctx: CommandContext, required: boolean): string | undefined {
+  const file = str(ctx.values['password-file']);
+  if (file) {
+    const path = resolve(file);
+    assertReadableFile(path, 'password file');
+    if (statSync(path).mode & 0o077) throw new CliError(`${path} may be read by others: run chmod 600 ${path} first`);
+    const text = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+    if (!text) throw new CliError(`${path} is empty`);
+    return text;
+  }
+  const env = process.env.OUTPOST_DEVICE_PASSWORD;
+  if (env) return env;
+  if (required) throw new CliError('give the password with --password-file FILE (mode 0600) or in OUTPOST_DEVICE_PASSWORD; never on the command line');
+  return undefined;
+}
+
+function tls(ctx: CommandContext): { mode: 'ca' | 'pin' | 'insecure'; pin?: string } | undefined {
+  const pin = str(ctx.values.pin);
+  if (ctx.values.insecure && pin) throw new CliError('--pin and --insecure exclude each other');
+  if (pin) return { mode: 'pin', pin };
+  if (ctx.values.insecure) return { mode: 'insecure' };
+  return undefined;
+}
+
+const port = (v: string | undefined) => {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new CliError('--port must be a port number (1 to 65535)');
+  return n;
+};
+
+const render = (d: PolledDevice) =>
+  [
+    `${d.name} (${d.id}): ${d.username}@${d.host}:${d.port}, virtual account ${d.vaId}`,
+    `  certificate: ${d.tls.mode === 'pin' ? `pinned ${d.tls.pin}` : d.tls.mode === 'insecure' ? 'NOT VERIFIED (insecure)' : 'verified against the CA'}`,
+    `  last poll ${shortTime(d.lastPollAt)}, last success ${shortTime(d.lastSuccessAt)}, ${d.reports} reports${d.lastError ? `; last error: ${d.lastError}` : ''}`,
+  ].join('\n');
+
+const deviceOptions = {
+  host: { type: 'string' }, port: { type: 'string' }, username: { type: 'string' }, 'password-file': { type: 'string' },
+  va: { type: 'string' }, pin: { type: 'string' }, insecure: { type: 'boolean' }, name: { type: 'string' },
+} as const;
+
+export const ciscoCommands: Command[] = [
+  {
+    name: 'cisco devices list',
+    usage: 'outpost cisco devices list [--va VA]',
+    summary: 'IOS-XE devices polled over their Smart Licensing REST API',
+    options: { va: { type: 'string' } },
+    async run(ctx) {
+      const va = str(ctx.values.va);
+      const r = (await ctx.api((api) => api('GET', `/cisco/devices${va ? `?vaId=${encodeURIComponent(va)}` : ''}`))) as { items: PolledDevice[] };
+      ctx.output(r.items, () =>
+        table(r.items, [
+          ['id', (d) => d.id], ['name', (d) => d.name], ['address', (d) => `${d.host}:${d.port}`], ['user', (d) => d.username],
+          ['tls', (d) => d.tls.mode], ['last success', (d) => shortTime(d.lastSuccessAt)], ['reports', (d) => d.reports], ['last error', (d) => d.lastError],
+        ]),
+      );
+    },
+  },
+  {
+    name: 'cisco devices add',
+    usage: 'outpost cisco devices add NAME --host HOST [--port 443] --username USER (--password-file FILE | OUTPOST_DEVICE_PASSWORD) [--va VA] [--pin SHA256 | --insecure]',
+    summary: 'Add an IOS-XE device to poll; its password is sealed, never shown again',
+    options: deviceOptions,
+    fields: { name: 'NAME', vaId: '--va' },
+    async run(ctx) {
+      const name = ctx.positionals[0];
+      const host = str(ctx.values.host);
+      const username = str(ctx.values.username);
+      if (!name || !host || !username) throw new CliError('name the device, and give --host and --username');
+      const body = { name, host, port: port(str(ctx.values.port)), username, password: password(ctx, true), vaId: str(ctx.values.va) ?? 'Default', tls: tls(ctx) };
+      const d = (await ctx.api((api) => api('POST', '/cisco/devices', body))) as PolledDevice;
+      ctx.output(d, () => `added:\n${render(d)}`);
+    },
+  },
+  {
+    name: 'cisco devices edit',
+    usage: 'outpost cisco devices edit DEVICE [--name NAME] [--host HOST] [--port N] [--username USER] [--password-file FILE] [--va VA] [--pin SHA256 | --insecure]',
+    summary: 'Change a polled device',
+    options: deviceOptions,
+    fields: { vaId: '--va' },
+    async run(ctx) {
+      const id = ctx.positionals[0];
+      if (!id) throw new CliError('name the device');
+      const body = Object.fromEntries(
+        Object.entries({
+          name: str(ctx.values.name), host: str(ctx.values.host), port: port(str(ctx.values.port)), username: str(ctx.values.username),
+          password: password(ctx, false), vaId: str(ctx.values.va), tls: tls(ctx),
+        }).filter(([, v]) => v !== undefined),
+      );
+      const d = (await ctx.api((api) => api('PATCH', `/cisco/devices/${encodeURIComponent(id)}`, body))) as PolledDevice;
+      ctx.output(d, () => render(d));
+    },
+  },
+  {
+    name: 'cisco devices show',
+    usage: 'outpost cisco devices show DEVICE',
+    summary: 'One polled device and its poll status',
+    async run(ctx) {
+      const id = ctx.positionals[0];
+      if (!id) throw new CliError('name the device');
+      const d = (await ctx.api((api) => api('GET', `/cisco/devices/${encodeURIComponent(id)}`))) as PolledDevice;
+      ctx.output(d, () => render(d));
+    },
+  },
+  {
+    name: 'cisco devices remove',
+    usage: 'outpost cisco devices remove DEVICE',
+    summary: 'Stop polling a device (its reports stay)',
+    async run(ctx) {
+      const id = ctx.positionals[0];
+      if (!id) throw new CliError('name the device');
+      const r = (await ctx.api((api) => api('DELETE', `/cisco/devices/${encodeURIComponent(id)}`))) as { id: string };
+      ctx.output(r, () => `${r.id} is no longer polled`);
+    },
+  },
+  {
+    name: 'cisco devices import',
+    usage: 'outpost cisco devices import FILE.csv',
+    summary: 'Add many devices from CSV: name,host,port,username,password,va[,tls,pin]; one bad line adds none',
+    async run(ctx) {
+      const file = ctx.positionals[0];
+      if (!file) throw new CliError('name the CSV file');
+      const path = resolve(file);
+      assertReadableFile(path, 'CSV file');
+      const r = (await ctx.api((api) => api('POST', '/cisco/devices/import', { csv: readFileSync(path, 'utf8') }))) as { added: PolledDevice[] };
+      ctx.output(r, () => `${r.added.length} device(s) added: ${r.added.map((d) => d.name).join(', ')}`);
+    },
+  },
+];
