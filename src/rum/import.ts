@@ -118,13 +118,28 @@ export class RumImporter {
 
   /** The file's bytes exactly as they came: decoded here, strictly, and never re-encoded. */
   async import(data: Uint8Array, opts: RumImportOptions, slicer = new Slicer()): Promise<RumImportResult> {
-    const va = this.accounts.require(opts.vaId);
+    this.accounts.require(opts.vaId);
     const text = await decodeUtf8(data, slicer);
+    return this.ingest(scanRumSteps(text), opts, slicer);
+  }
+
+  /**
+   * Reports polled from a device's REST API: each is the JSON of one element of its answer,
+   * kept byte for byte as the original, with the same rules as a file's RUMReport elements.
+   */
+  importPolled(reports: string[], opts: RumImportOptions, slicer = new Slicer()): Promise<RumImportResult> {
+    this.accounts.require(opts.vaId);
+    const steps = reports.map((raw, i) => ({ element: { index: i + 1, line: i + 1, column: 1, raw, content: raw } }));
+    return this.ingest(steps, opts, slicer);
+  }
+
+  private async ingest(steps: Iterable<{ element: ScannedElement } | { problem: ScanProblem }>, opts: RumImportOptions, slicer: Slicer): Promise<RumImportResult> {
+    const va = this.accounts.require(opts.vaId);
     const invalid: ScanProblem[] = [];
     const parsed: { el: ScannedElement; report: RumReport }[] = [];
     let elements = 0;
     let fatal = false; // the file's structure itself is broken
-    for (const step of scanRumSteps(text)) {
+    for (const step of steps) {
       if ('problem' in step) {
         invalid.push(step.problem);
         fatal ||= step.problem.index === null;
