@@ -29,7 +29,7 @@ describe('npm start builds only what changed', () => {
     utimesSync(join(dir, 'src/main.ts'), later, later);
     expect(prestart(dir).status).toBe(0);
     expect(builtAt(dir)).toBeGreaterThan(before);
-  });
+  }, 150_000); // a whole TypeScript build of the project: about 20 s here, several times that on a busy machine
 
   it('when a collector runs and `npm start` is run again, then it is refused by the lock without touching dist/', async () => {
     const dataDir = tempDataDir();
@@ -47,5 +47,5 @@ describe('npm start builds only what changed', () => {
     } finally {
       await first.stop();
     }
-  });
+  }, 90_000);
 });
