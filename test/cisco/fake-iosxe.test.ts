@@ -141,6 +141,9 @@ describe('fake IOS-XE: close, growth, immutability', () => {
     fake.grow(4, 3); // usage goes on in the report opened by the close
     const after = fake.elements(4);
     expect(after.slice(0, 3)).toEqual(closedText);
+    // The bytes are fixed at close: even a test poking at a closed report's state cannot change what the device sends.
+    d.reports[0]!.measurements.push({ start: 1, end: 2, count: 99 });
+    expect(fake.elements(4).slice(0, 3)).toEqual(closedText);
     expect(after).toHaveLength(4);
     expect(idOf(after[3]!)).toBeGreaterThan(idOf(closedText[2]!));
     expect(countOf(after[3]!)).toBe(3);
