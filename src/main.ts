@@ -45,6 +45,7 @@ import { connectUpstream } from './sync/connect.js';
 import { SyncEnrollment } from './sync/enroll.js';
 import { PolledDeviceService } from './cisco/polled-devices.js';
 import { SecretBox } from './cisco/secrets.js';
+import { DevicePoller } from './cisco/poller.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -102,6 +103,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     };
     const x = config.exchange;
     const connect = () => connectUpstream(config, identity, time);
+    const polled = new PolledDeviceService(db, time, new SecretBox(config.dataDir), accounts, events);
     const sync = new SyncService(db, time, state, new SyncState(db), exporter, importer, alerts, events, logger, connect, {
       mode: x.mode, url: x.connection.url, syncCron: x.syncCron, timeZone: config.time.zone, bundleDir,
       maxReportsPerPart: x.maxReportsPerPart, maxBytesPerPart: x.maxBytesPerPart, maxResponseBytes: x.maxResponseBytes, retry: x.retry,
@@ -112,7 +114,10 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       config, db, identity, logger, systemClock: clock, time, events, refusals, alerts, accounts, tokens, devices, licenses,
       policy, ingest, acks: new AckReader(db), rum, exchange, sync,
       syncEnrollment: new SyncEnrollment(identity, exchange.enrollment, connect, bundleDir, x.connection.url),
-      cisco: { devices: new PolledDeviceService(db, time, new SecretBox(config.dataDir), accounts, events) },
+      cisco: { devices: polled, poller: new DevicePoller(db, time, polled, rum, events, logger, {
+        concurrency: config.cisco.concurrency, timeoutMs: config.cisco.timeoutSeconds * 1000, retries: config.cisco.retries, ca: DevicePoller.caFrom(config.cisco.caFile),
+        rum: { maxElements: config.rum.maxElements, maxFutureSkewMs: config.rum.maxFutureSkewSeconds * 1000, staleAfterDays: config.device.staleAfterDays },
+      }) },
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.
@@ -313,6 +318,11 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
           connected
             ? { name: 'sync', cron: config.exchange.syncCron, run: () => void services.sync.scheduled().catch(logFailure('sync')) }
             : { name: 'monthly-export', cron: config.exchange.exportCron, run: () => void services.exchange.jobs.runScheduledExport().catch(logFailure('monthly-export')) },
+          {
+            name: 'cisco-poll',
+            cron: config.cisco.pollCron,
+            run: () => (services.cisco.devices.list().length ? services.cisco.poller.poll('schedule').then(() => undefined) : undefined),
+          },
           {
             name: 'inbox',
             cron: `*/${Math.min(59, config.exchange.inboxPollSeconds)} * * * * *`,

@@ -24,6 +24,7 @@ import type { KeyRotationService } from './exchange/key-rotation.js';
 import type { SyncService } from './sync/service.js';
 import type { SyncEnrollment } from './sync/enroll.js';
 import type { PolledDeviceService } from './cisco/polled-devices.js';
+import type { DevicePoller } from './cisco/poller.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -49,7 +50,7 @@ export interface Services {
   sync: SyncService;
   syncEnrollment: SyncEnrollment;
   /** IOS-XE devices polled over their Smart Licensing REST API. */
-  cisco: { devices: PolledDeviceService };
+  cisco: { devices: PolledDeviceService; poller: DevicePoller };
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): Promise<void>;
   /**

@@ -50,4 +50,9 @@ export const ciscoRoutes = [
     params: id,
     handler: ({ services, params, actor }) => services.cisco.devices.remove(params.id, actor),
   }),
+  route({
+    method: 'post', path: '/cisco/poll', summary: 'Poll the IOS-XE devices now (or one): close their reports, fetch and store them', permission: 'operate',
+    body: z.strictObject({ device: z.string().min(1).max(100).optional() }),
+    handler: async ({ services, body, actor }) => ({ items: await services.cisco.poller.poll(actor, body.device) }),
+  }),
 ];

@@ -103,6 +103,18 @@ export const configSchema = z.strictObject({
     /** How far ahead of the collector's clock a RUM measurement may end: devices' clocks drift, so wider than a signed report's. */
     maxFutureSkewSeconds: positiveInt.max(30 * 86_400),
   }),
+  cisco: z.strictObject({
+    /** When the IOS-XE devices are polled (daily by default); `outpost cisco poll` runs it at once. */
+    pollCron: z.string().refine((s) => cron.validate(s), 'a cron expression (five or six fields)'),
+    /** Devices polled at once: one slow device never holds the others. */
+    concurrency: positiveInt.max(256),
+    /** How long one request to a device may take, from connecting to the last byte. */
+    timeoutSeconds: positiveInt.max(600),
+    /** Attempts after the first, with backoff, before a device's poll is recorded as failed. */
+    retries: z.number().int().min(0).max(10),
+    /** A PEM bundle of CAs for devices in `ca` mode, besides the system's. */
+    caFile: z.string(),
+  }),
   upstream: z.strictObject({
     dataDir: z.string().min(1),
     /** Where `outpost upstream serve` listens. */

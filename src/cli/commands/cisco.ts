@@ -5,6 +5,7 @@ import { str } from '../command.js';
 import { CliError } from '../client.js';
 import { shortTime, table } from '../format.js';
 import type { PolledDevice } from '../../cisco/polled-devices.js';
+import type { DevicePoll } from '../../cisco/poller.js';
 import { assertReadableFile } from '../../shared/files.js';
 
 /**
@@ -139,6 +140,22 @@ export const ciscoCommands: Command[] = [
       assertReadableFile(path, 'CSV file');
       const r = (await ctx.api((api) => api('POST', '/cisco/devices/import', { csv: readFileSync(path, 'utf8') }))) as { added: PolledDevice[] };
       ctx.output(r, () => `${r.added.length} device(s) added: ${r.added.map((d) => d.name).join(', ')}`);
+    },
+  },
+  {
+    name: 'cisco poll',
+    usage: 'outpost cisco poll [DEVICE]',
+    summary: 'Poll the IOS-XE devices now (or one): close their reports, fetch and store them',
+    async run(ctx) {
+      const device = ctx.positionals[0];
+      const r = (await ctx.api((api) => api('POST', '/cisco/poll', device ? { device } : {}))) as { items: DevicePoll[] };
+      ctx.output(r.items, () =>
+        table(r.items, [
+          ['device', (p) => p.name], ['result', (p) => (p.ok ? 'ok' : 'failed')], ['accepted', (p) => p.accepted], ['replaced', (p) => p.replaced],
+          ['duplicate', (p) => p.duplicate], ['error', (p) => (p.error ? `${p.error.message} (${p.error.code})` : null)],
+        ]),
+      );
+      if (r.items.some((p) => !p.ok)) return 1;
     },
   },
 ];

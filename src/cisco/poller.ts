@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs';
+import type { Clock } from '../shared/clock.js';
+import type { Db } from '../store/open.js';
+import type { Logger } from '../shared/logger.js';
+import type { EventService } from '../events/service.js';
+import type { RumImporter, RumImportOptions } from '../rum/import.js';
+import { AppError } from '../shared/errors.js';
+import type { PolledDevice, PolledDeviceService } from './polled-devices.js';
+import { DeviceClient, DeviceError } from './device-client.js';
+import { arrayElements } from './json-elements.js';
+
+export interface PollOptions {
+  concurrency: number;
+  timeoutMs: number;
+  retries: number;
+  /** The PEM text of cisco.caFile, if set. */
+  ca?: string | undefined;
+  /** The RUM rules the reports are stored by (see RumImporter). */
+  rum: Omit<RumImportOptions, 'vaId' | 'actor' | 'skipInvalid'>;
+}
+
+export interface DevicePoll {
+  id: string;
+  name: string;
+  ok: boolean;
+  accepted: number;
+  replaced: number;
+  duplicate: number;
+  error: { code: string; message: string } | null;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls the IOS-XE devices: closes each one's open RUM reports, fetches them all, and stores
+ * them by the RUM rules (a report id once; a grown report replaces its earlier copy; the exact
+ * JSON the device gave kept as the original). A bounded number of devices at once, each with
+ * its own timeout and retries: one slow or failing device never delays the others. One run at a
+ * time; a second request joins it.
+ */
+export class DevicePoller {
+  private running: Promise<DevicePoll[]> | null = null;
+
+  constructor(
+    private db: Db,
+    private clock: Clock,
+    private devices: PolledDeviceService,
+    private rum: RumImporter,
+    private events: EventService,
+    private logger: Logger,
+    private o: PollOptions,
+  ) {}
+
+  static caFrom(file: string): string | undefined {
+    return file ? readFileSync(file, 'utf8') : undefined;
+  }
+
+  poll(actor: string, only?: string): Promise<DevicePoll[]> {
+    if (this.running) return this.running;
+    const targets = only ? [this.devices.get(only)] : this.devices.list();
+    const run = this.pollAll(targets, actor).finally(() => (this.running = null));
+    this.running = run;
+    return run;
+  }
+
+  private async pollAll(targets: PolledDevice[], actor: string): Promise<DevicePoll[]> {
+    const results: DevicePoll[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < targets.length) {
+        const d = targets[next++]!;
+        results.push(await this.pollOne(d, actor));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.o.concurrency, targets.length) }, worker));
+    const failed = results.filter((r) => !r.ok);
+    this.db.transaction(() =>
+      this.events.append('cisco.polled', actor, null, null, {
+        devices: results.length, failed: failed.length, accepted: results.reduce((n, r) => n + r.accepted, 0), replaced: results.reduce((n, r) => n + r.replaced, 0),
+        ...(failed.length ? { failures: failed.slice(0, 20).map((f) => ({ id: f.id, code: f.error!.code })) } : {}),
+      }),
+    )();
+    return results.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  private async pollOne(d: PolledDevice, actor: string): Promise<DevicePoll> {
+    const out: DevicePoll = { id: d.id, name: d.name, ok: false, accepted: 0, replaced: 0, duplicate: 0, error: null };
+    const started = this.clock.now();
+    for (let attempt = 0; ; attempt++) {
+      const client = new DeviceClient({ host: d.host, port: d.port, username: d.username, password: this.devices.password(d.id), tls: d.tls }, { timeoutMs: this.o.timeoutMs, ca: this.o.ca });
+      try {
+        await client.closeReports();
+        const text = await client.allReports();
+        const elements = arrayElements(text, 'usage');
+        if (!Array.isArray(elements)) throw new DeviceError('malformed', `${d.host}:${d.port} answered all-reports with ${elements.reason}`, false);
+        if (elements.length) {
+          const r = await this.rum.importPolled(elements, { ...this.o.rum, vaId: d.vaId, actor, skipInvalid: false, fileName: `${d.name} (${d.host}:${d.port})` });
+          Object.assign(out, { accepted: r.accepted, replaced: r.replaced, duplicate: r.duplicate });
+        }
+        out.ok = true;
+        break;
+      } catch (e) {
+        const retryable = e instanceof DeviceError && e.retryable;
+        if (retryable && attempt < this.o.retries) {
+          await sleep(Math.min(30_000, 500 * 2 ** attempt));
+          continue;
+        }
+        out.error = e instanceof DeviceError || e instanceof AppError ? { code: (e as { code: string }).code, message: e.message } : { code: 'internal', message: (e as Error).message };
+        if (!(e instanceof DeviceError || e instanceof AppError)) this.logger.error('polling a device failed', { device: d.id, error: (e as Error).message });
+        break;
+      } finally {
+        await client.close().catch(() => {});
+      }
+    }
+    this.db
+      .prepare('UPDATE polled_devices SET last_poll_at = ?, last_success_at = CASE WHEN ? THEN ? ELSE last_success_at END, last_error = ?, reports = reports + ? WHERE id = ?')
+      .run(started, out.ok ? 1 : 0, this.clock.now(), out.error ? `${out.error.message} (${out.error.code})` : null, out.accepted, d.id);
+    return out;
+  }
+}
