@@ -153,7 +153,7 @@ function validate(devices: PortalDevice[]): void {
   if (!devices.length) throw new PortalUploadError('nothing_to_export', 'no device has a report to upload');
   const ids = new Set<string>();
   for (const d of devices) {
-    if (!/^[0-9]{1,18}$/.test(d.devId)) throw new PortalUploadError('bad_dev_id', `device id ${JSON.stringify(d.devId)} must be 1 to 18 digits: the portal answers with ACK_dev_<id>_… and the id is read back as a number`);
+    if (!/^(0|[1-9][0-9]{0,17})$/.test(d.devId)) throw new PortalUploadError('bad_dev_id', `device id ${JSON.stringify(d.devId)} must be a number of 1 to 18 digits without leading zeros: the portal answers with ACK_dev_<id>_… and the id is read back as a number`);
     if (ids.has(d.devId)) throw new PortalUploadError('duplicate_dev_id', `device id ${d.devId} is given twice`);
     ids.add(d.devId);
     if (!d.reports.length) throw new PortalUploadError('nothing_to_export', `dev_${d.devId} has no report to upload`);

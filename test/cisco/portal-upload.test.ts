@@ -123,6 +123,7 @@ describe('portal upload archive', () => {
 
   it.each([
     ['a device id that is not digits', [{ devId: '1_2', reports: devices()[0]!.reports }], 'bad_dev_id'],
+    ['a device id with leading zeros, which the ACK would name as another', [{ devId: '007', reports: devices()[0]!.reports }], 'bad_dev_id'],
     ['a device twice', [devices()[0]!, devices()[0]!], 'duplicate_dev_id'],
     ['a device with no report', [{ devId: '3', reports: [] }], 'nothing_to_export'],
     ['no device', [], 'nothing_to_export'],
