@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cdataElement, PortalUploadError, writePortalUpload, type PortalDevice } from '../../src/cisco/portal-upload.js';
+import { SaxesParser } from 'saxes';
 import { tempDir } from '../helpers/temp.js';
 
 const FIXTURE = fileURLToPath(new URL('../../../shared/fixtures/rum/c9800-cl-example.xml', import.meta.url));
@@ -93,6 +94,19 @@ describe('portal upload archive', () => {
     };
     expect(joined(polled[0]!)).toEqual(polledJson);
     expect(joined(polled[1]!)).toEqual(Buffer.from('{"payload":"{}"}'));
+
+    // And an XML parser reads each device file back to the same JSON text.
+    const viaXml = (file: Buffer) => {
+      const p = new SaxesParser();
+      const texts: string[] = [];
+      p.on('opentag', (t) => t.name === 'RUMReport' && texts.push(''));
+      p.on('cdata', (c) => (texts[texts.length - 1] += c));
+      p.write(file.toString('utf8')).close();
+      return texts;
+    };
+    expect(viaXml(got.files.get(`dev_42_${TAG}.txt`)!)).toEqual([polledJson.toString('utf8'), '{"payload":"{}"}']);
+    const fixtureJson = fixtureElement().toString('utf8').match(/<!\[CDATA\[([\s\S]*)\]\]>/)![1];
+    expect(viaXml(got.files.get(`dev_1_${TAG}.txt`)!)).toEqual([fixtureJson]);
 
     expect(res.files).toEqual([
       { devId: '1', fileName: `dev_1_${TAG}.txt`, reportKeys: ['udi-a/1671840750'] },
