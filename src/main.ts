@@ -46,6 +46,7 @@ import { SyncEnrollment } from './sync/enroll.js';
 import { PolledDeviceService } from './cisco/polled-devices.js';
 import { SecretBox } from './cisco/secrets.js';
 import { DevicePoller } from './cisco/poller.js';
+import { PortalExport } from './cisco/portal-export.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -117,7 +118,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       cisco: { devices: polled, poller: new DevicePoller(db, time, polled, rum, events, logger, {
         concurrency: config.cisco.concurrency, timeoutMs: config.cisco.timeoutSeconds * 1000, retries: config.cisco.retries, ca: DevicePoller.caFrom(config.cisco.caFile),
         rum: { maxElements: config.rum.maxElements, maxFutureSkewMs: config.rum.maxFutureSkewSeconds * 1000, staleAfterDays: config.device.staleAfterDays },
-      }) },
+      }), portal: new PortalExport(db, time, identity, events, bundleDir) },
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.

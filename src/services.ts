@@ -25,6 +25,7 @@ import type { SyncService } from './sync/service.js';
 import type { SyncEnrollment } from './sync/enroll.js';
 import type { PolledDeviceService } from './cisco/polled-devices.js';
 import type { DevicePoller } from './cisco/poller.js';
+import type { PortalExport } from './cisco/portal-export.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -50,7 +51,7 @@ export interface Services {
   sync: SyncService;
   syncEnrollment: SyncEnrollment;
   /** IOS-XE devices polled over their Smart Licensing REST API. */
-  cisco: { devices: PolledDeviceService; poller: DevicePoller };
+  cisco: { devices: PolledDeviceService; poller: DevicePoller; portal: PortalExport };
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): Promise<void>;
   /**

@@ -55,4 +55,9 @@ export const ciscoRoutes = [
     body: z.strictObject({ device: z.string().min(1).max(100).optional() }),
     handler: async ({ services, body, actor }) => ({ items: await services.cisco.poller.poll(actor, body.device) }),
   }),
+  route({
+    method: 'post', path: '/cisco/export', summary: "Write the vendor portal's offline usage upload: every RUM report the portal has not acknowledged, as the devices gave them", permission: 'operate',
+    body: z.strictObject({}),
+    handler: ({ services, actor }) => services.cisco.portal.export(actor),
+  }),
 ];

@@ -158,4 +158,13 @@ export const ciscoCommands: Command[] = [
       if (r.items.some((p) => !p.ok)) return 1;
     },
   },
+  {
+    name: 'cisco export',
+    usage: 'outpost cisco export',
+    summary: "Write the vendor portal's offline usage upload into sync-bundles/outbox, to upload to the portal by hand",
+    async run(ctx) {
+      const r = (await ctx.api((api) => api('POST', '/cisco/export', {}))) as { file: string; devices: number; reports: number; bytes: number };
+      ctx.output(r, () => `${r.file} (${r.bytes} bytes): ${r.reports} report(s) of ${r.devices} device(s), each as the device gave it; upload it to the portal, then import its ACK file`);
+    },
+  },
 ];
