@@ -47,6 +47,7 @@ import { PolledDeviceService } from './cisco/polled-devices.js';
 import { SecretBox } from './cisco/secrets.js';
 import { DevicePoller } from './cisco/poller.js';
 import { PortalExport } from './cisco/portal-export.js';
+import { PortalAcks } from './cisco/portal-acks.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -118,7 +119,8 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       cisco: { devices: polled, poller: new DevicePoller(db, time, polled, rum, events, logger, {
         concurrency: config.cisco.concurrency, timeoutMs: config.cisco.timeoutSeconds * 1000, retries: config.cisco.retries, ca: DevicePoller.caFrom(config.cisco.caFile),
         rum: { maxElements: config.rum.maxElements, maxFutureSkewMs: config.rum.maxFutureSkewSeconds * 1000, staleAfterDays: config.device.staleAfterDays },
-      }), portal: new PortalExport(db, time, identity, events, bundleDir) },
+      }), portal: new PortalExport(db, time, identity, events, bundleDir),
+      acks: new PortalAcks(db, time, polled, events, { timeoutMs: config.cisco.timeoutSeconds * 1000, ca: DevicePoller.caFrom(config.cisco.caFile) }) },
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.
@@ -322,7 +324,8 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
           {
             name: 'cisco-poll',
             cron: config.cisco.pollCron,
-            run: () => (services.cisco.devices.list().length ? services.cisco.poller.poll('schedule').then(() => undefined) : undefined),
+            // ACKs not yet delivered are tried again after each poll: a device down today gets its ACK when it is back.
+            run: () => (services.cisco.devices.list().length ? services.cisco.poller.poll('schedule').then(() => services.cisco.acks.deliver('schedule')) : undefined),
           },
           {
             name: 'inbox',

@@ -26,6 +26,7 @@ import type { SyncEnrollment } from './sync/enroll.js';
 import type { PolledDeviceService } from './cisco/polled-devices.js';
 import type { DevicePoller } from './cisco/poller.js';
 import type { PortalExport } from './cisco/portal-export.js';
+import type { PortalAcks } from './cisco/portal-acks.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -51,7 +52,7 @@ export interface Services {
   sync: SyncService;
   syncEnrollment: SyncEnrollment;
   /** IOS-XE devices polled over their Smart Licensing REST API. */
-  cisco: { devices: PolledDeviceService; poller: DevicePoller; portal: PortalExport };
+  cisco: { devices: PolledDeviceService; poller: DevicePoller; portal: PortalExport; acks: PortalAcks };
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): Promise<void>;
   /**

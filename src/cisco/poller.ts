@@ -8,6 +8,7 @@ import { AppError } from '../shared/errors.js';
 import type { PolledDevice, PolledDeviceService } from './polled-devices.js';
 import { DeviceClient, DeviceError } from './device-client.js';
 import { arrayElements } from './json-elements.js';
+import { parseRumReport } from '../rum/report.js';
 
 export interface PollOptions {
   concurrency: number;
@@ -83,6 +84,14 @@ export class DevicePoller {
     return results.sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /** Remembers which collector device the polled device's reports belong to: where its ACKs go back. */
+  private linkDevice(polledId: string, element: string): void {
+    const r = parseRumReport(element);
+    if ('reason' in r) return;
+    const deviceId = this.db.prepare('SELECT device_id FROM device_udis WHERE udi = ?').pluck().get(`${r.udi.pid}:${r.udi.serial}`) as string | undefined;
+    if (deviceId) this.db.prepare('UPDATE polled_devices SET device_id = ? WHERE id = ?').run(deviceId, polledId);
+  }
+
   private async pollOne(d: PolledDevice, actor: string): Promise<DevicePoll> {
     const out: DevicePoll = { id: d.id, name: d.name, ok: false, accepted: 0, replaced: 0, duplicate: 0, error: null };
     const started = this.clock.now();
@@ -96,6 +105,7 @@ export class DevicePoller {
         if (elements.length) {
           const r = await this.rum.importPolled(elements, { ...this.o.rum, vaId: d.vaId, actor, skipInvalid: false, fileName: `${d.name} (${d.host}:${d.port})` });
           Object.assign(out, { accepted: r.accepted, replaced: r.replaced, duplicate: r.duplicate });
+          this.linkDevice(d.id, elements[0]!);
         }
         out.ok = true;
         break;

@@ -60,4 +60,13 @@ export const ciscoRoutes = [
     body: z.strictObject({}),
     handler: ({ services, actor }) => services.cisco.portal.export(actor),
   }),
+  route({
+    method: 'post', path: '/cisco/import-ack', summary: "Read the portal's ACK archive: settle, for the portal, the reports each device file carried, and deliver each ACK to its device", permission: 'operate',
+    body: z.strictObject({ file: z.string().min(1).max(4096).refine((f) => f.startsWith('/'), 'an absolute path on the collector host') }),
+    handler: ({ services, body, actor }) => services.cisco.acks.import(body.file, actor),
+  }),
+  route({
+    method: 'get', path: '/cisco/acks', summary: "The portal's ACKs: delivered to their devices, or still waiting and why", permission: 'read',
+    handler: ({ services }) => ({ items: services.cisco.acks.list(), nextCursor: null }),
+  }),
 ];

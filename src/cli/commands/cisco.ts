@@ -167,4 +167,34 @@ export const ciscoCommands: Command[] = [
       ctx.output(r, () => `${r.file} (${r.bytes} bytes): ${r.reports} report(s) of ${r.devices} device(s), each as the device gave it; upload it to the portal, then import its ACK file`);
     },
   },
+  {
+    name: 'cisco import-ack',
+    usage: 'outpost cisco import-ack FILE',
+    summary: "Read the portal's ACK archive, settle the reports it acknowledges, and deliver each ACK to its device",
+    async run(ctx) {
+      const file = ctx.positionals[0];
+      if (!file) throw new CliError('name the ACK file the portal gave');
+      const r = (await ctx.api((api) => api('POST', '/cisco/import-ack', { file: resolve(file) }))) as {
+        devices: number; reportsAcknowledged: number; skipped: { member: string; reason: string }[]; delivery: { delivered: number; failed: number; manual: number };
+      };
+      ctx.output(r, () =>
+        [
+          `${r.reportsAcknowledged} report(s) of ${r.devices} device(s) acknowledged by the portal`,
+          `ACKs delivered to ${r.delivery.delivered} device(s); ${r.delivery.failed} to try again (outpost cisco acks); ${r.delivery.manual} to import on the device by hand`,
+          ...r.skipped.map((s) => `  skipped ${s.member}: ${s.reason}`),
+        ].join('\n'),
+      );
+    },
+  },
+  {
+    name: 'cisco acks',
+    usage: 'outpost cisco acks',
+    summary: "The portal's ACKs: delivered to their devices, or still waiting and why",
+    async run(ctx) {
+      const r = (await ctx.api((api) => api('GET', '/cisco/acks'))) as { items: { devId: string; udi: string | null; deliveredAt: string | null; attempts: number; lastError: string | null }[] };
+      ctx.output(r.items, () =>
+        table(r.items, [['dev', (a) => a.devId], ['udi', (a) => a.udi], ['delivered', (a) => shortTime(a.deliveredAt)], ['attempts', (a) => a.attempts], ['last error', (a) => a.lastError]]),
+      );
+    },
+  },
 ];
