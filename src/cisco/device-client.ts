@@ -137,6 +137,11 @@ export class DeviceClient {
     return this.call('GET', '/smartlic-service/all-reports');
   }
 
+  /** The device's list of reports: a request that changes nothing, to try the connection and the password. */
+  async listReports(): Promise<void> {
+    await this.call('GET', '/smartlic-service/list');
+  }
+
   /** Gives the device an ACK or policy file's content. */
   async importAck(content: string): Promise<void> {
     await this.call('POST', '/smartlic-service/import', content);

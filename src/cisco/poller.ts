@@ -6,7 +6,7 @@ import type { EventService } from '../events/service.js';
 import type { RumImporter, RumImportOptions } from '../rum/import.js';
 import { AppError } from '../shared/errors.js';
 import type { PolledDevice, PolledDeviceService } from './polled-devices.js';
-import { DeviceClient, DeviceError } from './device-client.js';
+import { DeviceClient, DeviceError, presentedFingerprint } from './device-client.js';
 import { arrayElements } from './json-elements.js';
 import { parseRumReport } from '../rum/report.js';
 
@@ -82,6 +82,36 @@ export class DevicePoller {
       }),
     )();
     return results.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * Tries a device without storing anything: can it be reached, which certificate does it
+   * present (its fingerprint, to compare with its owner), is it trusted as configured, and do
+   * the username and password work. With `confirm` equal to the fingerprint presented, the
+   * device is pinned to it.
+   */
+  async test(id: string, actor: string, confirm?: string): Promise<{ id: string; presented: string | null; trusted: boolean; authenticated: boolean; pinned: boolean; error: { code: string; message: string } | null }> {
+    const d = this.devices.get(id);
+    const client = new DeviceClient({ host: d.host, port: d.port, username: d.username, password: this.devices.password(d.id), tls: d.tls }, { timeoutMs: this.o.timeoutMs, ca: this.o.ca });
+    let error: { code: string; message: string } | null = null;
+    try {
+      await client.listReports();
+    } catch (e) {
+      if (!(e instanceof DeviceError)) throw e;
+      error = { code: e.code, message: e.message };
+    } finally {
+      await client.close().catch(() => {});
+    }
+    const presented = client.presented ?? (error?.code === 'tls' ? await presentedFingerprint(d.host, d.port, this.o.timeoutMs).catch(() => null) : null);
+    let pinned = false;
+    if (confirm) {
+      if (!presented || confirm.toLowerCase() !== presented) {
+        throw new AppError(400, 'fingerprint_mismatch', `the device presented ${presented ?? 'no certificate'}, not ${confirm}: nothing was pinned`);
+      }
+      this.devices.edit(d.id, { tls: { mode: 'pin', pin: presented } }, actor);
+      pinned = true;
+    }
+    return { id: d.id, presented, trusted: error?.code !== 'tls', authenticated: error === null, pinned, error };
   }
 
   /** Remembers which collector device the polled device's reports belong to: where its ACKs go back. */

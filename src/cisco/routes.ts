@@ -69,4 +69,10 @@ export const ciscoRoutes = [
     method: 'get', path: '/cisco/acks', summary: "The portal's ACKs: delivered to their devices, or still waiting and why", permission: 'read',
     handler: ({ services }) => ({ items: services.cisco.acks.list(), nextCursor: null }),
   }),
+  route({
+    method: 'post', path: '/cisco/devices/:id/test', summary: 'Try a device: reachable, the certificate it presents, trusted, the password works; pin it with confirm', permission: 'operate',
+    params: id,
+    body: z.strictObject({ confirm: z.string().regex(PIN, 'the fingerprint you compared: SHA-256 as 32 colon-separated hex pairs').optional() }),
+    handler: ({ services, params, body, actor }) => services.cisco.poller.test(params.id, actor, body.confirm),
+  }),
 ];

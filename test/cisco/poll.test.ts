@@ -91,4 +91,25 @@ describe('polling IOS-XE devices', () => {
     const second = (await poll())[0]!;
     expect(second).toMatchObject({ ok: true, replaced: 1 });
   });
+
+  it('when a device is tried, then the certificate it presents is shown; confirmed with that fingerprint, it is pinned, and a wrong one pins nothing', async () => {
+    const ca = makeTestCa();
+    fake = await startFakeIosXe({ count: 1, ca, cert: ca.selfSigned });
+    h = await startHarness({ config: { cisco: { caFile: ca.caFile, timeoutSeconds: 2, retries: 0 } } });
+    const d = fake.devices[0]!;
+    const id = (await h.api.post('/api/v1/cisco/devices').send({ name: 'sw', host: d.host, port: d.port, username: d.username, password: d.password, vaId: h.defaultVa }).expect(201)).body.id;
+    const pin = fingerprint(ca.selfSigned.cert);
+    const tried = (await h.api.post(`/api/v1/cisco/devices/${id}/test`).send({}).expect(200)).body;
+    expect(tried).toMatchObject({ presented: pin, trusted: false, authenticated: false, pinned: false, error: { code: 'tls' } });
+    const wrong = await h.api.post(`/api/v1/cisco/devices/${id}/test`).send({ confirm: fingerprint(ca.server.cert) });
+    expect(wrong.status).toBe(400);
+    expect(wrong.body.error.code).toBe('fingerprint_mismatch');
+    expect((await h.api.get(`/api/v1/cisco/devices/${id}`)).body.tls.mode).toBe('ca');
+    const confirmed = (await h.api.post(`/api/v1/cisco/devices/${id}/test`).send({ confirm: pin }).expect(200)).body;
+    expect(confirmed.pinned).toBe(true);
+    const again = (await h.api.post(`/api/v1/cisco/devices/${id}/test`).send({}).expect(200)).body;
+    expect(again).toMatchObject({ presented: pin, trusted: true, authenticated: true, error: null });
+    expect(d.seen.filter((s) => s.path === '/smartlic-service/list').length).toBeGreaterThan(0);
+    expect(h.count('SELECT count(*) FROM reports')).toBe(0); // trying stores nothing
+  });
 });

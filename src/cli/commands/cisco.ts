@@ -197,4 +197,26 @@ export const ciscoCommands: Command[] = [
       );
     },
   },
+  {
+    name: 'cisco devices test',
+    usage: 'outpost cisco devices test DEVICE [--confirm FINGERPRINT]',
+    summary: 'Try a device and show the certificate it presents; --confirm pins it once you have compared the fingerprint with its owner',
+    options: { confirm: { type: 'string' } },
+    async run(ctx) {
+      const id = ctx.positionals[0];
+      if (!id) throw new CliError('name the device');
+      const confirm = str(ctx.values.confirm);
+      const r = (await ctx.api((api) => api('POST', `/cisco/devices/${encodeURIComponent(id)}/test`, confirm ? { confirm } : {}))) as {
+        presented: string | null; trusted: boolean; authenticated: boolean; pinned: boolean; error: { code: string; message: string } | null;
+      };
+      ctx.output(r, () =>
+        [
+          `certificate: ${r.presented ?? 'none seen'}${r.pinned ? ' (now pinned)' : r.trusted ? ' (trusted)' : ' (NOT trusted)'}`,
+          `sign-in: ${r.authenticated ? 'ok' : r.error ? `${r.error.message} (${r.error.code})` : 'not tried'}`,
+          ...(!r.trusted && !r.pinned && r.presented ? [`Compare it with the device's owner (show crypto pki certificates on the device), then: outpost cisco devices test ${id} --confirm ${r.presented}`] : []),
+        ].join('\n'),
+      );
+      if (!r.authenticated && !r.pinned) return 1;
+    },
+  },
 ];
