@@ -74,3 +74,17 @@ export async function drainListeners(drains: ((graceMs: number) => Promise<numbe
   const cut = (await Promise.all(drains.map((d) => d(graceMs)))).reduce((a, b) => a + b, 0);
   if (cut) logger.warn('requests still running at the end of the grace period were cut', { requests: cut, graceMs });
 }
+
+/**
+ * Runs a stop's steps, bounded: a stop that cannot finish (a disk that no longer answers a sync)
+ * must still end the process before the service manager's stop timeout, and say so. Resolves
+ * with whether everything closed cleanly in time.
+ */
+export async function boundedStop(shutdown: (graceMs: number) => Promise<boolean>, graceMs: number, logger: { info(m: string, o?: object): void; error(m: string, o?: object): void }, who: string): Promise<boolean> {
+  const finished = shutdown(graceMs);
+  const ended = await within(finished, graceMs + CLOSE_MARGIN_MS);
+  const clean = ended && (await finished);
+  if (!ended) logger.error(`the ${who} did not stop in time; exiting without it`, { graceMs, marginMs: CLOSE_MARGIN_MS });
+  else logger.info(`${who} stopped`, { clean });
+  return clean;
+}

@@ -29,7 +29,7 @@ import { builtWorker } from './shared/worker.js';
 import { createOperatorApp } from './http/operator-app.js';
 import { combinedHandler, drainable, listen } from './http/server.js';
 import { BodyBudget, limitConnectionsPerAddress } from './http/limits.js';
-import { CLOSE_MARGIN_MS, EXIT, FATAL_GRACE_MS, StartError, drainListeners, shutdownSteps, within } from './lifecycle.js';
+import { EXIT, FATAL_GRACE_MS, StartError, boundedStop, drainListeners, shutdownSteps, within } from './lifecycle.js';
 import { Scheduler } from './schedules.js';
 import type { Services } from './services.js';
 import { evaluateAckOverdue, evaluateExpiryAlerts } from './alerts/expiry.js';
@@ -106,6 +106,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const x = config.exchange;
     const connect = () => connectUpstream(config, identity, time);
     const polled = new PolledDeviceService(db, time, new SecretBox(config.dataDir), accounts, events);
+    const deviceCa = DevicePoller.caFrom(config.cisco.caFile);
     const sync = new SyncService(db, time, state, new SyncState(db), exporter, importer, alerts, events, logger, connect, {
       mode: x.mode, url: x.connection.url, syncCron: x.syncCron, timeZone: config.time.zone, bundleDir,
       maxReportsPerPart: x.maxReportsPerPart, maxBytesPerPart: x.maxBytesPerPart, maxResponseBytes: x.maxResponseBytes, retry: x.retry,
@@ -117,10 +118,10 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       policy, ingest, acks: new AckReader(db), rum, exchange, sync,
       syncEnrollment: new SyncEnrollment(identity, exchange.enrollment, connect, bundleDir, x.connection.url),
       cisco: { devices: polled, poller: new DevicePoller(db, time, polled, rum, events, logger, {
-        concurrency: config.cisco.concurrency, timeoutMs: config.cisco.timeoutSeconds * 1000, retries: config.cisco.retries, ca: DevicePoller.caFrom(config.cisco.caFile),
+        concurrency: config.cisco.concurrency, timeoutMs: config.cisco.timeoutSeconds * 1000, retries: config.cisco.retries, ca: deviceCa,
         rum: { maxElements: config.rum.maxElements, maxFutureSkewMs: config.rum.maxFutureSkewSeconds * 1000, staleAfterDays: config.device.staleAfterDays },
       }), portal: new PortalExport(db, time, identity, events, bundleDir),
-      acks: new PortalAcks(db, time, polled, events, { timeoutMs: config.cisco.timeoutSeconds * 1000, ca: DevicePoller.caFrom(config.cisco.caFile) }) },
+      acks: new PortalAcks(db, time, polled, events, { timeoutMs: config.cisco.timeoutSeconds * 1000, ca: deviceCa }) },
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.
@@ -251,13 +252,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
 
   function stop(grace = graceMs): Promise<void> {
     return (stopping ??= (async () => {
-      // A stop that cannot finish (a disk that no longer answers a sync) must still end the
-      // process before the service manager's stop timeout, and say so.
-      const finished = shutdown(grace);
-      const ended = await within(finished, grace + CLOSE_MARGIN_MS);
-      const clean = ended && (await finished);
-      if (!ended) logger.error('the collector did not stop in time; exiting without it', { graceMs: grace, marginMs: CLOSE_MARGIN_MS });
-      else logger.info('collector stopped', { clean });
+      const clean = await boundedStop(shutdown, grace, logger, 'collector');
       resolveExit(failure || !clean ? EXIT.failed : EXIT.stopped);
     })());
   }

@@ -5,6 +5,7 @@ import type { Db } from '../store/open.js';
 import type { EventService } from '../events/service.js';
 import type { AccountService } from '../accounts/service.js';
 import type { SecretBox } from './secrets.js';
+import type { DeviceTarget } from './device-client.js';
 
 export type TlsMode = 'ca' | 'pin' | 'insecure';
 
@@ -91,6 +92,12 @@ export class PolledDeviceService {
     const r = this.db.prepare('SELECT * FROM polled_devices WHERE id = ? OR name = ?').get(id, id) as Row | undefined;
     if (!r) throw notFound('polled device', id);
     return r;
+  }
+
+  /** Where and how to reach a device, its password opened: for the poller and the ACK delivery alone. */
+  target(id: string): DeviceTarget {
+    const d = this.get(id);
+    return { host: d.host, port: d.port, username: d.username, password: this.password(d.id), tls: d.tls };
   }
 
   /** The password to sign in with, for the poller alone. */

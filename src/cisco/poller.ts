@@ -92,7 +92,7 @@ export class DevicePoller {
    */
   async test(id: string, actor: string, confirm?: string): Promise<{ id: string; presented: string | null; trusted: boolean; authenticated: boolean; pinned: boolean; error: { code: string; message: string } | null }> {
     const d = this.devices.get(id);
-    const client = new DeviceClient({ host: d.host, port: d.port, username: d.username, password: this.devices.password(d.id), tls: d.tls }, { timeoutMs: this.o.timeoutMs, ca: this.o.ca });
+    const client = new DeviceClient(this.devices.target(d.id), { timeoutMs: this.o.timeoutMs, ca: this.o.ca });
     let error: { code: string; message: string } | null = null;
     try {
       await client.listReports();
@@ -126,7 +126,7 @@ export class DevicePoller {
     const out: DevicePoll = { id: d.id, name: d.name, ok: false, accepted: 0, replaced: 0, duplicate: 0, error: null };
     const started = this.clock.now();
     for (let attempt = 0; ; attempt++) {
-      const client = new DeviceClient({ host: d.host, port: d.port, username: d.username, password: this.devices.password(d.id), tls: d.tls }, { timeoutMs: this.o.timeoutMs, ca: this.o.ca });
+      const client = new DeviceClient(this.devices.target(d.id), { timeoutMs: this.o.timeoutMs, ca: this.o.ca });
       try {
         await client.closeReports();
         const text = await client.allReports();

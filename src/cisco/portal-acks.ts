@@ -95,7 +95,7 @@ export class PortalAcks {
         continue;
       }
       const d = this.devices.get(p.polled);
-      const client = new DeviceClient({ host: d.host, port: d.port, username: d.username, password: this.devices.password(d.id), tls: d.tls }, this.o);
+      const client = new DeviceClient(this.devices.target(d.id), this.o);
       try {
         await client.importAck(p.content.toString('utf8'));
         this.db.transaction(() => {

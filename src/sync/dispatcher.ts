@@ -1,8 +1,9 @@
 import { createHash, X509Certificate } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import tls, { type PeerCertificate } from 'node:tls';
 import { Agent, Pool, ProxyAgent, type Dispatcher } from 'undici';
 import type { Config } from '../config/schema.js';
+import { readSecretFile } from '../shared/secret-file.js';
 import { TransportError } from './transport-error.js';
 
 export type ConnectionConfig = Config['exchange']['connection'];
@@ -66,21 +67,11 @@ function trustedCas(c: ConnectionConfig): string[] | undefined {
  * blessed. A trailing line break (echo > file) is not part of it.
  */
 export function readPasswordFile(path: string): string {
-  let mode: number;
   try {
-    const st = statSync(path);
-    if (!st.isFile()) throw config(`the proxy password file ${path} is not a regular file`);
-    mode = st.mode & 0o777;
+    return readSecretFile(path, 'proxy password file');
   } catch (e) {
-    if (e instanceof TransportError) throw e;
-    throw config(`cannot read the proxy password file ${path}: ${(e as Error).message}`);
+    throw config((e as Error).message);
   }
-  if ((mode & 0o077) !== 0) {
-    throw config(`the proxy password file ${path} may be read by its group or others (mode ${mode.toString(8).padStart(4, '0')}): it is not used; run chmod 600 ${path}`);
-  }
-  const password = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
-  if (password === '') throw config(`the proxy password file ${path} is empty`);
-  return password;
 }
 
 /** Node's host name check, then the pin: a key that does not match is refused even under a trusted CA. */

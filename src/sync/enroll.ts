@@ -5,7 +5,7 @@ import type { Identity } from '../identity/identity.js';
 import type { EnrollmentService } from '../exchange/enrollment.js';
 import { SYNC_BASE } from './protocol.js';
 import type { SyncTransport } from './transport.js';
-import { SyncFailure } from './service.js';
+import { SyncFailure } from './failure.js';
 import { errorCode, errorMessage } from './reply.js';
 
 const code = errorCode;

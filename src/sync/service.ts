@@ -11,12 +11,13 @@ import type { ExchangeState } from '../exchange/state.js';
 import type { ExportResult, ExportService } from '../exchange/export.js';
 import type { PartLimits } from '../exchange/usage-payloads.js';
 import type { ImportService } from '../exchange/import.js';
-import { readManifest } from '../exchange/read.js';
 import { nextCronRun } from '../time/zone.js';
 import { SYNC_BASE, SYNC_VERSION } from './protocol.js';
-import { backoffMs } from './backoff.js';
 import { isTransportFailure, type SyncTransport } from './transport.js';
-import { errorCode, errorMessage, printable } from './reply.js';
+import { errorMessage, printable } from './reply.js';
+import { SyncFailure, retrying, upstreamRefusal } from './failure.js';
+import { PartInFlight, type PartRun } from './part-in-flight.js';
+import { evaluateSyncAlerts } from './sync-alerts.js';
 import type { InFlight, SyncError, SyncState } from './sync-state.js';
 
 export interface SyncOptions {
@@ -57,30 +58,6 @@ export interface SyncResult {
   error: SyncError | null;
 }
 
-/** A sync that cannot go on: a stable code and words for the status; retryable ones were retried first. */
-export class SyncFailure extends AppError {
-  constructor(
-    code: string,
-    message: string,
-    readonly unreachable = false,
-  ) {
-    super(502, code, message);
-  }
-}
-
-/** Waits, or less if the signal aborts; either way nothing is left listening on the signal. */
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-
 /**
  * The connected half of the exchange: the same usage bundles as the air gap, sent over HTTPS
  * in bounded parts, each answered and applied (by the import that reads response files) before
@@ -112,7 +89,16 @@ export class SyncService {
     private logger: Logger,
     private connect: () => SyncTransport,
     private opts: SyncOptions,
-  ) {}
+  ) {
+    this.parts = new PartInFlight(db, clock, exchange, state, importer, alerts, events, logger, <T>(what: string, fn: () => Promise<T>) => this.retrying(what, fn), this.stopping.signal, opts);
+  }
+
+  private parts: PartInFlight;
+
+  /** Retries a step that may pass (the network, a busy upstream), with the configured backoff. */
+  private retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retrying(what, fn, this.opts.retry, this.stopping.signal, this.logger);
+  }
 
   get enabled(): boolean {
     return this.opts.mode === 'connected';
@@ -212,7 +198,7 @@ export class SyncService {
       const held = this.state.inFlight;
       if (held) {
         this.step('resuming');
-        await this.complete(t, held, result, actor);
+        await this.parts.complete(this.partRun(t, actor, result), held);
       }
       let next: Promise<ExportResult> | null = null;
       try {
@@ -228,7 +214,7 @@ export class SyncService {
           // part's last report, so it needs none of its ACKs. It is posted only once this one is
           // applied, so one part at most is ever in flight.
           if (part.more && !this.stopping.signal.aborted) next = this.buildPart(actor, part.lastRef!, { arrivedSince: startedAt });
-          await this.complete(t, f, result, actor);
+          await this.parts.complete(this.partRun(t, actor, result), f);
           if (full) this.db.transaction(() => (this.state.fullDevicesAt = this.clock.now()))();
           if (!next) break;
         }
@@ -275,6 +261,26 @@ export class SyncService {
     return p;
   }
 
+  /** What a part tells this sync: its steps, and what its applied answer settled. */
+  private partRun(t: SyncTransport, actor: string, result: SyncResult): PartRun {
+    return {
+      t, actor,
+      step: (s) => this.step(s),
+      applied: (f, acks) => {
+        result.parts++;
+        result.reports.sent += f.reports;
+        result.reports.accepted += acks.accepted;
+        result.reports.rejected += acks.rejected;
+        if (this.progressNow) this.progressNow.reportsSent += f.reports;
+      },
+    };
+  }
+
+  /** The alerts of connected mode: overdue, unreachable. Cleared in disconnected mode. */
+  evaluateAlerts(): void {
+    evaluateSyncAlerts(this.db, this.clock, this.state, this.alerts, { ...this.opts, on: this.enabled && this.opts.url !== '' });
+  }
+
   private step(s: SyncProgress['step']): void {
     if (this.progressNow) this.progressNow.step = s;
   }
@@ -283,24 +289,6 @@ export class SyncService {
     const at = this.clock.now();
     if (e instanceof AppError || isTransportFailure(e)) return { code: (e as { code: string }).code, message: (e as Error).message, at };
     return { code: 'internal', message: (e as Error).message, at };
-  }
-
-  /** Retries a step that failed in a way that may pass (the network, a busy upstream), with backoff. */
-  private async retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (e) {
-        const retryable = isTransportFailure(e) && e.retryable;
-        if (!retryable || attempt >= this.opts.retry.attempts || this.stopping.signal.aborted) {
-          if (isTransportFailure(e) && e.retryable) throw new SyncFailure(e.code, `${what}: ${e.message} (after ${attempt} attempt${attempt > 1 ? 's' : ''})`, true);
-          throw e;
-        }
-        const wait = backoffMs(attempt, this.opts.retry.baseSeconds, this.opts.retry.maxSeconds);
-        this.logger.info('sync step failed; trying again', { step: what, attempt, waitMs: wait, error: (e as Error).message });
-        await sleep(wait, this.stopping.signal);
-      }
-    }
   }
 
   /**
@@ -356,163 +344,6 @@ export class SyncService {
     return h;
   }
 
-  /**
-   * Posts a part (again, if it was posted before), waits for its answer, and applies it. A part
-   * the upstream refuses as a replay (it has seen a later bundle and not this one) is dropped:
-   * its reports are still waiting, and the next part carries them.
-   */
-  private async complete(t: SyncTransport, f: InFlight, result: SyncResult, actor: string): Promise<void> {
-    if (f.sequence <= this.exchange.answeredHwm) return this.drop(f, actor, 'overtaken', `a response to a later usage bundle (${this.exchange.answeredHwm}) was applied`);
-    const deadline = Date.now() + this.opts.maxProcessingSeconds * 1000;
-    let reposts = 0;
-    post: for (;;) {
-      this.step('uploading');
-      const posted = await this.retrying('uploading usage', () => t.postBundle(`${SYNC_BASE}/usage`, f.file).then(this.throwIfRetryable));
-      // Refused as a replay (a later bundle of ours was processed; its job may have failed with
-      // that refusal): the upstream will never answer it, and its reports wait for the next part.
-      const replay = (r: { status: number; json?: unknown }) => (r.status === 409 || r.status === 422) && errorCode(r.json) === 'replay';
-      if (replay(posted)) return this.drop(f, actor, 'refused_replay', errorMessage(posted.json));
-      if (posted.status !== 200 && posted.status !== 202) throw this.refused(f, actor, 'the upstream refused the usage bundle', posted);
-      if (f.postedAt === null) {
-        f.postedAt = this.clock.now();
-        this.db.transaction(() => (this.state.inFlight = f))();
-      }
-      this.step('waiting');
-      const received = join(this.opts.bundleDir, 'received');
-      mkdirSync(received, { recursive: true });
-      const toFile = join(received, `response-to-seq${String(f.sequence).padStart(6, '0')}.bundle`);
-      for (;;) {
-        if (this.stopping.signal.aborted) throw new SyncFailure('stopped', 'the collector is stopping; the part in flight is resumed by the next sync');
-        const asked = Date.now();
-        const r = await this.retrying('fetching the answer', () =>
-          t.fetchBundle(`${SYNC_BASE}/usage/${encodeURIComponent(f.bundleId)}/response`, { wait: this.opts.waitSeconds, toFile, maxBytes: this.opts.maxResponseBytes }).then(this.throwIfRetryable),
-        ).catch((e: unknown) => {
-          // Something that is not an Outpost answer came back where the answer belongs (a
-          // proxy's or portal's page): a refused reply, like one that fails verification.
-          throw isTransportFailure(e) && e.code === 'not_outpost' ? this.refuseReply(f, actor, e.code, e.message, null) : e;
-        });
-        if (r.status === 200 && r.file) {
-          this.step('applying');
-          await this.apply(r.file, f, result, actor);
-          return;
-        }
-        if (r.status === 404 && reposts++ < 3) continue post; // the upstream lost it before storing it: send it again
-        if (replay(r)) return this.drop(f, actor, 'refused_replay', errorMessage(r.json));
-        // The upstream failed on its own side (a full disk): posting the part again runs it again.
-        if (r.status === 422 && errorCode(r.json) === 'processing_error' && reposts++ < 3) continue post;
-        if (r.status !== 202) throw this.refused(f, actor, `the upstream did not answer usage bundle ${f.sequence}`, r);
-        if (Date.now() > deadline) {
-          throw new SyncFailure('still_processing', `the upstream is still processing usage bundle ${f.sequence} after ${this.opts.maxProcessingSeconds} s; the next sync fetches its answer`);
-        }
-        // A 202 sooner than the wait asked for (an upstream stopping, or one that does not hold
-        // polls) is asked again only after its Retry-After, and never sooner than a second.
-        if (Date.now() - asked < this.opts.waitSeconds * 1000 || !this.opts.waitSeconds) {
-          await sleep(Math.max(1, Math.min(10, r.retryAfterSeconds ?? 1)) * 1000, this.stopping.signal);
-        }
-      }
-    }
-  }
-
-  /** 5xx and 429 may pass: thrown as retryable failures; any other status is the caller's to read. */
-  private throwIfRetryable = <R extends { status: number; json?: unknown }>(r: R): R => {
-    if (r.status >= 500 || r.status === 429) {
-      throw Object.assign(new Error(`the upstream answered ${r.status}${errorMessage(r.json) ? `: ${errorMessage(r.json)}` : ''}`), { code: `http_${r.status}`, retryable: true });
-    }
-    return r;
-  };
-
-  private async apply(file: string, f: InFlight, result: SyncResult, actor: string): Promise<void> {
-    try {
-      // Read unverified only to refuse early: the import verifies everything before it applies anything.
-      const claimed = await readManifest(file).catch((e: unknown) => {
-        throw new SyncFailure('reply_refused', `the upstream's reply is not a bundle: ${(e as Error).message}`);
-      });
-      if (claimed.manifest.answers?.bundleId !== f.bundleId) {
-        throw new SyncFailure('reply_refused', `the reply answers ${claimed.manifest.answers?.bundleId ?? 'nothing'}, not usage bundle ${f.bundleId} (sequence ${f.sequence}) that was sent`);
-      }
-      const r = await this.importer.import(file, { force: false, actor });
-      result.parts++;
-      result.reports.sent += f.reports;
-      result.reports.accepted += r.acks.accepted;
-      result.reports.rejected += r.acks.rejected;
-      if (this.progressNow) this.progressNow.reportsSent += f.reports;
-      this.db.transaction(() => {
-        this.state.inFlight = null;
-        this.alerts.clear('sync_reply_refused', 'upstream');
-      })();
-      rmSync(f.file, { force: true });
-    } catch (e) {
-      if (!(e instanceof AppError)) throw e;
-      if (e.code === 'out_of_order' && f.sequence <= this.exchange.answeredHwm) {
-        // A response to a later bundle (an export carried by hand meanwhile) was applied while
-        // this one was fetched: it settled these reports too. Nothing is wrong with this answer.
-        return this.drop(f, actor, 'overtaken', e.message);
-      }
-      throw this.refuseReply(f, actor, e.code, e.message, this.importer.archive(file, 'rejected', `${e.code}: ${e.message}`));
-    } finally {
-      rmSync(file, { force: true });
-    }
-  }
-
-  /** A refused answer changes nothing, and leaves an event, an alert and the reason for the status. */
-  private refuseReply(f: InFlight, actor: string, code: string, message: string, kept: string | null): SyncFailure {
-    this.db.transaction(() => {
-      this.events.append('sync.reply_refused', actor, f.bundleId, null, { code, reason: message, sequence: f.sequence, file: kept });
-      this.alerts.raise('sync_reply_refused', {
-        subject: 'upstream', severity: 'critical',
-        message: `the upstream's answer to usage bundle ${f.sequence} was refused: ${message}`,
-        details: { code, file: kept, bundleId: f.bundleId },
-      });
-    })();
-    return new SyncFailure('reply_refused', `the upstream's answer to usage bundle ${f.sequence} was refused, nothing was applied: ${message} (${code})`);
-  }
-
-  /**
-   * A refusal of the part in flight. A final one (the bundle itself refused: 400, 413, 422) drops
-   * the part, so that the next sync builds a new one from the reports still waiting rather than
-   * posting the same file for ever; a conflict, or a failure of the upstream's own, keeps it.
-   */
-  private refused(f: InFlight, actor: string, what: string, r: { status: number; json?: unknown }): SyncFailure {
-    const code = errorCode(r.json);
-    const final = (r.status === 400 || r.status === 413 || r.status === 422) && code !== 'processing_error' && code !== 'bundle_conflict';
-    if (final) this.drop(f, actor, 'refused', `${r.status} ${code ?? ''}: ${errorMessage(r.json)}`);
-    return upstreamRefusal(what, r);
-  }
-
-  private drop(f: InFlight, actor: string, why: string, message: string): void {
-    this.db.transaction(() => {
-      this.state.inFlight = null;
-      this.events.append('sync.part_dropped', actor, f.bundleId, null, { sequence: f.sequence, reason: why, message });
-    })();
-    rmSync(f.file, { force: true });
-    this.logger.info('a part in flight was dropped; its reports go in the next part', { sequence: f.sequence, reason: why });
-  }
-
-  /** The alerts of connected mode: overdue, unreachable. Cleared in disconnected mode. */
-  evaluateAlerts(): void {
-    const now = this.clock.now();
-    const on = this.enabled && this.opts.url !== '';
-    // Overdue counts from the last success or, before the first, from when connected mode was first seen.
-    if (on && this.state.connectedSince === null) this.db.transaction(() => (this.state.connectedSince = now))();
-    const last = this.state.lastSuccessAt ?? this.state.connectedSince;
-    const overdueMs = this.opts.syncOverdueHours * 3_600_000;
-    if (on && last !== null && now - last > overdueMs) {
-      this.alerts.raise('sync_overdue', {
-        subject: 'upstream', severity: 'warning',
-        message: `${this.state.lastSuccessAt === null ? 'no sync has succeeded yet' : `no sync has succeeded since ${toIso(last)}`} (more than ${this.opts.syncOverdueHours} h)${this.state.lastError ? `: ${this.state.lastError.message}` : ''}`,
-        details: { lastSuccessAt: toIso(last), lastError: this.state.lastError },
-      });
-    } else this.alerts.clear('sync_overdue', 'upstream');
-    const since = this.state.unreachableSince;
-    if (on && since !== null && now - since > this.opts.unreachableAlertHours * 3_600_000) {
-      this.alerts.raise('upstream_unreachable', {
-        subject: 'upstream', severity: 'critical',
-        message: `the upstream has not answered since ${toIso(since)}: ${this.state.lastError?.message ?? 'unreachable'}`,
-        details: { since: toIso(since), url: this.opts.url },
-      });
-    } else this.alerts.clear('upstream_unreachable', 'upstream');
-  }
-
   status() {
     const running = this.progressNow;
     // Counting waiting reports scans them: only when no sync runs (a drain polls the status
@@ -544,7 +375,3 @@ export class SyncService {
   }
 }
 
-function upstreamRefusal(what: string, r: { status: number; json?: unknown }): SyncFailure {
-  const code = errorCode(r.json) ?? `http_${r.status}`;
-  return new SyncFailure(code, `${what}: ${r.status} ${errorMessage(r.json) || 'without a reason'} (${code})`);
-}

@@ -1,6 +1,8 @@
 /**
  * What the sync needs from a connection to an Outpost upstream. The undici client implements
- * it; the sync service knows nothing of sockets, TLS or proxies.
+ * it; the sync service knows nothing of sockets, TLS or proxies. Failures below the protocol,
+ * and answers that may pass (5xx, 429), are thrown as TransportFailures (retryable or not);
+ * the protocol's own answers (2xx, 4xx) are returned.
  */
 export interface SyncTransport {
   /** Who the upstream is, which protocol versions it reads, and its clock. */

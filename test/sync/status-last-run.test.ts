@@ -1,19 +1,9 @@
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { closedPort } from '../helpers/ports.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { enroll, startUpstream, type Upstream } from '../helpers/exchange.js';
 import type { SyncTransport } from '../../src/sync/transport.js';
-
-/** A loopback port that nothing listens on: taken, then given back. */
-function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 let h: Harness | undefined;
 let up: Upstream | undefined;

@@ -1,4 +1,5 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { readSecretFile } from '../../shared/secret-file.js';
 import { resolve } from 'node:path';
 import type { Command, CommandContext } from '../command.js';
 import { str } from '../command.js';
@@ -15,12 +16,11 @@ import { assertReadableFile } from '../../shared/files.js';
 function password(ctx: CommandContext, required: boolean): string | undefined {
   const file = str(ctx.values['password-file']);
   if (file) {
-    const path = resolve(file);
-    assertReadableFile(path, 'password file');
-    if (statSync(path).mode & 0o077) throw new CliError(`${path} may be read by others: run chmod 600 ${path} first`);
-    const text = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
-    if (!text) throw new CliError(`${path} is empty`);
-    return text;
+    try {
+      return readSecretFile(resolve(file), 'password file');
+    } catch (e) {
+      throw new CliError((e as Error).message);
+    }
   }
   const env = process.env.OUTPOST_DEVICE_PASSWORD;
   if (env) return env;

@@ -9,7 +9,7 @@ import { loadOrCreateIdentity, type Identity } from '../../identity/identity.js'
 import type { Db } from '../../store/open.js';
 import { drainable, listen } from '../../http/server.js';
 import { limitConnectionsPerAddress } from '../../http/limits.js';
-import { CLOSE_MARGIN_MS, EXIT, drainListeners, shutdownSteps, within } from '../../lifecycle.js';
+import { EXIT, boundedStop, drainListeners, shutdownSteps, within } from '../../lifecycle.js';
 import { VERSION } from '../../main.js';
 import { openUpstreamStore } from '../store.js';
 import { UpstreamService } from '../service.js';
@@ -134,14 +134,7 @@ export async function startUpstream(config: Config, opts: UpstreamOptions = {}):
   }
 
   function stop(grace = graceMs): Promise<void> {
-    return (stopping ??= (async () => {
-      const finished = shutdown(grace);
-      const ended = await within(finished, grace + CLOSE_MARGIN_MS);
-      const clean = ended && (await finished);
-      if (!ended) logger.error('the upstream did not stop in time; exiting without it', { graceMs: grace });
-      else logger.info('upstream stopped', { clean });
-      resolveExit(clean ? EXIT.stopped : EXIT.failed);
-    })());
+    return (stopping ??= (async () => resolveExit((await boundedStop(shutdown, grace, logger, 'upstream')) ? EXIT.stopped : EXIT.failed))());
   }
 
   const phase = async <T>(name: string, fn: () => T | Promise<T>): Promise<T> => {
