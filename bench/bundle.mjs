@@ -62,7 +62,7 @@ function seed(from, to) {
   const udi = s.db.prepare('INSERT OR IGNORE INTO device_udis (udi, device_id) VALUES (?, ?)');
   const rep = s.db.prepare("INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags_json) VALUES (?, 'device', ?, ?, ?, ?, ?, ?, 1, ?)");
   const use = s.db.prepare('INSERT OR REPLACE INTO device_usage (device_id, tag, count, period_end, report_pk) VALUES (?, ?, ?, ?, ?)');
-  const pend = s.db.prepare('INSERT INTO report_pending (report_id, since) VALUES (?, ?)');
+  const pend = s.db.prepare("INSERT INTO report_pending (destination, report_id, since) VALUES ('outpost', ?, ?)");
   s.db.transaction(() => {
     for (let i = 0; i < DEVICES; i++) {
       const id = `dev_bench${String(i).padStart(7, '0')}`;

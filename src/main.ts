@@ -22,6 +22,7 @@ import { repairFuturePeriods } from './licenses/future-periods.js';
 import { PolicyService } from './policy/service.js';
 import { IngestService } from './usage/ingest.js';
 import { AckReader } from './usage/acks.js';
+import { Destinations } from './usage/destinations.js';
 import { RumImporter } from './rum/import.js';
 import { createDeviceHandler } from './device-api/handler.js';
 import { inlineVerifier, PooledVerifier, type SignatureVerifier } from './device-api/verifier.js';
@@ -84,8 +85,10 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const devices = new DeviceService(
       db, time, events, alerts, accounts, tokens, licenses, config.device.staleAfterDays, () => policy.get().reportingIntervalDays,
     );
-    const ingest = new IngestService(db, clock, devices.repo, licenses, config.device.maxFutureSkewSeconds * 1000, opts.walSync);
-    const rum = new RumImporter(db, time, accounts, devices.repo, licenses, events);
+    const destinations = new Destinations(db, { portal: config.cisco.portal });
+    destinations.reconcile();
+    const ingest = new IngestService(db, clock, devices.repo, licenses, destinations, config.device.maxFutureSkewSeconds * 1000, opts.walSync);
+    const rum = new RumImporter(db, time, accounts, devices.repo, licenses, events, destinations);
     const state = new ExchangeState(db);
     const bundleDir = config.exchange.bundleDir;
     for (const sub of ['inbox', 'outbox', 'archive', 'rejected']) mkdirSync(join(bundleDir, sub), { recursive: true });
@@ -115,12 +118,12 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     });
     const services: Services = {
       config, db, identity, logger, systemClock: clock, time, events, refusals, alerts, accounts, tokens, devices, licenses,
-      policy, ingest, acks: new AckReader(db), rum, exchange, sync,
+      policy, ingest, acks: new AckReader(db), destinations, rum, exchange, sync,
       syncEnrollment: new SyncEnrollment(identity, exchange.enrollment, connect, bundleDir, x.connection.url),
       cisco: { devices: polled, poller: new DevicePoller(db, time, polled, rum, events, logger, {
         concurrency: config.cisco.concurrency, timeoutMs: config.cisco.timeoutSeconds * 1000, retries: config.cisco.retries, ca: deviceCa,
         rum: { maxElements: config.rum.maxElements, maxFutureSkewMs: config.rum.maxFutureSkewSeconds * 1000, staleAfterDays: config.device.staleAfterDays },
-      }), portal: new PortalExport(db, time, identity, events, bundleDir),
+      }), portal: new PortalExport(db, time, identity, events, bundleDir, config.cisco.portal),
       acks: new PortalAcks(db, time, polled, events, { timeoutMs: config.cisco.timeoutSeconds * 1000, ca: deviceCa }) },
       evaluateAlerts: async () => {
         time.check();

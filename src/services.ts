@@ -1,3 +1,4 @@
+import type { Destinations } from './usage/destinations.js';
 import type { Config } from './config/schema.js';
 import type { Db } from './store/open.js';
 import type { Identity } from './identity/identity.js';
@@ -46,6 +47,7 @@ export interface Services {
   policy: PolicyService;
   ingest: IngestService;
   acks: AckReader;
+  destinations: Destinations;
   rum: RumImporter;
   exchange: { state: ExchangeState; exporter: ExportService; importer: ImportService; enrollment: EnrollmentService; jobs: ExchangeJobs; rotation: KeyRotationService };
   /** The connected exchange with an Outpost upstream. */

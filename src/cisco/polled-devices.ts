@@ -34,6 +34,8 @@ export interface PolledDevice {
   lastSuccessAt: string | null;
   lastError: string | null;
   reports: number;
+  /** The portal's ACKs for this device: waiting to be delivered to it, and delivered. */
+  acks: { pending: number; delivered: number };
 }
 
 interface Row {
@@ -52,13 +54,22 @@ interface Row {
   last_success_at: number | null;
   last_error: string | null;
   reports: number;
+  acks_pending: number;
+  acks_delivered: number;
 }
 
 const toDevice = (r: Row): PolledDevice => ({
   id: r.id, name: r.name, host: r.host, port: r.port, username: r.username, vaId: r.va_id,
   tls: { mode: r.tls_mode, pin: r.tls_pin }, createdAt: toIso(r.created_at)!, updatedAt: toIso(r.updated_at)!,
   lastPollAt: toIso(r.last_poll_at), lastSuccessAt: toIso(r.last_success_at), lastError: r.last_error, reports: r.reports,
+  acks: { pending: r.acks_pending, delivered: r.acks_delivered },
 });
+
+// A polled device's ACK deliveries are those of its collector device (named by rowid in the portal's files).
+const SELECT = `SELECT pd.*,
+  (SELECT count(*) FILTER (WHERE p.delivered_at IS NULL) FROM portal_deliveries p WHERE p.dev_id = (SELECT CAST(rowid AS TEXT) FROM devices WHERE id = pd.device_id)) AS acks_pending,
+  (SELECT count(*) FILTER (WHERE p.delivered_at IS NOT NULL) FROM portal_deliveries p WHERE p.dev_id = (SELECT CAST(rowid AS TEXT) FROM devices WHERE id = pd.device_id)) AS acks_delivered
+  FROM polled_devices pd`;
 
 /** A certificate fingerprint as openssl prints it: SHA-256 in colon-separated hex pairs (case free). */
 export const PIN = /^([0-9a-f]{2}:){31}[0-9a-f]{2}$/i;
@@ -79,8 +90,8 @@ export class PolledDeviceService {
 
   list(vaId?: string): PolledDevice[] {
     const rows = (vaId
-      ? this.db.prepare('SELECT * FROM polled_devices WHERE va_id = ? ORDER BY name, id').all(this.accounts.require(vaId).id)
-      : this.db.prepare('SELECT * FROM polled_devices ORDER BY name, id').all()) as Row[];
+      ? this.db.prepare(`${SELECT} WHERE pd.va_id = ? ORDER BY pd.name, pd.id`).all(this.accounts.require(vaId).id)
+      : this.db.prepare(`${SELECT} ORDER BY pd.name, pd.id`).all()) as Row[];
     return rows.map(toDevice);
   }
 
@@ -89,7 +100,7 @@ export class PolledDeviceService {
   }
 
   private row(id: string): Row {
-    const r = this.db.prepare('SELECT * FROM polled_devices WHERE id = ? OR name = ?').get(id, id) as Row | undefined;
+    const r = this.db.prepare(`${SELECT} WHERE pd.id = ? OR pd.name = ?`).get(id, id) as Row | undefined;
     if (!r) throw notFound('polled device', id);
     return r;
   }

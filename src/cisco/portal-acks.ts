@@ -55,14 +55,20 @@ export class PortalAcks {
     let acked = 0;
     let devices = 0;
     this.db.transaction(() => {
-      const settle = this.db.prepare(
-        'INSERT OR IGNORE INTO portal_acks (report_id, upload_id, acked_at) SELECT report_id, upload_id, ? FROM portal_upload_reports WHERE upload_id = ? AND dev_id = ?',
+      // The reports the device file carried, in the version it carried: a report that grew
+      // since the upload was written waits for an ACK of its own.
+      const carried = `SELECT u.report_id FROM portal_upload_reports u JOIN report_pending p ON p.destination = 'portal' AND p.report_id = u.report_id
+                       WHERE u.upload_id = ? AND u.dev_id = ? AND (u.since IS NULL OR u.since = p.since)`;
+      const record = this.db.prepare(
+        `INSERT OR REPLACE INTO report_acks (destination, report_id, status, reason, acked_at) SELECT 'portal', report_id, 'accepted', NULL, ? FROM (${carried})`,
       );
+      const settle = this.db.prepare(`DELETE FROM report_pending WHERE destination = 'portal' AND report_id IN (${carried})`);
       const keep = this.db.prepare(
         'INSERT OR IGNORE INTO portal_deliveries (upload_id, dev_id, content, has_policy, received_at) VALUES (?, ?, ?, ?, ?)',
       );
       for (const a of read.acks) {
-        const n = settle.run(now, upload.id, a.devId).changes;
+        const n = record.run(now, upload.id, a.devId).changes;
+        settle.run(upload.id, a.devId);
         if (!n && !this.db.prepare('SELECT 1 FROM portal_upload_reports WHERE upload_id = ? AND dev_id = ?').get(upload.id, a.devId)) {
           read.skipped.push({ member: a.member, reason: `the upload carried no file for device ${a.devId}` });
           continue;

@@ -5,7 +5,7 @@ import type { Clock } from '../shared/clock.js';
 import type { Db } from '../store/open.js';
 import type { EventService } from '../events/service.js';
 import type { Identity } from '../identity/identity.js';
-import { AppError, badRequest } from '../shared/errors.js';
+import { AppError, badRequest, conflict } from '../shared/errors.js';
 import { PortalUploadError, writePortalUpload, type PortalDevice } from './portal-upload.js';
 
 export interface PortalExportResult {
@@ -18,8 +18,8 @@ export interface PortalExportResult {
 
 /**
  * Writes the vendor portal's manual usage upload (the layout of Cisco's sample tooling) with
- * every RUM report, imported or polled, that the portal has not acknowledged, each as the
- * device gave it, and records which reports went into each device's file.
+ * every RUM report, imported or polled, that waits for the portal's acknowledgement, each as
+ * the device gave it, and records which version of which report went into each device's file.
  */
 export class PortalExport {
   constructor(
@@ -28,15 +28,18 @@ export class PortalExport {
     private identity: Identity,
     private events: EventService,
     private bundleDir: string,
+    private used: boolean,
   ) {}
 
   async export(actor: string): Promise<PortalExportResult> {
+    if (!this.used) throw conflict('portal_not_used', 'this collector does not send to the vendor portal: set cisco.portal to true in its configuration');
+    // One read: each report's body and the version of it (its wait's `since`) go together.
     const rows = this.db
       .prepare(
-        `SELECT r.id, d.rowid AS dev, r.report_id AS key, r.body FROM reports r JOIN devices d ON d.id = r.device_id
-         WHERE r.source = 'rum' AND NOT EXISTS (SELECT 1 FROM portal_acks a WHERE a.report_id = r.id) ORDER BY d.rowid, r.id`,
+        `SELECT r.id, d.rowid AS dev, r.body, p.since FROM report_pending p JOIN reports r ON r.id = p.report_id JOIN devices d ON d.id = r.device_id
+         WHERE p.destination = 'portal' ORDER BY d.rowid, r.id`,
       )
-      .all() as { id: number; dev: number; key: string; body: string }[];
+      .all() as { id: number; dev: number; body: string; since: number }[];
     if (!rows.length) throw badRequest('nothing_to_export', 'every RUM report has been acknowledged by the portal already: nothing to upload');
     const byDevice = new Map<string, PortalDevice>();
     for (const r of rows) {
@@ -57,8 +60,9 @@ export class PortalExport {
     });
     this.db.transaction(() => {
       this.db.prepare('INSERT INTO portal_uploads (id, file, time_tag, reports, created_at) VALUES (?, ?, ?, ?, ?)').run(uploadId, file, out.timeTag, rows.length, now);
-      const record = this.db.prepare('INSERT INTO portal_upload_reports (upload_id, dev_id, report_id) VALUES (?, ?, ?)');
-      for (const f of out.files) for (const key of f.reportKeys) record.run(uploadId, f.devId, Number(key));
+      const record = this.db.prepare('INSERT INTO portal_upload_reports (upload_id, dev_id, report_id, since) VALUES (?, ?, ?, ?)');
+      const since = new Map(rows.map((r) => [r.id, r.since]));
+      for (const f of out.files) for (const key of f.reportKeys) record.run(uploadId, f.devId, Number(key), since.get(Number(key)));
       this.events.append('cisco.portal_exported', actor, uploadId, null, { file, devices: out.files.length, reports: rows.length });
     })();
     return { file, uploadId, devices: out.files.length, reports: rows.length, bytes: out.bytes };

@@ -114,6 +114,11 @@ export const configSchema = z.strictObject({
     retries: z.number().int().min(0).max(10),
     /** A PEM bundle of CAs for devices in `ca` mode, besides the system's. */
     caFile: z.string(),
+    /**
+     * The site sends its Cisco devices' RUM reports to the vendor portal by its offline upload
+     * file (`outpost cisco export`): each RUM report then waits for the portal's ACK too.
+     */
+    portal: z.boolean(),
   }),
   upstream: z.strictObject({
     dataDir: z.string().min(1),

@@ -70,7 +70,7 @@ export class ExportService {
     const n = (sql: string) => (this.db.prepare(sql).get() as { n: number }).n;
     return {
       period: period ?? currentPeriod(this.clock.now(), this.opts.timeZone),
-      reports: n('SELECT count(*) AS n FROM report_pending'),
+      reports: n("SELECT count(*) AS n FROM report_pending WHERE destination = 'outpost'"),
       devices: n('SELECT count(*) AS n FROM devices'),
       virtualAccounts: n('SELECT count(*) AS n FROM virtual_accounts'),
       proposals: n("SELECT count(*) AS n FROM virtual_accounts WHERE origin = 'local'"),

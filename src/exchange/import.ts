@@ -192,11 +192,11 @@ export class ImportService {
   private async applyAcks(work: string, m: Manifest, p: ImportProgress): Promise<void> {
     const exportedAt = this.state.bundle(m.answers!.bundleId)!.created_at;
     const record = this.db.prepare(
-      `INSERT OR REPLACE INTO report_acks (report_id, status, reason, acked_at)
-       SELECT report_id, ?, ?, ? FROM report_pending WHERE report_id BETWEEN ? AND ? AND since <= ?`,
+      `INSERT OR REPLACE INTO report_acks (destination, report_id, status, reason, acked_at)
+       SELECT 'outpost', report_id, ?, ?, ? FROM report_pending WHERE destination = 'outpost' AND report_id BETWEEN ? AND ? AND since <= ?`,
     );
-    const settle = this.db.prepare('DELETE FROM report_pending WHERE report_id BETWEEN ? AND ? AND since <= ?');
-    const cut = this.db.prepare('SELECT report_id FROM report_pending WHERE report_id BETWEEN ? AND ? ORDER BY report_id LIMIT 1 OFFSET ?').pluck();
+    const settle = this.db.prepare("DELETE FROM report_pending WHERE destination = 'outpost' AND report_id BETWEEN ? AND ? AND since <= ?");
+    const cut = this.db.prepare("SELECT report_id FROM report_pending WHERE destination = 'outpost' AND report_id BETWEEN ? AND ? ORDER BY report_id LIMIT 1 OFFSET ?").pluck();
     const lines = this.records(work, m, PAYLOAD.acks, ackSchema);
     let line = -1;
     let cur: Ack | undefined;

@@ -108,7 +108,7 @@ function pendingReports(db: Db, part?: PartLimits, reach?: PartReach): Iterable<
        r.id, json_quote(d.udi_pid || ':' || d.udi_serial), json_quote(r.source), json_quote(r.report_id), coalesce(r.seq, 'null'),
        coalesce(r.generated_at / 1000, 'null'), r.tags_json, r.measurement_count, json_quote(r.body)) AS line
      FROM report_pending p JOIN reports r ON r.id = p.report_id LEFT JOIN devices d ON d.id = r.device_id
-     WHERE p.report_id > ? ORDER BY p.report_id`,
+     WHERE p.destination = 'outpost' AND p.report_id > ? ORDER BY p.report_id`,
     part?.after ?? 0,
     part ? { records: part.maxReports, bytes: part.maxBytes, ...(reach ? { reach } : {}) } : undefined,
   );
@@ -118,12 +118,12 @@ function pendingReports(db: Db, part?: PartLimits, reach?: PartReach): Iterable<
 /** The SQL that lists a part's device ids, with its parameters; undefined: every device. */
 function deviceSelection(part: PartLimits, reach: PartReach): (() => [string, unknown[]]) | undefined {
   const from = part.after ?? 0;
-  const named = 'SELECT r.device_id FROM report_pending p JOIN reports r ON r.id = p.report_id';
+  const named = "SELECT r.device_id FROM report_pending p JOIN reports r ON r.id = p.report_id WHERE p.destination = 'outpost'";
   if (part.devices === 'all') return undefined;
   // Read when the devices payload starts: the reports payload has said how far it reached.
   if (part.devices === 'waiting') return () => [named, []];
   const since = part.devices.arrivedSince;
-  return () => [`${named} WHERE p.report_id > ? AND p.report_id <= ? AND p.since >= ?`, [from, reach.lastRef, since]];
+  return () => [`${named} AND p.report_id > ? AND p.report_id <= ? AND p.since >= ?`, [from, reach.lastRef, since]];
 }
 
 function* devices(db: Db, hostname: (h: string) => string, selection?: () => [string, unknown[]]): Iterable<NdjsonChunk> {

@@ -1,6 +1,7 @@
 import { toIso } from '../shared/clock.js';
 import { AppError, conflict, notFound } from '../shared/errors.js';
 import type { Db } from '../store/open.js';
+import { DESTINATIONS, type Destination } from '../usage/destinations.js';
 
 export type ReportSource = 'device' | 'rum';
 
@@ -15,6 +16,20 @@ export interface StoredReport {
   /** The original's size in UTF-8 bytes. */
   bytes: number;
   contentHash: string;
+  /**
+   * Where the report stands with each destination it is meant for: waiting, or acknowledged
+   * (accepted or rejected, with the reason). Settled once no destination waits.
+   */
+  acknowledgements: ReportAcknowledgement[];
+  settled: boolean;
+}
+
+export interface ReportAcknowledgement {
+  destination: Destination;
+  state: 'waiting' | 'accepted' | 'rejected';
+  reason: string | null;
+  /** Since when it waits, or when it was acknowledged. */
+  at: string;
 }
 
 export interface ReportOriginal extends StoredReport {
@@ -35,9 +50,16 @@ interface Row {
   measurement_count: number;
   bytes: number;
   content_hash: string;
+  acks: string;
 }
 
-const COLUMNS = 'id, report_id, source, seq, generated_at, received_at, measurement_count, length(CAST(body AS BLOB)) AS bytes, content_hash';
+// Each destination's wait or acknowledgement, read by key (destination, report id).
+const IN_DESTINATIONS = `destination IN (${DESTINATIONS.map((d) => `'${d}'`).join(', ')})`;
+const COLUMNS = `id, report_id, source, seq, generated_at, received_at, measurement_count, length(CAST(body AS BLOB)) AS bytes, content_hash,
+  (SELECT json_group_array(json_array(destination, state, reason, at)) FROM (
+     SELECT destination, 'waiting' AS state, NULL AS reason, since AS at FROM report_pending WHERE ${IN_DESTINATIONS} AND report_id = reports.id
+     UNION ALL
+     SELECT destination, status, reason, acked_at FROM report_acks WHERE ${IN_DESTINATIONS} AND report_id = reports.id)) AS acks`;
 
 /** Reads what a device's reports were as they came: the list, and one report's original. */
 export class ReportService {
@@ -82,8 +104,12 @@ export class ReportService {
 }
 
 function toReport(r: Row): StoredReport {
+  const acknowledgements = (JSON.parse(r.acks) as [Destination, ReportAcknowledgement['state'], string | null, number][])
+    .map(([destination, state, reason, at]) => ({ destination, state, reason, at: toIso(at)! }))
+    .sort((a, b) => DESTINATIONS.indexOf(a.destination) - DESTINATIONS.indexOf(b.destination));
   return {
     reportId: r.report_id, source: r.source, seq: r.seq, generatedAt: toIso(r.generated_at), receivedAt: toIso(r.received_at)!,
     measurements: r.measurement_count, bytes: r.bytes, contentHash: r.content_hash,
+    acknowledgements, settled: acknowledgements.every((a) => a.state !== 'waiting'),
   };
 }

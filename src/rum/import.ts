@@ -2,6 +2,7 @@ import { sha256hex } from '../shared/hash.js';
 import { newId } from '../shared/ids.js';
 import { badRequest, AppError } from '../shared/errors.js';
 import { DAY_MS, toIso, type Clock } from '../shared/clock.js';
+import type { Destinations } from '../usage/destinations.js';
 import type { Db } from '../store/open.js';
 import type { AccountService } from '../accounts/service.js';
 import type { EventService } from '../events/service.js';
@@ -88,7 +89,6 @@ export class RumImporter {
   private insertReport;
   private replaceReport;
   private pending;
-  private unack;
   private markStale;
 
   constructor(
@@ -98,6 +98,7 @@ export class RumImporter {
     private devices: DeviceRepository,
     private licenses: LicenseService,
     private events: EventService,
+    destinations: Destinations,
   ) {
     this.findReport = db.prepare(
       "SELECT id, content_hash, measurement_count FROM reports WHERE device_id = ? AND source = 'rum' AND report_id = ?",
@@ -106,12 +107,11 @@ export class RumImporter {
       `INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags_json)
        VALUES (?, 'rum', ?, NULL, ?, ?, ?, ?, ?, ?)`,
     );
-    // A grown report replaces its earlier copy, and goes upstream again (it is pending once more).
+    // A grown report replaces its earlier copy, and waits again for every destination.
     this.replaceReport = db.prepare(
       'UPDATE reports SET body = ?, content_hash = ?, measurement_count = ?, generated_at = ?, received_at = ? WHERE id = ?',
     );
-    this.pending = db.prepare('INSERT OR REPLACE INTO report_pending (report_id, since) VALUES (?, ?)');
-    this.unack = db.prepare('DELETE FROM report_acks WHERE report_id = ?');
+    this.pending = destinations.marker('rum');
     // Conditional, as in the scheduled evaluation: a device is released once, whoever marks it first.
     this.markStale = db.prepare("UPDATE devices SET status = 'stale' WHERE id = ? AND status = 'active'");
   }
@@ -255,14 +255,13 @@ export class RumImporter {
     let pk: number;
     if (!prev) {
       pk = Number(this.insertReport.run(device.id, key, generatedAt, now, hash, raw, r.measurements.length, JSON.stringify([r.tag])).lastInsertRowid);
-      this.pending.run(pk, now);
+      this.pending(pk, now);
       outcome = 'accepted';
     } else if (prev.content_hash === hash) {
       return 'duplicate';
     } else if (r.measurements.length > prev.measurement_count) {
       this.replaceReport.run(raw, hash, r.measurements.length, generatedAt, now, prev.id);
-      this.pending.run(prev.id, now);
-      this.unack.run(prev.id);
+      this.pending(prev.id, now, true);
       pk = prev.id;
       outcome = 'replaced';
     } else {

@@ -13,7 +13,12 @@ export const syncRoutes = [
   }),
   route({
     method: 'get', path: '/exchange/status', summary: 'Exchange status: mode, last sync, next run, progress, reports waiting for an ACK', permission: 'read',
-    handler: ({ services }) => services.sync.status(),
+    handler: ({ services }) => {
+      const s = services.sync.status();
+      // The Outpost upstream's count comes from the sync's status, which avoids a scan while a sync runs.
+      const outpost = { destination: 'outpost' as const, waiting: s.waiting.reports, oldestWaitingSince: s.waiting.oldestSince };
+      return { ...s, destinations: [outpost, ...services.destinations.standing('outpost')] };
+    },
   }),
 ];
 

@@ -188,7 +188,7 @@ export class SyncService {
     const startedAt = this.clock.now();
     const result: SyncResult = { status: 'synced', startedAt: toIso(startedAt)!, finishedAt: '', parts: 0, reports: { sent: 0, accepted: 0, rejected: 0 }, error: null };
     this.db.transaction(() => (this.state.lastAttemptAt = startedAt))();
-    const pending = this.db.prepare('SELECT count(*) AS n FROM report_pending').get() as { n: number };
+    const pending = this.db.prepare("SELECT count(*) AS n FROM report_pending WHERE destination = 'outpost'").get() as { n: number };
     this.progressNow = { startedAt: result.startedAt, step: 'hello', part: 0, reportsSent: 0, reportsAtStart: pending.n };
     let t: SyncTransport | undefined;
     try {
@@ -352,9 +352,9 @@ export class SyncService {
     const waiting = running
       ? {
           n: Math.max(0, running.reportsAtStart - running.reportsSent),
-          oldest: (this.db.prepare('SELECT since FROM report_pending ORDER BY report_id LIMIT 1').pluck().get() as number | undefined) ?? null,
+          oldest: (this.db.prepare("SELECT since FROM report_pending WHERE destination = 'outpost' ORDER BY report_id LIMIT 1").pluck().get() as number | undefined) ?? null,
         }
-      : (this.db.prepare('SELECT count(*) AS n, min(since) AS oldest FROM report_pending').get() as { n: number; oldest: number | null });
+      : (this.db.prepare("SELECT count(*) AS n, min(since) AS oldest FROM report_pending WHERE destination = 'outpost'").get() as { n: number; oldest: number | null });
     const f = this.state.inFlight;
     const err = this.state.lastError;
     return {

@@ -14,11 +14,11 @@ export class AckReader {
   private pendingStmt;
   constructor(db: Db) {
     this.stmt = db.prepare(
-      `SELECT r.report_id, a.status AS ack_status, a.reason AS ack_reason, a.acked_at FROM reports r JOIN report_acks a ON a.report_id = r.id
+      `SELECT r.report_id, a.status AS ack_status, a.reason AS ack_reason, a.acked_at FROM reports r JOIN report_acks a ON a.destination = 'outpost' AND a.report_id = r.id
        WHERE r.device_id = ? AND r.source = 'device' AND a.acked_at >= ?
        ORDER BY a.acked_at, r.id LIMIT ?`,
     );
-    this.pendingStmt = db.prepare('SELECT count(*) AS n FROM reports r JOIN report_pending p ON p.report_id = r.id WHERE r.device_id = ?');
+    this.pendingStmt = db.prepare("SELECT count(*) AS n FROM reports r JOIN report_pending p ON p.destination = 'outpost' AND p.report_id = r.id WHERE r.device_id = ?");
   }
 
   forDevice(deviceId: string, sinceMs: number, limit: number): { acks: Ack[]; pending: number } {

@@ -1,6 +1,7 @@
 import { sha256hex } from '../shared/hash.js';
 import { badRequest, conflict, unauthorized } from '../shared/errors.js';
 import type { Clock } from '../shared/clock.js';
+import type { Destinations } from './destinations.js';
 import type { Db } from '../store/open.js';
 import type { DeviceAuth, DeviceRepository } from '../devices/repository.js';
 import type { LicenseService } from '../licenses/service.js';
@@ -47,6 +48,7 @@ export class IngestService {
     private clock: Clock,
     private devices: DeviceRepository,
     private licenses: LicenseService,
+    destinations: Destinations,
     private maxFutureSkewMs: number,
     syncFile?: FileSync,
   ) {
@@ -54,7 +56,7 @@ export class IngestService {
       `INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags_json)
        VALUES (?, 'device', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     );
-    this.markPending = db.prepare('INSERT INTO report_pending (report_id, since) VALUES (?, ?)');
+    this.markPending = destinations.marker('device');
     this.existingHash = db.prepare("SELECT content_hash FROM reports WHERE device_id = ? AND source = 'device' AND report_id = ?");
     // Shortage alerts follow the (VA, tag) pairs the batch touched, once per commit.
     // Group commits leave the WAL's fsync to the thread pool; replies still wait for it.
@@ -128,7 +130,7 @@ export class IngestService {
         continue;
       }
       const pk = Number(ins.lastInsertRowid);
-      this.markPending.run(pk, now);
+      this.markPending(pk, now);
       for (const [tag, m] of p.latest) {
         const cur = latest.get(tag);
         if (!cur || m.end >= cur.end) latest.set(tag, { ...m, pk });

@@ -1,11 +1,8 @@
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { startFakeIosXe, type FakeIosXe } from '../helpers/fake-iosxe.js';
 import { makeTestCa } from '../helpers/test-ca.js';
-import { tempDir } from '../helpers/temp.js';
+import { portalAck } from '../helpers/portal-ack.js';
 
 let h: Harness | undefined;
 let fake: FakeIosXe | undefined;
@@ -14,38 +11,6 @@ afterEach(async () => {
   await fake?.stop();
   h = fake = undefined;
 });
-
-/**
- * The portal's answer to an upload, as Cisco's sample tooling reads it: a gzip'd tar holding
- * ACK_UD_VA_<time>.tar.gz, which holds one ACK_dev_<id>_<time>.txt per dev_<id>_<time>.txt.
- */
-function portalAck(upload: string): { file: string; acks: Map<string, string> } {
-  const dir = tempDir('ack');
-  const got = join(dir, 'upload');
-  mkdirSync(got);
-  execFileSync('tar', ['-xzf', upload, '-C', got]);
-  const inner = readdirSync(got).find((f) => f.startsWith('UD_VA_'))!;
-  const devs = join(dir, 'devs');
-  mkdirSync(devs);
-  execFileSync('tar', ['-xzf', join(got, inner), '-C', devs]);
-  const ackDir = join(dir, 'ack');
-  mkdirSync(ackDir);
-  const acks = new Map<string, string>();
-  for (const f of readdirSync(devs)) {
-    const devId = f.split('_')[1]!;
-    const xml = `<smartLicense><smartLicenseRumAck><data>ack-for-${devId}-${f.length}</data></smartLicenseRumAck></smartLicense>`;
-    writeFileSync(join(ackDir, `ACK_${f}`), xml);
-    acks.set(devId, xml);
-  }
-  const out = join(dir, 'outer');
-  mkdirSync(out);
-  const innerAck = `ACK_${inner}`;
-  execFileSync('tar', ['--format=ustar', '-czf', join(out, innerAck), '-C', ackDir, ...readdirSync(ackDir)]);
-  writeFileSync(join(out, 'manifest.mf'), 'Manifest-Version: 1.0\n');
-  const file = join(dir, 'ACK_portal.tar.gz');
-  execFileSync('tar', ['--format=ustar', '-czf', file, '-C', out, 'manifest.mf', innerAck]);
-  return { file, acks };
-}
 
 describe('the full loop with the vendor portal: poll, export, the portal ACK, delivery to each device', () => {
   it('when devices are polled and the upload is answered, then each device receives exactly its own ACK, and its reports are settled for the portal', async () => {
@@ -72,12 +37,18 @@ describe('the full loop with the vendor portal: poll, export, the portal ACK, de
     const waiting = (await h.api.get('/api/v1/cisco/acks')).body.items.filter((a: { deliveredAt: string | null }) => !a.deliveredAt);
     expect(waiting).toHaveLength(1);
     expect(waiting[0].lastError).toContain('nothing answers');
+    const ackCounts = async () =>
+      ((await h!.api.get('/api/v1/cisco/devices').expect(200)).body.items as { name: string; acks: object }[]).map((d) => [d.name, d.acks]);
+    expect(await ackCounts()).toEqual([
+      ['sw-0', { pending: 0, delivered: 1 }], ['sw-1', { pending: 0, delivered: 1 }], ['sw-2', { pending: 1, delivered: 0 }],
+    ]);
 
     // Back up: the next delivery gives it its own ACK, once; the others get nothing twice.
     await fake.setFaults(2, { down: false });
     expect(await h.services.cisco.acks.deliver('test')).toEqual({ delivered: 1, failed: 0, manual: 0 });
     expect(fake.device(2).imports.map((i) => i.text)).toEqual([acks.get(devIdOf(fake.device(2).udi.serial))]);
     expect(fake.devices.map((d) => d.imports.length)).toEqual([1, 1, 1]);
+    expect((await ackCounts())[2]).toEqual(['sw-2', { pending: 0, delivered: 1 }]);
     // Settled for the portal: the next upload has nothing to carry.
     expect((await h.api.post('/api/v1/cisco/export').send({})).body.error.code).toBe('nothing_to_export');
     // The same ACK file again settles nothing twice and delivers nothing twice.

@@ -21,7 +21,7 @@ function seedReports(n: number, tagOf: (k: number) => string, devices = 100): vo
   const rep = db.prepare(
     "INSERT INTO reports (device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags_json) VALUES (?, 'device', ?, ?, ?, ?, ?, ?, 1, ?)",
   );
-  const pend = db.prepare('INSERT INTO report_pending (report_id, since) VALUES (?, ?)');
+  const pend = db.prepare("INSERT INTO report_pending (destination, report_id, since) VALUES ('outpost', ?, ?)");
   db.transaction(() => {
     for (let i = 0; i < devices; i++) {
       dev.run(`dev_seed${i}`, va, `SEED${i}`, `switch-${i}`, now, now);

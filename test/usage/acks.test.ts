@@ -18,7 +18,7 @@ describe('when a device asks for its ACKs', () => {
     // The upstream's response (the exchange issue) marks reports; here one is acknowledged.
     const id = (h.services.db.prepare("SELECT id FROM reports WHERE report_id = 'a-1'").get() as { id: number }).id;
     h.services.db.prepare('DELETE FROM report_pending WHERE report_id = ?').run(id);
-    h.services.db.prepare("INSERT INTO report_acks (report_id, status, reason, acked_at) VALUES (?, 'accepted', NULL, ?)").run(id, Date.now());
+    h.services.db.prepare("INSERT INTO report_acks (destination, report_id, status, reason, acked_at) VALUES ('outpost', ?, 'accepted', NULL, ?)").run(id, Date.now());
 
     const r = await d.send('GET', '/device/v1/acks', '');
     expect(r.status).toBe(200);

@@ -47,7 +47,7 @@ const render = (d: PolledDevice) =>
   [
     `${d.name} (${d.id}): ${d.username}@${d.host}:${d.port}, virtual account ${d.vaId}`,
     `  certificate: ${d.tls.mode === 'pin' ? `pinned ${d.tls.pin}` : d.tls.mode === 'insecure' ? 'NOT VERIFIED (insecure)' : 'verified against the CA'}`,
-    `  last poll ${shortTime(d.lastPollAt)}, last success ${shortTime(d.lastSuccessAt)}, ${d.reports} reports${d.lastError ? `; last error: ${d.lastError}` : ''}`,
+    `  last poll ${shortTime(d.lastPollAt)}, last success ${shortTime(d.lastSuccessAt)}, ${d.reports} reports, ACKs ${d.acks.pending} pending and ${d.acks.delivered} delivered${d.lastError ? `; last error: ${d.lastError}` : ''}`,
   ].join('\n');
 
 const deviceOptions = {
@@ -67,7 +67,8 @@ export const ciscoCommands: Command[] = [
       ctx.output(r.items, () =>
         table(r.items, [
           ['id', (d) => d.id], ['name', (d) => d.name], ['address', (d) => `${d.host}:${d.port}`], ['user', (d) => d.username],
-          ['tls', (d) => d.tls.mode], ['last success', (d) => shortTime(d.lastSuccessAt)], ['reports', (d) => d.reports], ['last error', (d) => d.lastError],
+          ['tls', (d) => d.tls.mode], ['last success', (d) => shortTime(d.lastSuccessAt)], ['reports', (d) => d.reports],
+          ['acks pending', (d) => d.acks.pending], ['acks delivered', (d) => d.acks.delivered], ['last error', (d) => d.lastError],
         ]),
       );
     },

@@ -28,6 +28,7 @@ export const reportCommands: Command[] = [
           ? table(r.items, [
               ['report id', (x) => x.reportId], ['source', (x) => x.source], ['generated', (x) => shortTime(x.generatedAt)],
               ['received', (x) => shortTime(x.receivedAt)], ['measurements', (x) => x.measurements], ['bytes', (x) => x.bytes],
+              ['acknowledgement', (x) => x.acknowledgements.map((a) => `${a.destination} ${a.state}`).join(', ')],
             ])
           : `device ${id} holds no reports`) + (r.nextCursor ? '\n(more: --limit N shows up to 1000)' : ''),
       );

@@ -3,8 +3,9 @@ import type { Command } from '../command.js';
 import { str } from '../command.js';
 import { CliError } from '../client.js';
 import type { SyncService, SyncResult } from '../../sync/service.js';
+import { DESTINATION_NAMES, type DestinationStanding } from '../../usage/destinations.js';
 
-type Status = ReturnType<SyncService['status']>;
+type Status = ReturnType<SyncService['status']> & { destinations: DestinationStanding[] };
 
 const ago = (iso: string | null) => (iso ? `${iso}` : 'never');
 
@@ -20,6 +21,10 @@ function renderStatus(s: Status): string {
   if (s.running && s.progress) lines.push(`running:       part ${s.progress.part}, ${s.progress.step}; ${s.progress.reportsSent} of ${s.progress.reportsAtStart} reports sent`);
   if (s.inFlight) lines.push(`in flight:     usage bundle ${s.inFlight.sequence} (${s.inFlight.reports} reports), posted ${s.inFlight.postedAt ?? 'not yet'}`);
   if (s.waiting) lines.push(`waiting for an ACK: ${'estimated' in s.waiting ? 'about ' : ''}${s.waiting.reports} reports${s.waiting.oldestSince ? `, the oldest since ${s.waiting.oldestSince}` : ''}`);
+  for (const d of s.destinations ?? []) {
+    if (d.destination === 'outpost') continue;
+    lines.push(`waiting for the ${DESTINATION_NAMES[d.destination]}'s ACK: ${d.waiting} reports${d.oldestWaitingSince ? `, the oldest since ${d.oldestWaitingSince}` : ''}`);
+  }
   return lines.join('\n');
 }
 
