@@ -22,7 +22,7 @@ import { repairFuturePeriods } from './licenses/future-periods.js';
 import { PolicyService } from './policy/service.js';
 import { IngestService } from './usage/ingest.js';
 import { AckReader } from './usage/acks.js';
-import { Destinations } from './usage/destinations.js';
+import { Destinations, destinationPlan } from './usage/destinations.js';
 import { RumImporter } from './rum/import.js';
 import { createDeviceHandler } from './device-api/handler.js';
 import { inlineVerifier, PooledVerifier, type SignatureVerifier } from './device-api/verifier.js';
@@ -85,7 +85,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const devices = new DeviceService(
       db, time, events, alerts, accounts, tokens, licenses, config.device.staleAfterDays, () => policy.get().reportingIntervalDays,
     );
-    const destinations = new Destinations(db, { portal: config.cisco.portal });
+    const destinations = new Destinations(db, destinationPlan({ upstreamKind: config.exchange.upstream.kind, mode: config.exchange.mode, portal: config.cisco.portal }));
     destinations.reconcile();
     const ingest = new IngestService(db, clock, devices.repo, licenses, destinations, config.device.maxFutureSkewSeconds * 1000, opts.walSync);
     const rum = new RumImporter(db, time, accounts, devices.repo, licenses, events, destinations);
@@ -123,7 +123,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       cisco: { devices: polled, poller: new DevicePoller(db, time, polled, rum, events, logger, {
         concurrency: config.cisco.concurrency, timeoutMs: config.cisco.timeoutSeconds * 1000, retries: config.cisco.retries, ca: deviceCa,
         rum: { maxElements: config.rum.maxElements, maxFutureSkewMs: config.rum.maxFutureSkewSeconds * 1000, staleAfterDays: config.device.staleAfterDays },
-      }), portal: new PortalExport(db, time, identity, events, bundleDir, config.cisco.portal),
+      }), portal: new PortalExport(db, time, identity, events, bundleDir, destinations.used().includes('portal')),
       acks: new PortalAcks(db, time, polled, events, { timeoutMs: config.cisco.timeoutSeconds * 1000, ca: deviceCa }) },
       evaluateAlerts: async () => {
         time.check();

@@ -59,6 +59,10 @@ export const configSchema = z.strictObject({
     maxResponseRatio: positiveInt.max(1100),
     /** disconnected: bundles carried by hand (the default). connected: a scheduled sync over HTTPS. */
     mode: z.enum(['disconnected', 'connected']),
+    upstream: z.strictObject({
+      /** outpost: an Outpost upstream (bundles, or the outpost-sync protocol). cisco: Cisco's cloud (the portal file, or its REST API). */
+      kind: z.enum(['outpost', 'cisco']),
+    }),
     syncCron: z.string().refine((s) => cron.validate(s), 'a cron expression (five or six fields)'),
     /** One sync request carries at most this many reports; a backlog goes up in consecutive parts. */
     maxReportsPerPart: positiveInt.max(1_000_000),
@@ -119,6 +123,28 @@ export const configSchema = z.strictObject({
      * file (`outpost cisco export`): each RUM report then waits for the portal's ACK too.
      */
     portal: z.boolean(),
+    /** Cisco Smart Software Manager through its public REST API: the upstream when exchange.upstream.kind is cisco. */
+    cloud: z.strictObject({
+      /** The OAuth 2.0 token endpoint (client credentials). */
+      tokenUrl: z.url({ protocol: /^https?$/ }),
+      /** The Smart Accounts and Licensing API's base, up to and including smart-accounts-and-licensing. */
+      apiUrl: z.url({ protocol: /^https?$/ }),
+      clientId: z.string().max(200),
+      /** The smart account's domain, e.g. example.com. */
+      domain: z.string().max(200),
+      /** Outpost VA name → CSSM virtual account name: CSSM owns the list; a VA not named here is not synced. */
+      virtualAccounts: z.record(z.string().min(1).max(100), z.string().min(1).max(200)),
+      /** License name → entitlement tag, for positions whose answer carries no tag. */
+      licenseTags: z.record(z.string().min(1).max(256), z.string().min(1).max(256)),
+      /** A PEM bundle of CAs for the two URLs, besides the system's. */
+      caFile: z.string(),
+      /** One request's bound, from connecting to the last byte. */
+      timeoutSeconds: positiveInt.max(600),
+      /** Between two polls of an upload's answer (CSSM takes minutes). */
+      pollSeconds: positiveInt.max(3600),
+      /** How long an upload's answer is waited for within one sync; it is polled again at the next. */
+      maxPollMinutes: positiveInt.max(24 * 60),
+    }),
   }),
   upstream: z.strictObject({
     dataDir: z.string().min(1),

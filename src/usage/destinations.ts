@@ -7,14 +7,29 @@ import type { Db } from '../store/open.js';
  */
 export type Destination = 'outpost' | 'portal' | 'cssm';
 export const DESTINATIONS: readonly Destination[] = ['outpost', 'portal', 'cssm'];
+export type ReportSource = 'device' | 'rum';
 export const DESTINATION_NAMES: Record<Destination, string> = { outpost: 'Outpost upstream', portal: 'vendor portal', cssm: 'Cisco cloud' };
 
-/** Which destinations the site sends to: the Outpost upstream always, the portal if `cisco.portal`. */
-export interface DestinationPlan {
-  portal: boolean;
+/** Which destinations the site sends to (see destinationPlan). */
+export type DestinationPlan = Record<Destination, boolean>;
+
+/** The reports each destination takes: the Outpost upstream all; the vendor's, Cisco's own RUM reports. */
+const SOURCES: Record<Destination, readonly ReportSource[]> = { outpost: ['device', 'rum'], portal: ['rum'], cssm: ['rum'] };
+
+/**
+ * The destinations of the site's configuration. With the Outpost upstream, every report goes
+ * to it, and RUM reports to the vendor portal too while `cisco.portal` is on. With the Cisco
+ * upstream, RUM reports go to Cisco's cloud (connected) or through the portal file
+ * (disconnected), and Outpost's own devices' reports stay local: counted, no ACK expected.
+ */
+export function destinationPlan(o: { upstreamKind: 'outpost' | 'cisco'; mode: 'connected' | 'disconnected'; portal: boolean }): DestinationPlan {
+  if (o.upstreamKind === 'cisco') return { outpost: false, portal: o.mode === 'disconnected', cssm: o.mode === 'connected' };
+  return { outpost: true, portal: o.portal, cssm: false };
 }
 
-export type ReportSource = 'device' | 'rum';
+// What a store from before destinations waited for: the Outpost upstream alone.
+const BEFORE: DestinationPlan = { outpost: true, portal: false, cssm: false };
+const PLAN_KEY = 'destinations.plan';
 
 export interface DestinationStanding {
   destination: Destination;
@@ -27,10 +42,8 @@ export interface DestinationStanding {
 /**
  * Each report waits for an acknowledgement from every destination it is meant for, and is
  * settled only once none still waits. Which destinations a report is meant for is decided here
- * alone, when it arrives: an Outpost device's own signed report goes to the Outpost upstream;
- * a RUM report (from a Cisco device) goes there too and, on a site that uses the vendor portal,
- * to the portal as well. Each destination's export reads its own waits, so no path sends a
- * report to a destination twice or counts it twice.
+ * alone, when it arrives, by the plan (destinationPlan). Each destination's export reads its
+ * own waits, so no path sends a report to a destination twice or counts it twice.
  */
 export class Destinations {
   constructor(
@@ -39,7 +52,7 @@ export class Destinations {
   ) {}
 
   forSource(source: ReportSource): Destination[] {
-    return source === 'rum' && this.plan.portal ? ['outpost', 'portal'] : ['outpost'];
+    return DESTINATIONS.filter((d) => this.plan[d] && SOURCES[d].includes(source));
   }
 
   /**
@@ -60,28 +73,41 @@ export class Destinations {
   }
 
   /**
-   * Brings the waits in line with the plan, at start: when the site begins using the portal,
-   * the RUM reports it has not acknowledged wait for it; when it stops, nothing waits for it.
+   * Brings the waits in line with the plan, at start, when it has changed since the last start:
+   * a destination the site begins to send to waits for every report meant for it that it has
+   * not acknowledged; one it stops sending to is waited for no more.
    */
-  reconcile(): { added: number; removed: number } {
+  reconcile(): Partial<Record<Destination, { added: number; removed: number }>> {
     return this.db.transaction(() => {
-      if (!this.plan.portal) return { added: 0, removed: this.db.prepare("DELETE FROM report_pending WHERE destination = 'portal'").run().changes };
-      const added = this.db
-        .prepare(
-          `INSERT INTO report_pending (destination, report_id, since)
-           SELECT 'portal', r.id, r.received_at FROM reports r
-           WHERE r.source = 'rum'
-             AND NOT EXISTS (SELECT 1 FROM report_pending p WHERE p.destination = 'portal' AND p.report_id = r.id)
-             AND NOT EXISTS (SELECT 1 FROM report_acks a WHERE a.destination = 'portal' AND a.report_id = r.id)`,
-        )
-        .run().changes;
-      return { added, removed: 0 };
+      const held = this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(PLAN_KEY) as string | undefined;
+      const before = held ? (JSON.parse(held) as DestinationPlan) : BEFORE;
+      const out: Partial<Record<Destination, { added: number; removed: number }>> = {};
+      for (const d of DESTINATIONS) {
+        if (Boolean(before[d]) === this.plan[d]) continue;
+        if (!this.plan[d]) {
+          out[d] = { added: 0, removed: this.db.prepare('DELETE FROM report_pending WHERE destination = ?').run(d).changes };
+          continue;
+        }
+        const sources = SOURCES[d].map((x) => `'${x}'`).join(', ');
+        const added = this.db
+          .prepare(
+            `INSERT INTO report_pending (destination, report_id, since)
+             SELECT @d, r.id, r.received_at FROM reports r
+             WHERE r.source IN (${sources})
+               AND NOT EXISTS (SELECT 1 FROM report_pending p WHERE p.destination = @d AND p.report_id = r.id)
+               AND NOT EXISTS (SELECT 1 FROM report_acks a WHERE a.destination = @d AND a.report_id = r.id)`,
+          )
+          .run({ d }).changes;
+        out[d] = { added, removed: 0 };
+      }
+      this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(PLAN_KEY, JSON.stringify(this.plan));
+      return out;
     })();
   }
 
   /** The destinations this site sends to. */
   used(): Destination[] {
-    return DESTINATIONS.filter((d) => d === 'outpost' || (d === 'portal' && this.plan.portal));
+    return DESTINATIONS.filter((d) => this.plan[d]);
   }
 
   /**
