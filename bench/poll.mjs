@@ -18,13 +18,15 @@ import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import ts from 'typescript';
 import { Pool } from 'undici';
-import { CLI, cpuSeconds, fmt, peakRssMb, registerLoadDevices, reportLoad, root as repo, start, stop } from './lib.mjs';
+import { CLI, cpuSeconds, fmt, peakRssMb, percentile, probeStalls, registerLoadDevices, root as repo, start, stop } from './lib.mjs';
+import { signRequest, HEADER } from '../dist/device-api/signing.js';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const DEVICES = Math.max(1, Math.round(1000 * SCALE));
 const PER_DEVICE = 20;
 const LOAD_RATE = Number(process.env.BENCH_LOAD_RATE ?? 500);
 const LOAD_DEVICES = 16;
+const BASELINE_SECONDS = 3;
 const DEFAULTS = JSON.parse(readFileSync(join(repo, 'config/default.json'), 'utf8')).cisco;
 const CONCURRENCY = Number(process.env.BENCH_POLL_CONCURRENCY ?? DEFAULTS.concurrency);
 const TAG = 'regid.2018-06.com.cisco.DNA_NWStack,1.0_e7244e71-3ad5-4608-8bf0-d12f67c80896';
@@ -138,6 +140,46 @@ async function serveCollector(dataDir, caFile) {
   };
 }
 
+/**
+ * reportLoad of lib.mjs, keeping when each report was due (counted from then, so a stall
+ * shows in full): the slow answers can then be placed in the poll.
+ */
+function timedLoad(pool, { collectorId, devices }, rate, label) {
+  let stopped = false;
+  const lat = [];
+  const interval = (1000 * devices.length) / rate;
+  const loops = devices.map(async (d, w) => {
+    let due = performance.now() + (interval * w) / devices.length;
+    for (let n = 0; !stopped; n++) {
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const now = Math.floor(Date.now() / 1000);
+      const body = JSON.stringify({ reportId: `${label}-${w}-${n}-${now}`, seq: n, generatedAt: now, measurements: [{ tag: TAG, count: 1, start: now - 60, end: now }] });
+      const ts = String(now);
+      const r = await pool.request({ path: '/device/v1/report', method: 'POST', body, headers: { [HEADER.device]: d.id, [HEADER.timestamp]: ts, [HEADER.signature]: signRequest(d.key, { method: 'POST', path: '/device/v1/report', collectorId, deviceId: d.id, timestamp: ts, body }) } });
+      await r.body.text();
+      lat.push({ due, ms: performance.now() - due, status: r.statusCode });
+      due += interval;
+    }
+  });
+  return {
+    /** Starts counting afresh; returns what was counted so far. */
+    reset: () => lat.splice(0),
+    async stop() {
+      stopped = true;
+      await Promise.all(loops);
+      return lat;
+    },
+  };
+}
+
+/** The latencies of the reports due by `until` (the ones after it are not the poll's doing). */
+function summarize(lat, until) {
+  const during = lat.filter((l) => l.due <= until);
+  const sorted = during.map((l) => l.ms).sort((a, b) => a - b);
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN, reports: sorted.length, refused: during.filter((l) => l.status !== 200).length };
+}
+
 /** What the collector's store holds of the fake devices' reports (read once it has stopped). */
 function stored(dataDir) {
   const db = new Database(join(dataDir, 'outpost.db'), { readonly: true, fileMustExist: true });
@@ -177,16 +219,30 @@ async function main() {
 
   const loadPool = new Pool(c.url, { connections: LOAD_DEVICES });
   const token = (await c.call('POST', '/tokens', { vaId: va, description: 'bench:poll load', maxUses: LOAD_DEVICES })).secret;
-  const load = reportLoad(loadPool, await registerLoadDevices(loadPool, token, LOAD_DEVICES, 'poll'), LOAD_RATE, 'poll', TAG);
+  const load = timedLoad(loadPool, await registerLoadDevices(loadPool, token, LOAD_DEVICES, 'poll'), LOAD_RATE, 'poll');
   await new Promise((r) => setTimeout(r, 1000));
+  // The floor under the poll's figure: the same load for a few seconds with nothing else running.
+  load.reset();
+  await new Promise((r) => setTimeout(r, BASELINE_SECONDS * 1000));
+  const baseline = summarize(load.reset(), performance.now());
   const rssBefore = peakRssMb(c.proc.pid);
   const cpu0 = { collector: cpuSeconds(c.proc.pid), fake: cpuSeconds(fake.proc.pid) };
 
   load.reset();
+  const probe = probeStalls(c.url);
   t0 = performance.now();
   const items = (await c.call('POST', '/cisco/poll', {})).items;
   const pollSeconds = sec(t0);
-  const ingest = await load.stop();
+  const pollEnd = performance.now();
+  const lat = await load.stop();
+  const stalls = await probe.stop();
+  const during = lat.filter((l) => l.due <= pollEnd);
+  const ingest = summarize(lat, pollEnd);
+  // When, in the poll, the answers were slow: the share of reports over the target in each tenth of it.
+  const tenths = Array.from({ length: 10 }, (_, k) => {
+    const part = during.filter((l) => Math.min(9, Math.floor((10 * (l.due - t0)) / (pollEnd - t0))) === k);
+    return part.length ? `${Math.round((100 * part.filter((l) => l.ms >= TARGET.p99Ms).length) / part.length)}%` : '-';
+  });
   const cpu = { collector: cpuSeconds(c.proc.pid) - cpu0.collector, fake: cpuSeconds(fake.proc.pid) - cpu0.fake };
   const rss = peakRssMb(c.proc.pid);
   const served = await fake.ask('stats');
@@ -203,7 +259,10 @@ async function main() {
   line('poll concurrency', `${CONCURRENCY} devices at once (cisco.concurrency; timeout ${DEFAULTS.timeoutSeconds} s, ${DEFAULTS.retries} retries)`);
   line('time to poll them all', `${fmt(pollSeconds, 1)} s, ${fmt(DEVICES / pollSeconds, 1)} devices/s (target < ${TARGET.pollSeconds} s) ${verdict(pollSeconds < TARGET.pollSeconds)}`);
   line('collector peak RSS', `${fmt(rss)} MB (${fmt(rssBefore)} MB before the poll; target < ${TARGET.rssMb} MB) ${verdict(rss < TARGET.rssMb)}`);
-  line('ingest p99 during the poll', `${fmt(ingest.p99, 1)} ms over ${fmt(ingest.reports)} reports (target < ${TARGET.p99Ms} ms) ${verdict(ingest.p99 < TARGET.p99Ms)}`);
+  line('ingest p99 during the poll', `${fmt(ingest.p99, 1)} ms over ${fmt(ingest.reports)} reports (target < ${TARGET.p99Ms} ms) ${verdict(ingest.p99 < TARGET.p99Ms)}; p50 ${fmt(ingest.p50, 1)} ms, max ${fmt(ingest.max)} ms${ingest.refused ? `; ${ingest.refused} NOT ACCEPTED` : ''}`);
+  line('  baseline, no poll', `ingest p99 ${fmt(baseline.p99, 1)} ms, p50 ${fmt(baseline.p50, 1)} ms over ${fmt(baseline.reports)} reports in ${BASELINE_SECONDS} s`);
+  line('  over the target, by tenth of poll', tenths.join(' '));
+  line('longest stall during the poll', `${fmt(stalls.longestStallMs)} ms (GET /healthz every 5 ms: the collector's event loop held; probe p99 ${fmt(stalls.probeP99, 1)} ms)`);
   line('CPU during the poll', `collector ${fmt(cpu.collector, 1)} s, fake devices ${fmt(cpu.fake, 1)} s (of ${fmt(2 * pollSeconds, 1)} core-seconds on 2 cores)`);
   line('fake devices served', `${fmt(served.requests)} requests over ${fmt(served.connections)} connections (${Object.entries(served.byRequest).map(([k, v]) => `${k}: ${fmt(v)}`).join('; ')}); fake RSS ${fmt(served.rssMb)} MB`);
   line('poll results', `${fmt(items.length - failed.length)} of ${fmt(items.length)} devices ok, ${fmt(accepted)} reports accepted${failed.length ? `; FAILED: ${JSON.stringify(byCode)}, e.g. ${failed[0].name}: ${failed[0].error.message}` : ''}`);
