@@ -76,7 +76,9 @@ export class DeviceClient {
         }
         cb(null, socket);
       });
-    this.agent = new Agent({ connect, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs });
+    // One connection a device: left to itself the pool opens a second one (a second TLS
+    // handshake on both sides) while it checks that the idle first one is still open.
+    this.agent = new Agent({ connect, connections: 1, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs });
   }
 
   private get where(): string {

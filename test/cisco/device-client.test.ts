@@ -40,4 +40,19 @@ describe('the IOS-XE device client', () => {
       await rogue.stop();
     }
   });
+
+  it('when a device is polled, then its requests share one connection: one TLS handshake a device, not one a request', async () => {
+    fake = await startFakeIosXe({ count: 1 });
+    const d = fake.devices[0]!;
+    const client = new DeviceClient({ host: d.host, port: d.port, username: d.username, password: d.password, tls: { mode: 'ca', pin: null } }, { timeoutMs: 5000, ca: readFileSync(fake.ca.caFile, 'utf8') });
+    try {
+      await client.closeReports();
+      await client.allReports();
+      await client.listReports();
+    } finally {
+      await client.close();
+    }
+    expect(d.seen.map((s) => s.status)).toEqual([200, 200, 200]);
+    expect(d.connections).toBe(1);
+  });
 });
