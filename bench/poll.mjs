@@ -11,7 +11,7 @@
 // BENCH_TIMEOUT_SECONDS bounds the whole run; BENCH_PROFILE_DIR writes the collector's CPU
 // profile there (node --cpu-prof).
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -256,14 +256,14 @@ async function main() {
   const byCode = {};
   for (const f of failed) byCode[f.error.code] = (byCode[f.error.code] ?? 0) + 1;
 
-  line('poll concurrency', `${CONCURRENCY} devices at once (cisco.concurrency; timeout ${DEFAULTS.timeoutSeconds} s, ${DEFAULTS.retries} retries)`);
+  line('poll concurrency', `${CONCURRENCY} devices at once (cisco.concurrency; timeout ${process.env.OUTPOST_CISCO_TIMEOUT_SECONDS ?? DEFAULTS.timeoutSeconds} s, ${process.env.OUTPOST_CISCO_RETRIES ?? DEFAULTS.retries} retries)`);
   line('time to poll them all', `${fmt(pollSeconds, 1)} s, ${fmt(DEVICES / pollSeconds, 1)} devices/s (target < ${TARGET.pollSeconds} s) ${verdict(pollSeconds < TARGET.pollSeconds)}`);
-  line('collector peak RSS', `${fmt(rss)} MB (${fmt(rssBefore)} MB before the poll; target < ${TARGET.rssMb} MB) ${verdict(rss < TARGET.rssMb)}`);
+  line('collector peak RSS', `${fmt(rss)} MB (${fmt(rssBefore)} MB at its peak before the poll; target < ${TARGET.rssMb} MB) ${verdict(rss < TARGET.rssMb)}`);
   line('ingest p99 during the poll', `${fmt(ingest.p99, 1)} ms over ${fmt(ingest.reports)} reports (target < ${TARGET.p99Ms} ms) ${verdict(ingest.p99 < TARGET.p99Ms)}; p50 ${fmt(ingest.p50, 1)} ms, max ${fmt(ingest.max)} ms${ingest.refused ? `; ${ingest.refused} NOT ACCEPTED` : ''}`);
   line('  baseline, no poll', `ingest p99 ${fmt(baseline.p99, 1)} ms, p50 ${fmt(baseline.p50, 1)} ms over ${fmt(baseline.reports)} reports in ${BASELINE_SECONDS} s`);
   line('  over the target, by tenth of poll', tenths.join(' '));
   line('longest stall during the poll', `${fmt(stalls.longestStallMs)} ms (GET /healthz every 5 ms: the collector's event loop held; probe p99 ${fmt(stalls.probeP99, 1)} ms)`);
-  line('CPU during the poll', `collector ${fmt(cpu.collector, 1)} s, fake devices ${fmt(cpu.fake, 1)} s (of ${fmt(2 * pollSeconds, 1)} core-seconds on 2 cores)`);
+  line('CPU during the poll', `collector ${fmt(cpu.collector, 1)} s, fake devices ${fmt(cpu.fake, 1)} s (of ${fmt(availableParallelism() * pollSeconds, 1)} core-seconds on ${availableParallelism()} cores)`);
   line('fake devices served', `${fmt(served.requests)} requests over ${fmt(served.connections)} connections (${Object.entries(served.byRequest).map(([k, v]) => `${k}: ${fmt(v)}`).join('; ')}); fake RSS ${fmt(served.rssMb)} MB`);
   line('poll results', `${fmt(items.length - failed.length)} of ${fmt(items.length)} devices ok, ${fmt(accepted)} reports accepted${failed.length ? `; FAILED: ${JSON.stringify(byCode)}, e.g. ${failed[0].name}: ${failed[0].error.message}` : ''}`);
   line('reports stored', `${fmt(store.total)} of ${fmt(expected)} expected (${fmt(store.devices)} devices, ${store.min}–${store.max} reports each; the devices served ${fmt(served.reportsServed)})`);
