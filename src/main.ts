@@ -49,6 +49,7 @@ import { SecretBox } from './cisco/secrets.js';
 import { DevicePoller } from './cisco/poller.js';
 import { PortalExport } from './cisco/portal-export.js';
 import { PortalAcks } from './cisco/portal-acks.js';
+import { AckDelivery } from './cisco/ack-delivery.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -110,6 +111,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const connect = () => connectUpstream(config, identity, time);
     const polled = new PolledDeviceService(db, time, new SecretBox(config.dataDir), accounts, events);
     const deviceCa = DevicePoller.caFrom(config.cisco.caFile);
+    const ackDelivery = new AckDelivery(db, time, polled, events, { timeoutMs: config.cisco.timeoutSeconds * 1000, ca: deviceCa });
     const sync = new SyncService(db, time, state, new SyncState(db), exporter, importer, alerts, events, logger, connect, {
       mode: x.mode, url: x.connection.url, syncCron: x.syncCron, timeZone: config.time.zone, bundleDir,
       maxReportsPerPart: x.maxReportsPerPart, maxBytesPerPart: x.maxBytesPerPart, maxResponseBytes: x.maxResponseBytes, retry: x.retry,
@@ -124,7 +126,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
         concurrency: config.cisco.concurrency, timeoutMs: config.cisco.timeoutSeconds * 1000, retries: config.cisco.retries, ca: deviceCa,
         rum: { maxElements: config.rum.maxElements, maxFutureSkewMs: config.rum.maxFutureSkewSeconds * 1000, staleAfterDays: config.device.staleAfterDays },
       }), portal: new PortalExport(db, time, identity, events, bundleDir, destinations.used().includes('portal')),
-      acks: new PortalAcks(db, time, polled, events, { timeoutMs: config.cisco.timeoutSeconds * 1000, ca: deviceCa }) },
+      acks: new PortalAcks(db, time, events, ackDelivery), delivery: ackDelivery },
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.
@@ -323,7 +325,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
             name: 'cisco-poll',
             cron: config.cisco.pollCron,
             // ACKs not yet delivered are tried again after each poll: a device down today gets its ACK when it is back.
-            run: () => (services.cisco.devices.list().length ? services.cisco.poller.poll('schedule').then(() => services.cisco.acks.deliver('schedule')) : undefined),
+            run: () => (services.cisco.devices.list().length ? services.cisco.poller.poll('schedule').then(() => services.cisco.delivery.deliver('schedule')) : undefined),
           },
           {
             name: 'inbox',

@@ -28,6 +28,7 @@ import type { PolledDeviceService } from './cisco/polled-devices.js';
 import type { DevicePoller } from './cisco/poller.js';
 import type { PortalExport } from './cisco/portal-export.js';
 import type { PortalAcks } from './cisco/portal-acks.js';
+import type { AckDelivery } from './cisco/ack-delivery.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -54,7 +55,7 @@ export interface Services {
   sync: SyncService;
   syncEnrollment: SyncEnrollment;
   /** IOS-XE devices polled over their Smart Licensing REST API. */
-  cisco: { devices: PolledDeviceService; poller: DevicePoller; portal: PortalExport; acks: PortalAcks };
+  cisco: { devices: PolledDeviceService; poller: DevicePoller; portal: PortalExport; acks: PortalAcks; delivery: AckDelivery };
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): Promise<void>;
   /**

@@ -67,8 +67,8 @@ const toDevice = (r: Row): PolledDevice => ({
 
 // A polled device's ACK deliveries are those of its collector device (named by rowid in the portal's files).
 const SELECT = `SELECT pd.*,
-  (SELECT count(*) FILTER (WHERE p.delivered_at IS NULL) FROM portal_deliveries p WHERE p.dev_id = (SELECT CAST(rowid AS TEXT) FROM devices WHERE id = pd.device_id)) AS acks_pending,
-  (SELECT count(*) FILTER (WHERE p.delivered_at IS NOT NULL) FROM portal_deliveries p WHERE p.dev_id = (SELECT CAST(rowid AS TEXT) FROM devices WHERE id = pd.device_id)) AS acks_delivered
+  (SELECT count(*) FILTER (WHERE p.delivered_at IS NULL) FROM ack_deliveries p WHERE p.dev_id = (SELECT CAST(rowid AS TEXT) FROM devices WHERE id = pd.device_id)) AS acks_pending,
+  (SELECT count(*) FILTER (WHERE p.delivered_at IS NOT NULL) FROM ack_deliveries p WHERE p.dev_id = (SELECT CAST(rowid AS TEXT) FROM devices WHERE id = pd.device_id)) AS acks_delivered
   FROM polled_devices pd`;
 
 /** A certificate fingerprint as openssl prints it: SHA-256 in colon-separated hex pairs (case free). */

@@ -66,8 +66,8 @@ export const ciscoRoutes = [
     handler: ({ services, body, actor }) => services.cisco.acks.import(body.file, actor),
   }),
   route({
-    method: 'get', path: '/cisco/acks', summary: "The portal's ACKs: delivered to their devices, or still waiting and why", permission: 'read',
-    handler: ({ services }) => ({ items: services.cisco.acks.list(), nextCursor: null }),
+    method: 'get', path: '/cisco/acks', summary: "The ACKs of the portal and of Cisco's cloud: delivered to their devices, or still waiting and why", permission: 'read',
+    handler: ({ services }) => ({ items: services.cisco.delivery.list(), nextCursor: null }),
   }),
   route({
     method: 'post', path: '/cisco/devices/:id/test', summary: 'Try a device: reachable, the certificate it presents, trusted, the password works; pin it with confirm', permission: 'operate',

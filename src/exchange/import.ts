@@ -345,10 +345,13 @@ export class ImportService {
     if (n !== listed.records) throw new BundleError('payload_mismatch', `${name} holds ${n} records; the manifest says ${listed.records}`);
   }
 
-  /** An entitlement snapshot replaces a VA's lines, unless it is older than what is held. */
+  /**
+   * An entitlement snapshot replaces a VA's lines, unless it is older than what is held. Lines
+   * the Cisco upstream gave (another lineage, numbered apart) are replaced whatever the version.
+   */
   private applySnapshot(s: z.infer<typeof snapshotSchema>, touched: UsageKey[], now: number): boolean {
-    const held = (this.db.prepare('SELECT version FROM entitlement_versions WHERE va_id = ?').get(s.vaId) as { version: number } | undefined)?.version ?? 0;
-    if (s.version <= held) return false;
+    const held = this.db.prepare('SELECT version, lineage FROM entitlement_versions WHERE va_id = ?').get(s.vaId) as { version: number; lineage: string } | undefined;
+    if (held && held.lineage === 'outpost' && s.version <= held.version) return false;
     let va = this.accounts.repo.get(s.vaId);
     if (!va) {
       // A VA the upstream made: it arrives with its first snapshot.
@@ -365,7 +368,9 @@ export class ImportService {
         starts_at: Date.parse(l.startsAt), ends_at: l.endsAt ? Date.parse(l.endsAt) : null, created_at: now,
       });
     }
-    this.db.prepare('INSERT INTO entitlement_versions (va_id, version) VALUES (?, ?) ON CONFLICT (va_id) DO UPDATE SET version = excluded.version').run(va.id, s.version);
+    this.db
+      .prepare("INSERT INTO entitlement_versions (va_id, version, lineage) VALUES (?, ?, 'outpost') ON CONFLICT (va_id) DO UPDATE SET version = excluded.version, lineage = 'outpost'")
+      .run(va.id, s.version);
     for (const tag of new Set([...before, ...s.lines.map((l) => l.tag)])) touched.push({ vaId: va.id, tag });
     this.events.append('entitlements.snapshot_applied', 'upstream', va.id, va.id, { version: s.version, lines: s.lines.length });
     return true;

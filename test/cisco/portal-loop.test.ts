@@ -45,7 +45,7 @@ describe('the full loop with the vendor portal: poll, export, the portal ACK, de
 
     // Back up: the next delivery gives it its own ACK, once; the others get nothing twice.
     await fake.setFaults(2, { down: false });
-    expect(await h.services.cisco.acks.deliver('test')).toEqual({ delivered: 1, failed: 0, manual: 0 });
+    expect(await h.services.cisco.delivery.deliver('test')).toEqual({ delivered: 1, failed: 0, manual: 0 });
     expect(fake.device(2).imports.map((i) => i.text)).toEqual([acks.get(devIdOf(fake.device(2).udi.serial))]);
     expect(fake.devices.map((d) => d.imports.length)).toEqual([1, 1, 1]);
     expect((await ackCounts())[2]).toEqual(['sw-2', { pending: 0, delivered: 1 }]);

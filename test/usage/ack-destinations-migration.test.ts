@@ -5,7 +5,7 @@ import { openStore } from '../../src/store/open.js';
 import { packageRoot } from '../../src/config/load.js';
 import { tempDir } from '../helpers/temp.js';
 
-describe('migration 010: acknowledgement per destination', () => {
+describe('migrations 010 and 011: acknowledgement and ACK delivery per destination', () => {
   it("when a store from before it is opened, then the upstream's waits and ACKs become the Outpost upstream's, and the portal's ACKs join them", () => {
     const dir = tempDir('migrate');
     const before = join(dir, 'before');
@@ -21,6 +21,7 @@ describe('migration 010: acknowledgement per destination', () => {
     db.prepare("INSERT INTO portal_uploads (id, file, time_tag, reports, created_at) VALUES ('pup_1', 'f', 't', 1, 400)").run();
     db.prepare("INSERT INTO portal_upload_reports (upload_id, dev_id, report_id) VALUES ('pup_1', '7', 2)").run();
     db.prepare("INSERT INTO portal_acks (report_id, upload_id, acked_at) VALUES (2, 'pup_1', 500)").run();
+    db.prepare("INSERT INTO portal_deliveries (upload_id, dev_id, content, has_policy, received_at, attempts, last_error) VALUES ('pup_1', '7', X'3c61636b2f3e', 0, 600, 2, 'down')").run();
     db.close();
 
     db = openStore(file);
@@ -36,6 +37,10 @@ describe('migration 010: acknowledgement per destination', () => {
     expect(db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'portal_acks'").pluck().get()).toBe(0);
     // An upload written before it carries no version: its ACK settles the report whatever its version.
     expect(db.prepare('SELECT since FROM portal_upload_reports').pluck().get()).toBeNull();
+    // Migration 011: the portal's ACK deliveries join the one table of deliveries, as they were.
+    expect(db.prepare('SELECT destination, upload_id, dev_id, CAST(content AS TEXT) AS content, attempts, last_error FROM ack_deliveries').all()).toEqual([
+      { destination: 'portal', upload_id: 'pup_1', dev_id: '7', content: '<ack/>', attempts: 2, last_error: 'down' },
+    ]);
     expect(() => db.prepare("INSERT INTO report_pending (destination, report_id, since) VALUES ('elsewhere', 9, 1)").run()).toThrow(/CHECK constraint/);
     db.close();
   });
