@@ -49,6 +49,12 @@ import { SecretBox } from './cisco/secrets.js';
 import { DevicePoller } from './cisco/poller.js';
 import { PortalExport } from './cisco/portal-export.js';
 import { PortalAcks } from './cisco/portal-acks.js';
+import { CssmClient } from './cssm/client.js';
+import { CloudCredentials } from './cssm/credentials.js';
+import { CloudSync } from './cssm/cloud-sync.js';
+import { CloudUsage } from './cssm/usage.js';
+import { CloudPositions } from './cssm/positions.js';
+import type { UpstreamSync } from './sync/upstream-sync.js';
 import { AckDelivery } from './cisco/ack-delivery.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
@@ -109,7 +115,8 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     };
     const x = config.exchange;
     const connect = () => connectUpstream(config, identity, time);
-    const polled = new PolledDeviceService(db, time, new SecretBox(config.dataDir), accounts, events);
+    const secretBox = new SecretBox(config.dataDir);
+    const polled = new PolledDeviceService(db, time, secretBox, accounts, events);
     const deviceCa = DevicePoller.caFrom(config.cisco.caFile);
     const ackDelivery = new AckDelivery(db, time, polled, events, { timeoutMs: config.cisco.timeoutSeconds * 1000, ca: deviceCa });
     const sync = new SyncService(db, time, state, new SyncState(db), exporter, importer, alerts, events, logger, connect, {
@@ -118,9 +125,27 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       waitSeconds: 20, maxProcessingSeconds: 1800, clockSkewMs: config.device.signatureWindowSeconds * 1000,
       syncOverdueHours: x.syncOverdueHours, unreachableAlertHours: x.unreachableAlertHours,
     });
+    const cloud = config.cisco.cloud;
+    const cloudCa = CssmClient.caFrom(cloud.caFile);
+    const credentials = new CloudCredentials(db, time, secretBox, events);
+    const positions = new CloudPositions(db, time, licenses, events, cloud.licenseTags);
+    const cloudSync = new CloudSync(
+      db, time, accounts, new CloudUsage(db, time, events, ackDelivery, logger), positions,
+      credentials, alerts, events, logger,
+      (signal) => new CssmClient({
+        tokenUrl: cloud.tokenUrl, apiUrl: cloud.apiUrl, clientId: cloud.clientId, clientSecret: () => credentials.secret(), ca: cloudCa,
+        timeoutMs: cloud.timeoutSeconds * 1000, attempts: x.retry.attempts, baseSeconds: x.retry.baseSeconds, maxSeconds: x.retry.maxSeconds, signal, logger,
+      }),
+      {
+        mode: x.mode, syncCron: x.syncCron, timeZone: config.time.zone, apiUrl: cloud.apiUrl, clientId: cloud.clientId, domain: cloud.domain,
+        virtualAccounts: cloud.virtualAccounts, pollMs: cloud.pollSeconds * 1000, maxPollMs: cloud.maxPollMinutes * 60_000, syncOverdueHours: x.syncOverdueHours,
+      },
+    );
+    const upstreamSync: UpstreamSync = x.upstream.kind === 'cisco' ? cloudSync : sync;
     const services: Services = {
       config, db, identity, logger, systemClock: clock, time, events, refusals, alerts, accounts, tokens, devices, licenses,
-      policy, ingest, acks: new AckReader(db), destinations, rum, exchange, sync,
+      policy, ingest, acks: new AckReader(db), destinations, rum, exchange, sync, upstreamSync,
+      cloud: { sync: cloudSync, credentials, positions },
       syncEnrollment: new SyncEnrollment(identity, exchange.enrollment, connect, bundleDir, x.connection.url),
       cisco: { devices: polled, poller: new DevicePoller(db, time, polled, rum, events, logger, {
         concurrency: config.cisco.concurrency, timeoutMs: config.cisco.timeoutSeconds * 1000, retries: config.cisco.retries, ca: deviceCa,
@@ -134,7 +159,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
         licenses.evaluateAlerts();
         evaluateExpiryAlerts(services, config.alerts.expiryWarningDays * DAY_MS);
         evaluateAckOverdue(services);
-        sync.evaluateAlerts();
+        upstreamSync.evaluateAlerts();
         await devicesDone;
       },
       fatal: (cause) => logger.error('fatal error', { error: cause.message }),
@@ -239,7 +264,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
     await step('listeners', () => drainListeners(drains, grace, logger));
     await step('sync', async () => {
       // A part cut here is in flight: the next sync posts it again and fetches its answer.
-      if (!(await within(services.sync.stop(), deadline - Date.now()))) logger.warn('a sync still running was abandoned');
+      if (!(await within(services.upstreamSync.stop(), deadline - Date.now()))) logger.warn('a sync still running was abandoned');
     });
     await step('exchange jobs', async () => {
       // A scheduled export or an inbox import still running now is abandoned, as a crash would
@@ -281,7 +306,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
 
   try {
     // Before anything can start a sync: what a stopped one left half made goes.
-    await phase('tidy the sync folders', () => services.sync.tidy());
+    await phase('tidy the sync folders', () => services.upstreamSync.tidy());
     // Device signatures are checked on other cores where the built worker can run: one thread
     // for each core beyond the main thread's, up to four (one suffices on two cores).
     const verifyWorker = builtWorker(import.meta.url, './device-api/verify-worker.js');
@@ -311,16 +336,17 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
     await phase('the first alert evaluation', () => services.evaluateAlerts());
     // In connected mode the sync carries usage: the monthly file export runs only by hand.
     const connected = config.exchange.mode === 'connected';
-    if (!connected) await phase('the missed monthly export', () => services.exchange.jobs.catchUp().catch(logFailure('monthly-export catch-up')));
+    // With Cisco's cloud as upstream and no connection, the portal's file carries usage: no Outpost bundle is due.
+    const bundles = !connected && config.exchange.upstream.kind === 'outpost';
+    if (bundles) await phase('the missed monthly export', () => services.exchange.jobs.catchUp().catch(logFailure('monthly-export catch-up')));
     await phase('the schedules', () => {
       scheduler = new Scheduler(
         [
           { name: 'alerts', cron: config.alerts.evaluateCron, run: () => services.evaluateAlerts() },
           { name: 'trusted-time', cron: '* * * * *', run: () => services.time.check() },
           { name: 'refusal-counts', cron: '* * * * *', run: () => services.refusals.flush() },
-          connected
-            ? { name: 'sync', cron: config.exchange.syncCron, run: () => void services.sync.scheduled().catch(logFailure('sync')) }
-            : { name: 'monthly-export', cron: config.exchange.exportCron, run: () => void services.exchange.jobs.runScheduledExport().catch(logFailure('monthly-export')) },
+          ...(connected ? [{ name: 'sync', cron: config.exchange.syncCron, run: () => void services.upstreamSync.scheduled().catch(logFailure('sync')) }] : []),
+          ...(bundles ? [{ name: 'monthly-export', cron: config.exchange.exportCron, run: () => void services.exchange.jobs.runScheduledExport().catch(logFailure('monthly-export')) }] : []),
           {
             name: 'cisco-poll',
             cron: config.cisco.pollCron,
@@ -339,7 +365,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
       scheduler.start();
       unwatchInbox = services.exchange.jobs.watchInbox();
     });
-    await phase('the missed sync', () => services.sync.catchUp());
+    await phase('the missed sync', () => services.upstreamSync.catchUp());
     await phase('the end of start-up', () => {}); // a fatal error raised during start-up stops it here
     started = true;
     logger.info('collector started', {

@@ -1,3 +1,7 @@
+import type { UpstreamSync } from './sync/upstream-sync.js';
+import type { CloudSync } from './cssm/cloud-sync.js';
+import type { CloudCredentials } from './cssm/credentials.js';
+import type { CloudPositions } from './cssm/positions.js';
 import type { Destinations } from './usage/destinations.js';
 import type { Config } from './config/schema.js';
 import type { Db } from './store/open.js';
@@ -48,6 +52,9 @@ export interface Services {
   policy: PolicyService;
   ingest: IngestService;
   acks: AckReader;
+  /** The connected exchange of the configured upstream kind: `sync` (Outpost) or `cloud.sync` (Cisco). */
+  upstreamSync: UpstreamSync;
+  cloud: { sync: CloudSync; credentials: CloudCredentials; positions: CloudPositions };
   destinations: Destinations;
   rum: RumImporter;
   exchange: { state: ExchangeState; exporter: ExportService; importer: ImportService; enrollment: EnrollmentService; jobs: ExchangeJobs; rotation: KeyRotationService };

@@ -21,7 +21,8 @@ export type AlertKind =
   | 'sync_overdue'
   | 'upstream_unreachable'
   | 'upstream_clock_skew'
-  | 'sync_reply_refused';
+  | 'sync_reply_refused'
+  | 'cloud_unmapped_va';
 
 export interface AlertSpec {
   subject: string;

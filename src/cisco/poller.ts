@@ -140,12 +140,13 @@ export class DevicePoller {
     const r = parseRumReport(element);
     if ('reason' in r) return;
     const deviceId = this.db.prepare('SELECT device_id FROM device_udis WHERE udi = ?').pluck().get(`${r.udi.pid}:${r.udi.serial}`) as string | undefined;
-    if (deviceId) this.db.prepare('UPDATE polled_devices SET device_id = ? WHERE id = ?').run(deviceId, polledId);
+    if (deviceId) this.db.prepare('UPDATE polled_devices SET device_id = ? WHERE id = ? AND device_id IS NOT ?').run(deviceId, polledId, deviceId);
   }
 
   private async pollOne(d: PolledDevice, actor: string): Promise<DevicePoll> {
     const out: DevicePoll = { id: d.id, name: d.name, ok: false, accepted: 0, replaced: 0, duplicate: 0, error: null };
     const started = this.clock.now();
+    let first: string | undefined;
     for (let attempt = 0; ; attempt++) {
       const client = new DeviceClient(this.devices.target(d.id), { timeoutMs: this.o.timeoutMs, ca: this.o.ca });
       try {
@@ -157,7 +158,7 @@ export class DevicePoller {
           if (elements.length) {
             const r = await this.rum.importPolled(elements, { ...this.o.rum, vaId: d.vaId, actor, skipInvalid: false, fileName: `${d.name} (${d.host}:${d.port})` });
             Object.assign(out, { accepted: r.accepted, replaced: r.replaced, duplicate: r.duplicate });
-            this.linkDevice(d.id, elements[0]!);
+            first = elements[0];
           }
         });
         out.ok = true;
@@ -175,9 +176,13 @@ export class DevicePoller {
         await client.close().catch(() => {});
       }
     }
-    this.db
-      .prepare('UPDATE polled_devices SET last_poll_at = ?, last_success_at = CASE WHEN ? THEN ? ELSE last_success_at END, last_error = ?, reports = reports + ? WHERE id = ?')
-      .run(started, out.ok ? 1 : 0, this.clock.now(), out.error ? `${out.error.message} (${out.error.code})` : null, out.accepted, d.id);
+    // The link and the status in one commit: each commit waits on the disk, and ingest waits behind it.
+    this.db.transaction(() => {
+      if (first) this.linkDevice(d.id, first);
+      this.db
+        .prepare('UPDATE polled_devices SET last_poll_at = ?, last_success_at = CASE WHEN ? THEN ? ELSE last_success_at END, last_error = ?, reports = reports + ? WHERE id = ?')
+        .run(started, out.ok ? 1 : 0, this.clock.now(), out.error ? `${out.error.message} (${out.error.code})` : null, out.accepted, d.id);
+    })();
     return out;
   }
 }

@@ -75,4 +75,18 @@ export const ciscoRoutes = [
     body: z.strictObject({ confirm: z.string().regex(PIN, 'the fingerprint you compared: SHA-256 as 32 colon-separated hex pairs').optional() }),
     handler: ({ services, params, body, actor }) => services.cisco.poller.test(params.id, actor, body.confirm),
   }),
+  route({
+    method: 'post', path: '/cisco/cloud/credentials', summary: "Set the API client's secret for Cisco's cloud (sealed at rest, never shown again)", permission: 'admin',
+    body: z.strictObject({ clientSecret: z.string().min(1).max(4096) }),
+    handler: ({ services, body, actor }) => services.cloud.credentials.set(body.clientSecret, actor),
+  }),
+  route({
+    method: 'get', path: '/cisco/accounts', summary: "The smart accounts the Cisco cloud credentials reach, and how the local VAs map onto them", permission: 'read',
+    handler: ({ services }) => services.cloud.sync.accountsView(),
+  }),
+  route({
+    method: 'get', path: '/cisco/positions', summary: "License positions last read from Cisco's cloud, beside Outpost's own in-use count", permission: 'read',
+    query: z.strictObject({ vaId: z.string().optional() }),
+    handler: ({ services, query }) => ({ items: services.cloud.positions.list(query.vaId ? services.accounts.require(query.vaId).id : undefined), nextCursor: null }),
+  }),
 ];

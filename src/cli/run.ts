@@ -18,6 +18,7 @@ import { timeCommands } from './commands/time.js';
 import { reportCommands } from './commands/reports.js';
 import { syncCommands } from './commands/sync.js';
 import { ciscoCommands } from './commands/cisco.js';
+import { ciscoCloudCommands } from './commands/cisco-cloud.js';
 import { safeJson, safeText } from './safe-text.js';
 import { AppError } from '../shared/errors.js';
 import { fileProblem } from '../shared/files.js';
@@ -30,6 +31,7 @@ const commands: Command[] = [
   ...reportCommands,
   ...syncCommands,
   ...ciscoCommands,
+  ...ciscoCloudCommands,
 ];
 
 const globalOptions = {

@@ -7,13 +7,18 @@ export const syncRoutes = [
     body: z.strictObject({ wait: z.boolean().default(false) }),
     status: 202,
     handler: async ({ services, body, actor }) => {
-      if (body.wait) return { started: true, result: await services.sync.run(actor) };
-      return services.sync.start(actor);
+      if (body.wait) return { started: true, result: await services.upstreamSync.run(actor) };
+      return services.upstreamSync.start(actor);
     },
   }),
   route({
     method: 'get', path: '/exchange/status', summary: 'Exchange status: mode, last sync, next run, progress, reports waiting for an ACK', permission: 'read',
     handler: ({ services }) => {
+      if (services.config.exchange.upstream.kind === 'cisco') {
+        const c = services.cloud.sync.status();
+        const cssm = { destination: 'cssm' as const, waiting: c.waiting.reports, oldestWaitingSince: c.waiting.oldestSince };
+        return { ...c, destinations: [cssm, ...services.destinations.standing('cssm')] };
+      }
       const s = services.sync.status();
       // The Outpost upstream's count comes from the sync's status, which avoids a scan while a sync runs.
       const outpost = { destination: 'outpost' as const, waiting: s.waiting.reports, oldestWaitingSince: s.waiting.oldestSince };

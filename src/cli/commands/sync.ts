@@ -3,9 +3,45 @@ import type { Command } from '../command.js';
 import { str } from '../command.js';
 import { CliError } from '../client.js';
 import type { SyncService, SyncResult } from '../../sync/service.js';
+import type { CloudSync, CloudSyncResult } from '../../cssm/cloud-sync.js';
 import { DESTINATION_NAMES, type DestinationStanding } from '../../usage/destinations.js';
 
 type Status = ReturnType<SyncService['status']> & { destinations: DestinationStanding[] };
+type CloudStatus = ReturnType<CloudSync['status']> & { destinations: DestinationStanding[] };
+const isCloud = (s: Status | CloudStatus): s is CloudStatus => typeof s.upstream === 'object' && s.upstream !== null && s.upstream.kind === 'cisco';
+
+function renderCloudStatus(s: CloudStatus): string {
+  const lines = [
+    `mode:          ${s.mode} (Cisco's cloud at ${s.upstream.url}${s.upstream.domain ? `, smart account ${s.upstream.domain}` : ', no smart account set'})`,
+    `credentials:   ${s.credentialsSetAt ? `set ${s.credentialsSetAt}` : 'not set (outpost cisco cloud credentials)'}`,
+    `last attempt:  ${ago(s.lastAttemptAt)}`,
+    `last success:  ${ago(s.lastSuccessAt)}`,
+  ];
+  if (s.lastError) lines.push(`last error:    at step ${s.lastError.step}: ${s.lastError.message} (${s.lastError.code}, ${s.lastError.at})`);
+  if (s.nextRunAt) lines.push(`next run:      ${s.nextRunAt}`);
+  if (s.running) lines.push(`running:       ${s.step ?? 'starting'}`);
+  lines.push(`waiting for Cisco's ACK: ${s.waiting.reports} reports${s.waiting.oldestSince ? `, the oldest since ${s.waiting.oldestSince}` : ''}`);
+  lines.push(`uploads:       ${s.uploads.polling.uploads} being processed by Cisco (${s.uploads.polling.reports} reports), ${s.uploads.complete.uploads} answered, ${s.uploads.failed.uploads} failed`);
+  if (s.alreadyUploaded) lines.push(`already uploaded: ${s.alreadyUploaded} reports Cisco held already (covered by their device's next ACK)`);
+  for (const d of s.destinations ?? []) {
+    if (d.destination === 'cssm') continue;
+    lines.push(`waiting for the ${DESTINATION_NAMES[d.destination]}'s ACK: ${d.waiting} reports${d.oldestWaitingSince ? `, the oldest since ${d.oldestWaitingSince}` : ''}`);
+  }
+  return lines.join('\n');
+}
+
+function renderCloudResult(r: CloudSyncResult): string {
+  if (r.status === 'failed') return `sync with Cisco's cloud failed at step ${r.error?.step}: ${r.error?.message} (${r.error?.code})`;
+  const u = r.usage!;
+  const p = r.positions!;
+  const lines = [
+    `synced with Cisco's cloud: ${u.uploads} upload(s) of ${u.reportsUploaded} reports, ${u.completed} answered (${u.acknowledged} reports acknowledged), ${u.alreadyUploaded} already uploaded, ${u.stillPolling} still being processed`,
+    `positions: ${p.positions} licenses of ${p.virtualAccounts} virtual account(s)${p.untagged ? `, ${p.untagged} with no tag (cisco.cloud.licenseTags)` : ''}`,
+  ];
+  for (const f of u.failed) lines.push(`failed: ${f.device}: ${f.message}`);
+  for (const m of u.unmapped) lines.push(`not sent: ${m.reports} reports of VA ${m.va}: ${m.problem}`);
+  return lines.join('\n');
+}
 
 const ago = (iso: string | null) => (iso ? `${iso}` : 'never');
 
@@ -47,9 +83,9 @@ export const syncCommands: Command[] = [
         const started = (await api('POST', '/exchange/sync', {})) as { started: boolean };
         if (!started.started && !ctx.json) process.stderr.write('a sync is already running: following it\n');
         for (;;) {
-          const s = (await api('GET', '/exchange/status')) as Status;
+          const s = (await api('GET', '/exchange/status')) as Status | CloudStatus;
           if (!s.running) return s.lastRun;
-          if (bar && s.progress) {
+          if (bar && !isCloud(s) && s.progress) {
             if (!bar.getTotal()) bar.start(Math.max(1, s.progress.reportsAtStart), 0, { part: s.progress.part, step: s.progress.step });
             bar.setTotal(Math.max(s.progress.reportsAtStart, s.progress.reportsSent, 1));
             bar.update(s.progress.reportsSent, { part: s.progress.part, step: s.progress.step });
@@ -59,7 +95,7 @@ export const syncCommands: Command[] = [
       });
       bar?.stop();
       if (!result) throw new CliError('the sync ended without a result: see `outpost sync status`');
-      ctx.output(result, () => renderResult(result));
+      ctx.output(result, () => ('usage' in result ? renderCloudResult(result) : renderResult(result)));
       if (result.status === 'failed') return 1;
     },
   },
@@ -68,8 +104,8 @@ export const syncCommands: Command[] = [
     usage: 'outpost sync status',
     summary: 'Mode, last attempt and success, last error, next run, reports waiting for an ACK',
     async run(ctx) {
-      const s = (await ctx.api((api) => api('GET', '/exchange/status'))) as Status;
-      ctx.output(s, () => renderStatus(s));
+      const s = (await ctx.api((api) => api('GET', '/exchange/status'))) as Status | CloudStatus;
+      ctx.output(s, () => (isCloud(s) ? renderCloudStatus(s) : renderStatus(s)));
     },
   },
   {

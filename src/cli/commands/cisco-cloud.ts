@@ -1,0 +1,72 @@
+import { resolve } from 'node:path';
+import { readSecretFile } from '../../shared/secret-file.js';
+import type { Command } from '../command.js';
+import { str } from '../command.js';
+import { CliError } from '../client.js';
+import { shortTime, table } from '../format.js';
+import type { CssmAccount, ResolvedAccount } from '../../cssm/accounts.js';
+
+interface PositionRow {
+  vaName: string; cssmVa: string; license: string; tag: string | null; quantity: number; cssmInUse: number; localInUse: number | null;
+  difference: number | null; available: number | null; status: string | null; readAt: string | null;
+}
+
+export const ciscoCloudCommands: Command[] = [
+  {
+    name: 'cisco cloud credentials',
+    usage: 'outpost cisco cloud credentials (--secret-file FILE | OUTPOST_CSSM_CLIENT_SECRET)',
+    summary: "Store the API client's secret for Cisco's cloud, sealed with the collector's secret key; never shown again",
+    options: { 'secret-file': { type: 'string' } },
+    async run(ctx) {
+      const file = str(ctx.values['secret-file']);
+      let secret: string | undefined;
+      if (file) {
+        try {
+          secret = readSecretFile(resolve(file), 'client secret file');
+        } catch (e) {
+          throw new CliError((e as Error).message);
+        }
+      } else secret = process.env.OUTPOST_CSSM_CLIENT_SECRET;
+      if (!secret) throw new CliError('give the client secret with --secret-file FILE (mode 0600) or in OUTPOST_CSSM_CLIENT_SECRET; never on the command line');
+      const r = (await ctx.api((api) => api('POST', '/cisco/cloud/credentials', { clientSecret: secret }))) as { setAt: string };
+      ctx.output(r, () => `the client secret is stored (sealed); set at ${r.setAt}`);
+    },
+  },
+  {
+    name: 'cisco accounts',
+    usage: 'outpost cisco accounts',
+    summary: "The smart accounts Cisco's cloud credentials reach, their virtual accounts, and how each local VA maps onto them",
+    async run(ctx) {
+      const r = (await ctx.api((api) => api('GET', '/cisco/accounts'))) as { accounts: CssmAccount[]; resolved: ResolvedAccount | null; problem: string | null };
+      ctx.output(r, () => {
+        const lines = r.accounts.map((a) => `${a.domain} (account ${a.accountId}): ${a.virtualAccounts.map((v) => v.name).join(', ') || 'no virtual account'}`);
+        if (!lines.length) lines.push('the credentials reach no smart account');
+        if (r.problem) lines.push('', r.problem);
+        if (r.resolved) {
+          lines.push('', table(r.resolved.mappings, [['local VA', (m) => m.vaName], ['CSSM virtual account', (m) => m.cssm?.name ?? '—'], ['problem', (m) => m.problem]]));
+          if (r.resolved.unmappedCssm.length) lines.push(`CSSM virtual accounts no local VA maps to: ${r.resolved.unmappedCssm.join(', ')}`);
+        }
+        return lines.join('\n');
+      });
+    },
+  },
+  {
+    name: 'cisco positions',
+    usage: 'outpost cisco positions [--va VA]',
+    summary: "License positions last read from Cisco's cloud, beside Outpost's own in-use count (positions with no tag are shown, not counted)",
+    options: { va: { type: 'string' } },
+    async run(ctx) {
+      const va = str(ctx.values.va);
+      const r = (await ctx.api((api) => api('GET', `/cisco/positions${va ? `?vaId=${encodeURIComponent(va)}` : ''}`))) as { items: PositionRow[] };
+      ctx.output(r.items, () =>
+        r.items.length
+          ? table(r.items, [
+              ['VA', (p) => p.vaName], ['license', (p) => p.license], ['tag', (p) => p.tag ?? '(no tag: set cisco.cloud.licenseTags)'], ['owned', (p) => p.quantity],
+              ['CSSM in use', (p) => p.cssmInUse], ['Outpost in use', (p) => p.localInUse ?? '—'], ['difference', (p) => p.difference ?? '—'], ['status', (p) => p.status],
+              ['read', (p) => shortTime(p.readAt)],
+            ])
+          : "no positions read yet: they are read by each sync with Cisco's cloud (outpost sync now)",
+      );
+    },
+  },
+];
