@@ -31,6 +31,8 @@ export interface DevicePoll {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Between the starts of two poll workers. */
+const RAMP_MS = 40;
 
 /**
  * Polls the IOS-XE devices: closes each one's open RUM reports, fetches them all, and stores
@@ -54,10 +56,11 @@ export class DevicePoller {
 
   /**
    * Devices are fetched many at once (a slow device holds only its own slot) but stored one at
-   * a time, each store followed by a pause as long as it took (at most 50 ms), as the other long
-   * jobs are paced: answers that arrive together were otherwise stored back to back in one turn
-   * of the main thread, and device reports waited behind them (bench:poll, 300 devices: three
-   * times as many device reports answered during the poll, the longest stall about halved).
+   * a time, each store followed by a pause three times as long as it took (at most 150 ms), as
+   * the other long jobs are paced: answers that arrive together were otherwise stored back to
+   * back in one turn of the main thread, and device reports waited behind them. bench:poll,
+   * 1,000 devices: with a pause as long as the store, ingest p99 63 ms during the poll; three
+   * times as long, 33 ms, and the poll 11.0 s instead of 8.5 s.
    */
   private storeQueue: Promise<unknown> = Promise.resolve();
   private storing<T>(work: () => Promise<T>): Promise<T> {
@@ -66,7 +69,7 @@ export class DevicePoller {
       try {
         return await work();
       } finally {
-        await sleep(Math.min(50, performance.now() - started));
+        await sleep(Math.min(150, 3 * (performance.now() - started)));
       }
     });
     this.storeQueue = run.catch(() => {});
@@ -88,13 +91,16 @@ export class DevicePoller {
   private async pollAll(targets: PolledDevice[], actor: string): Promise<DevicePoll[]> {
     const results: DevicePoll[] = [];
     let next = 0;
-    const worker = async () => {
+    // The workers start one after another, not together: each begins with a TLS handshake on
+    // the main thread, and all of them at once held device ingest for tens of milliseconds.
+    const worker = async (i: number) => {
+      await sleep(i * RAMP_MS);
       while (next < targets.length) {
         const d = targets[next++]!;
         results.push(await this.pollOne(d, actor));
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.o.concurrency, targets.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(this.o.concurrency, targets.length) }, (_, i) => worker(i)));
     const failed = results.filter((r) => !r.ok);
     this.db.transaction(() =>
       this.events.append('cisco.polled', actor, null, null, {

@@ -11,8 +11,8 @@ import { CssmError, type CssmClient } from './client.js';
 import type { ResolvedAccount } from './accounts.js';
 import { reportJson } from './report-json.js';
 
-/** The poll action for a usage upload's answer (the sample names its poll types; an ACK's contains "ack"). */
-export const USAGE_POLL_ACTION = 'rum_ack';
+/** The poll action for a usage upload's answer, as Cisco's published sample names it. */
+export const USAGE_POLL_ACTION = 'acknowledgements';
 /** Reports in one upload: a device's reports go together, a device with very many in several requests. */
 export const MAX_REPORTS_PER_UPLOAD = 50;
 
