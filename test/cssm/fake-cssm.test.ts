@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_BASE, FIXTURE_TAG, startFakeCssm, type FakeCssm } from '../helpers/fake-cssm.js';
+import { startFakeCssmProcess, type FakeCssmProcess } from '../helpers/fake-cssm-process.js';
 import { makeTestCa, type TestCa } from '../helpers/test-ca.js';
 
 const SAMPLE = readFileSync(new URL('../../../shared/fixtures/rum/c9800-cl-example.xml', import.meta.url), 'utf8');
@@ -42,16 +43,18 @@ async function call(url: string, init: { method?: string; headers?: Record<strin
 
 const form = (o: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(o).toString() });
 
-async function tokenOf(f: FakeCssm): Promise<string> {
+type Fake = FakeCssm | FakeCssmProcess;
+
+async function tokenOf(f: Fake): Promise<string> {
   const a = await call(f.tokenUrl, form({ client_id: f.clientId, client_secret: f.clientSecret, grant_type: 'client_credentials' }));
   expect(a.status).toBe(200);
   return a.body.access_token as string;
 }
 
 const nonce = () => Math.random().toString(36).slice(2, 10).padEnd(8, '0') + 'ABCDEFGH';
-const api = (f: FakeCssm, p: string) => `${f.url}/smart-accounts-and-licensing${p}`;
+const api = (f: Fake, p: string) => `${f.url}/smart-accounts-and-licensing${p}`;
 
-function deviceHeaders(f: FakeCssm, token: string, over: Record<string, string | undefined> = {}): Record<string, string> {
+function deviceHeaders(f: Fake, token: string, over: Record<string, string | undefined> = {}): Record<string, string> {
   const h: Record<string, string | undefined> = {
     authorization: `Bearer ${token}`,
     'content-type': 'application/json',
@@ -63,13 +66,13 @@ function deviceHeaders(f: FakeCssm, token: string, over: Record<string, string |
   return Object.fromEntries(Object.entries(h).filter(([, v]) => v !== undefined)) as Record<string, string>;
 }
 
-const upload = (f: FakeCssm, token: string, reports: unknown[], over: Record<string, string | undefined> = {}) =>
+const upload = (f: Fake, token: string, reports: unknown[], over: Record<string, string | undefined> = {}) =>
   call(api(f, '/v2/devices/reportusage'), { method: 'POST', headers: deviceHeaders(f, token, over), body: JSON.stringify({ data: { timestamp: Date.now(), nonce: nonce(), reports } }) });
 
-const pollOnce = (f: FakeCssm, token: string, pollId: string, action = 'acknowledgements') =>
+const pollOnce = (f: Fake, token: string, pollId: string, action = 'acknowledgements') =>
   call(api(f, '/v2/accounts/poll'), { method: 'POST', headers: deviceHeaders(f, token), body: JSON.stringify({ data: { timestamp: Date.now(), nonce: nonce(), poll_id: pollId, action } }) });
 
-const licensesPage = (f: FakeCssm, token: string, body: unknown, domain = f.domain) =>
+const licensesPage = (f: Fake, token: string, body: unknown, domain = f.domain) =>
   call(api(f, `/v1/accounts/${domain}/licenses`), { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 describe('fake CSSM, in process', () => {
@@ -289,5 +292,38 @@ describe('fake CSSM, in process', () => {
     f.fault({ path: API_BASE, status: 401, times: 1 });
     expect((await call(url, { headers: { authorization: `Bearer ${t}` } })).status).toBe(401);
     expect(f.requests().filter((r) => r.path.endsWith('/accounts/search')).slice(-5).map((r) => r.status)).toEqual([429, 500, 500, 200, 401]);
+  });
+});
+
+describe('fake CSSM, as a separate HTTPS process', () => {
+  let p: FakeCssmProcess;
+  beforeAll(async () => {
+    p = await startFakeCssmProcess({ ca, pollsBeforeComplete: 1, clientSecret: 'cssm-secret-process' });
+  });
+  afterAll(() => p.stop());
+
+  it('runs token, upload, poll and positions over the wire, and is driven through its control endpoint', async () => {
+    expect(p.proc.pid).not.toBe(process.pid);
+    const t = await tokenOf(p);
+    const up = await upload(p, t, [reportWithId(7001)]);
+    const pollId = up.body.poll_id as string;
+    expect((await pollOnce(p, t, pollId)).body.status).toBe('OK_POLL');
+    expect((await pollOnce(p, t, pollId)).body.status).toBe('COMPLETE');
+    expect((await upload(p, t, [reportWithId(7001)])).body.status).toBe('FAILED');
+    expect(await p.uploads()).toMatchObject([{ udi: { pid: 'C9800-CL-K9', serial: '9NTUEA8FIIH' }, va: 'DEFAULT', reportIds: ['7001'], pollId }]);
+    expect(await p.duplicates()).toEqual([]);
+    expect(await p.refusedDuplicates()).toEqual(['C9800-CL-K9/9NTUEA8FIIH#7001']);
+
+    await p.setLicenses([{ va: 'DEFAULT', name: 'Only', tag: FIXTURE_TAG, quantity: 3, inUse: 1 }]);
+    expect((await licensesPage(p, t, { virtualAccounts: ['DEFAULT'], limit: 50, offset: 0 })).body).toMatchObject({ totalRecords: 1, licenses: [{ license: 'Only', available: 2 }] });
+
+    await p.fault({ path: /licenses$/, status: 429, times: 1, retryAfterSeconds: 2 });
+    const limited = await licensesPage(p, t, { virtualAccounts: ['DEFAULT'], limit: 50, offset: 0 });
+    expect([limited.status, limited.headers['retry-after']]).toEqual([429, '2']);
+    await p.fault({ path: '/v2/accounts/search', status: 500, times: 1 });
+    expect((await call(api(p, '/v2/accounts/search'), { headers: { authorization: `Bearer ${t}` } })).status).toBe(500);
+    await p.expireTokens();
+    expect((await call(api(p, '/v2/accounts/search'), { headers: { authorization: `Bearer ${t}` } })).status).toBe(401);
+    expect((await p.requests()).map((r) => r.status).slice(-3)).toEqual([429, 500, 401]);
   });
 });
