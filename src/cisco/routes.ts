@@ -89,4 +89,18 @@ export const ciscoRoutes = [
     query: z.strictObject({ vaId: z.string().optional() }),
     handler: ({ services, query }) => ({ items: services.cloud.positions.list(query.vaId ? services.accounts.require(query.vaId).id : undefined), nextCursor: null }),
   }),
+  route({
+    method: 'get', path: '/cisco/license-tags', summary: "License names mapped to entitlement tags, for Cisco cloud positions that carry no tag", permission: 'read',
+    handler: ({ services }) => ({ items: services.cloud.positions.tags(), nextCursor: null }),
+  }),
+  route({
+    method: 'post', path: '/cisco/license-tags', summary: 'Map a license name to an entitlement tag (applied at the next positions read)', permission: 'operate',
+    body: z.strictObject({ license: z.string().trim().min(1).max(256), tag: z.string().trim().min(1).max(256) }),
+    handler: ({ services, body, actor }) => services.cloud.positions.setTag(body.license, body.tag, actor),
+  }),
+  route({
+    method: 'delete', path: '/cisco/license-tags/:license', summary: "Remove a license name's tag mapping", permission: 'operate',
+    params: z.strictObject({ license: z.string().min(1).max(256) }),
+    handler: ({ services, params, actor }) => services.cloud.positions.setTag(params.license, null, actor),
+  }),
 ];

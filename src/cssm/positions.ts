@@ -5,6 +5,7 @@ import type { EventService } from '../events/service.js';
 import type { LicenseService } from '../licenses/service.js';
 import type { UsageKey } from '../licenses/ledger.js';
 import { newId } from '../shared/ids.js';
+import { notFound } from '../shared/errors.js';
 import type { CssmClient } from './client.js';
 import type { ResolvedAccount } from './accounts.js';
 
@@ -84,12 +85,13 @@ export class CloudPositions {
     if (!mapped.length) return { virtualAccounts: 0, positions: 0, untagged: 0 };
     const now = this.clock.now();
     const names = mapped.map((m) => m.cssm!.name);
+    const tags = { ...this.licenseTags, ...Object.fromEntries(this.tags().map((t) => [t.license, t.tag])) };
     const all: Position[] = [];
     for (let page = 0, offset = 0; page < MAX_PAGES; page++) {
       const r = (await client.call('POST', `/v1/accounts/${encodeURIComponent(resolved.account.domain)}/licenses`, { virtualAccounts: names, limit: POSITIONS_PAGE, offset })) as Record<string, unknown>;
       const list = Array.isArray(r.licenses) ? (r.licenses as Record<string, unknown>[]) : [];
       for (const l of list) {
-        const p = parsePosition(l, this.licenseTags, now);
+        const p = parsePosition(l, tags, now);
         if (p) all.push(p);
       }
       offset += list.length;
@@ -127,6 +129,31 @@ export class CloudPositions {
       this.licenses.refreshAlerts(touched);
     })();
     return { virtualAccounts: mapped.length, positions: all.length, untagged: all.filter((p) => !p.tag).length };
+  }
+
+  /** The license names operators have mapped to tags (over cisco.cloud.licenseTags), and the configured ones. */
+  tags(): { license: string; tag: string; from: 'operator' | 'config' }[] {
+    const set = this.db.prepare('SELECT license, tag FROM cssm_license_tags ORDER BY license').all() as { license: string; tag: string }[];
+    const mine = new Set(set.map((t) => t.license));
+    return [
+      ...set.map((t) => ({ ...t, from: 'operator' as const })),
+      ...Object.entries(this.licenseTags).filter(([l]) => !mine.has(l)).map(([license, tag]) => ({ license, tag, from: 'config' as const })),
+    ].sort((a, b) => a.license.localeCompare(b.license));
+  }
+
+  /** Maps a license name to a tag (or removes the mapping, with tag null); applied at the next positions read. */
+  setTag(license: string, tag: string | null, actor: string): { license: string; tag: string | null } {
+    this.db.transaction(() => {
+      if (tag === null) {
+        if (!this.db.prepare('DELETE FROM cssm_license_tags WHERE license = ?').run(license).changes) throw notFound('license tag mapping', license);
+      } else {
+        this.db
+          .prepare('INSERT INTO cssm_license_tags (license, tag, updated_at) VALUES (?, ?, ?) ON CONFLICT (license) DO UPDATE SET tag = excluded.tag, updated_at = excluded.updated_at')
+          .run(license, tag, this.clock.now());
+      }
+      this.events.append('cisco.license_tag_set', actor, license, null, { license, tag });
+    })();
+    return { license, tag };
   }
 
   /** The positions last read, beside Outpost's own in-use count for the same VA and tag. */

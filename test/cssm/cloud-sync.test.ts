@@ -188,6 +188,31 @@ describe("Cisco's cloud as the upstream", () => {
   });
 });
 
+describe("positions from Cisco's cloud", () => {
+  it('when a license has no tag, then an operator maps its name to one, and the next sync counts it; the positions replace what another kind of upstream gave', async () => {
+    const ca = await start({}, 1);
+    const h = await site(ca, cssm!);
+    // Lines an Outpost upstream gave before the switch (its lineage, a high version of its own).
+    h.services.licenses.addLine({ vaId: h.defaultVa, tag: TAG, displayName: 'from the Outpost upstream', kind: 'perpetual', quantity: 7, startsAt: 0, endsAt: null }, 'test');
+    h.services.db.prepare("INSERT INTO entitlement_versions (va_id, version, lineage) VALUES (?, 40, 'outpost')").run(h.defaultVa);
+    const wireless = 'regid.2019-01.com.cisco.C9800_Wireless_Advantage';
+    await h.api.post('/api/v1/cisco/license-tags').send({ license: 'C9800 Wireless Advantage', tag: wireless }).expect(200);
+    expect((await h.api.get('/api/v1/cisco/license-tags').expect(200)).body.items).toEqual([{ license: 'C9800 Wireless Advantage', tag: wireless, from: 'operator' }]);
+
+    expect((await sync(h)).positions).toMatchObject({ virtualAccounts: 1, positions: 2, untagged: 0 });
+    const lines = (await h.api.get(`/api/v1/virtual-accounts/${h.defaultVa}/entitlements`).expect(200)).body.items as { tag: string; quantity: number; displayName: string }[];
+    expect(lines.map((l) => [l.tag, l.quantity]).sort()).toEqual([[FIXTURE_TAG, 100], [wireless, 50]].sort());
+    expect(lines.some((l) => l.displayName === 'from the Outpost upstream')).toBe(false);
+    expect(h.services.db.prepare('SELECT lineage, version FROM entitlement_versions WHERE va_id = ?').get(h.defaultVa)).toEqual({ lineage: 'cisco', version: 1 });
+    const wirelessCompliance = (await h.api.get(`/api/v1/virtual-accounts/${h.defaultVa}/compliance`).expect(200)).body.tags.find((t: { tag: string }) => t.tag === wireless);
+    expect(wirelessCompliance).toMatchObject({ owned: 50 });
+
+    await h.api.delete(`/api/v1/cisco/license-tags/${encodeURIComponent('C9800 Wireless Advantage')}`).expect(200);
+    expect((await sync(h)).positions).toMatchObject({ untagged: 1 });
+    expect(h.services.db.prepare('SELECT lineage, version FROM entitlement_versions WHERE va_id = ?').get(h.defaultVa)).toEqual({ lineage: 'cisco', version: 2 });
+  });
+});
+
 describe("Cisco's cloud across a restart", () => {
   it('when the collector stops between an upload and its answer, then the next start polls the same upload, sends nothing again, and delivers the ACK', async () => {
     const ca = await start({ pollsBeforeComplete: 3, duplicateCheck: 'after-complete' }, 1);

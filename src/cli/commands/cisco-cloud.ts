@@ -69,4 +69,25 @@ export const ciscoCloudCommands: Command[] = [
       );
     },
   },
+  {
+    name: 'cisco license-tags',
+    usage: 'outpost cisco license-tags [set NAME TAG | remove NAME]',
+    summary: "License names mapped to entitlement tags, for Cisco cloud positions that carry no tag (applied at the next sync)",
+    async run(ctx) {
+      const [verb, name, tag] = ctx.positionals;
+      if (verb === 'set') {
+        if (!name || !tag) throw new CliError('set takes the license name as CSSM shows it and its entitlement tag: outpost cisco license-tags set "DNA Advantage" regid.…');
+        const r = await ctx.api((api) => api('POST', '/cisco/license-tags', { license: name, tag }));
+        return void ctx.output(r, () => `${name} → ${tag} (applied at the next sync with Cisco's cloud)`);
+      }
+      if (verb === 'remove') {
+        if (!name) throw new CliError('remove takes the license name');
+        const r = await ctx.api((api) => api('DELETE', `/cisco/license-tags/${encodeURIComponent(name)}`));
+        return void ctx.output(r, () => `${name}: no tag mapping any more`);
+      }
+      if (verb !== undefined) throw new CliError(`unknown action ${JSON.stringify(verb)}: set NAME TAG, or remove NAME`);
+      const r = (await ctx.api((api) => api('GET', '/cisco/license-tags'))) as { items: { license: string; tag: string; from: string }[] };
+      ctx.output(r.items, () => (r.items.length ? table(r.items, [['license', (t) => t.license], ['tag', (t) => t.tag], ['from', (t) => t.from]]) : 'no license name is mapped to a tag'));
+    },
+  },
 ];
