@@ -4,6 +4,7 @@ import type { Db } from '../store/open.js';
 import type { EventService } from '../events/service.js';
 import type { PolledDeviceService } from './polled-devices.js';
 import { DeviceClient } from './device-client.js';
+import { notFound } from '../shared/errors.js';
 
 export interface DeliveryResult {
   delivered: number;
@@ -74,5 +75,17 @@ export class AckDelivery {
       from: r.destination, uploadId: r.upload_id, devId: r.dev_id, udi: r.udi, policy: r.has_policy === 1, receivedAt: toIso(r.received_at), deliveredAt: toIso(r.delivered_at),
       attempts: r.attempts, lastError: r.last_error,
     }));
+  }
+
+  /** One ACK as it came, for a device Outpost does not poll: the operator imports it on the device. */
+  content(from: string, uploadId: string, devId: string) {
+    const r = this.db
+      .prepare(
+        `SELECT p.content, p.has_policy, d.udi_pid || ':' || d.udi_serial AS udi FROM ack_deliveries p LEFT JOIN devices d ON d.rowid = CAST(p.dev_id AS INTEGER)
+         WHERE p.destination = ? AND p.upload_id = ? AND p.dev_id = ?`,
+      )
+      .get(from, uploadId, devId) as { content: Buffer; has_policy: number; udi: string | null } | undefined;
+    if (!r) throw notFound('ACK', `${from}/${uploadId}/${devId}`);
+    return { from, uploadId, devId, udi: r.udi, policy: r.has_policy === 1, content: r.content.toString('utf8') };
   }
 }

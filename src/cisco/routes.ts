@@ -70,6 +70,11 @@ export const ciscoRoutes = [
     handler: ({ services }) => ({ items: services.cisco.delivery.list(), nextCursor: null }),
   }),
   route({
+    method: 'get', path: '/cisco/acks/:from/:uploadId/:devId', summary: 'One ACK as it came, to import on a device Outpost does not poll', permission: 'read',
+    params: z.strictObject({ from: z.enum(['portal', 'cssm']), uploadId: z.string().min(1).max(100), devId: z.string().regex(/^\d{1,18}$/, 'a device number') }),
+    handler: ({ services, params }) => services.cisco.delivery.content(params.from, params.uploadId, params.devId),
+  }),
+  route({
     method: 'post', path: '/cisco/devices/:id/test', summary: 'Try a device: reachable, the certificate it presents, trusted, the password works; pin it with confirm', permission: 'operate',
     params: id,
     body: z.strictObject({ confirm: z.string().regex(PIN, 'the fingerprint you compared: SHA-256 as 32 colon-separated hex pairs').optional() }),

@@ -213,11 +213,12 @@ export class CloudUsage {
       const list = open();
       if (!list.length) break;
       if (round > 0) {
-        if (Date.now() + o.pollMs > until || o.signal.aborted) {
+        if (Date.now() + o.pollMs * 2 ** Math.min(3, round - 1) > until || o.signal.aborted) {
           out.stillPolling = list.length;
           break;
         }
-        await sleep(o.pollMs, o.signal);
+        // CSSM takes minutes: the wait doubles each round, up to eight times pollSeconds.
+        await sleep(Math.min(o.pollMs * 2 ** Math.min(3, round - 1), Math.max(0, until - Date.now())), o.signal);
       }
       for (const u of list) {
         if (o.signal.aborted) break;

@@ -6,6 +6,7 @@ import { startHarness, TAG, type Harness } from '../helpers/harness.js';
 import { startFakeIosXe, type FakeIosXe } from '../helpers/fake-iosxe.js';
 import { startFakeCssm, FIXTURE_TAG, type FakeCssm, type FakeCssmOptions } from '../helpers/fake-cssm.js';
 import { makeTestCa, type TestCa } from '../helpers/test-ca.js';
+import { rumElement, smartLicense } from '../helpers/rum.js';
 import { loadConfig } from '../../src/config/load.js';
 import { buildServices } from '../../src/main.js';
 import { createLogger } from '../../src/shared/logger.js';
@@ -185,6 +186,23 @@ describe("Cisco's cloud as the upstream", () => {
     const accounts = (await h.api.get('/api/v1/cisco/accounts').expect(200)).body;
     expect(accounts.resolved.mappings.find((m: { vaName: string }) => m.vaName === 'Lab')).toMatchObject({ cssm: null });
     expect(accounts.resolved.unmappedCssm).toEqual(['Campus']);
+  });
+});
+
+describe("ACKs from Cisco's cloud for devices Outpost does not poll", () => {
+  it('when the reports came from a file, then the ACK waits to be downloaded and imported on the device by hand', async () => {
+    const ca = await start({}, 1);
+    const h = await site(ca, cssm!);
+    const now = Math.floor(Date.now() / 1000);
+    const element = rumElement({ pid: 'C9300-24T', serial: 'FILE0001', reportId: 42, tag: TAG, measurements: [{ start: now - 3600, end: now - 60, count: 2 }] });
+    await h.api.post(`/api/v1/usage/rum?vaId=${h.defaultVa}`).set('content-type', 'application/xml').send(smartLicense(element)).expect(200);
+    expect((await sync(h)).usage).toMatchObject({ uploads: 1, completed: 1, acknowledged: 1 });
+    const [ack] = (await h.api.get('/api/v1/cisco/acks').expect(200)).body.items;
+    expect(ack).toMatchObject({ from: 'cssm', udi: 'C9300-24T:FILE0001', deliveredAt: null, lastError: expect.stringContaining('by hand') });
+    const one = (await h.api.get(`/api/v1/cisco/acks/cssm/${ack.uploadId}/${ack.devId}`).expect(200)).body;
+    expect(one.content).toContain('<smartLicenseRumAck>');
+    expect(one.content).toContain('FILE0001');
+    await h.api.get(`/api/v1/cisco/acks/cssm/${ack.uploadId}/999999`).expect(404);
   });
 });
 

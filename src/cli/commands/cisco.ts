@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { readSecretFile } from '../../shared/secret-file.js';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command, CommandContext } from '../command.js';
 import { str } from '../command.js';
 import { CliError } from '../client.js';
@@ -189,12 +189,28 @@ export const ciscoCommands: Command[] = [
   },
   {
     name: 'cisco acks',
-    usage: 'outpost cisco acks',
-    summary: "The portal's ACKs: delivered to their devices, or still waiting and why",
+    usage: 'outpost cisco acks [--save DIR]',
+    summary: "The ACKs of the portal and of Cisco's cloud: delivered to their devices, or still waiting and why; --save writes those not delivered, to import on the device by hand",
+    options: { save: { type: 'string' } },
     async run(ctx) {
-      const r = (await ctx.api((api) => api('GET', '/cisco/acks'))) as { items: { devId: string; udi: string | null; deliveredAt: string | null; attempts: number; lastError: string | null }[] };
+      type Row = { from: string; uploadId: string; devId: string; udi: string | null; deliveredAt: string | null; attempts: number; lastError: string | null };
+      const r = (await ctx.api((api) => api('GET', '/cisco/acks'))) as { items: Row[] };
+      const dir = str(ctx.values.save);
+      if (dir) {
+        const waiting = r.items.filter((a) => !a.deliveredAt);
+        const written: string[] = [];
+        for (const a of waiting) {
+          const one = (await ctx.api((api) => api('GET', `/cisco/acks/${a.from}/${encodeURIComponent(a.uploadId)}/${a.devId}`))) as { content: string };
+          const file = join(resolve(dir), `ACK_${(a.udi ?? `dev_${a.devId}`).replace(/[^A-Za-z0-9._-]/g, '_')}_${a.uploadId.replace(/[^A-Za-z0-9._-]/g, '_')}.xml`);
+          writeFileSync(file, one.content, { flag: 'wx' });
+          written.push(file);
+        }
+        return void ctx.output({ written }, () => (written.length ? `written, to import on each device (license smart import):\n${written.join('\n')}` : 'every ACK has been delivered: nothing to save'));
+      }
       ctx.output(r.items, () =>
-        table(r.items, [['dev', (a) => a.devId], ['udi', (a) => a.udi], ['delivered', (a) => shortTime(a.deliveredAt)], ['attempts', (a) => a.attempts], ['last error', (a) => a.lastError]]),
+        table(r.items, [
+          ['from', (a) => a.from], ['dev', (a) => a.devId], ['udi', (a) => a.udi], ['delivered', (a) => shortTime(a.deliveredAt)], ['attempts', (a) => a.attempts], ['last error', (a) => a.lastError],
+        ]),
       );
     },
   },
