@@ -15,6 +15,31 @@ import { reportJson } from './report-json.js';
 export const USAGE_POLL_ACTION = 'acknowledgements';
 /** Reports in one upload: a device's reports go together, a device with very many in several requests. */
 export const MAX_REPORTS_PER_UPLOAD = 50;
+/** Requests to CSSM at once. */
+const CONCURRENCY = 4;
+
+const IN_OPEN_UPLOAD = `SELECT 1 FROM cssm_upload_reports u JOIN cssm_uploads x ON x.id = u.upload_id
+  WHERE u.report_id = p.report_id AND x.state IN ('uploading', 'polling')`;
+
+/**
+ * Runs `fn` over the items, at most `n` at once. No new item is taken once `signal` is aborted
+ * or one has failed; the others in hand finish, then the first failure is thrown.
+ */
+async function eachAtOnce<T>(items: T[], n: number, signal: AbortSignal, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { e: unknown } | null = null;
+  const worker = async () => {
+    while (next < items.length && !signal.aborted && !failure) {
+      try {
+        await fn(items[next++]!);
+      } catch (e) {
+        failure ??= { e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  if (failure) throw (failure as { e: unknown }).e;
+}
 
 export interface UsageOutcome {
   /** Uploads CSSM took this run (each got a poll id), and the reports they carried. */
@@ -78,18 +103,25 @@ export class CloudUsage {
     this.abandonInterrupted();
     const byVa = new Map(resolved.mappings.map((m) => [m.vaId, m]));
     const unmapped = new Map<string, { va: string; reports: number; problem: string }>();
-    for (const group of this.waitingGroups()) {
-      const first = group[0]!;
-      const m = byVa.get(first.va_id);
-      if (!m?.cssm) {
-        const u = unmapped.get(first.va_id) ?? { va: m?.vaName ?? first.va_id, reports: 0, problem: m?.problem ?? 'not mapped' };
-        u.reports += group.length;
-        unmapped.set(first.va_id, u);
-        continue;
+    // Device by device, each one's reports read when it is its turn: a first sync of a large
+    // site never holds every report in memory. A few devices at once, as CSSM takes its time.
+    const devices = this.waitingDevices();
+    await eachAtOnce(devices, CONCURRENCY, o.signal, async (device) => {
+      for (;;) {
+        const group = this.waitingOf(device);
+        if (!group.length) return;
+        const first = group[0]!;
+        const m = byVa.get(first.va_id);
+        if (!m?.cssm) {
+          const u = unmapped.get(first.va_id) ?? { va: m?.vaName ?? first.va_id, reports: 0, problem: m?.problem ?? 'not mapped' };
+          u.reports += this.countWaitingOf(device);
+          unmapped.set(first.va_id, u);
+          return;
+        }
+        await this.upload(client, resolved.account.accountId, m.cssm.id, group, out, true);
+        if (o.signal.aborted || group.length < MAX_REPORTS_PER_UPLOAD) return;
       }
-      await this.upload(client, resolved.account.accountId, m.cssm.id, group, out, true);
-      if (o.signal.aborted) break;
-    }
+    });
     out.unmapped = [...unmapped.values()];
     await this.pollAll(client, resolved.account.accountId, o, out);
     if (out.completed || out.alreadyUploaded) await this.delivery.deliver(o.actor);
@@ -103,25 +135,33 @@ export class CloudUsage {
       .run(this.clock.now());
   }
 
-  /** RUM reports waiting for CSSM and in no upload still open, grouped by device, at most MAX_REPORTS_PER_UPLOAD a group. */
-  private waitingGroups(): Waiting[][] {
-    const rows = this.db
+  /** The devices with RUM reports waiting for CSSM that no open upload carries. */
+  private waitingDevices(): string[] {
+    return this.db
+      .prepare(
+        `SELECT DISTINCT r.device_id FROM report_pending p JOIN reports r ON r.id = p.report_id
+         WHERE p.destination = 'cssm' AND NOT EXISTS (${IN_OPEN_UPLOAD}) ORDER BY r.device_id`,
+      )
+      .pluck()
+      .all() as string[];
+  }
+
+  /** One device's waiting reports, at most MAX_REPORTS_PER_UPLOAD of them. */
+  private waitingOf(deviceId: string): Waiting[] {
+    return this.db
       .prepare(
         `SELECT p.report_id, p.since, r.body, r.device_id, d.rowid AS dev_rowid, d.va_id, d.udi_pid, d.udi_serial
          FROM report_pending p JOIN reports r ON r.id = p.report_id JOIN devices d ON d.id = r.device_id
-         WHERE p.destination = 'cssm' AND NOT EXISTS (
-           SELECT 1 FROM cssm_upload_reports u JOIN cssm_uploads x ON x.id = u.upload_id
-           WHERE u.report_id = p.report_id AND x.state IN ('uploading', 'polling'))
-         ORDER BY d.rowid, p.report_id`,
+         WHERE p.destination = 'cssm' AND r.device_id = ? AND NOT EXISTS (${IN_OPEN_UPLOAD}) ORDER BY p.report_id LIMIT ?`,
       )
-      .all() as Waiting[];
-    const groups: Waiting[][] = [];
-    for (const r of rows) {
-      const last = groups[groups.length - 1];
-      if (last && last[0]!.device_id === r.device_id && last.length < MAX_REPORTS_PER_UPLOAD) last.push(r);
-      else groups.push([r]);
-    }
-    return groups;
+      .all(deviceId, MAX_REPORTS_PER_UPLOAD) as Waiting[];
+  }
+
+  private countWaitingOf(deviceId: string): number {
+    return this.db
+      .prepare(`SELECT count(*) FROM report_pending p JOIN reports r ON r.id = p.report_id WHERE p.destination = 'cssm' AND r.device_id = ? AND NOT EXISTS (${IN_OPEN_UPLOAD})`)
+      .pluck()
+      .get(deviceId) as number;
   }
 
   private headers(accountId: string, vaId: string, pid: string, serial: string): Record<string, string> {
@@ -220,10 +260,7 @@ export class CloudUsage {
         // CSSM takes minutes: the wait doubles each round, up to eight times pollSeconds.
         await sleep(Math.min(o.pollMs * 2 ** Math.min(3, round - 1), Math.max(0, until - Date.now())), o.signal);
       }
-      for (const u of list) {
-        if (o.signal.aborted) break;
-        await this.pollOne(client, accountId, u, out);
-      }
+      await eachAtOnce(list, CONCURRENCY, o.signal, (u) => this.pollOne(client, accountId, u, out));
     }
   }
 

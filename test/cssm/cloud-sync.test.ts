@@ -123,6 +123,19 @@ describe("Cisco's cloud as the upstream", () => {
     expect(cssm!.duplicates()).toEqual([]);
   });
 
+  it('when a device holds more reports than one upload carries, then they go in several uploads, each answered once', async () => {
+    const ca = makeTestCa();
+    iosxe = await startFakeIosXe({ count: 1, ca, reportsPerDevice: 61 });
+    cssm = await startFakeCssm({ ca, pollsBeforeComplete: 1 });
+    const h = await site(ca, cssm);
+    await addDevices(h, iosxe, [0]);
+    const r = await sync(h);
+    expect(r.usage).toMatchObject({ uploads: 2, reportsUploaded: 61, completed: 2, acknowledged: 61 });
+    expect(cssm.uploads().map((u) => u.reportIds.length)).toEqual([50, 11]);
+    expect(cssm.duplicates()).toEqual([]);
+    expect(iosxe.device(0).imports).toHaveLength(2);
+  });
+
   it('when CSSM keeps failing, then the sync fails with the step and its words, and the reports still wait', async () => {
     const ca = await start({}, 1);
     const h = await site(ca, cssm!);
