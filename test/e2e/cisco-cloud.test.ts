@@ -194,9 +194,9 @@ describe("Cisco's cloud as the upstream, against real processes", () => {
     expect(look((db) => db.prepare("SELECT count(*) FROM report_pending WHERE destination = 'cssm'").pluck().get())).toBe(DEVICES);
     expect(ios.devices.map((d) => d.imports.length)).toEqual(importsBefore);
 
-    // Another secret route (the variable), as an operator rotating it would.
     await start();
     expect((await api('/exchange/status')).body.uploads.polling).toEqual({ uploads: DEVICES, reports: DEVICES });
+    // The secret set again by the other route (the variable), as an operator rotating it would.
     await run(['cisco', 'cloud', 'credentials'], { OUTPOST_CSSM_CLIENT_SECRET: cssm.clientSecret });
     const result = await json(['sync', 'now']);
     expect(result, JSON.stringify(result)).toMatchObject({
