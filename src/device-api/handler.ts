@@ -18,6 +18,7 @@ import { canonicalString, HEADER, LEGACY_REPLY_SIGNATURE_UNTIL, REGISTRATION_DEV
 import type { SignatureVerifier } from './verifier.js';
 import type { BodyBudget } from '../http/limits.js';
 import type { DeviceAuth } from '../devices/repository.js';
+import { deviceApiRoutes, deviceRouteKey } from './routes.js';
 
 export interface DeviceApiDeps {
   identity: Identity;
@@ -61,8 +62,7 @@ interface Req extends Head {
   device?: DeviceAuth | undefined;
 }
 
-/** Routes signed by a registered device: the device is looked up from the headers, before the body. */
-const SIGNED_BY_DEVICE = new Set(['POST /device/v1/report', 'POST /device/v1/reports', 'POST /device/v1/rekey', 'GET /device/v1/acks']);
+const TABLE = new Map(deviceApiRoutes.map((r) => [deviceRouteKey(r.method, r.path), r]));
 
 /**
  * The device-facing API on plain node:http rather than express: the device path is the hot
@@ -113,11 +113,11 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > deps.limits.maxBodyBytes) throw new AppError(413, 'body_too_large', `the body exceeds ${deps.limits.maxBodyBytes} bytes`);
     const path = req.url.split('?')[0]!;
-    const route = `${req.method} ${path}`;
-    if (SIGNED_BY_DEVICE.has(route)) return knownDevice(req);
-    if (route === 'POST /device/v1/register') return checkTimestamp(req), undefined;
-    if (route === 'GET /device/v1/collector') return undefined;
-    throw new AppError(404, 'not_found', `no device route ${req.method} ${path}`);
+    const r = TABLE.get(deviceRouteKey(req.method, path));
+    if (!r) throw new AppError(404, 'not_found', `no device route ${req.method} ${path}`);
+    if (r.auth === 'device') return knownDevice(req);
+    if (r.auth === 'registration') checkTimestamp(req);
+    return undefined;
   }
 
   /** `cache` false for a registration: its key is whatever the sender chose, and must not evict devices' keys. */

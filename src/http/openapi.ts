@@ -16,7 +16,7 @@ const errorSchema = {
 export function openApiDocument(routes: Route[], version: string): unknown {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
-    const path = '/api/v1' + r.path.replace(/:(\w+)/g, '{$1}');
+    const path = (r.at === 'root' ? '' : '/api/v1') + r.path.replace(/:(\w+)/g, '{$1}');
     const parameters: unknown[] = [];
     for (const name of r.path.match(/:(\w+)/g) ?? []) {
       parameters.push({ name: name.slice(1), in: 'path', required: true, schema: { type: 'string' } });

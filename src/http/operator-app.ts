@@ -5,7 +5,6 @@ import { parseOrThrow } from '../shared/validation.js';
 import type { Services } from '../services.js';
 import type { Route } from './route.js';
 import { routes } from './routes.js';
-import { openApiDocument } from './openapi.js';
 import { loopbackOnly } from './loopback.js';
 import { bodyTypeGuard, crossSiteGuard } from './cross-site.js';
 import { requestError } from './request-errors.js';
@@ -36,22 +35,6 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
   });
   const actor = opts.transport === 'socket' ? 'cli' : 'operator';
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok', collectorId: services.identity.collectorId });
-  });
-  const doc = openApiDocument(routes, opts.version);
-  app.get('/api/v1/openapi.json', (_req, res) => {
-    res.json(doc);
-  });
-  app.get('/api/v1/identity', (_req, res) => {
-    res.json({
-      collectorId: services.identity.collectorId,
-      publicKey: services.identity.publicKeyB64,
-      fingerprint: services.identity.fingerprint,
-      time: services.time.check(),
-    });
-  });
-
   const json = express.json({ limit: services.config.http.maxBodyBytes, strict: true });
   // The bytes as sent, whatever charset the request claims: the route decodes them strictly.
   const text = express.raw({ limit: RUM_UPLOAD_LIMIT, type: () => true });
@@ -59,7 +42,7 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
   const xmlOnly = bodyTypeGuard('xml');
   for (const r of routes) {
     const parse = r.bodyType === 'text' ? [xmlOnly, text] : [jsonOnly, json];
-    app[r.method]('/api/v1' + r.path, ...parse, handlerFor(r, services, actor));
+    app[r.method](routePath(r), ...parse, handlerFor(r, services, actor, opts.version));
   }
 
   app.use('/api', (req, _res, next) => next(new AppError(404, 'not_found', `no route ${req.method} ${req.path}`)));
@@ -67,7 +50,10 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
   return app;
 }
 
-function handlerFor(r: Route, services: Services, actor: string) {
+/** Where a route is served: under /api/v1, or at the root for the few outside the versioned API. */
+export const routePath = (r: Route): string => (r.at === 'root' ? '' : '/api/v1') + r.path;
+
+function handlerFor(r: Route, services: Services, actor: string, version: string) {
   return async (req: Request, res: Response): Promise<void> => {
     // After a failed WAL sync the store's state on disk is unknown: no write until a restart.
     const failed = r.method === 'get' ? null : services.ingest.commits.failed;
@@ -76,7 +62,7 @@ function handlerFor(r: Route, services: Services, actor: string) {
     const query = parseOrThrow(r.query ?? emptyQuery, { ...(req.query as object) }, 'query');
     let body: unknown = req.body;
     if (r.body) body = parseOrThrow(r.body, req.body ?? {}, 'body');
-    const result = await r.handler({ params, query, body, actor, services });
+    const result = await r.handler({ params, query, body, actor, services, version });
     if (r.status === 204) res.status(204).end();
     else res.status(r.status ?? 200).json(result);
   };

@@ -1,8 +1,11 @@
 import type { z } from 'zod';
 import type { Services } from '../services.js';
 
-/** Permissions the users-and-roles issue will grant by role; every route names the one it needs. */
-export type Permission = 'read' | 'operate' | 'admin';
+/**
+ * Permissions the users-and-roles issue will grant by role; every route names the one it needs.
+ * `public`: anyone who reaches the listener (health, the API's description, the collector's identity).
+ */
+export type Permission = 'public' | 'read' | 'operate' | 'admin';
 
 export interface RouteInput<P, Q, B> {
   params: P;
@@ -11,6 +14,8 @@ export interface RouteInput<P, Q, B> {
   /** Who acts: 'cli' over the local socket, 'operator' over loopback HTTP (until users land). */
   actor: string;
   services: Services;
+  /** The collector's version, as the OpenAPI document names it. */
+  version: string;
 }
 
 /**
@@ -19,7 +24,9 @@ export interface RouteInput<P, Q, B> {
  */
 export interface Route<P = any, Q = any, B = any> {
   method: 'get' | 'post' | 'patch' | 'delete';
-  path: string; // express syntax, relative to /api/v1
+  path: string; // express syntax, relative to /api/v1 (or to / with `at: 'root'`)
+  /** 'root' for the few routes outside the versioned API (/healthz). */
+  at?: 'api' | 'root';
   summary: string;
   permission: Permission;
   params?: z.ZodType<P>;

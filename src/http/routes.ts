@@ -11,9 +11,11 @@ import { timeRoutes } from '../time/routes.js';
 import { syncEnrollmentRoutes, syncRoutes } from '../sync/routes.js';
 import { ciscoRoutes } from '../cisco/routes.js';
 import type { Route } from './route.js';
+import { systemRoutes } from './system-routes.js';
 
-/** The one table of operator routes, under /api/v1. */
+/** The one table of operator routes, under /api/v1 (the system routes' /healthz at the root). */
 export const routes: Route[] = [
+  ...systemRoutes(() => routes),
   ...accountRoutes,
   ...tokenRoutes,
   ...deviceRoutes,
