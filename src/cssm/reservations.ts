@@ -316,15 +316,23 @@ export class CloudReservations {
       .run(id, t.va.id, udi, kind, returnCode, JSON.stringify(licenses), host, pollId, kind === 'reserve' ? device.polledId : null, this.clock.now());
     const row = () => this.db.prepare('SELECT * FROM cisco_reservations WHERE id = ?').get(id) as Row;
     const until = Date.now() + this.o.maxPollMs;
-    for (;;) {
-      if (await this.pollOnce(client, t, device, row(), actor)) break;
-      if (Date.now() + this.o.pollMs > until || this.stopping.signal.aborted) {
-        this.db
-          .prepare('UPDATE cisco_reservations SET message = ? WHERE id = ?')
-          .run(`Cisco's cloud had not answered within cisco.cloud.maxPollMinutes (poll id ${pollId}): it is polled again with the next device poll`, id);
-        break;
+    const open = (why: string) =>
+      this.db.prepare('UPDATE cisco_reservations SET message = ? WHERE id = ?').run(`${why} (poll id ${pollId}): it is polled again with the next device poll`, id);
+    try {
+      for (;;) {
+        if (await this.pollOnce(client, t, device, row(), actor)) break;
+        if (Date.now() + this.o.pollMs > until || this.stopping.signal.aborted) {
+          open("Cisco's cloud had not answered within cisco.cloud.maxPollMinutes");
+          break;
+        }
+        await sleep(this.o.pollMs, this.stopping.signal);
       }
-      await sleep(this.o.pollMs, this.stopping.signal);
+    } catch (e) {
+      // CSSM took the request: what it issues must not be lost to a failed poll.
+      const err = refusal(e) as Error;
+      open(`polling Cisco's cloud failed: ${err.message}`);
+      if (err instanceof AppError) throw new AppError(err.status, err.code, `${err.message}; the request (reservation ${id}) stays open and is polled again with the next device poll`, { ...err.details, reservation: id });
+      throw err;
     }
     const done = row();
     if (done.status === 'failed') throw new AppError(502, 'cssm_refused', `Cisco's cloud could not ${kind === 'return' ? 'take the return' : 'authorize the licenses'} for ${udi}: ${done.message}`, { udi, reservation: id });

@@ -138,4 +138,25 @@ describe("license reservations with Cisco's cloud", () => {
 
     expect({ rows: rows(), events: reservationEvents(), asked: cssm.reservations().length }).toEqual(before);
   });
+
+  it('when polling CSSM fails after it took a request, then the request stays open and the next delivery run gets its code to the device', async () => {
+    const imports = iosxe.device(0).imports.length;
+    cssm.fault({ path: '/v2/accounts/poll', status: 401, times: 2 });
+    const e = (await h.api.post('/api/v1/cisco/reservations').send({ vaId: h.defaultVa, udi, licenses: [{ tag: FIXTURE_TAG, quantity: 4 }] }).expect(502)).body.error;
+    expect(e.message).toContain('The access token is no longer valid');
+    expect(e.message).toContain('stays open');
+    const open = (await h.api.get('/api/v1/cisco/reservations').expect(200)).body.items.find((x: { id: string }) => x.id === e.details.reservation);
+    expect(open).toMatchObject({ status: 'polling', authorizationCode: null });
+    expect(open.message).toContain('polled again');
+    expect(events('cisco.reservation_made').filter((x) => x.details.reservation === open.id)).toEqual([]);
+
+    // The fake answers OK_POLL once, then COMPLETE: two runs, the second delivers.
+    expect(await h.services.cloud.reservations.deliverPending('schedule')).toEqual({ answered: 0, delivered: 0, failed: 0 });
+    expect(await h.services.cloud.reservations.deliverPending('schedule')).toEqual({ answered: 1, delivered: 1, failed: 0 });
+    const done = (await h.api.get('/api/v1/cisco/reservations').expect(200)).body.items.find((x: { id: string }) => x.id === open.id);
+    expect(done).toMatchObject({ status: 'complete', message: null });
+    expect(done.authorizationCode).toContain(cssm.reservations().at(-1)!.code);
+    expect(iosxe.device(0).imports.slice(imports).map((i) => i.text)).toEqual([done.authorizationCode]);
+    expect(events('cisco.reservation_made').filter((x) => x.details.reservation === open.id)).toMatchObject([{ actor: 'schedule', subject: udi }]);
+  });
 });
