@@ -54,6 +54,7 @@ import { CloudCredentials } from './cssm/credentials.js';
 import { CloudSync } from './cssm/cloud-sync.js';
 import { CloudUsage } from './cssm/usage.js';
 import { CloudPositions } from './cssm/positions.js';
+import { CloudReservations } from './cssm/reservations.js';
 import type { UpstreamSync } from './sync/upstream-sync.js';
 import { AckDelivery } from './cisco/ack-delivery.js';
 
@@ -145,7 +146,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const services: Services = {
       config, db, identity, logger, systemClock: clock, time, events, refusals, alerts, accounts, tokens, devices, licenses,
       policy, ingest, acks: new AckReader(db), destinations, rum, exchange, sync, upstreamSync,
-      cloud: { sync: cloudSync, credentials, positions },
+      cloud: { sync: cloudSync, credentials, positions, reservations: CloudReservations.fromConfig(config, { db, clock: time, accounts, devices: polled, events, credentials, logger }) },
       syncEnrollment: new SyncEnrollment(identity, exchange.enrollment, connect, bundleDir, x.connection.url),
       cisco: { devices: polled, poller: new DevicePoller(db, time, polled, rum, events, logger, {
         concurrency: config.cisco.concurrency, timeoutMs: config.cisco.timeoutSeconds * 1000, retries: config.cisco.retries, ca: deviceCa,
@@ -261,6 +262,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
     // Reverse order of start: schedules, listeners, jobs, workers, queued writes, then the store.
     await step('schedules', () => scheduler?.stop());
     await step('inbox watch', () => unwatchInbox?.());
+    await step('reservation polls', () => services.cloud.reservations.stop());
     await step('listeners', () => drainListeners(drains, grace, logger));
     await step('sync', async () => {
       // A part cut here is in flight: the next sync posts it again and fetches its answer.
@@ -353,6 +355,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
             // ACKs not yet delivered are tried again after each poll: a device down today gets its ACK when it is back.
             run: () => (services.cisco.devices.list().length ? services.cisco.poller.poll('schedule').then(() => services.cisco.delivery.deliver('schedule')) : undefined),
           },
+          { name: 'reservations', cron: config.cisco.pollCron, run: () => void services.cloud.reservations.deliverPending('schedule').catch(logFailure('reservations')) },
           {
             name: 'inbox',
             cron: `*/${Math.min(59, config.exchange.inboxPollSeconds)} * * * * *`,

@@ -2,6 +2,7 @@ import type { UpstreamSync } from './sync/upstream-sync.js';
 import type { CloudSync } from './cssm/cloud-sync.js';
 import type { CloudCredentials } from './cssm/credentials.js';
 import type { CloudPositions } from './cssm/positions.js';
+import type { CloudReservations } from './cssm/reservations.js';
 import type { Destinations } from './usage/destinations.js';
 import type { Config } from './config/schema.js';
 import type { Db } from './store/open.js';
@@ -54,7 +55,7 @@ export interface Services {
   acks: AckReader;
   /** The connected exchange of the configured upstream kind: `sync` (Outpost) or `cloud.sync` (Cisco). */
   upstreamSync: UpstreamSync;
-  cloud: { sync: CloudSync; credentials: CloudCredentials; positions: CloudPositions };
+  cloud: { sync: CloudSync; credentials: CloudCredentials; positions: CloudPositions; reservations: CloudReservations };
   destinations: Destinations;
   rum: RumImporter;
   exchange: { state: ExchangeState; exporter: ExportService; importer: ImportService; enrollment: EnrollmentService; jobs: ExchangeJobs; rotation: KeyRotationService };

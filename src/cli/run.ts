@@ -19,6 +19,7 @@ import { reportCommands } from './commands/reports.js';
 import { syncCommands } from './commands/sync.js';
 import { ciscoCommands } from './commands/cisco.js';
 import { ciscoCloudCommands } from './commands/cisco-cloud.js';
+import { ciscoReserveCommands } from './commands/cisco-reserve.js';
 import { safeJson, safeText } from './safe-text.js';
 import { AppError } from '../shared/errors.js';
 import { fileProblem } from '../shared/files.js';
@@ -32,6 +33,7 @@ const commands: Command[] = [
   ...syncCommands,
   ...ciscoCommands,
   ...ciscoCloudCommands,
+  ...ciscoReserveCommands,
 ];
 
 const globalOptions = {

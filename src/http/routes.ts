@@ -10,6 +10,7 @@ import { exchangeRoutes } from '../exchange/routes.js';
 import { timeRoutes } from '../time/routes.js';
 import { syncEnrollmentRoutes, syncRoutes } from '../sync/routes.js';
 import { ciscoRoutes } from '../cisco/routes.js';
+import { reservationRoutes } from '../cssm/reservation-routes.js';
 import type { Route } from './route.js';
 import { systemRoutes } from './system-routes.js';
 
@@ -26,6 +27,7 @@ export const routes: Route[] = [
   ...syncRoutes,
   ...syncEnrollmentRoutes,
   ...ciscoRoutes,
+  ...reservationRoutes,
   ...eventRoutes,
   ...alertRoutes,
   ...timeRoutes,
