@@ -250,7 +250,7 @@ describe("Cisco's cloud across a restart", () => {
     const dir = mkdtempSync(join(tmpdir(), 'outpost-test-'));
     const build = () =>
       buildServices(
-        loadConfig({ env: {}, overrides: { dataDir: join(dir, 'data'), exchange: { bundleDir: join(dir, 'bundles') }, ...cloudConfig(ca, cssm!) } as never }),
+        loadConfig({ env: {}, overrides: { ...cloudConfig(ca, cssm!), dataDir: join(dir, 'data'), exchange: { ...cloudConfig(ca, cssm!).exchange, bundleDir: join(dir, 'bundles') } } as never }),
         { logger: createLogger('error', true) },
       );
     const close = async (s: Services) => {

@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
-import { routes } from '../../src/http/routes.js';
 
 let h: Harness;
 beforeEach(async () => {
