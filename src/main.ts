@@ -130,13 +130,15 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const cloudCa = CssmClient.caFrom(cloud.caFile);
     const credentials = new CloudCredentials(db, time, secretBox, events);
     const positions = new CloudPositions(db, time, licenses, events, cloud.licenseTags);
-    const cloudSync = new CloudSync(
-      db, time, accounts, new CloudUsage(db, time, events, ackDelivery, logger), positions,
-      credentials, alerts, events, logger,
-      (signal) => new CssmClient({
+    // One way to reach Cisco's cloud, for the sync and the reservations alike.
+    const cloudClient = (signal: AbortSignal) =>
+      new CssmClient({
         tokenUrl: cloud.tokenUrl, apiUrl: cloud.apiUrl, clientId: cloud.clientId, clientSecret: () => credentials.secret(), ca: cloudCa,
         timeoutMs: cloud.timeoutSeconds * 1000, attempts: x.retry.attempts, baseSeconds: x.retry.baseSeconds, maxSeconds: x.retry.maxSeconds, signal, logger,
-      }),
+      });
+    const cloudSync = new CloudSync(
+      db, time, accounts, new CloudUsage(db, time, events, ackDelivery, logger), positions,
+      credentials, alerts, events, logger, cloudClient,
       {
         mode: x.mode, syncCron: x.syncCron, timeZone: config.time.zone, apiUrl: cloud.apiUrl, clientId: cloud.clientId, domain: cloud.domain,
         virtualAccounts: cloud.virtualAccounts, pollMs: cloud.pollSeconds * 1000, maxPollMs: cloud.maxPollMinutes * 60_000, syncOverdueHours: x.syncOverdueHours,
@@ -146,7 +148,10 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const services: Services = {
       config, db, identity, logger, systemClock: clock, time, events, refusals, alerts, accounts, tokens, devices, licenses,
       policy, ingest, acks: new AckReader(db), destinations, rum, exchange, sync, upstreamSync,
-      cloud: { sync: cloudSync, credentials, positions, reservations: CloudReservations.fromConfig(config, { db, clock: time, accounts, devices: polled, events, credentials, logger }) },
+      cloud: { sync: cloudSync, credentials, positions, reservations: new CloudReservations(db, time, accounts, polled, events, credentials, logger, cloudClient, {
+        clientId: cloud.clientId, domain: cloud.domain, virtualAccounts: cloud.virtualAccounts, pollMs: cloud.pollSeconds * 1000, maxPollMs: cloud.maxPollMinutes * 60_000,
+        device: { timeoutMs: config.cisco.timeoutSeconds * 1000, ca: deviceCa },
+      }) },
       syncEnrollment: new SyncEnrollment(identity, exchange.enrollment, connect, bundleDir, x.connection.url),
       cisco: { devices: polled, poller: new DevicePoller(db, time, polled, rum, events, logger, {
         concurrency: config.cisco.concurrency, timeoutMs: config.cisco.timeoutSeconds * 1000, retries: config.cisco.retries, ca: deviceCa,

@@ -1,7 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { Clock } from '../shared/clock.js';
 import { toIso } from '../shared/clock.js';
-import type { Config } from '../config/schema.js';
 import type { Db } from '../store/open.js';
 import type { EventService } from '../events/service.js';
 import type { AccountService } from '../accounts/service.js';
@@ -13,7 +12,6 @@ import { printable } from '../sync/reply.js';
 import { sleep } from '../sync/failure.js';
 import { TransportError } from '../sync/transport-error.js';
 import { DeviceClient } from '../cisco/device-client.js';
-import { DevicePoller } from '../cisco/poller.js';
 import { CssmClient, CssmError } from './client.js';
 import { resolveAccount, searchAccounts } from './accounts.js';
 import type { CloudCredentials } from './credentials.js';
@@ -117,24 +115,6 @@ export class CloudReservations {
     private client: (signal: AbortSignal) => CssmClient,
     private o: ReservationOptions,
   ) {}
-
-  /** The same client settings the cloud sync uses, from the configuration. */
-  static fromConfig(config: Config, d: { db: Db; clock: Clock; accounts: AccountService; devices: PolledDeviceService; events: EventService; credentials: CloudCredentials; logger: Logger }): CloudReservations {
-    const c = config.cisco.cloud;
-    const r = config.exchange.retry;
-    const ca = CssmClient.caFrom(c.caFile);
-    return new CloudReservations(
-      d.db, d.clock, d.accounts, d.devices, d.events, d.credentials, d.logger,
-      (signal) => new CssmClient({
-        tokenUrl: c.tokenUrl, apiUrl: c.apiUrl, clientId: c.clientId, clientSecret: () => d.credentials.secret(), ca,
-        timeoutMs: c.timeoutSeconds * 1000, attempts: r.attempts, baseSeconds: r.baseSeconds, maxSeconds: r.maxSeconds, signal, logger: d.logger,
-      }),
-      {
-        clientId: c.clientId, domain: c.domain, virtualAccounts: c.virtualAccounts, pollMs: c.pollSeconds * 1000, maxPollMs: c.maxPollMinutes * 60_000,
-        device: { timeoutMs: config.cisco.timeoutSeconds * 1000, ca: DevicePoller.caFrom(config.cisco.caFile) },
-      },
-    );
-  }
 
   /** Ends any poll waiting on CSSM: what it asked stays recorded and is polled again later. */
   stop(): void {
