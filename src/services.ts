@@ -1,3 +1,4 @@
+import type { UserService } from './users/service.js';
 import type { UpstreamSync } from './sync/upstream-sync.js';
 import type { CloudSync } from './cssm/cloud-sync.js';
 import type { CloudCredentials } from './cssm/credentials.js';
@@ -53,6 +54,7 @@ export interface Services {
   policy: PolicyService;
   ingest: IngestService;
   acks: AckReader;
+  users: UserService;
   /** The connected exchange of the configured upstream kind: `sync` (Outpost) or `cloud.sync` (Cisco). */
   upstreamSync: UpstreamSync;
   cloud: { sync: CloudSync; credentials: CloudCredentials; positions: CloudPositions; reservations: CloudReservations };

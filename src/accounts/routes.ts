@@ -10,8 +10,8 @@ export const accountRoutes = [
     handler: ({ services }) => services.accounts.account(),
   }),
   route({
-    method: 'get', path: '/virtual-accounts', summary: 'List virtual accounts', permission: 'read',
-    handler: ({ services }) => ({ items: services.accounts.list(), nextCursor: null }),
+    method: 'get', path: '/virtual-accounts', summary: 'List virtual accounts', permission: 'read', scope: ['list'],
+    handler: ({ services, vaIds }) => ({ items: services.accounts.list().filter((v) => !vaIds || vaIds.includes(v.id)), nextCursor: null }),
   }),
   route({
     method: 'post', path: '/virtual-accounts', summary: 'Create a virtual account (local until the upstream confirms it)', permission: 'admin',
@@ -19,7 +19,7 @@ export const accountRoutes = [
     handler: ({ services, body, actor }) => services.accounts.createVa(body, actor),
   }),
   route({
-    method: 'get', path: '/virtual-accounts/:id', summary: 'One virtual account, by id or name', permission: 'read', params: idParam,
+    method: 'get', path: '/virtual-accounts/:id', summary: 'One virtual account, by id or name', permission: 'read', params: idParam, scope: ['va-param'],
     handler: ({ services, params }) => services.accounts.get(params.id),
   }),
   route({

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { route } from '../http/route.js';
 import { PIN } from './polled-devices.js';
+import { oneVa } from '../users/authorize.js';
 
 const tls = z.strictObject({ mode: z.enum(['ca', 'pin', 'insecure']), pin: z.string().regex(PIN, 'SHA-256 as 32 colon-separated hex pairs').optional() });
 const host = z.string().min(1).max(253).regex(/^[A-Za-z0-9.:[\]-]+$/, 'a host name or an IP address');
@@ -20,12 +21,12 @@ const id = z.strictObject({ id: z.string().min(1).max(100) });
 
 export const ciscoRoutes = [
   route({
-    method: 'get', path: '/cisco/devices', summary: 'IOS-XE devices polled over their Smart Licensing REST API (never their passwords)', permission: 'read',
+    method: 'get', path: '/cisco/devices', summary: 'IOS-XE devices polled over their Smart Licensing REST API (never their passwords)', permission: 'read', scope: ['list'],
     query: z.strictObject({ vaId: z.string().optional() }),
-    handler: ({ services, query }) => ({ items: services.cisco.devices.list(query.vaId), nextCursor: null }),
+    handler: ({ services, query, vaIds }) => ({ items: services.cisco.devices.list(oneVa(services, query.vaId, vaIds)), nextCursor: null }),
   }),
   route({
-    method: 'post', path: '/cisco/devices', summary: 'Add an IOS-XE device to poll', permission: 'operate', status: 201,
+    method: 'post', path: '/cisco/devices', summary: 'Add an IOS-XE device to poll', permission: 'operate', status: 201, scope: ['va-body'],
     body: device,
     handler: ({ services, body, actor }) => services.cisco.devices.add(body, actor),
   }),
@@ -35,18 +36,18 @@ export const ciscoRoutes = [
     handler: ({ services, body, actor }) => services.cisco.devices.importCsv(body.csv, actor),
   }),
   route({
-    method: 'get', path: '/cisco/devices/:id', summary: 'One polled device and its poll status', permission: 'read',
+    method: 'get', path: '/cisco/devices/:id', summary: 'One polled device and its poll status', permission: 'read', scope: ['polled-param'],
     params: id,
     handler: ({ services, params }) => services.cisco.devices.get(params.id),
   }),
   route({
-    method: 'patch', path: '/cisco/devices/:id', summary: 'Change a polled device (address, account, password, trust, VA)', permission: 'operate',
+    method: 'patch', path: '/cisco/devices/:id', summary: 'Change a polled device (address, account, password, trust, VA)', permission: 'operate', scope: ['polled-param', 'va-body'],
     params: id,
     body: change,
     handler: ({ services, params, body, actor }) => services.cisco.devices.edit(params.id, body as never, actor),
   }),
   route({
-    method: 'delete', path: '/cisco/devices/:id', summary: 'Stop polling a device (its reports stay)', permission: 'operate',
+    method: 'delete', path: '/cisco/devices/:id', summary: 'Stop polling a device (its reports stay)', permission: 'operate', scope: ['polled-param'],
     params: id,
     handler: ({ services, params, actor }) => services.cisco.devices.remove(params.id, actor),
   }),
@@ -75,7 +76,7 @@ export const ciscoRoutes = [
     handler: ({ services, params }) => services.cisco.delivery.content(params.from, params.uploadId, params.devId),
   }),
   route({
-    method: 'post', path: '/cisco/devices/:id/test', summary: 'Try a device: reachable, the certificate it presents, trusted, the password works; pin it with confirm', permission: 'operate',
+    method: 'post', path: '/cisco/devices/:id/test', summary: 'Try a device: reachable, the certificate it presents, trusted, the password works; pin it with confirm', permission: 'operate', scope: ['polled-param'],
     params: id,
     body: z.strictObject({ confirm: z.string().regex(PIN, 'the fingerprint you compared: SHA-256 as 32 colon-separated hex pairs').optional() }),
     handler: ({ services, params, body, actor }) => services.cisco.poller.test(params.id, actor, body.confirm),
@@ -90,9 +91,9 @@ export const ciscoRoutes = [
     handler: ({ services }) => services.cloud.sync.accountsView(),
   }),
   route({
-    method: 'get', path: '/cisco/positions', summary: "License positions last read from Cisco's cloud, beside Outpost's own in-use count", permission: 'read',
+    method: 'get', path: '/cisco/positions', summary: "License positions last read from Cisco's cloud, beside Outpost's own in-use count", permission: 'read', scope: ['list'],
     query: z.strictObject({ vaId: z.string().optional() }),
-    handler: ({ services, query }) => ({ items: services.cloud.positions.list(query.vaId ? services.accounts.require(query.vaId).id : undefined), nextCursor: null }),
+    handler: ({ services, query, vaIds }) => ({ items: services.cloud.positions.list(oneVa(services, query.vaId, vaIds)), nextCursor: null }),
   }),
   route({
     method: 'get', path: '/cisco/license-tags', summary: "License names mapped to entitlement tags, for Cisco cloud positions that carry no tag", permission: 'read',

@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import http from 'node:http';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +38,8 @@ function request(socketPath: string, method: string, path: string, body?: unknow
         path,
         headers: {
           host: 'localhost',
+          // Who runs the command, as this process sees it: recorded with what it does, marked self-reported.
+          'x-outpost-os-user': osUser(),
           ...(payload !== undefined
             ? { 'content-type': text ? 'application/xml' : 'application/json', 'content-length': Buffer.byteLength(payload) }
             : {}),
@@ -137,5 +140,13 @@ export async function withApi<T>(config: Config, fn: (api: Api, via: 'server' | 
     services.refusals.flush();
     services.db.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function osUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
   }
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { route } from '../http/route.js';
+import { oneVa } from '../users/authorize.js';
 
 const udi = z.string().trim().min(3).max(130).regex(/^[^:\s]+:[^:\s]+$/, 'PID:SERIAL, e.g. C9300-24P:FOC1234X0AB');
 /** A code a device printed: one line of printable text. */
@@ -12,7 +13,7 @@ const hostname = z.string().trim().min(1).max(253).regex(/^[\x21-\x7e]+$/, 'a ho
 
 export const reservationRoutes = [
   route({
-    method: 'post', path: '/cisco/reservations', summary: "Reserve licenses with Cisco's cloud: a device's reservation request code (or a known UDI) becomes an authorization code, kept and pushed to a polled device", permission: 'operate', status: 201,
+    method: 'post', path: '/cisco/reservations', summary: "Reserve licenses with Cisco's cloud: a device's reservation request code (or a known UDI) becomes an authorization code, kept and pushed to a polled device", permission: 'operate', status: 201, scope: ['va-body'],
     body: z.strictObject({
       vaId: z.string().min(1).max(100),
       requestCode: code('the reservation request code').optional(),
@@ -23,13 +24,13 @@ export const reservationRoutes = [
     handler: ({ services, body, actor }) => services.cloud.reservations.reserve(body, actor),
   }),
   route({
-    method: 'post', path: '/cisco/reservations/return', summary: "Return a device's reserved licenses to Cisco's cloud with the return code it printed", permission: 'operate', status: 201,
+    method: 'post', path: '/cisco/reservations/return', summary: "Return a device's reserved licenses to Cisco's cloud with the return code it printed", permission: 'operate', status: 201, scope: ['va-body'],
     body: z.strictObject({ vaId: z.string().min(1).max(100), udi, returnCode: code('the return code'), hostname }),
     handler: ({ services, body, actor }) => services.cloud.reservations.return(body, actor),
   }),
   route({
-    method: 'get', path: '/cisco/reservations', summary: "Reservations and returns made with Cisco's cloud: their authorization codes and whether each reached its device", permission: 'read',
+    method: 'get', path: '/cisco/reservations', summary: "Reservations and returns made with Cisco's cloud: their authorization codes and whether each reached its device", permission: 'read', scope: ['list'],
     query: z.strictObject({ vaId: z.string().optional() }),
-    handler: ({ services, query }) => ({ items: services.cloud.reservations.list(query.vaId), nextCursor: null }),
+    handler: ({ services, query, vaIds }) => ({ items: services.cloud.reservations.list(oneVa(services, query.vaId, vaIds)), nextCursor: null }),
   }),
 ];

@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import { route } from '../http/route.js';
 import { pageQuery } from '../http/paging.js';
+import { oneVa } from '../users/authorize.js';
 
 export const eventRoutes = [
   route({
     method: 'get', path: '/events', summary: 'The audit trail, newest first; filter by type (prefix.*), subject, VA or time',
-    permission: 'read',
+    permission: 'read', scope: ['list'],
     query: z.strictObject({
       type: z.string().max(100).optional(),
       subject: z.string().max(200).optional(),
@@ -13,8 +14,8 @@ export const eventRoutes = [
       since: z.iso.datetime({ offset: true }).transform((s) => Date.parse(s)).optional(),
       ...pageQuery,
     }),
-    handler: ({ services, query }) =>
-      services.events.list({ ...query, before: query.cursor ? Number(query.cursor) : undefined }),
+    handler: ({ services, query, vaIds }) =>
+      services.events.list({ ...query, vaId: oneVa(services, query.vaId, vaIds), before: query.cursor ? Number(query.cursor) : undefined }),
   }),
   route({
     method: 'get', path: '/events/verify', summary: 'Check the hash chain of the audit trail', permission: 'read',

@@ -14,7 +14,7 @@ export const exchangeRoutes = [
       body.dryRun ? { dryRun: true, ...services.exchange.exporter.preview(body.period) } : services.exchange.exporter.export({ period: body.period, actor }),
   }),
   route({
-    method: 'post', path: '/exchange/import', summary: 'Verify and apply a response bundle from the upstream', permission: 'admin',
+    method: 'post', path: '/exchange/import', summary: 'Verify and apply a response bundle from the upstream', permission: 'operate',
     body: z.strictObject({ file: absoluteFile, force: z.boolean().default(false) }),
     handler: ({ services, body, actor }) => services.exchange.importer.import(body.file, { force: body.force, actor }),
   }),

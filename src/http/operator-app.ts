@@ -9,6 +9,8 @@ import { loopbackOnly } from './loopback.js';
 import { bodyTypeGuard, crossSiteGuard } from './cross-site.js';
 import { requestError } from './request-errors.js';
 import { fileProblem } from '../shared/files.js';
+import { authenticate } from '../users/authenticate.js';
+import { admit, scopeOf } from '../users/authorize.js';
 
 const RUM_UPLOAD_LIMIT = '64mb';
 
@@ -33,7 +35,7 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
     );
     next();
   });
-  const actor = opts.transport === 'socket' ? 'cli' : 'operator';
+  app.use(authenticate(services, opts.transport));
 
   const json = express.json({ limit: services.config.http.maxBodyBytes, strict: true });
   // The bytes as sent, whatever charset the request claims: the route decodes them strictly.
@@ -42,7 +44,7 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
   const xmlOnly = bodyTypeGuard('xml');
   for (const r of routes) {
     const parse = r.bodyType === 'text' ? [xmlOnly, text] : [jsonOnly, json];
-    app[r.method](routePath(r), ...parse, handlerFor(r, services, actor, opts.version));
+    app[r.method](routePath(r), gate(r), ...parse, handlerFor(r, services, opts.version));
   }
 
   app.use('/api', (req, _res, next) => next(new AppError(404, 'not_found', `no route ${req.method} ${req.path}`)));
@@ -53,7 +55,19 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
 /** Where a route is served: under /api/v1, or at the root for the few outside the versioned API. */
 export const routePath = (r: Route): string => (r.at === 'root' ? '' : '/api/v1') + r.path;
 
-function handlerFor(r: Route, services: Services, actor: string, version: string) {
+/** Refuses, before its body is read, a caller the route's permission rules out on every VA. */
+function gate(r: Route) {
+  return (req: Request, _res: Response, next: NextFunction): void => {
+    try {
+      admit(r, req.principal);
+      next();
+    } catch (e) {
+      next(e);
+    }
+  };
+}
+
+function handlerFor(r: Route, services: Services, version: string) {
   return async (req: Request, res: Response): Promise<void> => {
     // After a failed WAL sync the store's state on disk is unknown: no write until a restart.
     const failed = r.method === 'get' ? null : services.ingest.commits.failed;
@@ -62,7 +76,11 @@ function handlerFor(r: Route, services: Services, actor: string, version: string
     const query = parseOrThrow(r.query ?? emptyQuery, { ...(req.query as object) }, 'query');
     let body: unknown = req.body;
     if (r.body) body = parseOrThrow(r.body, req.body ?? {}, 'body');
-    const result = await r.handler({ params, query, body, actor, services, version });
+    const principal = req.principal ?? null;
+    // Roles held on some VAs only: each VA the request touches must be one of theirs.
+    const vaIds = principal && !admit(r, principal).global ? scopeOf(r, principal, services, { params, query: query as Record<string, unknown>, body }) : null;
+    const actor = principal?.actor ?? 'anonymous';
+    const result = await r.handler({ params, query, body, actor, services, version, vaIds, principal });
     if (r.status === 204) res.status(204).end();
     else res.status(r.status ?? 200).json(result);
   };

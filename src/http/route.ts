@@ -1,11 +1,22 @@
 import type { z } from 'zod';
 import type { Services } from '../services.js';
+import type { Principal } from '../users/roles.js';
 
 /**
  * Permissions the users-and-roles issue will grant by role; every route names the one it needs.
  * `public`: anyone who reaches the listener (health, the API's description, the collector's identity).
+ * `self`: anyone signed in, about themselves (who am I, my API tokens).
  */
-export type Permission = 'public' | 'read' | 'operate' | 'admin';
+export type Permission = 'public' | 'self' | 'read' | 'operate' | 'admin';
+
+/**
+ * How a route's virtual account is found, for the roles held on one VA (va-admin, va-viewer):
+ * `va-param` params.id names the VA; `va-body` body.vaId (when the body names one); `va-query`
+ * query.vaId; `device-param` params.id is a device; `polled-param` params.id a polled IOS-XE
+ * device; `token-param` params.id a registration token; `list` an optional query.vaId, and the
+ * handler lists only the VAs in `vaIds`. A route with none is global: VA roles may not call it.
+ */
+export type ScopeSource = 'va-param' | 'va-body' | 'va-query' | 'device-param' | 'polled-param' | 'token-param' | 'list';
 
 export interface RouteInput<P, Q, B> {
   params: P;
@@ -16,6 +27,10 @@ export interface RouteInput<P, Q, B> {
   services: Services;
   /** The collector's version, as the OpenAPI document names it. */
   version: string;
+  /** The VAs the caller may see, for a `list` route: null, every VA. */
+  vaIds: string[] | null;
+  /** Who asks (null on a public route called without credentials). */
+  principal: Principal | null;
 }
 
 /**
@@ -29,6 +44,8 @@ export interface Route<P = any, Q = any, B = any> {
   at?: 'api' | 'root';
   summary: string;
   permission: Permission;
+  /** Where the route's VA is found, for VA-scoped roles (see ScopeSource); absent: a global route. */
+  scope?: ScopeSource[];
   params?: z.ZodType<P>;
   query?: z.ZodType<Q>;
   body?: z.ZodType<B>;

@@ -13,10 +13,12 @@ import { ciscoRoutes } from '../cisco/routes.js';
 import { reservationRoutes } from '../cssm/reservation-routes.js';
 import type { Route } from './route.js';
 import { systemRoutes } from './system-routes.js';
+import { userRoutes } from '../users/routes.js';
 
 /** The one table of operator routes, under /api/v1 (the system routes' /healthz at the root). */
 export const routes: Route[] = [
   ...systemRoutes(() => routes),
+  ...userRoutes,
   ...accountRoutes,
   ...tokenRoutes,
   ...deviceRoutes,

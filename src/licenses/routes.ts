@@ -5,17 +5,17 @@ const vaParam = z.strictObject({ id: z.string().min(1) });
 
 export const licenseRoutes = [
   route({
-    method: 'get', path: '/compliance', summary: 'Compliance of every virtual account', permission: 'read',
-    handler: ({ services }) => ({ items: services.licenses.complianceAll(), nextCursor: null }),
+    method: 'get', path: '/compliance', summary: 'Compliance of every virtual account', permission: 'read', scope: ['list'],
+    handler: ({ services, vaIds }) => ({ items: services.licenses.complianceAll().filter((c) => !vaIds || vaIds.includes(c.vaId)), nextCursor: null }),
   }),
   route({
     method: 'get', path: '/virtual-accounts/:id/compliance', summary: 'Compliance of one virtual account, per tag', permission: 'read',
-    params: vaParam,
+    params: vaParam, scope: ['va-param'],
     handler: ({ services, params }) => services.licenses.compliance(params.id),
   }),
   route({
     method: 'get', path: '/virtual-accounts/:id/entitlements', summary: 'Entitlement lines of one virtual account', permission: 'read',
-    params: vaParam,
+    params: vaParam, scope: ['va-param'],
     handler: ({ services, params }) => ({ items: services.licenses.lines(params.id), nextCursor: null }),
   }),
   route({

@@ -10,7 +10,7 @@ const reports = (db: Db) => byDb.get(db) ?? byDb.set(db, new ReportService(db)).
 
 export const reportRoutes = [
   route({
-    method: 'get', path: '/devices/:id/reports', summary: "A device's stored reports, newest first (ids, sizes, times)", permission: 'read',
+    method: 'get', path: '/devices/:id/reports', summary: "A device's stored reports, newest first (ids, sizes, times)", permission: 'read', scope: ['device-param'],
     params: z.strictObject({ id: z.string().min(1) }),
     query: z.strictObject({ ...pageQuery, cursor: z.string().regex(/^\d{1,16}$/, 'a cursor from the previous page').optional() }),
     handler: ({ services, params, query }) =>
@@ -19,7 +19,7 @@ export const reportRoutes = [
   route({
     method: 'get', path: '/devices/:id/reports/:reportId',
     summary: "One stored report with its original exactly as kept (a RUM report's element as received; a device report's stored JSON)",
-    permission: 'read',
+    permission: 'read', scope: ['device-param'],
     params: z.strictObject({ id: z.string().min(1), reportId: z.string().min(1).max(300) }),
     query: z.strictObject({ source: z.enum(['device', 'rum']).optional() }),
     handler: ({ services, params, query }) => reports(services.db).original(params.id, params.reportId, query.source),

@@ -3,7 +3,7 @@ import { route } from '../http/route.js';
 
 export const rumRoutes = [
   route({
-    method: 'post', path: '/usage/rum', summary: 'Import a RUM file (XML body, UTF-8, kept byte for byte) into a virtual account', permission: 'operate',
+    method: 'post', path: '/usage/rum', summary: 'Import a RUM file (XML body, UTF-8, kept byte for byte) into a virtual account', permission: 'operate', scope: ['va-query'],
     bodyType: 'text',
     query: z.strictObject({
       vaId: z.string().min(1),

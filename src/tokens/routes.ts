@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { route } from '../http/route.js';
+import { oneVa } from '../users/authorize.js';
 
 export const tokenRoutes = [
   route({
-    method: 'post', path: '/tokens', summary: 'Create a registration token; its secret is shown once', permission: 'operate', status: 201,
+    method: 'post', path: '/tokens', summary: 'Create a registration token; its secret is shown once', permission: 'operate', status: 201, scope: ['va-body'],
     body: z.strictObject({
       vaId: z.string().min(1),
       description: z.string().trim().min(1).max(500),
@@ -13,12 +14,12 @@ export const tokenRoutes = [
     handler: ({ services, body, actor }) => services.tokens.create(body, actor),
   }),
   route({
-    method: 'get', path: '/tokens', summary: 'List registration tokens (never their secrets)', permission: 'read',
+    method: 'get', path: '/tokens', summary: 'List registration tokens (never their secrets)', permission: 'read', scope: ['list'],
     query: z.strictObject({ vaId: z.string().optional() }),
-    handler: ({ services, query }) => ({ items: services.tokens.list(query.vaId), nextCursor: null }),
+    handler: ({ services, query, vaIds }) => ({ items: services.tokens.list(oneVa(services, query.vaId, vaIds)), nextCursor: null }),
   }),
   route({
-    method: 'post', path: '/tokens/:id/revoke', summary: 'Revoke a registration token', permission: 'operate',
+    method: 'post', path: '/tokens/:id/revoke', summary: 'Revoke a registration token', permission: 'operate', scope: ['token-param'],
     params: z.strictObject({ id: z.string().min(1) }),
     handler: ({ services, params, actor }) => services.tokens.revoke(params.id, actor),
   }),

@@ -1,0 +1,84 @@
+import { z } from 'zod';
+import { route } from '../http/route.js';
+import { forbidden } from '../shared/errors.js';
+import { ROLES } from './roles.js';
+
+const role = z.strictObject({ role: z.enum(ROLES as [string, ...string[]]).transform((r) => r as (typeof ROLES)[number]), vaId: z.string().min(1).max(100).nullable().optional() });
+const password = z.string().min(1).max(1024);
+const idParam = z.strictObject({ id: z.string().min(1).max(100) });
+const tokenBody = z.strictObject({
+  name: z.string().trim().min(1).max(100),
+  expiresInDays: z.number().int().min(1).max(3650).default(90),
+  roles: z.array(role).max(50).optional(),
+});
+
+export const userRoutes = [
+  route({
+    method: 'get', path: '/auth/whoami', summary: 'Who the collector takes the caller for, and its roles', permission: 'self',
+    handler: ({ principal }) => ({ actor: principal!.actor, kind: principal!.kind, userId: principal!.userId, roles: principal!.grants }),
+  }),
+  route({
+    method: 'get', path: '/auth/tokens', summary: "The caller's own API tokens (never their secrets)", permission: 'self',
+    handler: ({ services, principal }) => ({ items: principal!.userId ? services.users.tokens(principal!.userId) : [], nextCursor: null }),
+  }),
+  route({
+    method: 'post', path: '/auth/tokens', summary: 'Make an API token for scripts, with the caller\'s roles or fewer; its secret is shown once', permission: 'self', status: 201,
+    body: tokenBody,
+    handler: ({ services, principal, body, actor }) => {
+      if (!principal!.userId) throw forbidden('not_a_user', 'API tokens belong to users: make one for a user with outpost user token create --user NAME');
+      return services.users.createToken(principal!.userId, body, actor);
+    },
+  }),
+  route({
+    method: 'delete', path: '/auth/tokens/:id', summary: 'Revoke one of the caller\'s API tokens', permission: 'self', params: idParam,
+    handler: ({ services, principal, params, actor }) => services.users.revokeToken(params.id, principal!.userId ?? '', actor),
+  }),
+  route({
+    method: 'post', path: '/auth/token', summary: 'Sign in with a user name and password and get an API token (its secret shown once); failures are counted and lock the account', permission: 'public', status: 201,
+    body: z.strictObject({ name: z.string().min(1).max(64), password, tokenName: z.string().trim().min(1).max(100).default('signed in'), expiresInDays: z.number().int().min(1).max(90).default(1) }),
+    handler: async ({ services, body }) => {
+      const who = await services.users.login(body.name, body.password);
+      return services.users.createToken(who.userId!, { name: body.tokenName, expiresInDays: body.expiresInDays }, who.actor);
+    },
+  }),
+  route({
+    method: 'get', path: '/users', summary: 'Users, their roles and status (never a password)', permission: 'admin',
+    handler: ({ services }) => ({ items: services.users.list(), nextCursor: null }),
+  }),
+  route({
+    method: 'post', path: '/users', summary: 'Add a user with a password and roles', permission: 'admin', status: 201,
+    body: z.strictObject({ name: z.string().min(1).max(64), password, roles: z.array(role).min(1).max(50) }),
+    handler: ({ services, body, actor }) => services.users.add(body, actor),
+  }),
+  route({
+    method: 'patch', path: '/users/:id', summary: "Change a user's roles, or disable or enable it (enabling also unlocks)", permission: 'admin', params: idParam,
+    body: z.strictObject({ roles: z.array(role).min(1).max(50).optional(), status: z.enum(['active', 'disabled']).optional() }).refine((b) => b.roles || b.status, 'name roles or status'),
+    handler: ({ services, params, body, actor }) => {
+      if (body.roles) services.users.setRoles(params.id, body.roles, actor);
+      return body.status ? services.users.setStatus(params.id, body.status, actor) : services.users.get(params.id);
+    },
+  }),
+  route({
+    method: 'post', path: '/users/:id/password', summary: "Set a user's password", permission: 'admin', params: idParam,
+    body: z.strictObject({ password }),
+    handler: ({ services, params, body, actor }) => services.users.resetPassword(params.id, body.password, actor),
+  }),
+  route({
+    method: 'delete', path: '/users/:id', summary: 'Remove a user and its API tokens', permission: 'admin', params: idParam, status: 204,
+    handler: ({ services, params, actor }) => services.users.remove(params.id, actor),
+  }),
+  route({
+    method: 'get', path: '/users/:id/tokens', summary: "A user's API tokens (admins)", permission: 'admin', params: idParam,
+    handler: ({ services, params }) => ({ items: services.users.tokens(services.users.get(params.id).id), nextCursor: null }),
+  }),
+  route({
+    method: 'post', path: '/users/:id/tokens', summary: 'Make an API token for a user (admins; the first one comes this way, over the socket)', permission: 'admin', params: idParam, status: 201,
+    body: tokenBody,
+    handler: ({ services, params, body, actor }) => services.users.createToken(services.users.get(params.id).id, body, actor),
+  }),
+  route({
+    method: 'delete', path: '/users/:id/tokens/:tokenId', summary: "Revoke a user's API token (admins)", permission: 'admin',
+    params: z.strictObject({ id: z.string().min(1).max(100), tokenId: z.string().min(1).max(100) }),
+    handler: ({ services, params, actor }) => services.users.revokeToken(params.tokenId, services.users.get(params.id).id, actor),
+  }),
+];
