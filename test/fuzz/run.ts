@@ -8,7 +8,7 @@ import fc from 'fast-check';
 const env = process.env;
 export const LONG = env.FUZZ_RUNS !== undefined;
 export const SEED = env.FUZZ_SEED !== undefined ? Number(env.FUZZ_SEED) : (Date.now() ^ (Math.random() * 0x7fffffff)) >>> 0;
-const PATH = env.FUZZ_PATH;
+const PATH = env.FUZZ_PATH || undefined;
 
 /** Runs for a property: `base` in `npm test`, FUZZ_RUNS × weight in the long run. */
 export const runs = (base: number, weight = 1): number => (LONG ? Math.max(1, Math.round(Number(env.FUZZ_RUNS) * weight)) : base);
@@ -25,7 +25,7 @@ export async function check<T>(name: string, property: fc.IAsyncPropertyWithHook
   });
   if (out.failed) {
     const why = out.errorInstance instanceof Error ? out.errorInstance.message : String(out.errorInstance);
-    throw new Error(`${clip(fc.defaultReportMessage(out), 3000)}\n${clip(why, 3000)}\nreplay with: FUZZ_SEED=${SEED} FUZZ_PATH=${out.counterexamplePath ?? ''} FUZZ_RUNS=1 npx vitest run --config test/vitest.config.ts test/fuzz`);
+    throw new Error(`${clip(fc.defaultReportMessage(out) ?? '', 3000)}\n${clip(why, 3000)}\nreplay with: FUZZ_SEED=${SEED} FUZZ_PATH=${out.counterexamplePath ?? ''} FUZZ_RUNS=1 npx vitest run --config test/vitest.config.ts test/fuzz`);
   }
 }
 
