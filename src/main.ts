@@ -11,6 +11,7 @@ import { createLogger, type Logger } from './shared/logger.js';
 import { DAY_MS, systemClock, type Clock } from './shared/clock.js';
 import { EventService } from './events/service.js';
 import { RefusalCounter } from './events/refusals.js';
+import { CheckpointService } from './events/checkpoints.js';
 import { AlertService } from './alerts/service.js';
 import { TrustedTime } from './time/trusted-time.js';
 import { timeOptions } from './time/options.js';
@@ -101,8 +102,14 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const state = new ExchangeState(db);
     const bundleDir = config.exchange.bundleDir;
     for (const sub of ['inbox', 'outbox', 'archive', 'rejected']) mkdirSync(join(bundleDir, sub), { recursive: true });
+    const checkpoints = new CheckpointService(db, clock, identity, events, config.dataDir);
     const exporter = new ExportService(db, time, identity, state, accounts, events, alerts, {
       bundleDir, dataDir: config.dataDir, hashHostnames: config.exchange.hashHostnames, timeZone: config.time.zone,
+      // Every export and sync part signs a checkpoint; with Cisco as upstream it stays on the site.
+      checkpoint: (reason) => {
+        const c = checkpoints.make(reason);
+        return config.exchange.upstream.kind === 'outpost' ? c : null;
+      },
     });
     const importer = new ImportService(db, time, time, identity, state, accounts, licenses, policy, events, alerts, bundleDir, {
       maxBytes: config.exchange.maxResponseBytes, maxRatio: config.exchange.maxResponseRatio,
@@ -147,7 +154,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     );
     const upstreamSync: UpstreamSync = x.upstream.kind === 'cisco' ? cloudSync : sync;
     const services: Services = {
-      config, db, identity, logger, systemClock: clock, time, events, refusals, alerts, accounts, tokens, devices, licenses,
+      config, db, identity, logger, systemClock: clock, time, events, refusals, checkpoints, alerts, accounts, tokens, devices, licenses,
       policy, ingest, acks: new AckReader(db), destinations, rum, exchange, sync, upstreamSync, users: new UserService(db, time, accounts, events),
       cloud: { sync: cloudSync, credentials, positions, reservations: new CloudReservations(db, time, accounts, polled, events, credentials, logger, cloudClient, {
         clientId: cloud.clientId, domain: cloud.domain, virtualAccounts: cloud.virtualAccounts, pollMs: cloud.pollSeconds * 1000, maxPollMs: cloud.maxPollMinutes * 60_000,
@@ -353,6 +360,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
           { name: 'alerts', cron: config.alerts.evaluateCron, run: () => services.evaluateAlerts() },
           { name: 'trusted-time', cron: '* * * * *', run: () => services.time.check() },
           { name: 'refusal-counts', cron: '* * * * *', run: () => services.refusals.flush() },
+          { name: 'event-checkpoint', cron: config.events.checkpointCron, run: () => void services.checkpoints.make('schedule') },
           ...(connected ? [{ name: 'sync', cron: config.exchange.syncCron, run: () => void services.upstreamSync.scheduled().catch(logFailure('sync')) }] : []),
           ...(bundles ? [{ name: 'monthly-export', cron: config.exchange.exportCron, run: () => void services.exchange.jobs.runScheduledExport().catch(logFailure('monthly-export')) }] : []),
           {

@@ -16,6 +16,7 @@ import type { DeviceService } from './devices/service.js';
 import type { LicenseService } from './licenses/service.js';
 import type { EventService } from './events/service.js';
 import type { RefusalCounter } from './events/refusals.js';
+import type { CheckpointService } from './events/checkpoints.js';
 import type { AlertService } from './alerts/service.js';
 import type { TrustedTime } from './time/trusted-time.js';
 import type { PolicyService } from './policy/service.js';
@@ -46,6 +47,8 @@ export interface Services {
   time: TrustedTime;
   events: EventService;
   refusals: RefusalCounter;
+  /** Signed checkpoints of the audit trail's head. */
+  checkpoints: CheckpointService;
   alerts: AlertService;
   accounts: AccountService;
   tokens: TokenService;

@@ -38,6 +38,14 @@ export const configSchema = z.strictObject({
     evaluateCron: z.string().refine((s) => cron.validate(s), 'a cron expression (five or six fields)'),
     expiryWarningDays: positiveInt,
   }),
+  events: z.strictObject({
+    /**
+     * When the collector signs a checkpoint of its audit trail's head (hourly by default; every
+     * usage export and sync part signs one too). A rewrite of the trail is found only against
+     * checkpoints made before it, so the interval bounds how closely it is located.
+     */
+    checkpointCron: z.string().refine((s) => cron.validate(s), 'a cron expression (five or six fields)'),
+  }),
   time: z.strictObject({
     /** The calendar schedules run on and export periods are named in; the host's TZ plays no part. */
     zone: z.string().refine(isTimeZone, 'an IANA time zone name, such as UTC, Europe/Paris or America/Los_Angeles'),

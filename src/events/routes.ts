@@ -2,6 +2,11 @@ import { z } from 'zod';
 import { route } from '../http/route.js';
 import { pageQuery } from '../http/paging.js';
 import { oneVa } from '../users/authorize.js';
+import { isAbsolute } from 'node:path';
+import { verifyTrail } from './trail-verify.js';
+import { exportTrail } from './trail-export.js';
+
+const absoluteFile = z.string().min(1).max(4096).refine(isAbsolute, 'an absolute path on the collector host');
 
 export const eventRoutes = [
   route({
@@ -18,12 +23,27 @@ export const eventRoutes = [
       services.events.list({ ...query, vaId: oneVa(services, query.vaId, vaIds), before: query.cursor ? Number(query.cursor) : undefined }),
   }),
   route({
-    method: 'get', path: '/events/verify', summary: 'Check the hash chain of the audit trail', permission: 'read',
-    handler: async ({ services }) => {
-      const head = services.events.head();
-      const broken = await services.events.verifyChain(head.id);
-      return { intact: broken === null, firstBrokenId: broken, head };
-    },
+    method: 'get', path: '/events/verify', summary: 'Check the hash chain of the audit trail, and hold it against the signed checkpoints kept locally',
+    permission: 'read',
+    handler: ({ services }) => verifyTrail(services.events, services.checkpoints, services.identity.collectorId),
+  }),
+  route({
+    method: 'post', path: '/events/verify', summary: 'Check the audit trail against a JSON-lines file of signed checkpoints (the upstream\'s export, or an events export)',
+    permission: 'read',
+    body: z.strictObject({ checkpoints: absoluteFile }),
+    handler: ({ services, body }) => verifyTrail(services.events, services.checkpoints, services.identity.collectorId, body.checkpoints),
+  }),
+  route({
+    method: 'post', path: '/events/checkpoints', summary: 'Sign a checkpoint of the audit trail\'s head now (the schedule and every export make one too)',
+    permission: 'operate',
+    handler: ({ services }) => ({ checkpoint: services.checkpoints.make('manual') }),
+  }),
+  route({
+    // Writes a file on the collector host: operator work, and never over an existing file.
+    method: 'post', path: '/events/export', summary: 'Write the audit trail (events after `since`, with their hashes) and its checkpoints as JSON lines, for a SIEM',
+    permission: 'operate',
+    body: z.strictObject({ out: absoluteFile, since: z.number().int().min(0).default(0) }),
+    handler: ({ services, body }) => exportTrail(services.events, services.checkpoints, body),
   }),
   route({
     method: 'get', path: '/security/refusals', summary: 'Counts of requests refused for security reasons', permission: 'read',

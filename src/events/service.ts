@@ -15,10 +15,10 @@ export interface Event {
   hash: string;
 }
 
-const GENESIS = '0'.repeat(64);
+export const GENESIS = '0'.repeat(64);
 
 /** The canonical text a chained hash covers: every field, in a fixed order. */
-function chainText(prev: string, r: Omit<EventRow, 'id' | 'prev_hash' | 'hash'>): string {
+export function chainText(prev: string, r: Omit<EventRow, 'id' | 'prev_hash' | 'hash'>): string {
   return JSON.stringify([prev, r.at, r.type, r.actor, r.subject, r.va_id, r.details]);
 }
 
@@ -50,6 +50,11 @@ export class EventService {
   /** The head as a bundle carries it: null while the trail is empty. */
   chainHead(): { id: number; hash: string } | null {
     return this.repo.head() ?? null;
+  }
+
+  /** Raw rows with ids in (after, upTo], oldest first: for the checks and exports that walk the trail. */
+  slice(after: number, upTo: number, limit: number): EventRow[] {
+    return this.repo.slice(after, upTo, limit);
   }
 
   list(f: EventFilter): { items: Event[]; nextCursor: string | null } {

@@ -8,6 +8,7 @@ import type { Clock } from '../shared/clock.js';
 import type { Db } from '../store/open.js';
 import type { Identity } from '../identity/identity.js';
 import type { EventService } from '../events/service.js';
+import type { Checkpoint } from '../events/checkpoint.js';
 import type { AlertService } from '../alerts/service.js';
 import type { AccountService } from '../accounts/service.js';
 import { assembleBundle, identitySigner, writePayloads, type ListedPayload, type WrittenBundle } from './write.js';
@@ -63,7 +64,14 @@ export class ExportService {
     private accounts: AccountService,
     private events: EventService,
     private alerts: AlertService,
-    private opts: { bundleDir: string; dataDir: string; hashHostnames: boolean; timeZone?: string },
+    private opts: {
+      bundleDir: string; dataDir: string; hashHostnames: boolean; timeZone?: string;
+      /**
+       * Signs a checkpoint of the audit trail's head as the bundle is made; what it returns
+       * travels in the manifest's meta (null: the checkpoint stays on the site).
+       */
+      checkpoint?: (reason: 'export' | 'sync-part') => Checkpoint | null;
+    },
   ) {}
 
   preview(period?: string): ExportPreview {
@@ -91,6 +99,7 @@ export class ExportService {
     let written: WrittenBundle;
     const reach: PartReach = { lastRef: o.part?.after ?? 0, cut: false };
     try {
+      const checkpoint = this.opts.checkpoint?.(o.part ? 'sync-part' : 'export') ?? null;
       const header = {
         kind: 'usage' as const,
         bundleId,
@@ -102,7 +111,12 @@ export class ExportService {
         period,
         createdAt: new Date(now).toISOString(),
         eventChainHead: this.events.chainHead(),
-        meta: { hostnames: this.opts.hashHostnames ? 'keyed-hash' : 'clear', ...(o.part ? { transport: 'sync', devices: typeof o.part.devices === 'string' ? o.part.devices : 'arrived-since-sync-start' } : {}) },
+        meta: {
+          hostnames: this.opts.hashHostnames ? 'keyed-hash' : 'clear',
+          ...(o.part ? { transport: 'sync', devices: typeof o.part.devices === 'string' ? o.part.devices : 'arrived-since-sync-start' } : {}),
+          // In meta, not a field of its own: an upstream that predates checkpoints reads the bundle as before.
+          ...(checkpoint ? { eventCheckpoint: checkpoint } : {}),
+        },
       };
       written = await assembleBundle(file, header, await this.payloads(work, o.part, reach), work, identitySigner(this.identity));
     } finally {

@@ -39,7 +39,10 @@ export const manifestSchema = z.strictObject({
   payloads: z
     .array(z.strictObject({ name: z.string().regex(/^[a-z0-9-]+\.ndjson\.gz$/), size: z.number().int().nonnegative(), records: z.number().int().nonnegative(), sha256: hex64 }))
     .max(32),
-  /** Small kind-specific facts (counts, the enrolling key...). */
+  /**
+   * Small kind-specific facts (counts, the enrolling key...). A usage bundle may carry
+   * `eventCheckpoint`: the collector's signed checkpoint of its audit trail (events/checkpoint.ts).
+   */
   meta: z.record(z.string(), z.unknown()),
 });
 

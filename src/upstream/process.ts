@@ -9,6 +9,7 @@ import { parseStrictJson } from '../exchange/strict-json.js';
 import { PAYLOAD, type VaConfirmationRecord } from '../exchange/records.js';
 import type { UpstreamService } from './service.js';
 import { AppError } from '../shared/errors.js';
+import { receiveCheckpoint, type CheckpointReceipt } from './checkpoints.js';
 
 export interface ProcessResult {
   usageBundle: string;
@@ -19,6 +20,8 @@ export interface ProcessResult {
   forced: boolean;
   /** The bundle had been processed before (same id and hash): this is the response written then, counted nothing now. */
   alreadyProcessed: boolean;
+  /** The signed checkpoint of the collector's audit trail the bundle carried (null: none). */
+  checkpoint?: CheckpointReceipt;
 }
 
 /** A usage bundle already recorded as processed, and the response that answers it. */
@@ -143,6 +146,7 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
     const res: ProcessResult = {
       usageBundle: m.bundleId, sequence: m.sequence, forced: o.force, alreadyProcessed: false, responseFile: response.path, responseSequence,
       reports: { accepted: counts.accepted, rejected: counts.rejected, new: counts.fresh, replaced: counts.merged - counts.fresh, alreadyCounted: counts.accepted - counts.merged },
+      checkpoint: receiveCheckpoint(up, m, now),
     };
     up.event(o.force ? 'usage.processed_forced' : 'usage.processed', c.id, { ...res.reports, sequence: m.sequence, bundle: m.bundleId });
     return res;

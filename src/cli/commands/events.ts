@@ -5,6 +5,31 @@ import type { Event } from '../../events/service.js';
 import type { Alert } from '../../alerts/service.js';
 import { CliError } from '../client.js';
 import { vaNames } from '../va-names.js';
+import { resolve } from 'node:path';
+import type { TrailReport } from '../../events/trail-check.js';
+import type { TrailExport } from '../../events/trail-export.js';
+import type { Checkpoint } from '../../events/checkpoint.js';
+
+/** What `events verify` prints: the verdict first, then what it rests on. */
+function trailText(r: TrailReport & { refused?: unknown }): string {
+  const cp = r.checkpoints;
+  const basis = cp.checked
+    ? `${cp.matched} of ${cp.checked} ${cp.source === 'file' ? 'checkpoint(s) of the file' : 'local checkpoint(s)'} matched`
+    : `no ${cp.source === 'file' ? 'checkpoint of the file' : 'local checkpoint'} was reached`;
+  if (!r.finding) {
+    const uncovered = cp.latest ? r.head.id - cp.latest.eventId : r.head.id;
+    return [
+      `the audit trail is intact: ${r.events} event(s), chained; ${basis}`,
+      ...(uncovered > 0 ? [`  the last ${uncovered} event(s) come after the latest checkpoint${cp.latest ? ` (${cp.latest.at})` : ''}: the next one covers them`] : []),
+    ].join('\n');
+  }
+  const f = r.finding;
+  return [
+    `the audit trail was tampered with (${f.kind.replace('_', ' ')}): ${f.message}`,
+    `  first event concerned: ${f.eventId}${f.range.from !== f.range.to ? ` (somewhere in ${f.range.from} to ${f.range.to})` : ''}`,
+    `  ${basis} before it`,
+  ].join('\n');
+}
 
 export const eventCommands: Command[] = [
   {
@@ -29,14 +54,44 @@ export const eventCommands: Command[] = [
   },
   {
     name: 'events verify',
-    usage: 'outpost events verify',
-    summary: 'Check the hash chain of the audit trail; exits 1 if a row was altered',
+    usage: 'outpost events verify [--checkpoints FILE]',
+    summary:
+      'Check the audit trail: its hash chain, and the signed checkpoints (of FILE, JSON lines from the upstream or an events export; else the local copies); names the first event changed, removed or inserted, or a truncated tail; exits 1 if anything is found',
+    options: { checkpoints: { type: 'string' } },
     async run(ctx) {
-      const r = (await ctx.api((api) => api('GET', '/events/verify'))) as { intact: boolean; firstBrokenId: number | null; head: { id: number } };
-      ctx.output(r, () =>
-        r.intact ? `the audit trail is intact: ${r.head.id} event(s), chained` : `the audit trail is broken: event ${r.firstBrokenId} does not chain to the one before it`,
-      );
+      const file = str(ctx.values.checkpoints);
+      const r = (await ctx.api((api) =>
+        file ? api('POST', '/events/verify', { checkpoints: resolve(file) }) : api('GET', '/events/verify'),
+      )) as TrailReport;
+      ctx.output(r, () => trailText(r));
       return r.intact ? 0 : 1;
+    },
+  },
+  {
+    name: 'events checkpoint',
+    usage: 'outpost events checkpoint',
+    summary: "Sign a checkpoint of the audit trail's head now (the schedule, events.checkpointCron, and every export make one too)",
+    async run(ctx) {
+      const r = (await ctx.api((api) => api('POST', '/events/checkpoints'))) as { checkpoint: Checkpoint | null };
+      ctx.output(r, () =>
+        r.checkpoint ? `checkpoint of event ${r.checkpoint.eventId} (${r.checkpoint.count} events), signed by ${r.checkpoint.keyId} at ${r.checkpoint.at}` : 'the audit trail is empty: nothing to sign',
+      );
+    },
+  },
+  {
+    name: 'events export',
+    usage: 'outpost events export [--since ID] --out FILE',
+    summary: 'Write the audit trail (events after ID, with their hashes) and its signed checkpoints as JSON lines, for a SIEM',
+    options: { since: { type: 'string' }, out: { type: 'string' } },
+    async run(ctx) {
+      const out = str(ctx.values.out);
+      if (!out) throw new CliError('--out FILE is required: where the JSON lines go');
+      const sinceText = str(ctx.values.since) ?? '0';
+      if (!/^\d{1,15}$/.test(sinceText)) throw new CliError(`--since must be an event id (a whole number), not ${sinceText}`);
+      const r = (await ctx.api((api) => api('POST', '/events/export', { out: resolve(out), since: Number(sinceText) }))) as TrailExport;
+      ctx.output(r, () =>
+        `${r.events} event(s)${r.firstId !== null ? ` (${r.firstId} to ${r.lastId})` : ''} and ${r.checkpoints} checkpoint(s) written to ${r.file}`,
+      );
     },
   },
   {

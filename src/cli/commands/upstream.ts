@@ -20,12 +20,13 @@ const upstreamDir = (ctx: CommandContext) => resolve(str(ctx.values.dir) ?? ctx.
  * Runs one operation: through the running upstream's socket when `outpost upstream serve`
  * answers there (it owns the store), else on the store opened here, under its lock.
  */
-async function op<K extends OperationName>(ctx: CommandContext, name: K, args: Parameters<Operations[K]>[0]): Promise<Awaited<ReturnType<Operations[K]>>> {
+async function op<K extends OperationName>(ctx: CommandContext, name: K, args: Parameters<Operations[K]>[0], outIsFile = false): Promise<Awaited<ReturnType<Operations[K]>>> {
   const dir = upstreamDir(ctx);
   const socket = upstreamSocketFile(dir);
   try {
     if (await adminAnswers(socket)) {
-      if (str(ctx.values.out)) throw new CliError(`--out is not used while the upstream serves (${socket}): its bundles go to ${dir}/outbox`);
+      // --out names the bundles' folder, which a serving upstream has its own of; a command whose --out is a file passes it on.
+      if (str(ctx.values.out) && !outIsFile) throw new CliError(`--out is not used while the upstream serves (${socket}): its bundles go to ${dir}/outbox`);
       return await adminCall(socket, name, args);
     }
     let db;
@@ -161,6 +162,20 @@ export const upstreamCommands: Command[] = [
           `response ${r.responseSequence}: ${r.responseFile}`,
         ].join('\n'),
       );
+    },
+  },
+  {
+    name: 'upstream checkpoints export',
+    usage: 'outpost upstream checkpoints export --collector ID --out FILE [--dir DIR]',
+    summary: "Write the signed checkpoints of a collector's audit trail received in its bundles, as JSON lines (for outpost events verify --checkpoints FILE)",
+    options: { dir: { type: 'string' }, collector: { type: 'string' }, out: { type: 'string' } },
+    async run(ctx) {
+      const collector = str(ctx.values.collector);
+      const out = str(ctx.values.out);
+      if (!collector) throw new CliError('--collector ID is required (outpost upstream status lists them)');
+      if (!out) throw new CliError('--out FILE is required: where the JSON lines go');
+      const r = await op(ctx, 'checkpointsExport', { collector, file: resolve(out) }, true);
+      ctx.output(r, () => `${r.checkpoints} checkpoint(s) of collector ${r.collectorId} written to ${r.file}`);
     },
   },
   {

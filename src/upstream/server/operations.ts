@@ -3,6 +3,7 @@ import { processUsageBundle } from '../process.js';
 import { UpstreamError, type EntitlementInput, type UpstreamService } from '../service.js';
 import { pendingEnrollments, pinPending } from './enrollments.js';
 import type { SyncJobs } from './jobs.js';
+import { exportCheckpoints } from '../checkpoints.js';
 
 /**
  * What the upstream's operator can do, one function each: the CLI runs them on the store it
@@ -17,6 +18,7 @@ export interface Operations {
   entitlementAdd(a: EntitlementInput): Promise<{ vaId: string; version: number }>;
   process(a: { file: string; force: boolean }): ReturnType<typeof processUsageBundle>;
   status(a: Record<string, never>): Promise<UpstreamStatus>;
+  checkpointsExport(a: { collector: string; file: string }): ReturnType<typeof exportCheckpoints>;
 }
 
 export interface UpstreamStatus {
@@ -40,6 +42,8 @@ export const ADMIN_ROUTES: Record<OperationName, { method: 'GET' | 'POST'; path:
   entitlementAdd: { method: 'POST', path: '/admin/v1/entitlements', writes: true },
   process: { method: 'POST', path: '/admin/v1/process', writes: true },
   status: { method: 'GET', path: '/admin/v1/status', writes: false },
+  // Reads only, but a POST: it names the file to write.
+  checkpointsExport: { method: 'POST', path: '/admin/v1/checkpoints/export', writes: false },
 };
 
 /** A file named to a running upstream is read by that process: it must not depend on the caller's folder. */
@@ -63,6 +67,10 @@ export function operations(up: UpstreamService, jobs?: SyncJobs): Operations {
       return up.rotateOwnKey(a.graceDays);
     },
     entitlementAdd: async (a) => up.addEntitlement(a),
+    checkpointsExport: (a) => {
+      if (typeof a.collector !== 'string' || !a.collector) throw new UpstreamError('bad_request', 'collector is required');
+      return exportCheckpoints(up, a.collector, absolute(a.file, 'the output file'));
+    },
     process: (a) => processUsageBundle(up, absolute(a.file, 'the usage bundle'), { force: Boolean(a.force) }),
     status: async () => {
       const counts = jobs?.counts();
