@@ -19,6 +19,7 @@ import { reportCommands } from './commands/reports.js';
 import { syncCommands } from './commands/sync.js';
 import { ciscoCommands } from './commands/cisco.js';
 import { ciscoCloudCommands } from './commands/cisco-cloud.js';
+import { userCommands } from './commands/users.js';
 import { ciscoReserveCommands } from './commands/cisco-reserve.js';
 import { safeJson, safeText } from './safe-text.js';
 import { AppError } from '../shared/errors.js';
@@ -33,6 +34,7 @@ const commands: Command[] = [
   ...syncCommands,
   ...ciscoCommands,
   ...ciscoCloudCommands,
+  ...userCommands,
   ...ciscoReserveCommands,
 ];
 

@@ -87,7 +87,7 @@ export interface LoadOptions {
 }
 
 /** Variables read besides the configuration's own keys. */
-const OTHER_VARIABLES = ['OUTPOST_CONFIG', 'OUTPOST_DEVICE_PASSWORD', 'OUTPOST_CSSM_CLIENT_SECRET'];
+const OTHER_VARIABLES = ['OUTPOST_CONFIG', 'OUTPOST_DEVICE_PASSWORD', 'OUTPOST_CSSM_CLIENT_SECRET', 'OUTPOST_USER_PASSWORD'];
 
 /** Edit distance counting a swap of two neighbours as one edit (PROT for PORT). */
 function distance(a: string, b: string): number {

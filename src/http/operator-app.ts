@@ -72,13 +72,16 @@ function handlerFor(r: Route, services: Services, version: string) {
     // After a failed WAL sync the store's state on disk is unknown: no write until a restart.
     const failed = r.method === 'get' ? null : services.ingest.commits.failed;
     if (failed) throw failed;
+    const principal = req.principal ?? null;
+    // Roles held on some VAs only: each VA the request touches must be one of theirs, judged
+    // before the rest of the request is (a VA that is not theirs is refused whatever else is wrong).
+    const vaIds = principal && !admit(r, principal).global
+      ? scopeOf(r, principal, services, { params: req.params, query: { ...(req.query as object) }, body: req.body })
+      : null;
     const params = r.params ? parseOrThrow(r.params, req.params, 'path') : req.params;
     const query = parseOrThrow(r.query ?? emptyQuery, { ...(req.query as object) }, 'query');
     let body: unknown = req.body;
     if (r.body) body = parseOrThrow(r.body, req.body ?? {}, 'body');
-    const principal = req.principal ?? null;
-    // Roles held on some VAs only: each VA the request touches must be one of theirs.
-    const vaIds = principal && !admit(r, principal).global ? scopeOf(r, principal, services, { params, query: query as Record<string, unknown>, body }) : null;
     const actor = principal?.actor ?? 'anonymous';
     const result = await r.handler({ params, query, body, actor, services, version, vaIds, principal });
     if (r.status === 204) res.status(204).end();

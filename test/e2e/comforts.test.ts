@@ -71,12 +71,12 @@ describe('the outpost command, for an operator', () => {
 
     const noReason = await cli(['alerts', 'ack', String(shortage.id)], env);
     expect([noReason.code, noReason.stderr]).toEqual([1, expect.stringContaining('--reason')]);
-    expect(await run('alerts', 'ack', String(shortage.id), '--reason', 'PO 4711 on its way')).toContain('acknowledged by cli: PO 4711 on its way');
+    expect(await run('alerts', 'ack', String(shortage.id), '--reason', 'PO 4711 on its way')).toMatch(/acknowledged by cli:\S+ \(self-reported\): PO 4711 on its way/);
     const after = await run('alerts');
     expect(after).not.toMatch(/critical\s+shortage/);
     expect(after).toContain('1 acknowledged alert(s) hidden: --acknowledged shows them');
-    expect(await run('alerts', '--acknowledged')).toMatch(/shortage\s+Campus.*by cli: PO 4711 on its way/);
-    expect(await run('events', '--type', 'alert.*')).toMatch(/alert\.acknowledged\s+cli\s+\d+\s+Campus/);
+    expect(await run('alerts', '--acknowledged')).toMatch(/shortage\s+Campus.*by cli:\S+ \(self-reported\): PO 4711 on its way/);
+    expect(await run('events', '--type', 'alert.*')).toMatch(/alert\.acknowledged\s+cli:\S+ \(self-reported\)\s+\d+\s+Campus/);
   });
 
   it('when a RUM file ends past the stale age, or names devices of another VA, then the import says so', async () => {
