@@ -30,6 +30,7 @@ import { builtWorker } from './shared/worker.js';
 import { createOperatorApp } from './http/operator-app.js';
 import { combinedHandler, drainable, listen } from './http/server.js';
 import { BodyBudget, limitConnectionsPerAddress } from './http/limits.js';
+import { deviceRateLimits } from './http/rate-limit.js';
 import { EXIT, FATAL_GRACE_MS, StartError, boundedStop, drainListeners, shutdownSteps, within } from './lifecycle.js';
 import { Scheduler } from './schedules.js';
 import type { Services } from './services.js';
@@ -188,6 +189,7 @@ export function createRequestHandler(services: Services, verifier: SignatureVeri
     verifier,
     clock: services.systemClock,
     budget: new BodyBudget(c.http.maxBufferedBytes),
+    rate: deviceRateLimits(c.rate, () => services.systemClock.now()),
     limits: {
       maxBodyBytes: c.http.maxBodyBytes,
       signatureWindowSeconds: c.device.signatureWindowSeconds,
