@@ -31,6 +31,8 @@ import { builtWorker } from './shared/worker.js';
 import { createOperatorApp } from './http/operator-app.js';
 import { combinedHandler, drainable, listen } from './http/server.js';
 import { BodyBudget, limitConnectionsPerAddress } from './http/limits.js';
+import { deviceRateLimits } from './http/rate-limit.js';
+import { createTlsListener, httpsWanted, readTlsPair, type TlsListener } from './http/tls.js';
 import { EXIT, FATAL_GRACE_MS, StartError, boundedStop, drainListeners, shutdownSteps, within } from './lifecycle.js';
 import { Scheduler } from './schedules.js';
 import type { Services } from './services.js';
@@ -196,6 +198,7 @@ export function createRequestHandler(services: Services, verifier: SignatureVeri
     verifier,
     clock: services.systemClock,
     budget: new BodyBudget(c.http.maxBufferedBytes),
+    rate: deviceRateLimits(c.rate, () => services.systemClock.now()),
     limits: {
       maxBodyBytes: c.http.maxBodyBytes,
       signatureWindowSeconds: c.device.signatureWindowSeconds,
@@ -211,21 +214,25 @@ export function createRequestHandler(services: Services, verifier: SignatureVeri
  * same): the whole handler, a bounded time for a request to arrive, and a bounded number of
  * connections per address.
  */
-export function createTcpServer(services: Services, verifier?: SignatureVerifier): http.Server {
+export function createTcpServer(services: Services, verifier?: SignatureVerifier, handler = createRequestHandler(services, verifier)): http.Server {
   const { http: h } = services.config;
-  const server = http.createServer(
-    {
-      keepAliveTimeout: 65_000,
-      // A request's headers and body must arrive within this; a stalled body is cut (408).
-      requestTimeout: h.bodyTimeoutSeconds * 1000,
-      headersTimeout: Math.min(h.bodyTimeoutSeconds * 1000, 60_000),
-      // How often Node checks those timeouts: a second, so a limit in seconds means seconds.
-      connectionsCheckingInterval: 1000,
-    },
-    createRequestHandler(services, verifier),
-  );
+  const server = http.createServer(serverTimeouts(h), handler);
   limitConnectionsPerAddress(server, h.maxConnectionsPerAddress);
   return server;
+}
+
+/** The HTTP and HTTPS listeners' timeouts. */
+function serverTimeouts(h: Config['http']) {
+  return {
+    keepAliveTimeout: 65_000,
+    // A request's headers and body must arrive within this; a stalled body is cut (408).
+    requestTimeout: h.bodyTimeoutSeconds * 1000,
+    headersTimeout: Math.min(h.bodyTimeoutSeconds * 1000, 60_000),
+    // How often Node checks those timeouts: a second, so a limit in seconds means seconds.
+    connectionsCheckingInterval: 1000,
+    // A TLS handshake that stalls holds a connection as a stalled body would.
+    handshakeTimeout: Math.min(h.bodyTimeoutSeconds * 1000, 60_000),
+  };
 }
 
 export interface RunningCollector {
@@ -243,6 +250,8 @@ export interface RunningCollector {
    * clean stop, 1 after a fatal error (services.fatal), a step that failed or a stop that overran.
    */
   readonly exitCode: Promise<number>;
+  /** SIGHUP: the HTTPS certificate and key are read again (see TlsListener.reload). */
+  reload(): void;
 }
 
 /**
@@ -260,6 +269,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
   let verifier: SignatureVerifier | undefined;
   let scheduler: Scheduler | undefined;
   let unwatchInbox: (() => void) | undefined;
+  let secure: TlsListener | undefined;
   const drains: ((graceMs: number) => Promise<number>)[] = [];
 
   let stopping: Promise<void> | undefined;
@@ -330,9 +340,17 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
       ? new PooledVerifier(verifyWorker, threads, (e, replaced) =>
           logger.error(replaced ? 'a signature worker died and was replaced' : 'signature workers keep dying; checks run on the main thread', { error: e.message }))
       : inlineVerifier());
-    const tcp = createTcpServer(services, pool);
+    const handler = createRequestHandler(services, pool);
+    const tcp = createTcpServer(services, pool, handler);
     const local = http.createServer(createOperatorApp(services, { transport: 'socket', version: VERSION }));
     drains.push(drainable(local), drainable(tcp));
+    // The key's mode and the pair are checked before anything listens: a start that must refuse them opens nothing.
+    secure = await phase('read the HTTPS certificate and key (https.certFile, https.keyFile)', () =>
+      httpsWanted(config.https) ? createTlsListener(handler, config.https, readTlsPair(config.https), serverTimeouts(config.http), logger) : undefined);
+    if (secure) {
+      limitConnectionsPerAddress(secure.server, config.http.maxConnectionsPerAddress);
+      drains.push(drainable(secure.server));
+    }
     // We hold the database lock, so a socket file left here belongs to a process that is gone.
     await phase(`listen on the local socket ${socketPath}`, async () => {
       if (existsSync(socketPath)) unlinkSync(socketPath);
@@ -346,6 +364,12 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
     });
     await phase(`listen on ${config.http.host}:${config.http.port} (http.host, http.port)`, () => listen(tcp, config.http.port, config.http.host));
     const port = (tcp.address() as { port: number }).port;
+    let httpsUrl: string | undefined;
+    if (secure) {
+      const { server } = secure;
+      await phase(`listen on ${config.https.host}:${config.https.port} (https.host, https.port)`, () => listen(server, config.https.port, config.https.host));
+      httpsUrl = `https://${config.https.host}:${(server.address() as { port: number }).port}`;
+    }
 
     const logFailure = (job: string) => (e: unknown) => logger.error('scheduled job failed', { job, error: (e as Error).message });
     await phase('the first alert evaluation', () => services.evaluateAlerts());
@@ -386,10 +410,14 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
     await phase('the end of start-up', () => {}); // a fatal error raised during start-up stops it here
     started = true;
     logger.info('collector started', {
-      url: `http://${config.http.host}:${port}`, dataDir: config.dataDir, collectorId: services.identity.collectorId,
+      url: `http://${config.http.host}:${port}`, ...(httpsUrl ? { https: httpsUrl } : {}), dataDir: config.dataDir, collectorId: services.identity.collectorId,
       fingerprint: services.identity.fingerprint, version: VERSION,
     });
-    return { services, port, socketPath, stop, exitCode };
+    const reload = () => {
+      if (secure) secure.reload();
+      else logger.info('SIGHUP: nothing to reload (no HTTPS listener)');
+    };
+    return { services, port, socketPath, stop, exitCode, reload };
   } catch (e) {
     logger.error('the collector could not start', { error: (e as Error).message });
     await stop(0);

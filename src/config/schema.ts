@@ -23,6 +23,30 @@ export const configSchema = z.strictObject({
     bodyTimeoutSeconds: positiveInt.max(600),
     allowedOrigins: z.array(z.string().regex(/^https?:\/\/[^/\s?#]+$/, 'an origin: scheme://host[:port], no path')),
   }),
+  https: z.strictObject({
+    /**
+     * Where the HTTPS listener (device API and operator API, the same handler as http) listens.
+     * All addresses by default: configuring a certificate is the decision to serve the network.
+     */
+    host: z.string().min(1),
+    port,
+    /** PEM certificate chain: with keyFile, the collector also serves HTTPS; both empty, it does not. Re-read on SIGHUP. */
+    certFile: z.string(),
+    /** PEM private key of certFile, readable by its owner only (mode 0600). Re-read on SIGHUP. */
+    keyFile: z.string(),
+  }),
+  rate: z.strictObject({
+    /** Signed requests one device may make a minute (a token bucket holding a minute's worth); more are answered 429. */
+    devicePerMinute: positiveInt.max(10_000_000),
+    /** Device API requests one address may make a minute, whatever they are: many devices may sit behind one NAT. */
+    addressPerMinute: positiveInt.max(100_000_000),
+    /** Failed operator logins one account may have in loginWindowMinutes before it must wait. */
+    loginFailuresPerAccount: positiveInt.max(1000),
+    /** Failed operator logins one address may have in loginWindowMinutes, whatever the accounts. */
+    loginFailuresPerAddress: positiveInt.max(100_000),
+    /** The window the login failures are counted in; they come back evenly over it. */
+    loginWindowMinutes: positiveInt.max(24 * 60),
+  }),
   device: z.strictObject({
     signatureWindowSeconds: positiveInt.max(3600),
     maxFutureSkewSeconds: positiveInt.max(86_400),

@@ -17,6 +17,7 @@ import type { Logger } from '../shared/logger.js';
 import { canonicalString, HEADER, LEGACY_REPLY_SIGNATURE_UNTIL, REGISTRATION_DEVICE_ID, rekeyProofString, replyString } from './signing.js';
 import type { SignatureVerifier } from './verifier.js';
 import type { BodyBudget } from '../http/limits.js';
+import { tooManyRequests, type DeviceRateLimits } from '../http/rate-limit.js';
 import type { DeviceAuth } from '../devices/repository.js';
 import { deviceApiRoutes, deviceRouteKey } from './routes.js';
 
@@ -34,6 +35,7 @@ export interface DeviceApiDeps {
   verifier: SignatureVerifier;
   /** Request-body bytes held across all connections (http.maxBufferedBytes). */
   budget: BodyBudget;
+  rate: DeviceRateLimits;
 }
 
 const publicKeyField = z.string().refine((s) => decodePublicKey(s) !== null, 'a base64 raw 32-byte ed25519 public key');
@@ -54,6 +56,7 @@ interface Head {
   method: string;
   url: string;
   headers: IncomingMessage['headers'];
+  address: string;
 }
 
 interface Req extends Head {
@@ -110,6 +113,8 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
    * limit is answered at once. Returns the device for the routes a device signs.
    */
   function admit(req: Head): DeviceAuth | undefined {
+    const wait = deps.rate.address.take(req.address);
+    if (wait) refuse('rate_limited_address', req, tooManyRequests('address', 'rate.addressPerMinute', wait));
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > deps.limits.maxBodyBytes) throw new AppError(413, 'body_too_large', `the body exceeds ${deps.limits.maxBodyBytes} bytes`);
     const path = req.url.split('?')[0]!;
@@ -137,6 +142,9 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
       if (e instanceof AppError && e.code === 'bad_signature') await refuseIfRekeyPending(req, device.id);
       throw e;
     }
+    // Counted once the signature verifies: a forged request naming a device cannot spend its allowance.
+    const wait = deps.rate.device.take(device.id);
+    if (wait) refuse('rate_limited_device', req, tooManyRequests('device', 'rate.devicePerMinute', wait));
     return device;
   }
 
@@ -257,6 +265,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
   function fail(res: ServerResponse, r: Head, err: unknown): void {
     if (err instanceof AppError) {
       if (err.status === 503) res.setHeader('retry-after', '30');
+      else if (err.status === 429) res.setHeader('retry-after', String(err.details.retryAfterSeconds));
       return send(res, err.status, toErrorBody(err));
     }
     const code = String((err as { code?: unknown }).code ?? '');
@@ -277,7 +286,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
   }
 
   return function handle(req: IncomingMessage, res: ServerResponse): void {
-    const head: Head = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers };
+    const head: Head = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, address: req.socket.remoteAddress ?? '' };
     let device: DeviceAuth | undefined;
     try {
       device = admit(head);

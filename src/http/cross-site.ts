@@ -1,5 +1,6 @@
 import type { Request, Response, NextFunction } from 'express';
 import { AppError, forbidden } from '../shared/errors.js';
+import { overTls } from './security-headers.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** What a browser may send from any page without a CORS preflight (the Fetch standard's "simple" types). */
@@ -21,7 +22,7 @@ export function crossSiteGuard(allowedOrigins: readonly string[]) {
     if (SAFE_METHODS.has(req.method)) return next();
     const origin = req.headers.origin;
     if (origin !== undefined) {
-      const own = `http://${req.headers.host ?? ''}`.toLowerCase();
+      const own = `${overTls(req) ? 'https' : 'http'}://${req.headers.host ?? ''}`.toLowerCase();
       const o = origin.toLowerCase();
       if (o !== own && !allowed.has(o)) {
         return next(forbidden('cross_site_request', `requests from ${JSON.stringify(origin.slice(0, 200))} may not change anything here; only the collector's own origin (${own}) or one listed in http.allowedOrigins may`));

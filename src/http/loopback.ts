@@ -1,5 +1,6 @@
 import type { Request, Response, NextFunction } from 'express';
 import { forbidden } from '../shared/errors.js';
+import { overTls } from './security-headers.js';
 
 const LOOPBACK_HOST = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])(:\d{1,5})?$/i;
 
@@ -15,7 +16,12 @@ export function isLoopbackAddress(addr: string | undefined): boolean {
  */
 export function loopbackOnly(req: Request, _res: Response, next: NextFunction): void {
   if (!isLoopbackAddress(req.socket.remoteAddress)) {
-    return next(forbidden('loopback_only', 'the operator API answers only on loopback until users and roles are configured'));
+    // The one check the users-and-roles work replaces with authentication: over HTTPS another
+    // address may be served once callers can say who they are; over plain HTTP, never.
+    if (overTls(req)) {
+      return next(forbidden('users_and_roles_needed', 'the operator API over HTTPS answers other addresses only once users and roles exist; until then use it on the collector host (loopback) or through the local socket'));
+    }
+    return next(forbidden('loopback_only', 'the operator API over plain HTTP answers only on loopback; from another address, use HTTPS (https.certFile, https.keyFile) once users and roles are configured'));
   }
   if (!LOOPBACK_HOST.test(req.headers.host ?? '')) {
     return next(forbidden('bad_host', `the Host header must name loopback (localhost, 127.0.0.1 or [::1]), not ${JSON.stringify(req.headers.host ?? '')}`));

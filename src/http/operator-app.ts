@@ -6,6 +6,7 @@ import type { Services } from '../services.js';
 import type { Route } from './route.js';
 import { routes } from './routes.js';
 import { loopbackOnly } from './loopback.js';
+import { securityHeaders } from './security-headers.js';
 import { bodyTypeGuard, crossSiteGuard } from './cross-site.js';
 import { requestError } from './request-errors.js';
 import { fileProblem } from '../shared/files.js';
@@ -25,6 +26,7 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(securityHeaders());
   if (opts.transport === 'tcp') app.use(loopbackOnly, crossSiteGuard(services.config.http.allowedOrigins));
   app.use((req, res, next) => {
     const started = performance.now();

@@ -7,6 +7,8 @@ export interface Stoppable {
   services: { logger: Logger };
   stop(): Promise<void>;
   readonly exitCode: Promise<number>;
+  /** SIGHUP: what can be read again without a restart is read again. */
+  reload?(): void;
 }
 
 /**
@@ -31,8 +33,13 @@ export async function untilStopped(start: () => Promise<Stoppable>, signals: Nod
   };
   const onTerm = () => onSignal('SIGTERM');
   const onInt = () => onSignal('SIGINT');
+  // Heard from before the start too: Node's default for SIGHUP ends the process.
+  const onHup = () => {
+    if (running && !signalled) running.reload?.();
+  };
   signals.on('SIGTERM', onTerm);
   signals.on('SIGINT', onInt);
+  signals.on('SIGHUP', onHup);
   try {
     running = await start();
     if (signalled) {
@@ -43,6 +50,7 @@ export async function untilStopped(start: () => Promise<Stoppable>, signals: Nod
   } finally {
     signals.off('SIGTERM', onTerm);
     signals.off('SIGINT', onInt);
+    signals.off('SIGHUP', onHup);
   }
 }
 
