@@ -52,6 +52,7 @@ import { SecretBox } from './cisco/secrets.js';
 import { DevicePoller } from './cisco/poller.js';
 import { PortalExport } from './cisco/portal-export.js';
 import { PortalAcks } from './cisco/portal-acks.js';
+import { LoginThrottle } from './http/rate-limit.js';
 import { UserService } from './users/service.js';
 import { CssmClient } from './cssm/client.js';
 import { CloudCredentials } from './cssm/credentials.js';
@@ -157,7 +158,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const upstreamSync: UpstreamSync = x.upstream.kind === 'cisco' ? cloudSync : sync;
     const services: Services = {
       config, db, identity, logger, systemClock: clock, time, events, refusals, checkpoints, alerts, accounts, tokens, devices, licenses,
-      policy, ingest, acks: new AckReader(db), destinations, rum, exchange, sync, upstreamSync, users: new UserService(db, time, accounts, events),
+      policy, ingest, acks: new AckReader(db), destinations, rum, exchange, sync, upstreamSync, users: new UserService(db, time, accounts, events), loginThrottle: new LoginThrottle(config.rate, () => clock.now()),
       cloud: { sync: cloudSync, credentials, positions, reservations: new CloudReservations(db, time, accounts, polled, events, credentials, logger, cloudClient, {
         clientId: cloud.clientId, domain: cloud.domain, virtualAccounts: cloud.virtualAccounts, pollMs: cloud.pollSeconds * 1000, maxPollMs: cloud.maxPollMinutes * 60_000,
         device: { timeoutMs: config.cisco.timeoutSeconds * 1000, ca: deviceCa },

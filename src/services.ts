@@ -1,3 +1,4 @@
+import type { LoginThrottle } from './http/rate-limit.js';
 import type { UserService } from './users/service.js';
 import type { UpstreamSync } from './sync/upstream-sync.js';
 import type { CloudSync } from './cssm/cloud-sync.js';
@@ -58,6 +59,7 @@ export interface Services {
   ingest: IngestService;
   acks: AckReader;
   users: UserService;
+  loginThrottle: LoginThrottle;
   /** The connected exchange of the configured upstream kind: `sync` (Outpost) or `cloud.sync` (Cisco). */
   upstreamSync: UpstreamSync;
   cloud: { sync: CloudSync; credentials: CloudCredentials; positions: CloudPositions; reservations: CloudReservations };

@@ -10,16 +10,17 @@ export function isLoopbackAddress(addr: string | undefined): boolean {
 }
 
 /**
- * Until users and roles exist, the operator API answers only on loopback, and only to a Host
- * header that names loopback: a web page cannot reach it through DNS rebinding (its requests
- * carry the attacker's host name), and a device on the network cannot reach it at all.
+ * Where the operator API answers. Over plain HTTP, only on loopback, and only to a Host header
+ * that names loopback: a web page cannot reach it through DNS rebinding (its requests carry the
+ * attacker's host name), and a device on the network cannot reach it at all. Over HTTPS, other
+ * addresses too once users exist (every caller then authenticates); before the first user, the
+ * collector is its host's alone.
  */
-export function loopbackOnly(req: Request, _res: Response, next: NextFunction): void {
+export const loopbackOnly = (hasUsers: () => boolean) => (req: Request, _res: Response, next: NextFunction): void => {
   if (!isLoopbackAddress(req.socket.remoteAddress)) {
-    // The one check the users-and-roles work replaces with authentication: over HTTPS another
-    // address may be served once callers can say who they are; over plain HTTP, never.
     if (overTls(req)) {
-      return next(forbidden('users_and_roles_needed', 'the operator API over HTTPS answers other addresses only once users and roles exist; until then use it on the collector host (loopback) or through the local socket'));
+      if (hasUsers()) return next();
+      return next(forbidden('users_and_roles_needed', 'the operator API over HTTPS answers other addresses only once users and roles exist (outpost user add); until then use it on the collector host (loopback) or through the local socket'));
     }
     return next(forbidden('loopback_only', 'the operator API over plain HTTP answers only on loopback; from another address, use HTTPS (https.certFile, https.keyFile) once users and roles are configured'));
   }
@@ -27,4 +28,4 @@ export function loopbackOnly(req: Request, _res: Response, next: NextFunction): 
     return next(forbidden('bad_host', `the Host header must name loopback (localhost, 127.0.0.1 or [::1]), not ${JSON.stringify(req.headers.host ?? '')}`));
   }
   next();
-}
+};

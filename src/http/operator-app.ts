@@ -27,7 +27,7 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(securityHeaders());
-  if (opts.transport === 'tcp') app.use(loopbackOnly, crossSiteGuard(services.config.http.allowedOrigins));
+  if (opts.transport === 'tcp') app.use(loopbackOnly(() => services.users.any()), crossSiteGuard(services.config.http.allowedOrigins));
   app.use((req, res, next) => {
     const started = performance.now();
     res.on('finish', () =>
@@ -85,7 +85,8 @@ function handlerFor(r: Route, services: Services, version: string) {
     let body: unknown = req.body;
     if (r.body) body = parseOrThrow(r.body, req.body ?? {}, 'body');
     const actor = principal?.actor ?? 'anonymous';
-    const result = await r.handler({ params, query, body, actor, services, version, vaIds, principal });
+    const remote = req.socket.remoteAddress ?? 'socket';
+    const result = await r.handler({ params, query, body, actor, services, version, vaIds, principal, remote });
     if (r.status === 204) res.status(204).end();
     else res.status(r.status ?? 200).json(result);
   };
@@ -110,6 +111,8 @@ function errorHandler(services: Services) {
         e = new AppError(500, 'internal', 'the request failed inside the collector; nothing was changed');
       }
     }
+    const wait = (e.details as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+    if (e.status === 429 && typeof wait === 'number') res.setHeader('retry-after', String(wait));
     res.status(e.status).json(toErrorBody(e));
   };
 }

@@ -31,6 +31,8 @@ export interface RouteInput<P, Q, B> {
   vaIds: string[] | null;
   /** Who asks (null on a public route called without credentials). */
   principal: Principal | null;
+  /** The caller's address ('socket' over the local socket): what failed logins are counted by, besides the account. */
+  remote: string;
 }
 
 /**

@@ -36,8 +36,18 @@ export const userRoutes = [
   route({
     method: 'post', path: '/auth/token', summary: 'Sign in with a user name and password and get an API token (its secret shown once); failures are counted and lock the account', permission: 'public', status: 201,
     body: z.strictObject({ name: z.string().min(1).max(64), password, tokenName: z.string().trim().min(1).max(100).default('signed in'), expiresInDays: z.number().int().min(1).max(90).default(1) }),
-    handler: async ({ services, body }) => {
-      const who = await services.users.login(body.name, body.password);
+    handler: async ({ services, body, remote }) => {
+      // Failed logins are slowed per account and per address before a password is even checked.
+      const refused = services.loginThrottle.check(body.name.toLowerCase(), remote);
+      if (refused) throw refused;
+      let who;
+      try {
+        who = await services.users.login(body.name, body.password);
+      } catch (e) {
+        if ((e as { code?: string }).code === 'bad_credentials') services.loginThrottle.failed(body.name.toLowerCase(), remote);
+        throw e;
+      }
+      services.loginThrottle.succeeded(body.name.toLowerCase());
       return services.users.createToken(who.userId!, { name: body.tokenName, expiresInDays: body.expiresInDays }, who.actor);
     },
   }),

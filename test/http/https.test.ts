@@ -171,10 +171,10 @@ describe('the collector over HTTPS, a real process with a test CA', () => {
 });
 
 describe('the operator API from another address', () => {
-  const from = (remoteAddress: string, encrypted: boolean): Promise<AppError | undefined> =>
+  const from = (remoteAddress: string, encrypted: boolean, users = false): Promise<AppError | undefined> =>
     new Promise((resolve) => {
       const req = { socket: { remoteAddress, ...(encrypted ? { encrypted: true } : {}) }, headers: { host: 'outpost.example:8443' } } as unknown as Request;
-      loopbackOnly(req, {} as never, (err?: unknown) => resolve(err as AppError | undefined));
+      loopbackOnly(() => users)(req, {} as never, (err?: unknown) => resolve(err as AppError | undefined));
     });
 
   it('over plain HTTP is refused: loopback only, as before', async () => {
@@ -188,5 +188,10 @@ describe('the operator API from another address', () => {
     expect(e?.status).toBe(403);
     expect(e?.code).toBe('users_and_roles_needed');
     expect(e?.message).toContain('users and roles');
+  });
+
+  it('once users exist, over HTTPS it is served (every caller then authenticates); over plain HTTP still loopback only', async () => {
+    expect(await from('192.0.2.7', true, true)).toBeUndefined();
+    expect((await from('192.0.2.7', false, true))?.code).toBe('loopback_only');
   });
 });
