@@ -46,6 +46,11 @@ export function bodyTypeGuard(kind: 'json' | 'xml') {
     if (!ok.test(type)) {
       return next(new AppError(415, 'unsupported_media_type', `this route takes ${expected}, not ${JSON.stringify(type || 'no content type')}`));
     }
+    // JSON is UTF-8 (RFC 8259): another charset (UTF-7 among them, which the parser would decode) is refused.
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+    if (kind === 'json' && charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      return next(new AppError(415, 'unsupported_charset', `JSON is UTF-8: this route does not take charset=${JSON.stringify(charset.slice(0, 40))}`));
+    }
     next();
   };
 }

@@ -76,6 +76,14 @@ describe('cross-site requests to the operator API', () => {
     expect(fingerprint()).toBe(before);
   });
 
+  it('when a JSON body claims a charset other than UTF-8, then it is refused (415) before it is decoded, found by the route fuzz', async () => {
+    // seed 838922191: POST /alerts/evaluate with "application/json; charset=utf-7" was decoded and answered 200.
+    const r = await h.api.post('/api/v1/alerts/evaluate').set('content-type', 'application/json; charset=utf-7').send('[]');
+    expect(r.status).toBe(415);
+    expect(r.body.error.code).toBe('unsupported_charset');
+    await h.api.post('/api/v1/alerts/evaluate').set('content-type', 'application/json; charset=UTF-8').send('{}').expect(200);
+  });
+
   it('when the attacks that once worked are replayed, then the key is not rotated, no bundle is written, no device is created', async () => {
     const key = h.services.identity.publicKeyB64;
     const evil = { origin: 'http://evil.example', 'sec-fetch-site': 'cross-site' };
