@@ -20,6 +20,7 @@ import type { BodyBudget } from '../http/limits.js';
 import { tooManyRequests, type DeviceRateLimits } from '../http/rate-limit.js';
 import type { DeviceAuth } from '../devices/repository.js';
 import { deviceApiRoutes, deviceRouteKey } from './routes.js';
+import { withRequest } from '../shared/request-context.js';
 
 export interface DeviceApiDeps {
   identity: Identity;
@@ -324,7 +325,7 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
       const r: Req = { ...head, body: Buffer.concat(chunks), device };
       chunks.length = 0;
       release();
-      route(r).then((out) => send(res, out.status, out.body, out.signFor), (err: unknown) => fail(res, r, err));
+      withRequest({ origin: req.socket.remoteAddress ?? 'unknown' }, () => route(r)).then((out) => send(res, out.status, out.body, out.signFor), (err: unknown) => fail(res, r, err));
     });
     req.on('error', () => res.destroy());
   };

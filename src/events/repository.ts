@@ -8,6 +8,8 @@ export interface EventRow {
   subject: string | null;
   va_id: string | null;
   details: string;
+  /** Where it came from (an address, 'socket'); null for the collector's own doing. */
+  origin: string | null;
   prev_hash: string;
   hash: string;
 }
@@ -27,7 +29,7 @@ export class EventRepository {
   private sliceStmt;
   constructor(private db: Db) {
     this.insertStmt = db.prepare(
-      'INSERT INTO events (at, type, actor, subject, va_id, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO events (at, type, actor, subject, va_id, details, origin, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.headStmt = db.prepare('SELECT id, hash FROM events ORDER BY id DESC LIMIT 1');
     this.sliceStmt = db.prepare('SELECT * FROM events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?');
@@ -39,7 +41,7 @@ export class EventRepository {
 
   insert(r: Omit<EventRow, 'id'>): number {
     return Number(
-      this.insertStmt.run(r.at, r.type, r.actor, r.subject, r.va_id, r.details, r.prev_hash, r.hash).lastInsertRowid,
+      this.insertStmt.run(r.at, r.type, r.actor, r.subject, r.va_id, r.details, r.origin, r.prev_hash, r.hash).lastInsertRowid,
     );
   }
 

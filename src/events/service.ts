@@ -3,6 +3,7 @@ import { Pacer } from '../shared/pacer.js';
 import { toIso, type Clock } from '../shared/clock.js';
 import type { Db } from '../store/open.js';
 import { EventRepository, type EventFilter, type EventRow } from './repository.js';
+import { currentRequest } from '../shared/request-context.js';
 
 export interface Event {
   id: number;
@@ -12,14 +13,20 @@ export interface Event {
   subject: string | null;
   vaId: string | null;
   details: Record<string, unknown>;
+  /** Where it came from: the caller's address, or 'socket'; null for the collector's own doing. */
+  origin: string | null;
   hash: string;
 }
 
 export const GENESIS = '0'.repeat(64);
 
-/** The canonical text a chained hash covers: every field, in a fixed order. */
-export function chainText(prev: string, r: Omit<EventRow, 'id' | 'prev_hash' | 'hash'>): string {
-  return JSON.stringify([prev, r.at, r.type, r.actor, r.subject, r.va_id, r.details]);
+/**
+ * The canonical text a chained hash covers: every field, in a fixed order. The origin joins it
+ * when an event has one: events from before origins were recorded keep their hashes.
+ */
+export function chainText(prev: string, r: Omit<EventRow, 'id' | 'prev_hash' | 'hash' | 'origin'> & { origin?: string | null }): string {
+  const fields = [prev, r.at, r.type, r.actor, r.subject, r.va_id, r.details];
+  return JSON.stringify(r.origin ? [...fields, r.origin] : fields);
 }
 
 /**
@@ -38,7 +45,7 @@ export class EventService {
   /** Call inside the transaction that makes the change, so the event and the change land together. */
   append(type: string, actor: string, subject: string | null, vaId: string | null, details: Record<string, unknown> = {}): void {
     const prev = this.repo.head()?.hash ?? GENESIS;
-    const row = { at: this.clock.now(), type, actor, subject, va_id: vaId, details: JSON.stringify(details) };
+    const row = { at: this.clock.now(), type, actor, subject, va_id: vaId, details: JSON.stringify(details), origin: currentRequest()?.origin ?? null };
     const hash = sha256hex(chainText(prev, row));
     this.repo.insert({ ...row, prev_hash: prev, hash });
   }
@@ -95,6 +102,7 @@ function toEvent(r: EventRow): Event {
     actor: r.actor,
     subject: r.subject,
     vaId: r.va_id,
+    origin: r.origin ?? null,
     details: JSON.parse(r.details) as Record<string, unknown>,
     hash: r.hash,
   };

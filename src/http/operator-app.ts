@@ -11,6 +11,7 @@ import { bodyTypeGuard, crossSiteGuard } from './cross-site.js';
 import { requestError } from './request-errors.js';
 import { fileProblem } from '../shared/files.js';
 import { authenticate } from '../users/authenticate.js';
+import { withRequest } from '../shared/request-context.js';
 import { admit, scopeOf } from '../users/authorize.js';
 
 const RUM_UPLOAD_LIMIT = '64mb';
@@ -37,6 +38,8 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
     );
     next();
   });
+  // Every event written while serving a request records where it came from.
+  app.use((req, _res, next) => withRequest({ origin: opts.transport === 'socket' ? 'socket' : (req.socket.remoteAddress ?? 'unknown') }, next));
   app.use(authenticate(services, opts.transport));
 
   const json = express.json({ limit: services.config.http.maxBodyBytes, strict: true });
