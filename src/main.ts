@@ -53,6 +53,7 @@ import { DevicePoller } from './cisco/poller.js';
 import { PortalExport } from './cisco/portal-export.js';
 import { PortalAcks } from './cisco/portal-acks.js';
 import { LoginThrottle } from './http/rate-limit.js';
+import { SessionService } from './users/sessions.js';
 import { UserService } from './users/service.js';
 import { CssmClient } from './cssm/client.js';
 import { CloudCredentials } from './cssm/credentials.js';
@@ -155,10 +156,11 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
         virtualAccounts: cloud.virtualAccounts, pollMs: cloud.pollSeconds * 1000, maxPollMs: cloud.maxPollMinutes * 60_000, syncOverdueHours: x.syncOverdueHours,
       },
     );
+    const users = new UserService(db, time, accounts, events);
     const upstreamSync: UpstreamSync = x.upstream.kind === 'cisco' ? cloudSync : sync;
     const services: Services = {
       config, db, identity, logger, systemClock: clock, time, events, refusals, checkpoints, alerts, accounts, tokens, devices, licenses,
-      policy, ingest, acks: new AckReader(db), destinations, rum, exchange, sync, upstreamSync, users: new UserService(db, time, accounts, events), loginThrottle: new LoginThrottle(config.rate, () => clock.now()),
+      policy, ingest, acks: new AckReader(db), destinations, rum, exchange, sync, upstreamSync, users, sessions: new SessionService(db, time, events, (id) => users.grantsOf(id), config.sessions), loginThrottle: new LoginThrottle(config.rate, () => clock.now()),
       cloud: { sync: cloudSync, credentials, positions, reservations: new CloudReservations(db, time, accounts, polled, events, credentials, logger, cloudClient, {
         clientId: cloud.clientId, domain: cloud.domain, virtualAccounts: cloud.virtualAccounts, pollMs: cloud.pollSeconds * 1000, maxPollMs: cloud.maxPollMinutes * 60_000,
         device: { timeoutMs: config.cisco.timeoutSeconds * 1000, ca: deviceCa },

@@ -1,3 +1,4 @@
+import type { SessionService } from './users/sessions.js';
 import type { LoginThrottle } from './http/rate-limit.js';
 import type { UserService } from './users/service.js';
 import type { UpstreamSync } from './sync/upstream-sync.js';
@@ -59,6 +60,7 @@ export interface Services {
   ingest: IngestService;
   acks: AckReader;
   users: UserService;
+  sessions: SessionService;
   loginThrottle: LoginThrottle;
   /** The connected exchange of the configured upstream kind: `sync` (Outpost) or `cloud.sync` (Cisco). */
   upstreamSync: UpstreamSync;

@@ -178,6 +178,12 @@ export const configSchema = z.strictObject({
       maxPollMinutes: positiveInt.max(24 * 60),
     }),
   }),
+  sessions: z.strictObject({
+    /** A browser session ends after this long without a request. */
+    idleMinutes: positiveInt.max(24 * 60),
+    /** And after this long whatever happens: signing in again is then needed. */
+    absoluteHours: positiveInt.max(30 * 24),
+  }),
   upstream: z.strictObject({
     dataDir: z.string().min(1),
     /** Where `outpost upstream serve` listens. */

@@ -64,6 +64,8 @@ export const routePath = (r: Route): string => (r.at === 'root' ? '' : '/api/v1'
 function gate(r: Route) {
   return (req: Request, _res: Response, next: NextFunction): void => {
     try {
+      // A session cookie that no longer holds says why, rather than "authentication required".
+      if (!req.principal && req.authProblem && r.permission !== 'public') throw req.authProblem;
       admit(r, req.principal);
       next();
     } catch (e) {
@@ -89,7 +91,9 @@ function handlerFor(r: Route, services: Services, version: string) {
     if (r.body) body = parseOrThrow(r.body, req.body ?? {}, 'body');
     const actor = principal?.actor ?? 'anonymous';
     const remote = req.socket.remoteAddress ?? 'socket';
-    const result = await r.handler({ params, query, body, actor, services, version, vaIds, principal, remote });
+    const secure = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const setHeader = (name: string, value: string) => void res.setHeader(name, value);
+    const result = await r.handler({ params, query, body, actor, services, version, vaIds, principal, remote, secure, setHeader });
     if (r.status === 204) res.status(204).end();
     else res.status(r.status ?? 200).json(result);
   };

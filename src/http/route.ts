@@ -33,6 +33,10 @@ export interface RouteInput<P, Q, B> {
   principal: Principal | null;
   /** The caller's address ('socket' over the local socket): what failed logins are counted by, besides the account. */
   remote: string;
+  /** Whether the request came over TLS (a session cookie is then marked Secure). */
+  secure: boolean;
+  /** Sets a header of the answer (a session's cookie). */
+  setHeader: (name: string, value: string) => void;
 }
 
 /**

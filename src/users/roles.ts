@@ -30,7 +30,9 @@ export const allows = (role: Role, p: Permission): boolean => p === 'public' || 
 export interface Principal {
   /** For events: 'user:NAME', 'token:ID (user:NAME)', 'socket:OSUSER (self-reported)', 'loopback'. */
   actor: string;
-  kind: 'user' | 'token' | 'socket' | 'loopback';
+  kind: 'user' | 'token' | 'session' | 'socket' | 'loopback';
+  /** For a browser session: its id, and the CSRF token its changes must carry. */
+  session?: { id: string; csrf_token: string };
   userId: string | null;
   grants: Grant[];
 }

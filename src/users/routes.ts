@@ -1,7 +1,23 @@
 import { z } from 'zod';
 import { route } from '../http/route.js';
-import { forbidden } from '../shared/errors.js';
-import { ROLES } from './roles.js';
+import { conflict, forbidden } from '../shared/errors.js';
+import { ROLES, type Principal } from './roles.js';
+import { SESSION_COOKIE } from './sessions.js';
+import type { Services } from '../services.js';
+
+/** A password sign-in: slowed per account and per address before the password is even checked. */
+async function signIn(services: Services, name: string, password: string, remote: string): Promise<Principal> {
+  const refused = services.loginThrottle.check(name.toLowerCase(), remote);
+  if (refused) throw refused;
+  try {
+    const who = await services.users.login(name, password);
+    services.loginThrottle.succeeded(name.toLowerCase());
+    return who;
+  } catch (e) {
+    if ((e as { code?: string }).code === 'bad_credentials') services.loginThrottle.failed(name.toLowerCase(), remote);
+    throw e;
+  }
+}
 
 const role = z.strictObject({ role: z.enum(ROLES as [string, ...string[]]).transform((r) => r as (typeof ROLES)[number]), vaId: z.string().min(1).max(100).nullable().optional() });
 const password = z.string().min(1).max(1024);
@@ -37,18 +53,34 @@ export const userRoutes = [
     method: 'post', path: '/auth/token', summary: 'Sign in with a user name and password and get an API token (its secret shown once); failures are counted and lock the account', permission: 'public', status: 201,
     body: z.strictObject({ name: z.string().min(1).max(64), password, tokenName: z.string().trim().min(1).max(100).default('signed in'), expiresInDays: z.number().int().min(1).max(90).default(1) }),
     handler: async ({ services, body, remote }) => {
-      // Failed logins are slowed per account and per address before a password is even checked.
-      const refused = services.loginThrottle.check(body.name.toLowerCase(), remote);
-      if (refused) throw refused;
-      let who;
-      try {
-        who = await services.users.login(body.name, body.password);
-      } catch (e) {
-        if ((e as { code?: string }).code === 'bad_credentials') services.loginThrottle.failed(body.name.toLowerCase(), remote);
-        throw e;
-      }
-      services.loginThrottle.succeeded(body.name.toLowerCase());
+      const who = await signIn(services, body.name, body.password, remote);
       return services.users.createToken(who.userId!, { name: body.tokenName, expiresInDays: body.expiresInDays }, who.actor);
+    },
+  }),
+  route({
+    method: 'post', path: '/auth/login', summary: 'Sign in from a browser: a session cookie (HttpOnly, SameSite=Strict) and the CSRF token its changes carry', permission: 'public',
+    body: z.strictObject({ name: z.string().min(1).max(64), password }),
+    handler: async ({ services, body, remote, secure, setHeader }) => {
+      const who = await signIn(services, body.name, body.password, remote);
+      const s = services.sessions.start(who.userId!, body.name, remote);
+      // Secure over HTTPS; over plain HTTP (loopback only) a Secure cookie would never be sent back.
+      setHeader('set-cookie', `${SESSION_COOKIE}=${s.secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${services.config.sessions.absoluteHours * 3600}${secure ? '; Secure' : ''}`);
+      return { user: body.name, roles: who.grants, csrfToken: s.csrfToken, expiresAt: s.expiresAt, idleMinutes: s.idleMinutes };
+    },
+  }),
+  route({
+    method: 'get', path: '/auth/session', summary: "The browser session's user, roles and CSRF token (for a page loaded again)", permission: 'self',
+    handler: ({ services, principal }) => {
+      if (!principal!.session) throw conflict('not_a_session', 'this is for a browser session; scripts use API tokens');
+      return { actor: principal!.actor, roles: principal!.grants, csrfToken: services.sessions.csrfOf(principal!.session.id) };
+    },
+  }),
+  route({
+    method: 'post', path: '/auth/logout', summary: 'End the browser session', permission: 'self',
+    handler: ({ services, principal, actor, setHeader }) => {
+      if (principal!.session) services.sessions.end(principal!.session.id, actor);
+      setHeader('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
+      return { signedOut: true };
     },
   }),
   route({

@@ -78,6 +78,10 @@ export class UserService {
     return this.db.prepare('SELECT 1 FROM users LIMIT 1').get() !== undefined;
   }
 
+  grantsOf(userId: string): Grant[] {
+    return this.grants(userId);
+  }
+
   private grants(userId: string): Grant[] {
     return (this.db.prepare("SELECT role, va_id FROM user_roles WHERE user_id = ? ORDER BY role, va_id").all(userId) as { role: Role; va_id: string }[]).map((r) => ({
       role: r.role, vaId: r.va_id || null,
