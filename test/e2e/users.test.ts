@@ -1,5 +1,6 @@
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { cli, envFor, serve, tempDataDir } from '../helpers/processes.js';
+import { CLI, cli, envFor, serve, tempDataDir } from '../helpers/processes.js';
 
 describe('users, through the real CLI and a running collector', () => {
   it('when the first admin is added over the socket, then loopback alone no longer suffices, and the token made for it opens the API', async () => {
@@ -34,4 +35,26 @@ describe('users, through the real CLI and a running collector', () => {
       await server.stop();
     }
   }, 60_000);
+
+  it('when the password is typed at a terminal, then it is asked twice and never echoed', async () => {
+    const dir = tempDataDir();
+    const env = envFor(dir);
+    // util-linux's script gives the command a terminal; what is typed goes through it.
+    const proc = spawn('script', ['-qec', `${process.execPath} ${CLI} user add ann --role admin`, '/dev/null'], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (c: Buffer) => (out += c));
+    proc.stderr.on('data', (c: Buffer) => (out += c));
+    const until = async (text: string) => {
+      for (let i = 0; i < 200 && !out.includes(text); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(out).toContain(text);
+    };
+    await until('password: ');
+    proc.stdin.write('a long enough passphrase\r');
+    await until('again: ');
+    proc.stdin.write('a long enough passphrase\r');
+    const code = await new Promise<number | null>((r) => proc.on('exit', r));
+    expect(code, out).toBe(0);
+    expect(out).toContain('added ann');
+    expect(out).not.toContain('a long enough passphrase');
+  }, 30_000);
 });

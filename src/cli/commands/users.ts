@@ -17,10 +17,45 @@ function roles(ctx: CommandContext): { role: string; vaId?: string }[] | undefin
   return given.map((role) => (role.startsWith('va-') ? { role, ...(va ? { vaId: va } : {}) } : { role }));
 }
 
+/** Reads a line from the terminal without echoing it. */
+function hidden(prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    process.stderr.write(prompt);
+    stdin.setRawMode(true);
+    stdin.resume();
+    let typed = '';
+    const done = (err?: Error) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off('data', onData);
+      process.stderr.write('\n');
+      if (err) reject(err);
+      else resolve(typed);
+    };
+    const onData = (chunk: Buffer) => {
+      for (const ch of chunk.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done();
+        if (ch === '\u0003') return done(new CliError('cancelled'));
+        if (ch === '\u007f' || ch === '\b') typed = typed.slice(0, -1);
+        else typed += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}
+
 /**
- * The password: from a file only its owner reads, or OUTPOST_USER_PASSWORD (unattended
- * installs); never from the command line, never echoed.
+ * The password: prompted on a terminal (twice, not echoed), else from a file only its owner
+ * reads, or OUTPOST_USER_PASSWORD (unattended installs); never from the command line.
  */
+async function askPassword(ctx: CommandContext): Promise<string> {
+  if (str(ctx.values['password-file']) || process.env.OUTPOST_USER_PASSWORD || !process.stdin.isTTY) return password(ctx);
+  const first = await hidden('password: ');
+  if ((await hidden('again: ')) !== first) throw new CliError('the two passwords differ: nothing was changed');
+  return first;
+}
+
 function password(ctx: CommandContext): string {
   const file = str(ctx.values['password-file']);
   if (file) {
@@ -32,7 +67,7 @@ function password(ctx: CommandContext): string {
   }
   const env = process.env.OUTPOST_USER_PASSWORD;
   if (env) return env;
-  throw new CliError('give the password with --password-file FILE (mode 0600) or in OUTPOST_USER_PASSWORD; never on the command line');
+  throw new CliError('give the password at the prompt (on a terminal), with --password-file FILE (mode 0600) or in OUTPOST_USER_PASSWORD; never on the command line');
 }
 
 const renderUser = (u: User) => `${u.name} (${u.id}): ${roleList(u.roles)}; ${u.status}${u.locked ? ', locked' : ''}`;
@@ -40,7 +75,7 @@ const renderUser = (u: User) => `${u.name} (${u.id}): ${roleList(u.roles)}; ${u.
 export const userCommands: Command[] = [
   {
     name: 'user add',
-    usage: 'outpost user add NAME --role ROLE [--role ROLE] [--va VA] (--password-file FILE | OUTPOST_USER_PASSWORD)',
+    usage: 'outpost user add NAME --role ROLE [--role ROLE] [--va VA] [--password-file FILE | OUTPOST_USER_PASSWORD] (else prompted)',
     summary: 'Add a user (roles: admin, operator, auditor, va-admin and va-viewer with --va)',
     options: { role: { type: 'string', multiple: true }, va: { type: 'string' }, 'password-file': { type: 'string' } },
     fields: { name: 'NAME', roles: '--role' },
@@ -49,7 +84,8 @@ export const userCommands: Command[] = [
       if (!name) throw new CliError('name the user');
       const r = roles(ctx);
       if (!r) throw new CliError('give at least one --role: admin, operator, auditor, va-admin or va-viewer (with --va VA)');
-      const u = (await ctx.api((api) => api('POST', '/users', { name, password: password(ctx), roles: r }))) as User;
+      const pw = await askPassword(ctx);
+      const u = (await ctx.api((api) => api('POST', '/users', { name, password: pw, roles: r }))) as User;
       ctx.output(u, () => `added ${renderUser(u)}`);
     },
   },
@@ -92,13 +128,14 @@ export const userCommands: Command[] = [
   },
   {
     name: 'user reset',
-    usage: 'outpost user reset NAME (--password-file FILE | OUTPOST_USER_PASSWORD)',
+    usage: 'outpost user reset NAME [--password-file FILE | OUTPOST_USER_PASSWORD] (else prompted)',
     summary: "Set a user's password (and unlock the account)",
     options: { 'password-file': { type: 'string' } },
     async run(ctx) {
       const name = ctx.positionals[0];
       if (!name) throw new CliError('name the user');
-      const u = (await ctx.api((api) => api('POST', `/users/${encodeURIComponent(name)}/password`, { password: password(ctx) }))) as User;
+      const pw = await askPassword(ctx);
+      const u = (await ctx.api((api) => api('POST', `/users/${encodeURIComponent(name)}/password`, { password: pw }))) as User;
       ctx.output(u, () => `password set for ${u.name}`);
     },
   },
