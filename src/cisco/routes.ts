@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { route } from '../http/route.js';
 import { PIN } from './polled-devices.js';
-import { oneVa } from '../users/authorize.js';
+import { inScope, listScope } from '../users/authorize.js';
 
 const tls = z.strictObject({ mode: z.enum(['ca', 'pin', 'insecure']), pin: z.string().regex(PIN, 'SHA-256 as 32 colon-separated hex pairs').optional() });
 const host = z.string().min(1).max(253).regex(/^[A-Za-z0-9.:[\]-]+$/, 'a host name or an IP address');
@@ -23,7 +23,10 @@ export const ciscoRoutes = [
   route({
     method: 'get', path: '/cisco/devices', summary: 'IOS-XE devices polled over their Smart Licensing REST API (never their passwords)', permission: 'read', scope: ['list'],
     query: z.strictObject({ vaId: z.string().optional() }),
-    handler: ({ services, query, vaIds }) => ({ items: services.cisco.devices.list(oneVa(services, query.vaId, vaIds)), nextCursor: null }),
+    handler: ({ services, query, vaIds }) => {
+      const scope = listScope(services, query.vaId, vaIds);
+      return { items: inScope(services.cisco.devices.list(scope.vaId), scope), nextCursor: null };
+    },
   }),
   route({
     method: 'post', path: '/cisco/devices', summary: 'Add an IOS-XE device to poll', permission: 'operate', status: 201, scope: ['va-body'],
@@ -93,7 +96,10 @@ export const ciscoRoutes = [
   route({
     method: 'get', path: '/cisco/positions', summary: "License positions last read from Cisco's cloud, beside Outpost's own in-use count", permission: 'read', scope: ['list'],
     query: z.strictObject({ vaId: z.string().optional() }),
-    handler: ({ services, query, vaIds }) => ({ items: services.cloud.positions.list(oneVa(services, query.vaId, vaIds)), nextCursor: null }),
+    handler: ({ services, query, vaIds }) => {
+      const scope = listScope(services, query.vaId, vaIds);
+      return { items: inScope(services.cloud.positions.list(scope.vaId), scope), nextCursor: null };
+    },
   }),
   route({
     method: 'get', path: '/cisco/license-tags', summary: "License names mapped to entitlement tags, for Cisco cloud positions that carry no tag", permission: 'read',

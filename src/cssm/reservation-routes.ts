@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { route } from '../http/route.js';
-import { oneVa } from '../users/authorize.js';
+import { inScope, listScope } from '../users/authorize.js';
 
 const udi = z.string().trim().min(3).max(130).regex(/^[^:\s]+:[^:\s]+$/, 'PID:SERIAL, e.g. C9300-24P:FOC1234X0AB');
 /** A code a device printed: one line of printable text. */
@@ -31,6 +31,9 @@ export const reservationRoutes = [
   route({
     method: 'get', path: '/cisco/reservations', summary: "Reservations and returns made with Cisco's cloud: their authorization codes and whether each reached its device", permission: 'read', scope: ['list'],
     query: z.strictObject({ vaId: z.string().optional() }),
-    handler: ({ services, query, vaIds }) => ({ items: services.cloud.reservations.list(oneVa(services, query.vaId, vaIds)), nextCursor: null }),
+    handler: ({ services, query, vaIds }) => {
+      const scope = listScope(services, query.vaId, vaIds);
+      return { items: inScope(services.cloud.reservations.list(scope.vaId), scope), nextCursor: null };
+    },
   }),
 ];

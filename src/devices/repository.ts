@@ -25,6 +25,8 @@ export interface DeviceRow {
 
 export interface DeviceFilter {
   vaId?: string | undefined;
+  /** Any of these VAs (a caller whose roles are on some VAs only). */
+  vaIds?: string[] | undefined;
   status?: DeviceStatus | undefined;
   pid?: string | undefined;
   seenBefore?: number | undefined;
@@ -111,6 +113,7 @@ export class DeviceRepository {
     const where: string[] = [];
     const args: unknown[] = [];
     if (f.vaId) (where.push('va_id = ?'), args.push(f.vaId));
+    if (f.vaIds) (where.push(`va_id IN (${f.vaIds.map(() => '?').join(', ') || 'NULL'})`), args.push(...f.vaIds));
     if (f.status) (where.push('status = ?'), args.push(f.status));
     if (f.pid) (where.push('udi_pid = ?'), args.push(f.pid));
     if (f.seenBefore !== undefined) (where.push('coalesce(last_seen_at, registered_at) < ?'), args.push(f.seenBefore));

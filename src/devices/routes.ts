@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { route } from '../http/route.js';
 import { pageQuery } from '../http/paging.js';
-import { oneVa } from '../users/authorize.js';
+import { listScope } from '../users/authorize.js';
 
 const idParam = z.strictObject({ id: z.string().min(1) });
 const isoTime = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s));
@@ -21,7 +21,7 @@ export const deviceRoutes = [
     handler: ({ services, query, vaIds }) =>
       services.devices.list({
         ...query,
-        vaId: oneVa(services, query.vaId, vaIds),
+        ...listScope(services, query.vaId, vaIds),
         after: query.cursor,
       }),
   }),

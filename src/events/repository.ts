@@ -18,6 +18,8 @@ export interface EventFilter {
   type?: string | undefined;
   subject?: string | undefined;
   vaId?: string | undefined;
+  /** Any of these VAs (a caller whose roles are on some VAs only). */
+  vaIds?: string[] | undefined;
   since?: number | undefined;
   before?: number | undefined; // cursor: events with id below this
   limit: number;
@@ -51,6 +53,7 @@ export class EventRepository {
     if (f.type) (where.push(f.type.endsWith('.*') ? 'type LIKE ?' : 'type = ?'), args.push(f.type.replace(/\*$/, '%')));
     if (f.subject) (where.push('subject = ?'), args.push(f.subject));
     if (f.vaId) (where.push('va_id = ?'), args.push(f.vaId));
+    if (f.vaIds) (where.push(`va_id IN (${f.vaIds.map(() => '?').join(', ') || 'NULL'})`), args.push(...f.vaIds));
     if (f.since !== undefined) (where.push('at >= ?'), args.push(f.since));
     if (f.before !== undefined) (where.push('id < ?'), args.push(f.before));
     const sql = `SELECT * FROM events ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;

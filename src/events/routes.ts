@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { route } from '../http/route.js';
 import { pageQuery } from '../http/paging.js';
-import { oneVa } from '../users/authorize.js';
+import { listScope } from '../users/authorize.js';
 import { isAbsolute } from 'node:path';
 import { verifyTrail } from './trail-verify.js';
 import { exportTrail } from './trail-export.js';
@@ -20,7 +20,7 @@ export const eventRoutes = [
       ...pageQuery,
     }),
     handler: ({ services, query, vaIds }) =>
-      services.events.list({ ...query, vaId: oneVa(services, query.vaId, vaIds), before: query.cursor ? Number(query.cursor) : undefined }),
+      services.events.list({ ...query, ...listScope(services, query.vaId, vaIds), before: query.cursor ? Number(query.cursor) : undefined }),
   }),
   route({
     method: 'get', path: '/events/verify', summary: 'Check the hash chain of the audit trail, and hold it against the signed checkpoints kept locally',

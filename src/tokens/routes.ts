@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { route } from '../http/route.js';
-import { oneVa } from '../users/authorize.js';
+import { inScope, listScope } from '../users/authorize.js';
 
 export const tokenRoutes = [
   route({
@@ -16,7 +16,10 @@ export const tokenRoutes = [
   route({
     method: 'get', path: '/tokens', summary: 'List registration tokens (never their secrets)', permission: 'read', scope: ['list'],
     query: z.strictObject({ vaId: z.string().optional() }),
-    handler: ({ services, query, vaIds }) => ({ items: services.tokens.list(oneVa(services, query.vaId, vaIds)), nextCursor: null }),
+    handler: ({ services, query, vaIds }) => {
+      const scope = listScope(services, query.vaId, vaIds);
+      return { items: inScope(services.tokens.list(scope.vaId), scope), nextCursor: null };
+    },
   }),
   route({
     method: 'post', path: '/tokens/:id/revoke', summary: 'Revoke a registration token', permission: 'operate', scope: ['token-param'],

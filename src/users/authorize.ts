@@ -71,12 +71,15 @@ export function scopeOf(
 }
 
 /**
- * The one VA a list that filters by a single VA shows: the one the query names, or the only VA
- * of a caller whose roles are on VAs. A caller with roles on several VAs names one.
+ * What a list shows: the VA the query names (any VA for a global role, one of theirs for a VA
+ * role), or every VA the caller's roles are on (vaIds; undefined for a global role).
  */
-export function oneVa(services: Services, queryVaId: string | undefined, vaIds: string[] | null): string | undefined {
-  if (queryVaId !== undefined) return services.accounts.require(queryVaId).id;
-  if (vaIds === null) return undefined;
-  if (vaIds.length === 1) return vaIds[0];
-  throw new AppError(400, 'name_a_va', `you have roles on ${vaIds.length} virtual accounts: name one with vaId`);
+export function listScope(services: Services, queryVaId: string | undefined, vaIds: string[] | null): { vaId?: string; vaIds?: string[] } {
+  if (queryVaId !== undefined) return { vaId: services.accounts.require(queryVaId).id };
+  if (vaIds === null) return {};
+  return vaIds.length === 1 ? { vaId: vaIds[0]! } : { vaIds };
 }
+
+/** The items of a list that are in the scope `listScope` gave. */
+export const inScope = <T extends { vaId: string }>(items: T[], s: { vaId?: string; vaIds?: string[] }): T[] =>
+  items.filter((i) => (s.vaId === undefined || i.vaId === s.vaId) && (s.vaIds === undefined || s.vaIds.includes(i.vaId)));

@@ -112,6 +112,12 @@ describe('the authorization matrix', () => {
     expect((await as('vaViewer')('/api/v1/devices').expect(200)).body.items.map((d: { id: string }) => d.id)).toEqual([fixtures.device]);
     expect((await as('otherVaAdmin')('/api/v1/compliance').expect(200)).body.items.map((c: { vaId: string }) => c.vaId)).toEqual([vaB]);
     await as('otherVaAdmin')(`/api/v1/devices?vaId=${vaA}`).expect(403);
+    // Roles on two VAs: lists hold both, without naming either.
+    const both = await user('bea', [{ role: 'va-viewer', vaId: vaA }, { role: 'va-viewer', vaId: vaB }]);
+    const asBoth = (p: string) => h.api.get(p).set('authorization', `Bearer ${both}`);
+    expect((await asBoth('/api/v1/devices').expect(200)).body.items.map((d: { id: string }) => d.id)).toEqual([fixtures.device]);
+    expect((await asBoth('/api/v1/tokens').expect(200)).body.items.every((t: { vaId: string }) => t.vaId === vaA || t.vaId === vaB)).toBe(true);
+    expect((await asBoth('/api/v1/events?type=va.*').expect(200)).body.items.every((e: { vaId: string | null }) => e.vaId === vaA || e.vaId === vaB)).toBe(true);
     // A VA it cannot see is answered as not permitted, whether or not it exists.
     const missing = await as('otherVaAdmin')('/api/v1/virtual-accounts/no-such-va');
     expect(missing.status).toBe(403);
