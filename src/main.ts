@@ -63,6 +63,8 @@ import { CloudPositions } from './cssm/positions.js';
 import { CloudReservations } from './cssm/reservations.js';
 import type { UpstreamSync } from './sync/upstream-sync.js';
 import { AckDelivery } from './cisco/ack-delivery.js';
+import { CollectorMetrics } from './metrics/collector-metrics.js';
+import { Readiness } from './metrics/readiness.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -171,6 +173,8 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
         rum: { maxElements: config.rum.maxElements, maxFutureSkewMs: config.rum.maxFutureSkewSeconds * 1000, staleAfterDays: config.device.staleAfterDays },
       }), portal: new PortalExport(db, time, identity, events, bundleDir, destinations.used().includes('portal')),
       acks: new PortalAcks(db, time, events, ackDelivery), delivery: ackDelivery },
+      metrics: new CollectorMetrics({ config, db, clock, licenses, ingest, refusals, events, destinations }),
+      readiness: new Readiness(db, config.dataDir, config.ready.minFreeDiskMb),
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.
@@ -209,7 +213,8 @@ export function createRequestHandler(services: Services, verifier: SignatureVeri
       maxMeasurementsPerReport: c.device.maxMeasurementsPerReport,
     },
   });
-  return combinedHandler(device, createOperatorApp(services, { transport: 'tcp', version: VERSION }));
+  services.readiness.watchWorkers(verifier);
+  return combinedHandler(services.metrics.timed(device), createOperatorApp(services, { transport: 'tcp', version: VERSION }));
 }
 
 /**

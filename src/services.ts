@@ -38,6 +38,8 @@ import type { DevicePoller } from './cisco/poller.js';
 import type { PortalExport } from './cisco/portal-export.js';
 import type { PortalAcks } from './cisco/portal-acks.js';
 import type { AckDelivery } from './cisco/ack-delivery.js';
+import type { CollectorMetrics } from './metrics/collector-metrics.js';
+import type { Readiness } from './metrics/readiness.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -73,6 +75,10 @@ export interface Services {
   syncEnrollment: SyncEnrollment;
   /** IOS-XE devices polled over their Smart Licensing REST API. */
   cisco: { devices: PolledDeviceService; poller: DevicePoller; portal: PortalExport; acks: PortalAcks; delivery: AckDelivery };
+  /** Prometheus metrics (/metrics). */
+  metrics: CollectorMetrics;
+  /** What /readyz checks. */
+  readiness: Readiness;
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): Promise<void>;
   /**

@@ -54,6 +54,10 @@ export const configSchema = z.strictObject({
     maxReportsPerBatch: positiveInt.max(10_000),
     maxMeasurementsPerReport: positiveInt.max(100_000),
   }),
+  ready: z.strictObject({
+    /** /readyz answers 503 when the data folder's disk has less free space than this (MB). */
+    minFreeDiskMb: z.number().int().min(0).max(100_000_000),
+  }),
   policy: z.strictObject({
     reportingIntervalDays: positiveInt,
     ackDueDays: positiveInt,

@@ -10,6 +10,8 @@ export interface SignatureVerifier {
    */
   verify(publicKeyB64: string, signatureB64: string, data: string, cache?: boolean): Promise<boolean>;
   close(): Promise<void>;
+  /** Whether its worker threads are up (absent: it has none). */
+  alive?(): boolean;
 }
 
 /** Verifies on the calling thread: for tests, and where no worker can run. */
@@ -118,6 +120,11 @@ export class PooledVerifier implements SignatureVerifier {
     const id = ++this.seq;
     slot.batches.set(id, batch);
     slot.worker.postMessage({ id, items: batch.map((p) => [p.key, p.sig, p.data, p.cache]) });
+  }
+
+  /** False once the workers kept dying (checks went inline for good) or the pool closed. */
+  alive(): boolean {
+    return !this.broken;
   }
 
   private settleInline(batch: Pending[]): void {

@@ -11,6 +11,8 @@ export class RefusalCounter {
   private pending = new Map<string, { count: number; sample: Record<string, unknown> }>();
   private lastFlush = 0;
   private upsert;
+  /** Told of each refusal as it is counted (the metrics). */
+  observer: ((reason: string) => void) | null = null;
 
   constructor(
     private db: Db,
@@ -25,6 +27,7 @@ export class RefusalCounter {
   }
 
   count(reason: string, sample: Record<string, unknown>): void {
+    this.observer?.(reason);
     const p = this.pending.get(reason);
     if (p) p.count++;
     else this.pending.set(reason, { count: 1, sample });

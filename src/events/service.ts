@@ -35,6 +35,8 @@ export function chainText(prev: string, r: Omit<EventRow, 'id' | 'prev_hash' | '
  */
 export class EventService {
   private repo: EventRepository;
+  /** Told of each event appended (the metrics count syncs, polls and exports by them; a rolled-back one is counted too). */
+  observer: ((type: string, details: Record<string, unknown>) => void) | null = null;
   constructor(
     db: Db,
     private clock: Clock,
@@ -48,6 +50,7 @@ export class EventService {
     const row = { at: this.clock.now(), type, actor, subject, va_id: vaId, details: JSON.stringify(details), origin: currentRequest()?.origin ?? null };
     const hash = sha256hex(chainText(prev, row));
     this.repo.insert({ ...row, prev_hash: prev, hash });
+    this.observer?.(type, details);
   }
 
   head(): { id: number; hash: string } {

@@ -95,6 +95,7 @@ function handlerFor(r: Route, services: Services, version: string) {
     const setHeader = (name: string, value: string) => void res.setHeader(name, value);
     const result = await r.handler({ params, query, body, actor, services, version, vaIds, principal, remote, secure, setHeader });
     if (r.status === 204) res.status(204).end();
+    else if (r.contentType) res.status(r.status ?? 200).type(r.contentType).send(result);
     else res.status(r.status ?? 200).json(result);
   };
 }

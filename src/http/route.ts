@@ -58,6 +58,8 @@ export interface Route<P = any, Q = any, B = any> {
   /** 'text' takes the raw body as a Buffer, its bytes untouched (RUM XML uploads), instead of JSON. */
   bodyType?: 'json' | 'text';
   status?: number;
+  /** The handler returns this content type's text, sent as is (Prometheus metrics), rather than JSON. */
+  contentType?: string;
   handler: (input: RouteInput<P, Q, B>) => unknown;
 }
 

@@ -14,10 +14,12 @@ import { reservationRoutes } from '../cssm/reservation-routes.js';
 import type { Route } from './route.js';
 import { systemRoutes } from './system-routes.js';
 import { userRoutes } from '../users/routes.js';
+import { metricsRoutes } from '../metrics/routes.js';
 
 /** The one table of operator routes, under /api/v1 (the system routes' /healthz at the root). */
 export const routes: Route[] = [
   ...systemRoutes(() => routes),
+  ...metricsRoutes,
   ...userRoutes,
   ...accountRoutes,
   ...tokenRoutes,

@@ -24,6 +24,8 @@ export class GroupCommit {
   private failure: AppError | null = null;
   private failureListeners: ((e: Error) => void)[] = [];
   private scheduled = false;
+  /** Told of each commit that succeeded: how many jobs, and how long the WAL's fsync took (null without one). */
+  observer: ((jobs: number, fsyncSeconds: number | null) => void) | null = null;
   private readonly runAll: (jobs: Job[]) => { ok: boolean; value: unknown }[];
   private readonly relaxed;
   private readonly strict;
@@ -80,9 +82,10 @@ export class GroupCommit {
       // Only group commits skip SQLite's fsync: every other write on this connection keeps it.
       if (this.wal) this.strict.run();
     }
-    if (!this.wal) return settle(jobs, results);
+    if (!this.wal) return (this.observer?.(jobs.length, null), settle(jobs, results));
+    const syncStart = performance.now();
     this.wal().then(
-      () => settle(jobs, results),
+      () => (this.observer?.(jobs.length, (performance.now() - syncStart) / 1000), settle(jobs, results)),
       (e: unknown) => {
         // Committed, but not known to be on disk: no 2xx, now or for a retry.
         const code = (e as { code?: string }).code ?? 'I/O error';

@@ -42,6 +42,8 @@ export class IngestService {
   private touched: UsageKey[] = [];
   /** When each device's last-seen time was last written: see write(). */
   private lastTouch = new Map<string, number>();
+  /** Told of each request's outcome: its reports' results, or why it was refused (the metrics). */
+  observer: ((results: ReportResult[] | null, refusal: unknown) => void) | null = null;
 
   constructor(
     db: Db,
@@ -71,6 +73,18 @@ export class IngestService {
   }
 
   submit(device: DeviceAuth, reports: DeviceReport[]): Promise<ReportResult[]> {
+    let done: Promise<ReportResult[]>;
+    try {
+      done = this.checkAndSubmit(device, reports);
+    } catch (e) {
+      this.observer?.(null, e);
+      throw e;
+    }
+    done.then((r) => this.observer?.(r, null), (e: unknown) => this.observer?.(null, e));
+    return done;
+  }
+
+  private checkAndSubmit(device: DeviceAuth, reports: DeviceReport[]): Promise<ReportResult[]> {
     const now = this.clock.now();
     const prepared = reports.map((r, i) => {
       if (r.generatedAt * 1000 > now + this.maxFutureSkewMs) {

@@ -1,0 +1,94 @@
+import { readdirSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../config/load.js';
+import type { Db } from '../store/open.js';
+
+export interface ReadyCheck {
+  ok: boolean;
+  detail: string;
+}
+
+export interface ReadyState {
+  ready: boolean;
+  checks: { database: ReadyCheck; migrations: ReadyCheck; disk: ReadyCheck; signatureWorkers: ReadyCheck };
+}
+
+/** What the signature verifier says of its workers (the inline one has none, and is always able). */
+export interface WorkerPool {
+  alive?(): boolean;
+}
+
+/** The newest migration this build carries: the database must be at it to serve. */
+export function latestMigration(dir = join(packageRoot, 'src/store/migrations')): number {
+  return Math.max(0, ...readdirSync(dir).filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f)).map((f) => Number(f.slice(0, 3))));
+}
+
+/**
+ * Whether the collector can do its work now, for a load balancer or the service manager: the
+ * store opens a write transaction, its schema is the one this build expects, the data folder's
+ * disk has room, and the signature workers are up. /healthz says the process answers; this
+ * says it is worth sending devices to.
+ */
+export class Readiness {
+  private workers: WorkerPool | null = null;
+  private readonly latest = latestMigration();
+
+  constructor(
+    private readonly db: Db,
+    private readonly dataDir: string,
+    private readonly minFreeDiskMb: number,
+  ) {}
+
+  /** The verifier the device API uses (set where the request handler is built). */
+  watchWorkers(pool: WorkerPool): void {
+    this.workers = pool;
+  }
+
+  check(): ReadyState {
+    const checks = { database: this.database(), migrations: this.migrations(), disk: this.disk(), signatureWorkers: this.signatureWorkers() };
+    return { ready: Object.values(checks).every((c) => c.ok), checks };
+  }
+
+  private database(): ReadyCheck {
+    if (!this.db.open) return { ok: false, detail: 'the database is closed' };
+    // A group commit or another write in progress on this connection already proves it.
+    if (this.db.inTransaction) return { ok: true, detail: 'open, a write in progress' };
+    try {
+      // Takes the write lock and gives it back: no row changes, nothing reaches the WAL.
+      this.db.exec('BEGIN IMMEDIATE; ROLLBACK');
+      return { ok: true, detail: 'open and writable' };
+    } catch (e) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      return { ok: false, detail: `not writable: ${(e as Error).message}` };
+    }
+  }
+
+  private migrations(): ReadyCheck {
+    try {
+      const v = this.db.pragma('user_version', { simple: true }) as number;
+      return v === this.latest
+        ? { ok: true, detail: `at migration ${v}` }
+        : { ok: false, detail: `the database is at migration ${v}; this version needs ${this.latest}` };
+    } catch (e) {
+      return { ok: false, detail: `cannot read the schema version: ${(e as Error).message}` };
+    }
+  }
+
+  private disk(): ReadyCheck {
+    try {
+      const s = statfsSync(this.dataDir);
+      const freeMb = Math.floor((Number(s.bavail) * Number(s.bsize)) / (1024 * 1024));
+      const say = `${freeMb} MB free in ${this.dataDir}; the floor is ${this.minFreeDiskMb} MB (ready.minFreeDiskMb)`;
+      return { ok: freeMb >= this.minFreeDiskMb, detail: say };
+    } catch (e) {
+      return { ok: false, detail: `cannot read the free space of ${this.dataDir}: ${(e as Error).message}` };
+    }
+  }
+
+  private signatureWorkers(): ReadyCheck {
+    if (!this.workers?.alive) return { ok: true, detail: 'signatures are checked on the main thread' };
+    return this.workers.alive()
+      ? { ok: true, detail: 'alive' }
+      : { ok: false, detail: 'the signature workers keep dying: checks run on the main thread, slowly' };
+  }
+}
