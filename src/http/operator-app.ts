@@ -107,7 +107,7 @@ function errorHandler(services: Services) {
     let e: AppError;
     if (err instanceof AppError) e = err;
     else {
-      const mistake = requestError(err) ?? fileProblem(err) ?? storageProblem(err);
+      const mistake = requestError(err) ?? fileProblem(err) ?? storageProblem(err) ?? closedStore(services);
       if (mistake) {
         e = mistake;
         if (e.status === 503) {
@@ -129,6 +129,11 @@ function errorHandler(services: Services) {
  * The store refused a write (disk full, I/O error, busy): nothing was changed, and the cause is
  * the host's to fix, not a fault to report as internal. The device API answers the same.
  */
+/** The store closed under a request (a stop in progress): the collector is not ready, not broken. */
+function closedStore(services: Services): AppError | null {
+  return services.db.open ? null : new AppError(503, 'storage_unavailable', 'the database is closed (the collector is stopping); nothing was changed: retry later', { database: 'closed' });
+}
+
 function storageProblem(err: unknown): AppError | null {
   const code = String((err as { code?: unknown } | null)?.code ?? '');
   if (!code.startsWith('SQLITE_')) return null;
