@@ -53,6 +53,9 @@ export class Readiness {
     if (!this.db.open) return { ok: false, detail: 'the database is closed' };
     // A group commit or another write in progress on this connection already proves it.
     if (this.db.inTransaction) return { ok: true, detail: 'open, a write in progress' };
+    // Asked without waiting: a held lock must not stall the event loop for the busy timeout.
+    const wait = this.db.pragma('busy_timeout', { simple: true }) as number;
+    this.db.pragma('busy_timeout = 0');
     try {
       // Takes the write lock and gives it back: no row changes, nothing reaches the WAL.
       this.db.exec('BEGIN IMMEDIATE; ROLLBACK');
@@ -60,6 +63,8 @@ export class Readiness {
     } catch (e) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       return { ok: false, detail: `not writable: ${(e as Error).message}` };
+    } finally {
+      this.db.pragma(`busy_timeout = ${Number(wait)}`);
     }
   }
 
