@@ -105,7 +105,8 @@ function fieldKind(key: string, path: string): string | undefined {
 }
 
 function harvestBody(body: unknown, path: string, depth = 0): void {
-  if (typeof body !== 'object' || body === null || depth > 3) return;
+  // Parsed JSON only: a raw body (a RUM upload is a Buffer) would be walked byte by byte.
+  if (typeof body !== 'object' || body === null || ArrayBuffer.isView(body) || depth > 3) return;
   for (const [k, v] of Object.entries(body)) {
     if (typeof v === 'string') {
       const kind = fieldKind(k, path);
