@@ -32,6 +32,7 @@ import { createOperatorApp } from './http/operator-app.js';
 import { combinedHandler, drainable, listen } from './http/server.js';
 import { BodyBudget, limitConnectionsPerAddress } from './http/limits.js';
 import { deviceRateLimits } from './http/rate-limit.js';
+import { readPasswordFile } from './sync/dispatcher.js';
 import { createTlsListener, httpsWanted, readTlsPair, type TlsListener } from './http/tls.js';
 import { EXIT, FATAL_GRACE_MS, StartError, boundedStop, drainListeners, shutdownSteps, within } from './lifecycle.js';
 import { Scheduler } from './schedules.js';
@@ -355,6 +356,9 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
     // The key's mode and the pair are checked before anything listens: a start that must refuse them opens nothing.
     secure = await phase('read the HTTPS certificate and key (https.certFile, https.keyFile)', () =>
       httpsWanted(config.https) ? createTlsListener(handler, config.https, readTlsPair(config.https), serverTimeouts(config.http), logger) : undefined);
+    // The proxy password is read at each sync, but a file others may read is refused at start, as the keys are.
+    const proxyPasswordFile = config.exchange.connection.proxyPasswordFile;
+    if (proxyPasswordFile) await phase('read the proxy password file (exchange.connection.proxyPasswordFile)', () => readPasswordFile(proxyPasswordFile));
     if (secure) {
       limitConnectionsPerAddress(secure.server, config.http.maxConnectionsPerAddress);
       drains.push(drainable(secure.server));

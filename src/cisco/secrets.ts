@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { assertOwnerOnly } from '../shared/secret-file.js';
 
 /**
  * Encrypts the secrets Outpost keeps for others (device passwords) with AES-256-GCM under a key
@@ -23,7 +24,7 @@ export class SecretBox {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     // 'wx': a key made by another process first is used, never overwritten.
     if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
-    chmodSync(file, 0o600);
+    assertOwnerOnly(file, 'secret key');
     const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
     if (key.length !== 32) throw new Error(`${file} does not hold a 32-byte key: restore it from the backup that holds it`);
     return key;

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { randomUUID, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
 import { fingerprint, generateKeyPair, privateKeyObject, publicKeyFromSeed } from '../shared/ed25519.js';
+import { refuseOpenKeyFiles } from '../shared/secret-file.js';
 
 export interface Identity {
   collectorId: string;
@@ -17,7 +18,8 @@ export interface Identity {
 /**
  * The collector's ed25519 identity: created on first start, reused after. The private seed
  * lives in its own file with mode 0600 inside a 0700 folder, and never leaves this module
- * except as a KeyObject (which does not print its secret).
+ * except as a KeyObject (which does not print its secret). A key file of the folder that its
+ * group or others may read is refused, with the chmod to run.
  */
 export function loadOrCreateIdentity(dataDir: string, role: 'collector' | 'upstream' = 'collector'): { identity: Identity; created: boolean } {
   const dir = join(dataDir, 'keys');
@@ -37,7 +39,9 @@ export function loadOrCreateIdentity(dataDir: string, role: 'collector' | 'upstr
     );
     created = true;
   }
-  chmodSync(keyFile, 0o600);
+  // Every key of the folder, not just this one: secrets.key and the others are read later, on
+  // first use, and a start that will have to refuse them should refuse now.
+  refuseOpenKeyFiles(dir);
   const seed = Buffer.from(readFileSync(keyFile, 'utf8').trim(), 'base64');
   if (seed.length !== 32) throw new Error(`${keyFile} does not hold a 32-byte ed25519 seed`);
   const publicKey = publicKeyFromSeed(seed);

@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { buildServices, createRequestHandler } from '../../src/main.js';
 import { ManualClock, type Clock } from '../../src/shared/clock.js';
-import { createLogger } from '../../src/shared/logger.js';
+import { capturingLogger, recordDataDir, recordKeysOf, tapSecrets, watchServices } from './secrets.js';
 import type { Services } from '../../src/services.js';
 import { SimulatedDevice } from '../../src/simulator/device-client.js';
 import { listen, close } from '../../src/http/server.js';
@@ -84,11 +84,15 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     overrides: mergeDeep({ dataDir: join(dir, 'data'), http: { port: 0 }, exchange: { bundleDir: join(dir, 'bundles') }, upstream: { dataDir: join(dir, 'upstream') } }, opts.config ?? {}) as never,
   });
   const clock: Clock | undefined = opts.clock;
-  const services = buildServices(config, { ...(clock ? { clock } : {}), logger: createLogger('error', true) });
+  const services = buildServices(config, { ...(clock ? { clock } : {}), logger: capturingLogger() });
+  // Checked at the end of the test file (test/setup.ts): no secret in a log line or an answer that did not create it.
+  watchServices(services);
+  recordDataDir(config.dataDir);
+  recordDataDir(config.upstream.dataDir);
   const owned = opts.verifier === undefined || opts.verifier === 'inline' || opts.verifier === 'pooled';
   const base = opts.verifier === 'pooled' ? pooledVerifier() : typeof opts.verifier === 'object' ? opts.verifier : inlineVerifier();
   const verifier = opts.wrapVerifier ? opts.wrapVerifier(base) : base;
-  const server = http.createServer(createRequestHandler(services, verifier));
+  const server = http.createServer(tapSecrets(createRequestHandler(services, verifier)));
   await listen(server, 0, '127.0.0.1');
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   const api = supertest(server);
@@ -120,6 +124,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       if (owned) await base.close();
       await services.ingest.drain();
       services.db.close();
+      recordKeysOf(config.dataDir);
+      recordKeysOf(config.upstream.dataDir);
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { recordOutput, recordPrintedTokens, recordProcessSecrets } from './secrets.js';
 import { tempDir } from './temp.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -29,6 +30,7 @@ export interface CliResult {
 /** Runs the real `outpost` command as a separate process. */
 export function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<CliResult> {
   assertBuilt();
+  recordProcessSecrets(args, env);
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -41,6 +43,7 @@ export function cli(args: string[], env: Record<string, string> = {}, timeoutMs 
     }, timeoutMs);
     p.on('close', (code) => {
       clearTimeout(timer);
+      recordPrintedTokens(stdout);
       resolve({ code, stdout, stderr });
     });
   });
@@ -65,6 +68,9 @@ export function spawnServer(args: string[], env: Record<string, string | undefin
     const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let started = false;
+    // Its output is searched for the file's secrets at the file's end (test/setup.ts).
+    recordProcessSecrets(args, env);
+    recordOutput(what, () => out);
     const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');

@@ -11,6 +11,7 @@ import { drainable, listen } from '../../http/server.js';
 import { limitConnectionsPerAddress } from '../../http/limits.js';
 import { EXIT, boundedStop, drainListeners, shutdownSteps, within } from '../../lifecycle.js';
 import { VERSION } from '../../main.js';
+import { assertOwnerOnly } from '../../shared/secret-file.js';
 import { openUpstreamStore } from '../store.js';
 import { UpstreamService } from '../service.js';
 import { Serial } from './serial.js';
@@ -50,12 +51,16 @@ export interface RunningUpstream {
   readonly exitCode: Promise<number>;
 }
 
-function readPem(file: string, what: string): Buffer {
+function readPem(file: string, what: string, secret = false): Buffer {
+  let pem: Buffer;
   try {
-    return readFileSync(file);
+    pem = readFileSync(file);
   } catch (e) {
     throw new Error(`cannot read the ${what} ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  // As the collector's HTTPS key: a key others may read is refused, with the chmod to run.
+  if (secret) assertOwnerOnly(file, what);
+  return pem;
 }
 
 /** The listener the configuration asks for: HTTPS with a certificate and key, plain HTTP only on loopback unless allowed. */
@@ -65,7 +70,7 @@ function tlsOptions(u: Config['upstream']): { cert: Buffer; key: Buffer } | unde
   }
   if (u.certFile) {
     try {
-      return { cert: readPem(u.certFile, 'certificate (upstream.certFile)'), key: readPem(u.keyFile, 'private key (upstream.keyFile)') };
+      return { cert: readPem(u.certFile, 'certificate (upstream.certFile)'), key: readPem(u.keyFile, 'private key (upstream.keyFile)', true) };
     } catch (e) {
       throw new UpstreamStartError('TLS', e);
     }
