@@ -29,7 +29,7 @@ import { createDeviceHandler } from './device-api/handler.js';
 import { inlineVerifier, PooledVerifier, type SignatureVerifier } from './device-api/verifier.js';
 import { builtWorker } from './shared/worker.js';
 import { createOperatorApp } from './http/operator-app.js';
-import { combinedHandler, drainable, listen } from './http/server.js';
+import { answerClientErrors, combinedHandler, drainable, listen } from './http/server.js';
 import { BodyBudget, limitConnectionsPerAddress } from './http/limits.js';
 import { deviceRateLimits } from './http/rate-limit.js';
 import { readPasswordFile } from './sync/dispatcher.js';
@@ -227,6 +227,7 @@ export function createTcpServer(services: Services, verifier?: SignatureVerifier
   const { http: h } = services.config;
   const server = http.createServer(serverTimeouts(h), handler);
   limitConnectionsPerAddress(server, h.maxConnectionsPerAddress);
+  answerClientErrors(server);
   return server;
 }
 

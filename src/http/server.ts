@@ -75,3 +75,26 @@ export function drainable(server: http.Server): (graceMs: number) => Promise<num
       server.closeIdleConnections();
     }));
 }
+
+/**
+ * Requests node's parser refuses before any handler sees them (headers or a URL too large, a
+ * malformed request line) are answered with the JSON error body every other refusal has,
+ * rather than node's bare status line; the connection is then closed.
+ */
+export function answerClientErrors(server: http.Server): void {
+  server.on('clientError', (err: Error & { code?: string }, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const status = tooLarge ? 431 : err.code === 'HPE_TIMEOUT' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const code = tooLarge ? 'headers_too_large' : status === 408 ? 'request_timeout' : 'malformed_request';
+    const message = tooLarge
+      ? 'the request line and headers exceed what the collector reads (16 KB): shorten the URL or the headers'
+      : status === 408
+        ? 'the request did not arrive in time'
+        : 'the request is not well-formed HTTP';
+    const body = JSON.stringify({ error: { code, message, details: {} } });
+    const reason = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[status];
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
+}
+

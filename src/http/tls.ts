@@ -1,3 +1,4 @@
+import { answerClientErrors } from './server.js';
 import https from 'node:https';
 import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
@@ -75,6 +76,7 @@ export function createTlsListener(
   logger: Logger,
 ): TlsListener {
   const server = https.createServer({ ...options, ...pair.context }, handler);
+  answerClientErrors(server);
   const describe = (p: TlsPair) => ({ subject: p.subject, names: p.names, validTo: p.validTo });
   logger.info('HTTPS certificate loaded', describe(pair));
   return {
