@@ -27,6 +27,8 @@ export interface ListFilter {
   kind?: string | undefined;
   acknowledged?: boolean | undefined;
   before?: number | undefined;
+  /** Alerts about these VAs only (a caller whose roles are on some VAs). */
+  vaIds?: string[] | undefined;
   limit: number;
 }
 
@@ -86,6 +88,7 @@ export class AlertRepository {
   list(f: ListFilter): AlertRow[] {
     const where: string[] = [];
     const args: unknown[] = [];
+    if (f.vaIds) (where.push(`va_id IN (${f.vaIds.map(() => '?').join(', ') || 'NULL'})`), args.push(...f.vaIds));
     if (f.acknowledged === true) where.push('acked_at IS NOT NULL');
     if (f.acknowledged === false) where.push('acked_at IS NULL');
     if (f.open === true) where.push('cleared_at IS NULL');

@@ -4,7 +4,7 @@ import { pageQuery } from '../http/paging.js';
 
 export const alertRoutes = [
   route({
-    method: 'get', path: '/alerts', summary: 'Alerts, newest first; open ones by default', permission: 'read',
+    method: 'get', path: '/alerts', summary: 'Alerts, newest first; open ones by default', permission: 'read', scope: ['list'],
     query: z.strictObject({
       state: z.enum(['open', 'cleared', 'all']).default('open'),
       kind: z.string().max(50).optional(),
@@ -12,8 +12,9 @@ export const alertRoutes = [
       acknowledged: z.enum(['true', 'false']).transform((s) => s === 'true').optional(),
       ...pageQuery,
     }),
-    handler: ({ services, query }) =>
+    handler: ({ services, query, vaIds }) =>
       services.alerts.list({
+        vaIds: vaIds ?? undefined,
         open: query.state === 'all' ? undefined : query.state === 'open',
         kind: query.kind,
         acknowledged: query.acknowledged,

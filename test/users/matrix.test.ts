@@ -112,6 +112,13 @@ describe('the authorization matrix', () => {
     expect((await as('vaViewer')('/api/v1/devices').expect(200)).body.items.map((d: { id: string }) => d.id)).toEqual([fixtures.device]);
     expect((await as('otherVaAdmin')('/api/v1/compliance').expect(200)).body.items.map((c: { vaId: string }) => c.vaId)).toEqual([vaB]);
     await as('otherVaAdmin')(`/api/v1/devices?vaId=${vaA}`).expect(403);
+    // Alerts: those about its VA only (their VA read from the alert's details).
+    h.services.alerts.raise('shortage', { subject: `${vaA}/t`, severity: 'warning', message: 'A short', details: { vaId: vaA } });
+    h.services.alerts.raise('shortage', { subject: `${vaB}/t`, severity: 'warning', message: 'B short', details: { vaId: vaB } });
+    const alertsOf = async (c: Caller) => ((await as(c)('/api/v1/alerts?kind=shortage').expect(200)).body.items as { message: string }[]).map((a) => a.message).sort();
+    expect(await alertsOf('vaViewer')).toEqual(['A short']);
+    expect(await alertsOf('otherVaAdmin')).toEqual(['B short']);
+    expect(await alertsOf('auditor')).toEqual(['A short', 'B short']);
     // Roles on two VAs: lists hold both, without naming either.
     const both = await user('bea', [{ role: 'va-viewer', vaId: vaA }, { role: 'va-viewer', vaId: vaB }]);
     const asBoth = (p: string) => h.api.get(p).set('authorization', `Bearer ${both}`);
