@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
 import { startCollector, buildServices } from '../../main.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
+import { notifyReady } from '../../shared/systemd-notify.js';
 
 /** What untilStopped drives: the collector, or the upstream service. */
 export interface Stoppable {
@@ -61,7 +62,11 @@ export const serveCommands: Command[] = [
     summary: 'Run the collector (device API, operator API, local socket, schedules)',
     async run(ctx) {
       const config = ctx.config();
-      const code = await untilStopped(() => startCollector(config));
+      const code = await untilStopped(async () => {
+        const running = await startCollector(config);
+        await notifyReady(running.services.logger);
+        return running;
+      });
       // The store is closed. Anything still running (an export cut at the end of the grace
       // period, a sync on a disk that no longer answers) can only fail now, or publish a file
       // the store has no record of: end the process at once, once the last log lines are out.
