@@ -1,5 +1,4 @@
-import { resolve } from 'node:path';
-import { readSecretFile } from '../../shared/secret-file.js';
+import { secretInput } from '../secret-input.js';
 import type { Command } from '../command.js';
 import { str } from '../command.js';
 import { CliError } from '../client.js';
@@ -18,15 +17,7 @@ export const ciscoCloudCommands: Command[] = [
     summary: "Store the API client's secret for Cisco's cloud, sealed with the collector's secret key; never shown again",
     options: { 'secret-file': { type: 'string' } },
     async run(ctx) {
-      const file = str(ctx.values['secret-file']);
-      let secret: string | undefined;
-      if (file) {
-        try {
-          secret = readSecretFile(resolve(file), 'client secret file');
-        } catch (e) {
-          throw new CliError((e as Error).message);
-        }
-      } else secret = process.env.OUTPOST_CSSM_CLIENT_SECRET;
+      const secret = secretInput(str(ctx.values['secret-file']), 'client secret file', 'OUTPOST_CSSM_CLIENT_SECRET');
       if (!secret) throw new CliError('give the client secret with --secret-file FILE (mode 0600) or in OUTPOST_CSSM_CLIENT_SECRET; never on the command line');
       const r = (await ctx.api((api) => api('POST', '/cisco/cloud/credentials', { clientSecret: secret }))) as { setAt: string };
       ctx.output(r, () => `the client secret is stored (sealed); set at ${r.setAt}`);

@@ -1,5 +1,5 @@
+import { secretInput } from '../secret-input.js';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { readSecretFile } from '../../shared/secret-file.js';
 import { join, resolve } from 'node:path';
 import type { Command, CommandContext } from '../command.js';
 import { str } from '../command.js';
@@ -14,16 +14,8 @@ import { assertReadableFile } from '../../shared/files.js';
  * every process listing): from a file only its owner may read, or from OUTPOST_DEVICE_PASSWORD.
  */
 function password(ctx: CommandContext, required: boolean): string | undefined {
-  const file = str(ctx.values['password-file']);
-  if (file) {
-    try {
-      return readSecretFile(resolve(file), 'password file');
-    } catch (e) {
-      throw new CliError((e as Error).message);
-    }
-  }
-  const env = process.env.OUTPOST_DEVICE_PASSWORD;
-  if (env) return env;
+  const given = secretInput(str(ctx.values['password-file']), 'password file', 'OUTPOST_DEVICE_PASSWORD');
+  if (given) return given;
   if (required) throw new CliError('give the password with --password-file FILE (mode 0600) or in OUTPOST_DEVICE_PASSWORD; never on the command line');
   return undefined;
 }

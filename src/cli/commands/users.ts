@@ -1,5 +1,4 @@
-import { resolve } from 'node:path';
-import { readSecretFile } from '../../shared/secret-file.js';
+import { secretInput } from '../secret-input.js';
 import type { Command, CommandContext } from '../command.js';
 import { str } from '../command.js';
 import { CliError } from '../client.js';
@@ -57,16 +56,8 @@ async function askPassword(ctx: CommandContext): Promise<string> {
 }
 
 function password(ctx: CommandContext): string {
-  const file = str(ctx.values['password-file']);
-  if (file) {
-    try {
-      return readSecretFile(resolve(file), 'password file');
-    } catch (e) {
-      throw new CliError((e as Error).message);
-    }
-  }
-  const env = process.env.OUTPOST_USER_PASSWORD;
-  if (env) return env;
+  const given = secretInput(str(ctx.values['password-file']), 'password file', 'OUTPOST_USER_PASSWORD');
+  if (given) return given;
   throw new CliError('give the password at the prompt (on a terminal), with --password-file FILE (mode 0600) or in OUTPOST_USER_PASSWORD; never on the command line');
 }
 
