@@ -47,7 +47,8 @@ describe('when a 50,000-element file is imported while a device reports', () => 
 
     const upload = h.api.post(`/api/v1/usage/rum?vaId=${h.defaultVa}`).set('content-type', 'application/xml').send(xml).then((r) => ({ r, at: performance.now() }));
     await importing;
-    (last = performance.now()), setImmediate(tick);
+    const begun = (last = performance.now());
+    setImmediate(tick);
     delay.enable();
     const report = device.sendReport(device.report(TAG, 3)).then((r) => ({ r, at: performance.now() }));
     const [done, answered] = await Promise.all([upload, report]);
@@ -61,10 +62,12 @@ describe('when a 50,000-element file is imported while a device reports', () => 
     // Decoding, parsing and writing each give the loop a turn every few tens of milliseconds
     // (hundreds in all); an import in one piece lets it turn a handful of times.
     expect(turns).toBeGreaterThan(100);
-    // 100 ms is the target (bench/rum.mjs prints it); a shared machine gets room for a GC pause
-    // or a preemption, still far below the seconds a one-piece import holds the loop.
-    expect(longest).toBeLessThan(1_000);
-    expect(delay.max / 1e6).toBeLessThan(1_000);
+    // 100 ms is the target, and bench/rum.mjs prints the figure. A wall-time bound here flaked on
+    // a loaded machine (everything slows together), so the bound is relative: an import in one
+    // piece stalls the loop for nearly all of its run; a sliced one for a small part of it.
+    const elapsed = done.at - begun;
+    expect(longest).toBeLessThan(elapsed / 5);
+    expect(delay.max / 1e6).toBeLessThan(elapsed / 5);
     expect(h.count("SELECT count(*) FROM reports WHERE source = 'rum'")).toBe(50_000);
     expect(h.count('SELECT coalesce(sum(in_use), 0) FROM va_usage WHERE tag = ?', TAG)).toBe(50_000 + 3);
   }, 120_000); // about 8 s on an idle two-core machine; the bound is for a busy one
