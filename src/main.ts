@@ -15,6 +15,7 @@ import { CheckpointService } from './events/checkpoints.js';
 import { AlertService } from './alerts/service.js';
 import { TrustedTime } from './time/trusted-time.js';
 import { timeOptions } from './time/options.js';
+import { floorFile } from './time/floor-file.js';
 import { AccountService } from './accounts/service.js';
 import { TokenService } from './tokens/service.js';
 import { DeviceService } from './devices/service.js';
@@ -66,6 +67,7 @@ import type { UpstreamSync } from './sync/upstream-sync.js';
 import { AckDelivery } from './cisco/ack-delivery.js';
 import { CollectorMetrics } from './metrics/collector-metrics.js';
 import { Readiness } from './metrics/readiness.js';
+import { BackupService } from './backup/service.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -88,7 +90,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const { identity, created } = loadOrCreateIdentity(config.dataDir);
     const events = new EventService(db, clock);
     const alerts = new AlertService(db, clock, events);
-    const time = new TrustedTime(db, clock, alerts, events, timeOptions(config));
+    const time = new TrustedTime(db, clock, alerts, events, timeOptions(config), floorFile(config.dataDir));
     const accounts = new AccountService(db, time, events);
     accounts.ensureInitialised();
     if (created) {
@@ -176,6 +178,10 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       acks: new PortalAcks(db, time, events, ackDelivery), delivery: ackDelivery },
       metrics: new CollectorMetrics({ config, db, clock, licenses, ingest, refusals, events, destinations }),
       readiness: new Readiness(db, config.dataDir, config.ready.minFreeDiskMb),
+      backups: new BackupService(
+        { db, dataDir: config.dataDir, collectorId: identity.collectorId, version: VERSION, now: () => time.now(), floorMs: () => time.now() },
+        events, logger, config.backup,
+      ),
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.
@@ -306,6 +312,10 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
       // leave it: each writes its result in one transaction at its end, or not at all.
       if (!(await within(services.exchange.jobs.idle(), deadline - Date.now()))) logger.warn('an exchange job still running was abandoned');
     });
+    await step('backup', async () => {
+      // A backup still copying is given up (its partial file removed): the store cannot close under it.
+      if (!(await within(services.backups.idle(), deadline - Date.now()))) logger.warn('a backup still running was abandoned');
+    });
     await step('signature workers', () => verifier?.close());
     await step('queued writes', () => services.ingest.drain());
     await step('refusal counts', () => services.refusals.flush());
@@ -406,6 +416,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
             // ACKs not yet delivered are tried again after each poll: a device down today gets its ACK when it is back.
             run: () => (services.cisco.devices.list().length ? services.cisco.poller.poll('schedule').then(() => services.cisco.delivery.deliver('schedule')) : undefined),
           },
+          ...(config.backup.enabled ? [{ name: 'backup', cron: config.backup.cron, run: () => void services.backups.scheduled().catch(logFailure('backup')) }] : []),
           { name: 'reservations', cron: config.cisco.pollCron, run: () => void services.cloud.reservations.deliverPending('schedule').catch(logFailure('reservations')) },
           {
             name: 'inbox',
@@ -420,6 +431,13 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
       unwatchInbox = services.exchange.jobs.watchInbox();
     });
     await phase('the missed sync', () => services.upstreamSync.catchUp());
+    await phase('the poll after a restore', () => {
+      // A restored store lacks what polled devices reported since its backup: they hold it, so poll them now.
+      const db = services.db;
+      if (!db.prepare("SELECT 1 FROM meta WHERE key = 'restore.poll_after_start'").get()) return;
+      db.prepare("DELETE FROM meta WHERE key = 'restore.poll_after_start'").run();
+      void services.cisco.poller.poll('restore').then(() => services.cisco.delivery.deliver('restore')).catch(logFailure('poll after restore'));
+    });
     await phase('the end of start-up', () => {}); // a fatal error raised during start-up stops it here
     started = true;
     logger.info('collector started', {

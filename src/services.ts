@@ -40,6 +40,7 @@ import type { PortalAcks } from './cisco/portal-acks.js';
 import type { AckDelivery } from './cisco/ack-delivery.js';
 import type { CollectorMetrics } from './metrics/collector-metrics.js';
 import type { Readiness } from './metrics/readiness.js';
+import type { BackupService } from './backup/service.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -77,6 +78,8 @@ export interface Services {
   cisco: { devices: PolledDeviceService; poller: DevicePoller; portal: PortalExport; acks: PortalAcks; delivery: AckDelivery };
   /** Prometheus metrics (/metrics). */
   metrics: CollectorMetrics;
+  /** Online backups, on demand and scheduled. */
+  backups: BackupService;
   /** What /readyz checks. */
   readiness: Readiness;
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configSchema, type Config } from './schema.js';
 import { assertReadableFile } from '../shared/files.js';
@@ -152,5 +152,6 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     dataDir: resolve(c.dataDir),
     exchange: { ...c.exchange, bundleDir: resolve(c.exchange.bundleDir) },
     upstream: { ...c.upstream, dataDir: resolve(c.upstream.dataDir) },
+    backup: { ...c.backup, dir: resolve(c.backup.dir || join(c.dataDir, 'backups')) },
   };
 }

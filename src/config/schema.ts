@@ -54,6 +54,18 @@ export const configSchema = z.strictObject({
     maxReportsPerBatch: positiveInt.max(10_000),
     maxMeasurementsPerReport: positiveInt.max(100_000),
   }),
+  backup: z.strictObject({
+    /** Scheduled backups on or off; `outpost backup FILE` works either way. */
+    enabled: z.boolean(),
+    /** When a scheduled backup runs (daily by default, at a quiet hour of the site's zone). */
+    cron: z.string().refine((s) => cron.validate(s), 'a cron expression (five or six fields)'),
+    /** Where scheduled backups go; empty: `backups` in the data folder. Keep them on another disk if you can. */
+    dir: z.string(),
+    /** Scheduled backups kept: the oldest beyond this are deleted after each new one. */
+    keep: positiveInt.max(10_000),
+    /** Scheduled backups include the private and secret keys (then guard them as the keys themselves). */
+    withKeys: z.boolean(),
+  }),
   ready: z.strictObject({
     /** /readyz answers 503 when the data folder's disk has less free space than this (MB). */
     minFreeDiskMb: z.number().int().min(0).max(100_000_000),

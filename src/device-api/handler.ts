@@ -181,8 +181,8 @@ export function createDeviceHandler(deps: DeviceApiDeps) {
       const device = await authenticate(req);
       const body = json(req);
       const reports = path === '/device/v1/report' ? [parseReport(body, deps.limits)] : parseBatch(body, deps.limits);
-      const results = await deps.ingest.submit(device, reports);
-      return { status: 200, body: path === '/device/v1/report' ? results[0] : { results } };
+      const { results, heldSeq } = await deps.ingest.submit(device, reports);
+      return { status: 200, body: path === '/device/v1/report' ? { ...results[0], heldSeq } : { results, heldSeq } };
     }
     if (req.method === 'GET' && path === '/device/v1/collector') {
       // Public: what a device needs before it registers (the id its signatures must bind).

@@ -27,6 +27,13 @@ export interface TrailReport {
   head: { id: number; hash: string };
   events: number;
   checkpoints: { source: 'local' | 'file'; checked: number; matched: number; latest: { eventId: number; at: string } | null };
+  /**
+   * Restores from a backup the trail records (`collector.restored`): the trail went back to the
+   * backup's head and went on from there. Checkpoints signed before a restore of events after
+   * its backup's head are of the history the restore set aside: counted here, not held against
+   * the trail. The upstream records each restore too, from the signed epoch statement.
+   */
+  restores: { eventId: number; at: string; backupHead: number; supersededCheckpoints: number }[];
   finding: TrailFinding | null;
 }
 
@@ -46,7 +53,15 @@ const span = (from: number, to: number) => (from === to ? `event ${from}` : `eve
  * finer the checkpoints, the closer the bound.
  */
 export async function checkTrail(events: EventService, checkpoints: readonly Checkpoint[], source: 'local' | 'file', sliceRows = 2_000): Promise<TrailReport> {
-  const cps = [...checkpoints].sort((a, b) => a.eventId - b.eventId || Date.parse(a.at) - Date.parse(b.at));
+  const restores = events.list({ type: 'collector.restored', limit: 10_000 }).items.map((e) => ({
+    eventId: e.id, at: e.at, backupHead: Number((e.details.backupEventHead as { id?: unknown } | undefined)?.id ?? e.id - 1), supersededCheckpoints: 0,
+  }));
+  const setAside = (c: Checkpoint) => {
+    const r = restores.find((x) => c.eventId > x.backupHead && Date.parse(c.at) <= Date.parse(x.at));
+    if (r) r.supersededCheckpoints++;
+    return r !== undefined;
+  };
+  const cps = checkpoints.filter((c) => !setAside(c)).sort((a, b) => a.eventId - b.eventId || Date.parse(a.at) - Date.parse(b.at));
   const head = events.head();
   let prev = GENESIS;
   let prevId = 0;
@@ -59,6 +74,7 @@ export async function checkTrail(events: EventService, checkpoints: readonly Che
   const done = (finding: TrailFinding | null): TrailReport => ({
     intact: finding === null, firstBrokenId, head, events: count,
     checkpoints: { source, checked: ci, matched, latest: cps.length ? { eventId: cps[cps.length - 1]!.eventId, at: cps[cps.length - 1]!.at } : null },
+    restores,
     finding,
   });
 

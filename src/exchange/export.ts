@@ -100,6 +100,7 @@ export class ExportService {
     const reach: PartReach = { lastRef: o.part?.after ?? 0, cut: false };
     try {
       const checkpoint = this.opts.checkpoint?.(o.part ? 'sync-part' : 'export') ?? null;
+      const epoch = this.state.epochStatement;
       const header = {
         kind: 'usage' as const,
         bundleId,
@@ -116,6 +117,8 @@ export class ExportService {
           ...(o.part ? { transport: 'sync', devices: typeof o.part.devices === 'string' ? o.part.devices : 'arrived-since-sync-start' } : {}),
           // In meta, not a field of its own: an upstream that predates checkpoints reads the bundle as before.
           ...(checkpoint ? { eventCheckpoint: checkpoint } : {}),
+          // After a restore: the upstream takes this bundle's sequence as the epoch's new start.
+          ...(epoch ? { epoch } : {}),
         },
       };
       written = await assembleBundle(file, header, await this.payloads(work, o.part, reach), work, identitySigner(this.identity));

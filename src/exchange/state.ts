@@ -1,5 +1,6 @@
 import { fingerprint } from '../shared/ed25519.js';
 import type { Db } from '../store/open.js';
+import type { EpochStatement } from '../backup/epoch.js';
 
 export interface BundleRow {
   id: string;
@@ -88,6 +89,15 @@ export class ExchangeState {
   }
   set lastScheduledPeriod(p: string | null) {
     if (p) this.setMeta('exchange.last_scheduled_period', p);
+  }
+
+  /**
+   * The statement of the latest restore (backup/epoch.ts), carried by every usage bundle after
+   * it; null for a collector never restored.
+   */
+  get epochStatement(): EpochStatement | null {
+    const v = this.meta('exchange.epoch_statement');
+    return v ? (JSON.parse(v) as EpochStatement) : null;
   }
 
   recordBundle(r: BundleRow): void {

@@ -10,6 +10,10 @@ export interface DeviceResponse {
   headers: Record<string, string | string[] | undefined>;
 }
 
+/** How many sent reports a simulated device keeps for sending again; a real device keeps them until ACKed. */
+const KEEP = 10_000;
+const RESEND_BATCH = 500;
+
 /**
  * A device as a vendor would implement one: an ed25519 key, registration with a token,
  * signed requests. Used by the simulator, the tests and the benchmarks.
@@ -83,5 +87,31 @@ export class SimulatedDevice {
 
   sendBatch(reports: DeviceReport[]): Promise<DeviceResponse> {
     return this.send('POST', '/device/v1/reports', JSON.stringify({ reports }));
+  }
+
+  /** Reports sent and kept for sending again: the last KEEP, oldest first. */
+  private kept: DeviceReport[] = [];
+
+  /**
+   * Sends reports as the README's device protocol asks: each is kept after it is sent, and when
+   * an answer's `heldSeq` shows the collector holds less than was sent before (a collector
+   * restored from a backup), the kept reports above it are sent again, in batches. Resolves with
+   * the answer to the reports given and how many were sent again.
+   */
+  async sendKeeping(reports: DeviceReport[]): Promise<{ response: DeviceResponse; resent: number }> {
+    for (const r of reports) this.kept.push(r);
+    if (this.kept.length > KEEP) this.kept.splice(0, this.kept.length - KEEP);
+    const response = await this.sendBatch(reports);
+    let resent = 0;
+    if (response.status !== 200) return { response, resent };
+    const held = response.body.heldSeq as number | null;
+    const now = new Set(reports.map((r) => r.reportId));
+    const lost = this.kept.filter((r) => (held === null || r.seq > held) && !now.has(r.reportId));
+    for (let i = 0; i < lost.length; i += RESEND_BATCH) {
+      const again = await this.sendBatch(lost.slice(i, i + RESEND_BATCH));
+      if (again.status !== 200) throw new Error(`resending reports failed with ${again.status}: ${JSON.stringify(again.body)}`);
+      resent += Math.min(RESEND_BATCH, lost.length - i);
+    }
+    return { response, resent };
   }
 }

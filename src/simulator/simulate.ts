@@ -38,7 +38,7 @@ export async function simulate(o: SimulateOptions, progress: (line: string) => v
     for (let sent = 0; sent < o.reports; sent += o.batch) {
       const n = Math.min(o.batch, o.reports - sent);
       const reports = Array.from({ length: n }, (_, k) => d.report(o.tag, 1 + ((i + sent + k) % 4), now));
-      const r = n === 1 && o.batch === 1 ? await d.sendReport(reports[0]!) : await d.sendBatch(reports);
+      const r = n === 1 && o.batch === 1 ? await d.sendReport(reports[0]!) : (await d.sendKeeping(reports)).response;
       result.reportsSent += n;
       if (r.status !== 200) {
         result.failed += n;

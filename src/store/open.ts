@@ -18,7 +18,7 @@ export class StoreLockedError extends Error {
  * mode, so that a worker thread of the owning process can read a consistent WAL snapshot
  * (an export) while the main thread keeps writing.
  */
-function claim(file: string): Db {
+export function claimStore(file: string): Db {
   const lock = new Database(`${file}.lock`, { timeout: 0 });
   try {
     lock.pragma('locking_mode = EXCLUSIVE');
@@ -57,7 +57,7 @@ export interface StoreOptions {
 /** Opens the store, claiming it for this process. */
 export function openStore(file: string, opts: StoreOptions = {}): Db {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const lock = claim(file);
+  const lock = claimStore(file);
   let db: Db;
   try {
     const fresh = !existsSync(file);

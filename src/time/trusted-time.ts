@@ -5,6 +5,7 @@ import type { EventService } from '../events/service.js';
 import { toIso } from '../shared/clock.js';
 import { conflict } from '../shared/errors.js';
 import { elapsedOf } from './monotonic.js';
+import { readFloorFile, writeFloorFile } from './floor-file.js';
 import { defaultTimeOptions, type TimeOptions } from './options.js';
 
 export interface TimeCheck {
@@ -60,14 +61,19 @@ export class TrustedTime implements Clock {
     private alerts: AlertService,
     private events: EventService,
     options: number | TimeOptions,
+    /** The floor's copy outside the database (floor-file.ts); none in unit tests of the clock alone. */
+    private floorFile?: string,
   ) {
     this.opts = typeof options === 'number' ? { ...defaultTimeOptions, backwardsToleranceMs: options } : options;
     this.elapsed = elapsedOf(clock);
     this.get = db.prepare("SELECT value FROM meta WHERE key = 'time_floor'");
     this.put = db.prepare("INSERT INTO meta (key, value) VALUES ('time_floor', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
     const row = this.get.get() as { value: string } | undefined;
-    this.floor = row ? Number(row.value) : 0;
-    this.persisted = this.floor;
+    // The higher of the database's floor and the file's: a database restored from an older
+    // backup does not take the floor back with it.
+    const inDb = row ? Number(row.value) : 0;
+    this.floor = Math.max(inDb, floorFile ? readFloorFile(floorFile) : 0);
+    this.persisted = inDb;
     // Alerts left open by an earlier run stay ours to clear; an unconfirmed forward clock stays unconfirmed.
     const upstream = this.openClockAlerts().find((a) => a.kind === 'clock_forward' && a.subject === 'upstream');
     this.upstreamAhead = upstream ? Date.parse(String(upstream.details.upstreamTime)) || null : null;
@@ -195,6 +201,8 @@ export class TrustedTime implements Clock {
     }
     const old = this.floor;
     this.floor = to;
+    // Written again even when the database already holds this value: the file may hold a higher one.
+    this.persisted = Number.NaN;
     this.upstreamAhead = null;
     this.anchorAtStart(false);
     this.now();
@@ -255,6 +263,7 @@ export class TrustedTime implements Clock {
     }
     if (now !== this.persisted) {
       this.put.run(String(now));
+      if (this.floorFile) writeFloorFile(this.floorFile, now);
       this.persisted = now;
     }
     return {

@@ -7,7 +7,7 @@ import { UpstreamError, type UpstreamService } from './service.js';
 export type CheckpointReceipt = { status: 'stored' | 'already_stored'; eventId: number } | { status: 'refused'; reason: string } | null;
 
 /** The collector's keys as pinned here: the current one and those it retired by rotation. */
-function pinnedKeys(up: UpstreamService, collectorId: string): Map<string, Buffer> {
+export function pinnedKeys(up: UpstreamService, collectorId: string): Map<string, Buffer> {
   const rows = up.db
     .prepare('SELECT key_id, public_key FROM collectors WHERE id = ? UNION ALL SELECT key_id, public_key FROM collector_keys WHERE collector_id = ?')
     .all(collectorId, collectorId) as { key_id: string; public_key: string }[];

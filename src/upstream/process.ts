@@ -10,6 +10,7 @@ import { PAYLOAD, type VaConfirmationRecord } from '../exchange/records.js';
 import type { UpstreamService } from './service.js';
 import { AppError } from '../shared/errors.js';
 import { receiveCheckpoint, type CheckpointReceipt } from './checkpoints.js';
+import { checkEpoch, recordEpoch } from './epochs.js';
 
 export interface ProcessResult {
   usageBundle: string;
@@ -79,8 +80,9 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
       reports: { accepted: r.accepted ?? 0, rejected: r.rejected ?? 0, new: r.new ?? 0, replaced: r.replaced ?? 0, alreadyCounted: r.alreadyCounted ?? 0 },
     };
   }
-  if (m.sequence <= c.usage_hwm && !o.force) {
-    throw new BundleError('replay', `usage bundle sequence ${m.sequence} is at or below the last processed from this collector (${c.usage_hwm}): refused as a replay`);
+  const epoch = checkEpoch(up, c, m);
+  if (m.sequence <= epoch.hwm && !o.force) {
+    throw new BundleError('replay', `usage bundle sequence ${m.sequence} is at or below the last processed from this collector (${epoch.hwm}): refused as a replay`);
   }
   const now = up.clock.now();
   const tags = new Set((db.prepare('SELECT tag FROM tags').all() as { tag: string }[]).map((r) => r.tag));
@@ -140,6 +142,8 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
     db.prepare('UPDATE collectors SET usage_hwm = max(usage_hwm, ?), out_seq = ?, last_answered_hash = coalesce(?, last_answered_hash) WHERE id = ?').run(
       m.sequence, responseSequence, m.lastAnsweredHash, c.id,
     );
+    // After the update: a restore sets the sequence back to this bundle's, which max() would not.
+    if (epoch.newEpoch) recordEpoch(up, c, epoch.newEpoch, m.bundleId, m.sequence);
     const record = db.prepare('INSERT OR IGNORE INTO bundles (id, collector_id, direction, kind, sequence, hash, file, created_at, forced, answers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     record.run(m.bundleId, c.id, 'in', 'usage', m.sequence, v.hash, file, now, o.force ? 1 : 0, null);
     record.run(responseId, c.id, 'out', 'response', responseSequence, response.hash, response.path, now, 0, m.bundleId);

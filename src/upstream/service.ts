@@ -27,6 +27,8 @@ export interface CollectorRow {
   public_key: string;
   key_id: string;
   usage_hwm: number;
+  /** 0 until a restore of the collector's is announced (upstream/epochs.ts). */
+  epoch: number;
   out_seq: number;
   last_answered_hash: string | null;
   added_at: number;

@@ -19,6 +19,17 @@ export interface ReportResult {
   status: ReportStatus;
 }
 
+/** A request's answer: each report's outcome, and what the collector held before it. */
+export interface IngestResult {
+  results: ReportResult[];
+  /**
+   * The highest report sequence this collector held for the device before this request (null:
+   * none). A collector restored from a backup holds less than the device sent: the device sends
+   * again what it still keeps above this number (see the README's device protocol).
+   */
+  heldSeq: number | null;
+}
+
 interface Prepared {
   report: DeviceReport;
   body: string;
@@ -42,6 +53,13 @@ export class IngestService {
   private touched: UsageKey[] = [];
   /** When each device's last-seen time was last written: see write(). */
   private lastTouch = new Map<string, number>();
+  /**
+   * The highest report sequence held per device, read from the store on a device's first report
+   * after a start and kept here after (devices.last_seq is written at most once a minute, so it
+   * lags). Entries of a commit that fails are dropped, so it never claims more than the store holds.
+   */
+  private highest = new Map<string, number | null>();
+  private maxSeq;
   /** Told of each request's outcome: its reports' results, or why it was refused (the metrics). */
   observer: ((results: ReportResult[] | null, refusal: unknown) => void) | null = null;
 
@@ -60,6 +78,7 @@ export class IngestService {
     );
     this.markPending = destinations.marker('device');
     this.existingHash = db.prepare("SELECT content_hash FROM reports WHERE device_id = ? AND source = 'device' AND report_id = ?");
+    this.maxSeq = db.prepare("SELECT max(seq) FROM reports WHERE device_id = ? AND source = 'device'").pluck();
     // Shortage alerts follow the (VA, tag) pairs the batch touched, once per commit.
     // Group commits leave the WAL's fsync to the thread pool; replies still wait for it.
     this.wal = new WalSync(`${db.name}-wal`, syncFile);
@@ -72,19 +91,22 @@ export class IngestService {
     await this.wal.close();
   }
 
-  submit(device: DeviceAuth, reports: DeviceReport[]): Promise<ReportResult[]> {
-    let done: Promise<ReportResult[]>;
+  submit(device: DeviceAuth, reports: DeviceReport[]): Promise<IngestResult> {
+    let done: Promise<IngestResult>;
     try {
       done = this.checkAndSubmit(device, reports);
     } catch (e) {
       this.observer?.(null, e);
       throw e;
     }
-    done.then((r) => this.observer?.(r, null), (e: unknown) => this.observer?.(null, e));
+    done.then((r) => this.observer?.(r.results, null), (e: unknown) => {
+      this.highest.delete(device.id);
+      this.observer?.(null, e);
+    });
     return done;
   }
 
-  private checkAndSubmit(device: DeviceAuth, reports: DeviceReport[]): Promise<ReportResult[]> {
+  private checkAndSubmit(device: DeviceAuth, reports: DeviceReport[]): Promise<IngestResult> {
     const now = this.clock.now();
     const prepared = reports.map((r, i) => {
       if (r.generatedAt * 1000 > now + this.maxFutureSkewMs) {
@@ -111,7 +133,7 @@ export class IngestService {
     return this.commits.submit(() => this.write(device, prepared, now));
   }
 
-  private write(checked: DeviceAuth, prepared: Prepared[], now: number): ReportResult[] {
+  private write(checked: DeviceAuth, prepared: Prepared[], now: number): IngestResult {
     const deviceId = checked.id;
     // What decides the write (status, VA, key) is read here, inside the transaction that
     // writes: a deregister, a move or a re-key may have landed while the signature was checked.
@@ -123,6 +145,8 @@ export class IngestService {
       throw unauthorized('key_changed', `the key of device ${deviceId} changed while the request was checked; sign again with the current key`);
     }
     const results: ReportResult[] = [];
+    let heldSeq = this.highest.get(deviceId);
+    if (heldSeq === undefined) heldSeq = (this.maxSeq.get(deviceId) as number | null) ?? null;
     // Per tag, the latest measurement over the request's new reports: applying it once gives
     // what applying each report in turn would (the latest period end wins either way).
     const latest = new Map<string, { count: number; end: number; pk: number }>();
@@ -166,7 +190,8 @@ export class IngestService {
       this.devices.touch(deviceId, now, maxSeq);
       this.lastTouch.set(deviceId, now);
     }
-    return results;
+    this.highest.set(deviceId, heldSeq === null ? maxSeq : Math.max(heldSeq, maxSeq));
+    return { results, heldSeq };
   }
 
   private refreshAlerts(): void {

@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../../shared/logger.js';
 import { AppError } from '../../shared/errors.js';
 import { verifyBundle, BundleError } from '../../exchange/read.js';
+import { checkEpoch } from '../epochs.js';
 import { BUNDLE_MEDIA_TYPE, HEADER, SYNC_BASE, SYNC_PROTOCOL, SYNC_VERSIONS, SignedRequestError, verifyRequest } from '../../sync/protocol.js';
 import { bundleConflict, processedBundle } from '../process.js';
 import type { UpstreamService } from '../service.js';
@@ -88,8 +89,9 @@ export function createSyncHandler(up: UpstreamService, jobs: SyncJobs, serial: S
         if (job.status === 'failed' && !(await serial.run(() => jobs.retry(m.bundleId)))) return sendError(res, 422, job.errorCode ?? 'refused', job.errorMessage ?? 'processing refused this bundle');
         return sendJson(res, 202, { status: 'queued', ...ids }, { location: ids.location, ...RETRY_AFTER });
       }
-      if (m.sequence <= c.usage_hwm) {
-        throw new BundleError('replay', `usage bundle sequence ${m.sequence} is at or below the last processed from this collector (${c.usage_hwm}): refused as a replay`);
+      const { hwm } = checkEpoch(up, c, m);
+      if (m.sequence <= hwm) {
+        throw new BundleError('replay', `usage bundle sequence ${m.sequence} is at or below the last processed from this collector (${hwm}): refused as a replay`);
       }
       jobs.accept(tmp, { bundleId: m.bundleId, collectorId: c.id, sequence: m.sequence, hash: v.hash });
       kept = true;
