@@ -132,3 +132,20 @@ function barProgress(o: ProgressOptions, stream: NodeJS.WritableStream): Progres
     },
   };
 }
+
+/** The option of every command that shows progress: results are still printed, progress is not. */
+export const quietOption = { quiet: { type: 'boolean', short: 'q' } } as const;
+
+/** The progress of a command, as its --quiet asks; on stderr, whatever stdout carries. */
+export function commandProgress(ctx: { values: Record<string, string | boolean | undefined> }, label: string, unit: string): Progress {
+  return createProgress({ label, unit, quiet: Boolean(ctx.values.quiet) });
+}
+
+/** Runs `fn` with a progress display, always ending it (a bar left running holds the terminal and the process). */
+export async function withProgress<T>(progress: Progress, fn: (p: Progress) => Promise<T>): Promise<T> {
+  try {
+    return await fn(progress);
+  } finally {
+    progress.stop();
+  }
+}
