@@ -9,6 +9,7 @@ import type { PolledDevice, PolledDeviceService } from './polled-devices.js';
 import { DeviceClient, DeviceError, presentedFingerprint } from './device-client.js';
 import { arrayElements } from './json-elements.js';
 import { parseRumReport } from '../rum/report.js';
+import { throttled, type OnProgress } from '../shared/progress.js';
 
 export interface PollOptions {
   concurrency: number;
@@ -80,17 +81,20 @@ export class DevicePoller {
     return file ? readFileSync(file, 'utf8') : undefined;
   }
 
-  poll(actor: string, only?: string): Promise<DevicePoll[]> {
+  /** `onProgress` hears of each device polled; a caller that joins a poll already running hears nothing. */
+  poll(actor: string, only?: string, onProgress?: OnProgress): Promise<DevicePoll[]> {
     if (this.running) return this.running;
     const targets = only ? [this.devices.get(only)] : this.devices.list();
-    const run = this.pollAll(targets, actor).finally(() => (this.running = null));
+    const run = this.pollAll(targets, actor, onProgress).finally(() => (this.running = null));
     this.running = run;
     return run;
   }
 
-  private async pollAll(targets: PolledDevice[], actor: string): Promise<DevicePoll[]> {
+  private async pollAll(targets: PolledDevice[], actor: string, onProgress?: OnProgress): Promise<DevicePoll[]> {
     const results: DevicePoll[] = [];
     let next = 0;
+    const told = onProgress && throttled(onProgress);
+    told?.({ phase: 'poll', done: 0, total: targets.length });
     // The workers start one after another, not together: each begins with a TLS handshake on
     // the main thread, and all of them at once held device ingest for tens of milliseconds.
     const worker = async (i: number) => {
@@ -98,9 +102,11 @@ export class DevicePoller {
       while (next < targets.length) {
         const d = targets[next++]!;
         results.push(await this.pollOne(d, actor));
+        told?.({ phase: 'poll', done: results.length, total: targets.length });
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.o.concurrency, targets.length) }, (_, i) => worker(i)));
+    told?.flush();
     const failed = results.filter((r) => !r.ok);
     this.db.transaction(() =>
       this.events.append('cisco.polled', actor, null, null, {

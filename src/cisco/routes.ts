@@ -55,9 +55,9 @@ export const ciscoRoutes = [
     handler: ({ services, params, actor }) => services.cisco.devices.remove(params.id, actor),
   }),
   route({
-    method: 'post', path: '/cisco/poll', summary: 'Poll the IOS-XE devices now (or one): close their reports, fetch and store them', permission: 'operate',
+    method: 'post', path: '/cisco/poll', summary: 'Poll the IOS-XE devices now (or one): close their reports, fetch and store them', permission: 'operate', progress: true,
     body: z.strictObject({ device: z.string().min(1).max(100).optional() }),
-    handler: async ({ services, body, actor }) => ({ items: await services.cisco.poller.poll(actor, body.device) }),
+    handler: async ({ services, body, actor, progress }) => ({ items: await services.cisco.poller.poll(actor, body.device, progress) }),
   }),
   route({
     method: 'post', path: '/cisco/export', summary: "Write the vendor portal's offline usage upload: every RUM report the portal has not acknowledged, as the devices gave them", permission: 'operate',

@@ -9,6 +9,9 @@ import { createOperatorApp } from '../http/operator-app.js';
 import { createLogger } from '../shared/logger.js';
 import { StoreLockedError } from '../store/open.js';
 import { close, listen } from '../http/server.js';
+import { createInterface } from 'node:readline';
+import { NDJSON } from '../http/ndjson.js';
+import type { OnProgress, ProgressEvent } from '../shared/progress.js';
 
 export class CliError extends Error {
   constructor(
@@ -23,11 +26,19 @@ export class CliError extends Error {
 export interface ApiResponse {
   status: number;
   body: unknown;
+  /** A streamed answer whose final line was an error (its status, 200, was sent before the failure). */
+  failed?: boolean;
 }
 
-export type Api = (method: string, path: string, body?: unknown, opts?: { text?: boolean }) => Promise<unknown>;
+export interface ApiOptions {
+  text?: boolean;
+  /** Asks for the answer as an NDJSON stream (on routes that offer it) and is told each progress line. */
+  onProgress?: OnProgress;
+}
 
-function request(socketPath: string, method: string, path: string, body?: unknown, text = false): Promise<ApiResponse> {
+export type Api = (method: string, path: string, body?: unknown, opts?: ApiOptions) => Promise<unknown>;
+
+function request(socketPath: string, method: string, path: string, body?: unknown, text = false, onProgress?: OnProgress): Promise<ApiResponse> {
   return new Promise((resolve, reject) => {
     // A Buffer goes as it is: a file's bytes are never decoded and encoded again on the way.
     const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : text ? String(body) : JSON.stringify(body);
@@ -40,12 +51,14 @@ function request(socketPath: string, method: string, path: string, body?: unknow
           host: 'localhost',
           // Who runs the command, as this process sees it: recorded with what it does, marked self-reported.
           'x-outpost-os-user': osUser(),
+          ...(onProgress ? { accept: `${NDJSON}, application/json` } : {}),
           ...(payload !== undefined
             ? { 'content-type': text ? 'application/xml' : 'application/json', 'content-length': Buffer.byteLength(payload) }
             : {}),
         },
       },
       (res) => {
+        if (onProgress && String(res.headers['content-type'] ?? '').startsWith(NDJSON)) return readNdjson(res, onProgress).then(resolve, reject);
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
@@ -64,6 +77,28 @@ function request(socketPath: string, method: string, path: string, body?: unknow
     if (payload !== undefined) req.write(payload);
     req.end();
   });
+}
+
+/**
+ * Reads a streamed answer: progress lines to `onProgress` as they arrive, then the final line,
+ * the result or the error. A stream that ends without one (the collector stopped mid-way) is
+ * an error that says so.
+ */
+async function readNdjson(res: http.IncomingMessage, onProgress: OnProgress): Promise<ApiResponse> {
+  let final: { result?: unknown; error?: unknown } | null = null;
+  for await (const line of createInterface({ input: res, crlfDelay: Infinity })) {
+    if (!line.trim()) continue;
+    let o: { progress?: ProgressEvent; result?: unknown; error?: unknown };
+    try {
+      o = JSON.parse(line) as typeof o;
+    } catch {
+      throw new CliError(`the collector's streamed answer holds a line that is not JSON: ${line.slice(0, 200)}`);
+    }
+    if (o.progress) onProgress(o.progress);
+    else final = o;
+  }
+  if (!final) throw new CliError('the collector\'s answer ended before the operation did (was the collector stopped?): check its log and the state with a status command', 1);
+  return 'error' in final ? { status: 200, body: final, failed: true } : { status: res.statusCode ?? 200, body: final.result };
 }
 
 /** The error codes of a connection that found nothing listening, or no such host. */
@@ -110,8 +145,8 @@ export async function withApi<T>(config: Config, fn: (api: Api, via: 'server' | 
   const call =
     (socketPath: string): Api =>
     async (method, path, body, opts) => {
-      const r = await request(socketPath, method, '/api/v1' + path, body, opts?.text ?? false);
-      if (r.status >= 400) {
+      const r = await request(socketPath, method, '/api/v1' + path, body, opts?.text ?? false, opts?.onProgress);
+      if (r.status >= 400 || r.failed) {
         const err = (r.body as { error?: { message?: string; code?: string } })?.error;
         throw new CliError(err?.message ? `${err.message} (${err.code})` : `HTTP ${r.status}`, 1, r.body);
       }

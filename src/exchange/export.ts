@@ -17,6 +17,8 @@ import type { ExchangeState } from './state.js';
 import { BUNDLE_EXTENSION } from './manifest.js';
 import { PAYLOAD } from './records.js';
 import { periodOf } from '../time/zone.js';
+import { throttled, type OnProgress, type ProgressEvent } from '../shared/progress.js';
+import { countingReports } from './export-progress.js';
 
 export interface ExportOptions {
   period?: string | undefined;
@@ -27,6 +29,8 @@ export interface ExportOptions {
    * carries it), and announced by no alert: the sync posts it at once.
    */
   part?: PartLimits;
+  /** Told how many reports are written, of how many, while the export runs (the CLI's progress). */
+  onProgress?: OnProgress;
 }
 
 export interface ExportPreview {
@@ -121,7 +125,11 @@ export class ExportService {
           ...(epoch ? { epoch } : {}),
         },
       };
-      written = await assembleBundle(file, header, await this.payloads(work, o.part, reach), work, identitySigner(this.identity));
+      const onProgress = o.onProgress && throttled(o.onProgress);
+      const listed = await this.payloads(work, o.part, reach, onProgress);
+      onProgress?.flush();
+      o.onProgress?.({ phase: 'sign', done: 0, total: null, unit: 'bundle' });
+      written = await assembleBundle(file, header, listed, work, identitySigner(this.identity));
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
@@ -152,18 +160,19 @@ export class ExportService {
    * The payloads, written by a worker thread on its own snapshot of the store where one can
    * run (the built collector), else inline (tests run the TypeScript sources directly).
    */
-  private async payloads(dir: string, part: PartLimits | undefined, reach: PartReach): Promise<ListedPayload[]> {
+  private async payloads(dir: string, part: PartLimits | undefined, reach: PartReach, onProgress?: OnProgress): Promise<ListedPayload[]> {
     const key = this.hostnameKey();
     const worker = builtWorker(import.meta.url, './export-worker.js');
-    if (!worker) return writePayloads(dir, usagePayloads(this.db, hostnameMapper(key), part, reach));
+    if (!worker) return writePayloads(dir, countingReports(this.db, usagePayloads(this.db, hostnameMapper(key), part, reach), onProgress, part?.after, part?.maxReports));
     return new Promise((resolve, reject) => {
       const w = new Worker(worker, {
-        workerData: { dbFile: this.db.name, dir, hostnameKey: key?.toString('base64') ?? null, part: part ?? null },
+        workerData: { dbFile: this.db.name, dir, hostnameKey: key?.toString('base64') ?? null, part: part ?? null, progress: Boolean(onProgress) },
         // Its lines pass through as Buffers and its heap stays small; a small young generation
         // is scavenged often, which frees those Buffers early and keeps the server's RSS flat.
         resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 4 },
       });
-      w.once('message', (m: { ok: boolean; listed?: ListedPayload[]; reach?: PartReach; error?: string }) => {
+      w.on('message', (m: { ok: boolean; listed?: ListedPayload[]; reach?: PartReach; error?: string; progress?: ProgressEvent }) => {
+        if (m.progress) return onProgress?.(m.progress);
         if (!m.ok) return reject(new Error(m.error));
         Object.assign(reach, m.reach);
         resolve(m.listed!);

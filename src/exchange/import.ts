@@ -22,6 +22,14 @@ import { checkRotation } from './rotation.js';
 import { ImportProgressStore, type ImportProgress } from './import-progress.js';
 import { conflict } from '../shared/errors.js';
 import { Pacer } from '../shared/pacer.js';
+import { throttled, type OnProgress } from '../shared/progress.js';
+
+export interface ImportOptions {
+  force: boolean;
+  actor: string;
+  /** Told how far the import has got (verify, check, apply), for a caller that follows it. */
+  onProgress?: OnProgress;
+}
 
 export interface ImportResult {
   status: 'applied' | 'already_imported';
@@ -95,15 +103,18 @@ export class ImportService {
   }
 
   /** Imports run one at a time: two responses' slices must never interleave. */
-  import(file: string, o: { force: boolean; actor: string }): Promise<ImportResult> {
+  import(file: string, o: ImportOptions): Promise<ImportResult> {
     const run = this.queue.then(() => this.importOne(file, o));
     this.queue = run.catch(() => {});
     return run;
   }
 
-  private async importOne(file: string, o: { force: boolean; actor: string }): Promise<ImportResult> {
+  private async importOne(file: string, o: ImportOptions): Promise<ImportResult> {
     const work = mkdtempSync(join(this.bundleDir, '.import-'));
+    const onProgress = o.onProgress && throttled(o.onProgress);
     try {
+      // The first progress line comes once the bundle is verified and accepted for import: a
+      // refusal before it keeps its own HTTP status for a caller following the stream.
       const v = await verifyBundle(file, { kinds: ['response', 'key-rotation'], keyFor: upstreamKeyFor(this.state, this.time.now()), extractTo: work, extractLimits: this.extractLimits });
       const m = v.manifest;
       if (m.kind === 'key-rotation') return this.applyRotation(file, m, v.hash, o.actor);
@@ -130,7 +141,7 @@ export class ImportService {
       }
       const p: ImportProgress = resumed ? held! : this.fresh(m, v.hash, o.force);
       // Every record is read and checked before the first write.
-      const rest = await this.readAll(work, m, p.ackOnly);
+      const rest = await this.readAll(work, m, p.ackOnly, onProgress);
       if (held && !resumed) {
         this.db.transaction(() => {
           this.events.append('exchange.import_abandoned', o.actor, held.bundleId, null, {
@@ -139,7 +150,8 @@ export class ImportService {
           this.progress.put(p);
         })();
       }
-      await this.applyAcks(work, m, p);
+      await this.applyAcks(work, m, p, onProgress && ((line) => onProgress({ phase: 'apply', done: line, total: rest.ackLines, unit: 'ACK lines' })));
+      onProgress?.flush();
       const result = this.db.transaction(() => this.finish(m, v.hash, p, rest, { ...base, forced: p.forced, resumed }, o.actor))();
       result.archivedAs = this.archive(file, 'archive');
       return result;
@@ -171,11 +183,15 @@ export class ImportService {
    * Checks every ACK line (letting the event loop run every few thousand) and reads the small
    * payloads into memory, so that a malformed record anywhere is refused before any write.
    */
-  private async readAll(work: string, m: Manifest, ackOnly: boolean) {
+  private async readAll(work: string, m: Manifest, ackOnly: boolean, onProgress?: OnProgress) {
     let n = 0;
     const pacer = new Pacer();
-    for (const _ of this.records(work, m, PAYLOAD.acks, ackSchema)) if (++n % this.ackSliceRows === 0) await pacer.pause();
+    const told = () => onProgress?.({ phase: 'check', done: n, total: null, unit: 'ACK lines' });
+    told();
+    for (const _ of this.records(work, m, PAYLOAD.acks, ackSchema)) if (++n % this.ackSliceRows === 0) told(), await pacer.pause();
+    told();
     return {
+      ackLines: n,
       snapshots: ackOnly ? [] : [...this.records(work, m, PAYLOAD.entitlements, snapshotSchema)],
       policies: ackOnly ? [] : [...this.records(work, m, PAYLOAD.policy, policySchema)],
       confirmations: ackOnly ? [] : [...this.records(work, m, PAYLOAD.vaConfirmations, vaConfirmationSchema)],
@@ -189,7 +205,7 @@ export class ImportService {
    * newer copy waits for an answer of its own. A long run is cut at a bounded number of
    * pending rows; a slice that fails rolls back with its progress, so it is applied again.
    */
-  private async applyAcks(work: string, m: Manifest, p: ImportProgress): Promise<void> {
+  private async applyAcks(work: string, m: Manifest, p: ImportProgress, onLine?: (line: number) => void): Promise<void> {
     const exportedAt = this.state.bundle(m.answers!.bundleId)!.created_at;
     const record = this.db.prepare(
       `INSERT OR REPLACE INTO report_acks (destination, report_id, status, reason, acked_at)
@@ -236,7 +252,9 @@ export class ImportService {
       return false;
     });
     const pacer = new Pacer();
-    while (!slice(this.ackSliceRows)) await pacer.pause();
+    onLine?.(p.line);
+    while (!slice(this.ackSliceRows)) onLine?.(p.line), await pacer.pause();
+    onLine?.(p.line);
   }
 
   /** The last transaction: the rest of the response, the marks raised, the progress gone. */

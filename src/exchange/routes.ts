@@ -8,15 +8,15 @@ const absoluteFile = z.string().min(1).max(4096).refine(isAbsolute, 'an absolute
 
 export const exchangeRoutes = [
   route({
-    method: 'post', path: '/exchange/export', summary: 'Write the usage bundle into the outbox (or preview it with dryRun)', permission: 'operate',
+    method: 'post', path: '/exchange/export', summary: 'Write the usage bundle into the outbox (or preview it with dryRun)', permission: 'operate', progress: true,
     body: z.strictObject({ period: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month as YYYY-MM, e.g. 2026-11').optional(), dryRun: z.boolean().default(false) }),
-    handler: ({ services, body, actor }) =>
-      body.dryRun ? { dryRun: true, ...services.exchange.exporter.preview(body.period) } : services.exchange.exporter.export({ period: body.period, actor }),
+    handler: ({ services, body, actor, progress }) =>
+      body.dryRun ? { dryRun: true, ...services.exchange.exporter.preview(body.period) } : services.exchange.exporter.export({ period: body.period, actor, onProgress: progress }),
   }),
   route({
-    method: 'post', path: '/exchange/import', summary: 'Verify and apply a response bundle from the upstream', permission: 'operate',
+    method: 'post', path: '/exchange/import', summary: 'Verify and apply a response bundle from the upstream', permission: 'operate', progress: true,
     body: z.strictObject({ file: absoluteFile, force: z.boolean().default(false) }),
-    handler: ({ services, body, actor }) => services.exchange.importer.import(body.file, { force: body.force, actor }),
+    handler: ({ services, body, actor, progress }) => services.exchange.importer.import(body.file, { force: body.force, actor, onProgress: progress }),
   }),
   route({
     method: 'get', path: '/exchange/bundles', summary: 'Bundles written and applied, newest first', permission: 'read',

@@ -13,6 +13,7 @@ import { fileProblem } from '../shared/files.js';
 import { authenticate } from '../users/authenticate.js';
 import { withRequest } from '../shared/request-context.js';
 import { admit, scopeOf } from '../users/authorize.js';
+import { streamNdjson, wantsNdjson } from './ndjson.js';
 
 const RUM_UPLOAD_LIMIT = '64mb';
 
@@ -93,7 +94,11 @@ function handlerFor(r: Route, services: Services, version: string) {
     const remote = req.socket.remoteAddress ?? 'socket';
     const secure = (req.socket as { encrypted?: boolean }).encrypted === true;
     const setHeader = (name: string, value: string) => void res.setHeader(name, value);
-    const result = await r.handler({ params, query, body, actor, services, version, vaIds, principal, remote, secure, setHeader });
+    const input = { params, query, body, actor, services, version, vaIds, principal, remote, secure, setHeader, progress: () => {} };
+    if (r.progress && wantsNdjson(req)) {
+      return streamNdjson(res, (progress) => Promise.resolve(r.handler({ ...input, progress })), (e) => appError(services, e, req, res));
+    }
+    const result = await r.handler(input);
     if (r.status === 204) res.status(204).end();
     else if (r.contentType) res.status(r.status ?? 200).type(r.contentType).send(result);
     else res.status(r.status ?? 200).json(result);
@@ -102,23 +107,24 @@ function handlerFor(r: Route, services: Services, version: string) {
 
 const emptyQuery = z.strictObject({});
 
+/** What the caller is told of a failure: its own refusal, a known cause named, else an internal error logged here. */
+function appError(services: Services, err: unknown, req: Request, res: Response): AppError {
+  if (err instanceof AppError) return err;
+  const mistake = requestError(err) ?? fileProblem(err) ?? storageProblem(err) ?? closedStore(services);
+  if (mistake) {
+    if (mistake.status === 503) {
+      if (!res.headersSent) res.setHeader('retry-after', '30');
+      services.logger.error('operator request not stored', { method: req.method, path: req.path, error: mistake.details.sqlite });
+    }
+    return mistake;
+  }
+  services.logger.error('operator request failed', { method: req.method, path: req.path, error: (err as Error)?.message });
+  return new AppError(500, 'internal', 'the request failed inside the collector; nothing was changed');
+}
+
 function errorHandler(services: Services) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
-    let e: AppError;
-    if (err instanceof AppError) e = err;
-    else {
-      const mistake = requestError(err) ?? fileProblem(err) ?? storageProblem(err) ?? closedStore(services);
-      if (mistake) {
-        e = mistake;
-        if (e.status === 503) {
-          res.setHeader('retry-after', '30');
-          services.logger.error('operator request not stored', { method: req.method, path: req.path, error: e.details.sqlite });
-        }
-      } else {
-        services.logger.error('operator request failed', { method: req.method, path: req.path, error: (err as Error)?.message });
-        e = new AppError(500, 'internal', 'the request failed inside the collector; nothing was changed');
-      }
-    }
+    const e = appError(services, err, req, res);
     const wait = (e.details as { retryAfterSeconds?: unknown }).retryAfterSeconds;
     if (e.status === 429 && typeof wait === 'number') res.setHeader('retry-after', String(wait));
     res.status(e.status).json(toErrorBody(e));

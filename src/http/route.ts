@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { Services } from '../services.js';
 import type { Principal } from '../users/roles.js';
+import type { OnProgress } from '../shared/progress.js';
 
 /**
  * Permissions the users-and-roles issue will grant by role; every route names the one it needs.
@@ -37,6 +38,11 @@ export interface RouteInput<P, Q, B> {
   secure: boolean;
   /** Sets a header of the answer (a session's cookie). */
   setHeader: (name: string, value: string) => void;
+  /**
+   * Reports how far a long operation has got: streamed as NDJSON lines to a caller that asks
+   * for application/x-ndjson on a route declared with `progress`; a no-op otherwise.
+   */
+  progress: OnProgress;
 }
 
 /**
@@ -60,6 +66,8 @@ export interface Route<P = any, Q = any, B = any> {
   status?: number;
   /** The handler returns this content type's text, sent as is (Prometheus metrics), rather than JSON. */
   contentType?: string;
+  /** A long operation that may stream its progress as NDJSON (when the caller asks for it). */
+  progress?: boolean;
   handler: (input: RouteInput<P, Q, B>) => unknown;
 }
 

@@ -1,3 +1,4 @@
+import type { OnProgress } from '../shared/progress.js';
 import { request } from 'undici';
 import { SimulatedDevice } from './device-client.js';
 
@@ -21,7 +22,7 @@ export interface SimulateResult {
 }
 
 /** Registers N devices with one token, then each sends M signed reports (in batches if asked). */
-export async function simulate(o: SimulateOptions, progress: (line: string) => void = () => {}): Promise<SimulateResult> {
+export async function simulate(o: SimulateOptions, progress: (line: string) => void = () => {}, onProgress: OnProgress = () => {}): Promise<SimulateResult> {
   const started = Date.now();
   const collectorId = await fetchCollectorId(o.url);
   const runId = Date.now().toString(36).toUpperCase();
@@ -31,6 +32,7 @@ export async function simulate(o: SimulateOptions, progress: (line: string) => v
     const r = await d.register(o.token);
     if (r.status !== 201 && r.status !== 200) throw new Error(`registration refused: ${JSON.stringify(r.body)}`);
     result.devices++;
+    onProgress({ phase: 'register', done: result.devices, total: o.devices, unit: 'devices' });
   });
   progress(`${result.devices} devices registered`);
   await pool(devices, o.concurrency, async (d, i) => {
@@ -40,6 +42,7 @@ export async function simulate(o: SimulateOptions, progress: (line: string) => v
       const reports = Array.from({ length: n }, (_, k) => d.report(o.tag, 1 + ((i + sent + k) % 4), now));
       const r = n === 1 && o.batch === 1 ? await d.sendReport(reports[0]!) : (await d.sendKeeping(reports)).response;
       result.reportsSent += n;
+      onProgress({ phase: 'send', done: result.reportsSent, total: o.devices * o.reports, unit: 'reports' });
       if (r.status !== 200) {
         result.failed += n;
         continue;

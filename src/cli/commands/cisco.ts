@@ -8,6 +8,7 @@ import { shortTime, table } from '../format.js';
 import type { PolledDevice } from '../../cisco/polled-devices.js';
 import type { DevicePoll } from '../../cisco/poller.js';
 import { assertReadableFile } from '../../shared/files.js';
+import { commandProgress, quietOption, withProgress } from '../progress.js';
 
 /**
  * A device's password, never from the command line (it would sit in the shell's history and in
@@ -137,11 +138,14 @@ export const ciscoCommands: Command[] = [
   },
   {
     name: 'cisco poll',
-    usage: 'outpost cisco poll [DEVICE]',
+    usage: 'outpost cisco poll [DEVICE] [--quiet]',
     summary: 'Poll the IOS-XE devices now (or one): close their reports, fetch and store them',
+    options: { ...quietOption },
     async run(ctx) {
       const device = ctx.positionals[0];
-      const r = (await ctx.api((api) => api('POST', '/cisco/poll', device ? { device } : {}))) as { items: DevicePoll[] };
+      const r = (await withProgress(commandProgress(ctx, 'poll', 'devices'), (p) =>
+        ctx.api((api) => api('POST', '/cisco/poll', device ? { device } : {}, { onProgress: (e) => p.update(e) })),
+      )) as { items: DevicePoll[] };
       ctx.output(r.items, () =>
         table(r.items, [
           ['device', (p) => p.name], ['result', (p) => (p.ok ? 'ok' : 'failed')], ['accepted', (p) => p.accepted], ['replaced', (p) => p.replaced],

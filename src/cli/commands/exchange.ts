@@ -11,6 +11,7 @@ import { decodePublicKey, fingerprint } from '../../shared/ed25519.js';
 import type { ExportResult, ExportPreview } from '../../exchange/export.js';
 import type { ImportResult } from '../../exchange/import.js';
 import { bundleKinds } from '../../exchange/manifest.js';
+import { commandProgress, quietOption, withProgress } from '../progress.js';
 
 const fileArg = (p: string | undefined, what: string) => {
   if (!p) throw new CliError(`name the ${what}`);
@@ -39,13 +40,15 @@ function loadKey(spec: string): Buffer {
 export const exchangeCommands: Command[] = [
   {
     name: 'export',
-    usage: 'outpost export [--period YYYY-MM] [--dry-run]',
+    usage: 'outpost export [--period YYYY-MM] [--dry-run] [--quiet]',
     summary: 'Write the usage bundle (every report not yet acknowledged) into sync-bundles/outbox',
-    options: { period: { type: 'string' }, 'dry-run': { type: 'boolean' } },
+    options: { period: { type: 'string' }, 'dry-run': { type: 'boolean' }, ...quietOption },
     async run(ctx) {
       const dryRun = Boolean(ctx.values['dry-run']);
       const period = str(ctx.values.period);
-      const r = (await ctx.api((api) => api('POST', '/exchange/export', { period, dryRun }))) as ExportResult & ExportPreview;
+      const r = (await withProgress(commandProgress(ctx, 'export', 'reports'), (p) =>
+        ctx.api((api) => api('POST', '/exchange/export', { period, dryRun }, { onProgress: (e) => p.update(e) })),
+      )) as ExportResult & ExportPreview;
       ctx.output(r, () =>
         [
           dryRun ? `dry run for ${r.period}: nothing written` : `usage bundle ${r.sequence} for ${r.period}: ${r.file} (${r.bytes} bytes)`,
@@ -57,12 +60,14 @@ export const exchangeCommands: Command[] = [
   },
   {
     name: 'import',
-    usage: 'outpost import FILE [--force]',
+    usage: 'outpost import FILE [--force] [--quiet]',
     summary: "Verify and apply a response bundle from the upstream (ACKs, entitlements, policy)",
-    options: { force: { type: 'boolean' } },
+    options: { force: { type: 'boolean' }, ...quietOption },
     async run(ctx) {
       const file = fileArg(ctx.positionals[0], 'response bundle');
-      const r = (await ctx.api((api) => api('POST', '/exchange/import', { file, force: Boolean(ctx.values.force) }))) as ImportResult;
+      const r = (await withProgress(commandProgress(ctx, 'import', 'ACK lines'), (p) =>
+        ctx.api((api) => api('POST', '/exchange/import', { file, force: Boolean(ctx.values.force) }, { onProgress: (e) => p.update(e) })),
+      )) as ImportResult;
       ctx.output(r, () =>
         r.status === 'already_imported'
           ? `response ${r.bundleId} was imported before: nothing to do`

@@ -1,17 +1,18 @@
 import type { Command } from '../command.js';
 import { str } from '../command.js';
 import { CliError, collectorUnreachable, probe } from '../client.js';
+import { commandProgress, quietOption, withProgress } from '../progress.js';
 
 const DEFAULT_TAG = 'regid.2018-06.com.cisco.DNA_NWStack,1.0_e7244e71-3ad5-4608-8bf0-d12f67c80896';
 
 export const simulateCommands: Command[] = [
   {
     name: 'simulate',
-    usage: 'outpost simulate [--url http://127.0.0.1:8182] [--devices 10] [--reports 5] [--token SECRET | --va VA] [--tag TAG] [--batch 1] [--concurrency 16]',
+    usage: 'outpost simulate [--url http://127.0.0.1:8182] [--devices 10] [--reports 5] [--token SECRET | --va VA] [--tag TAG] [--batch 1] [--concurrency 16] [--quiet]',
     summary: 'Register simulated devices and send signed reports (demos, tests, benchmarks)',
     options: {
       url: { type: 'string' }, devices: { type: 'string' }, reports: { type: 'string' }, token: { type: 'string' }, va: { type: 'string' },
-      tag: { type: 'string' }, batch: { type: 'string' }, concurrency: { type: 'string' },
+      tag: { type: 'string' }, batch: { type: 'string' }, concurrency: { type: 'string' }, ...quietOption,
     },
     async run(ctx) {
       const num = (k: string, d: number) => {
@@ -40,7 +41,7 @@ export const simulateCommands: Command[] = [
       // Loaded on use: its HTTP client (undici) would otherwise add about 20 MB to every
       // outpost process, the long-running server included.
       const { simulate } = await import('../../simulator/simulate.js');
-      const r = await simulate(
+      const r = await withProgress(commandProgress(ctx, 'simulate', 'reports'), (p) => simulate(
         {
           url,
           token,
@@ -51,7 +52,8 @@ export const simulateCommands: Command[] = [
           concurrency: num('concurrency', 16),
         },
         (line) => !ctx.json && ctx.print(line),
-      ).catch((e: unknown) => {
+        (e) => p.update(e),
+      )).catch((e: unknown) => {
         throw collectorUnreachable(e, url) ?? e;
       });
       ctx.output(r, () => `${r.reportsSent} reports from ${r.devices} devices in ${r.seconds.toFixed(1)} s: ${r.accepted} accepted, ${r.duplicate} duplicate, ${r.failed} failed`);

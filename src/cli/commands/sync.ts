@@ -1,9 +1,9 @@
-import cliProgress from 'cli-progress';
 import type { Command } from '../command.js';
 import { str } from '../command.js';
 import { CliError } from '../client.js';
 import type { SyncService, SyncResult } from '../../sync/service.js';
 import type { CloudSync, CloudSyncResult } from '../../cssm/cloud-sync.js';
+import { commandProgress, quietOption, withProgress } from '../progress.js';
 import { DESTINATION_NAMES, type DestinationStanding } from '../../usage/destinations.js';
 
 type Status = ReturnType<SyncService['status']> & { destinations: DestinationStanding[] };
@@ -74,26 +74,27 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const syncCommands: Command[] = [
   {
     name: 'sync now',
-    usage: 'outpost sync now [--no-progress]',
+    usage: 'outpost sync now [--quiet]',
     summary: 'Sync with the upstream now: send what is not acknowledged, in parts, and apply the answers',
-    options: { 'no-progress': { type: 'boolean' } },
+    // --no-progress: the older name of --quiet, kept for the scripts that use it.
+    options: { 'no-progress': { type: 'boolean' }, ...quietOption },
     async run(ctx) {
-      const bar = !ctx.json && !ctx.values['no-progress'] && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'sync {bar} {value}/{total} reports | part {part} {step}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic) : null;
-      const result = await ctx.api(async (api) => {
-        const started = (await api('POST', '/exchange/sync', {})) as { started: boolean };
-        if (!started.started && !ctx.json) process.stderr.write('a sync is already running: following it\n');
-        for (;;) {
-          const s = (await api('GET', '/exchange/status')) as Status | CloudStatus;
-          if (!s.running) return s.lastRun;
-          if (bar && !isCloud(s) && s.progress) {
-            if (!bar.getTotal()) bar.start(Math.max(1, s.progress.reportsAtStart), 0, { part: s.progress.part, step: s.progress.step });
-            bar.setTotal(Math.max(s.progress.reportsAtStart, s.progress.reportsSent, 1));
-            bar.update(s.progress.reportsSent, { part: s.progress.part, step: s.progress.step });
+      const quiet = Boolean(ctx.values.quiet || ctx.values['no-progress']);
+      const result = await withProgress(commandProgress({ values: { quiet } }, 'sync', 'reports'), (bar) =>
+        ctx.api(async (api) => {
+          const started = (await api('POST', '/exchange/sync', {})) as { started: boolean };
+          if (!started.started && !quiet) process.stderr.write('a sync is already running: following it\n');
+          // The sync runs as the collector's own job (a timer starts it too): its status says how far it is.
+          for (;;) {
+            const s = (await api('GET', '/exchange/status')) as Status | CloudStatus;
+            if (!s.running) return s.lastRun;
+            if (!isCloud(s) && s.progress) {
+              bar.update({ phase: `part ${s.progress.part} ${s.progress.step}`, done: s.progress.reportsSent, total: Math.max(s.progress.reportsAtStart, s.progress.reportsSent) });
+            } else if (isCloud(s)) bar.update({ phase: s.step ?? 'starting', done: 0, total: null, unit: 'steps' });
+            await sleep(250);
           }
-          await sleep(250);
-        }
-      });
-      bar?.stop();
+        }),
+      );
       if (!result) throw new CliError('the sync ended without a result: see `outpost sync status`');
       ctx.output(result, () => ('usage' in result ? renderCloudResult(result) : renderResult(result)));
       if (result.status === 'failed') return 1;
