@@ -2,21 +2,17 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Db } from '../store/open.js';
+import type { OnProgress } from '../shared/progress.js';
 import { AppError, conflict } from '../shared/errors.js';
 import { fileProblem } from '../shared/files.js';
 import { GENESIS } from '../events/service.js';
 import { BACKUP_FORMAT, BACKUP_FORMAT_VERSION, FILES_TABLE, MANIFEST_TABLE, type BackupManifest } from './format.js';
 
-export interface BackupProgress {
-  pagesDone: number;
-  pagesTotal: number;
-}
-
 export interface BackupRequest {
   file: string;
   withKeys: boolean;
   reason: BackupManifest['reason'];
-  onProgress?: (p: BackupProgress) => void;
+  onProgress?: OnProgress;
 }
 
 export interface BackupResult {
@@ -73,7 +69,7 @@ export async function makeBackup(src: BackupSource, req: BackupRequest): Promise
     await src.db.backup(partial, {
       progress: ({ totalPages, remainingPages }) => {
         pages = totalPages;
-        req.onProgress?.({ pagesDone: totalPages - remainingPages, pagesTotal: totalPages });
+        req.onProgress?.({ phase: 'copy', done: totalPages - remainingPages, total: totalPages });
         return PAGES_PER_STEP;
       },
     });

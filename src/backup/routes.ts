@@ -2,6 +2,7 @@ import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { route, type Route } from '../http/route.js';
 import { forbidden } from '../shared/errors.js';
+import { throttled } from '../shared/progress.js';
 
 export const backupRoutes: Route[] = [
   route({
@@ -12,13 +13,19 @@ export const backupRoutes: Route[] = [
       withKeys: z.boolean().optional(),
     }),
     status: 201,
-    handler: async ({ services, body, actor, remote }) => {
+    progress: true,
+    handler: async ({ services, body, actor, remote, progress }) => {
       // A path is a place on the collector's host: only a command run on that host names one.
       if (body.file && remote !== 'socket') {
         throw forbidden('file_over_network', 'a backup file can be named only by `outpost backup` on the collector\'s host; over the network, leave out file to write into backup.dir');
       }
-      if (!body.file) return (await services.backups.scheduled(actor)).backup;
-      return services.backups.backup({ file: body.file, withKeys: body.withKeys ?? false, actor });
+      const onProgress = throttled(progress);
+      try {
+        if (!body.file) return (await services.backups.scheduled(actor, onProgress)).backup;
+        return await services.backups.backup({ file: body.file, withKeys: body.withKeys ?? false, actor, onProgress });
+      } finally {
+        onProgress.flush();
+      }
     },
   }),
   route({

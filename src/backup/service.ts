@@ -4,7 +4,8 @@ import type { Config } from '../config/schema.js';
 import type { EventService } from '../events/service.js';
 import type { Logger } from '../shared/logger.js';
 import { conflict } from '../shared/errors.js';
-import { makeBackup, type BackupProgress, type BackupResult, type BackupSource } from './backup.js';
+import { makeBackup, type BackupResult, type BackupSource } from './backup.js';
+import type { OnProgress } from '../shared/progress.js';
 
 /** Scheduled backups' names: sortable by time, recognised by the pruning (nothing else in the folder is touched). */
 const SCHEDULED = /^outpost-backup-\d{8}T\d{6}Z\.db$/;
@@ -41,7 +42,7 @@ export class BackupService {
     return this.config.dir;
   }
 
-  async backup(o: { file: string; withKeys: boolean; actor: string; reason?: 'manual' | 'schedule'; onProgress?: (p: BackupProgress) => void }): Promise<BackupResult> {
+  async backup(o: { file: string; withKeys: boolean; actor: string; reason?: 'manual' | 'schedule'; onProgress?: OnProgress }): Promise<BackupResult> {
     if (this.running) throw conflict('backup_running', 'a backup is being made; wait for it to finish');
     const run = makeBackup(this.source, { file: o.file, withKeys: o.withKeys, reason: o.reason ?? 'manual', onProgress: o.onProgress });
     this.running = run;
@@ -62,10 +63,10 @@ export class BackupService {
   }
 
   /** The scheduled backup: a new file in backup.dir, then the oldest beyond backup.keep go. */
-  async scheduled(actor = 'schedule'): Promise<{ backup: BackupResult; deleted: string[] }> {
+  async scheduled(actor = 'schedule', onProgress?: OnProgress): Promise<{ backup: BackupResult; deleted: string[] }> {
     mkdirSync(this.config.dir, { recursive: true, mode: 0o700 });
     const file = join(this.config.dir, `outpost-backup-${stamp(this.source.now())}.db`);
-    const backup = await this.backup({ file, withKeys: this.config.withKeys, actor, reason: 'schedule' });
+    const backup = await this.backup({ file, withKeys: this.config.withKeys, actor, reason: actor === 'schedule' ? 'schedule' : 'manual', onProgress });
     const deleted = this.prune();
     if (deleted.length) this.events.append('backup.pruned', actor, this.config.dir, null, { deleted, keep: this.config.keep });
     return { backup, deleted };

@@ -49,7 +49,7 @@ describe('when a backup is made while devices report', () => {
     const file = join(tempDir('backups'), 'b1.db');
     let pagesSeen = 0;
     const during = Promise.all(devices.map((d) => send(d, 25)));
-    const made = await hh.services.backups.backup({ file, withKeys: false, actor: 'test', onProgress: (p) => (pagesSeen = Math.max(pagesSeen, p.pagesDone)) });
+    const made = await hh.services.backups.backup({ file, withKeys: false, actor: 'test', onProgress: (p) => (pagesSeen = Math.max(pagesSeen, p.done)) });
     await during;
     expect(pagesSeen).toBeGreaterThan(256); // more than one step
     expect(statSync(file).mode & 0o777).toBe(0o600);

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from '../command.js';
 import { str } from '../command.js';
 import { CliError } from '../client.js';
+import { commandProgress, quietOption, withProgress } from '../progress.js';
 import { systemClock } from '../../shared/clock.js';
 import { restoreBackup, type RestoreResult } from '../../backup/restore.js';
 import type { BackupResult } from '../../backup/backup.js';
@@ -25,13 +26,15 @@ function renderRestore(r: RestoreResult): string {
 export const backupCommands: Command[] = [
   {
     name: 'backup',
-    usage: 'outpost backup [FILE] [--with-keys]',
+    usage: 'outpost backup [FILE] [--with-keys] [--quiet]',
     summary: 'Make an online, consistent backup of the store (mode 0600) while devices report; without FILE, into backup.dir. --with-keys adds the private and secret keys',
-    options: { 'with-keys': { type: 'boolean' } },
+    options: { 'with-keys': { type: 'boolean' }, ...quietOption },
     async run(ctx) {
       const file = ctx.positionals[0];
       const body = { ...(file ? { file: resolve(file) } : {}), ...(ctx.values['with-keys'] ? { withKeys: true } : {}) };
-      const r = (await ctx.api((api) => api('POST', '/backups', body))) as BackupResult;
+      const r = (await withProgress(commandProgress(ctx, 'backup', 'pages'), (p) =>
+        ctx.api((api) => api('POST', '/backups', body, { onProgress: (e) => p.update(e) })),
+      )) as BackupResult;
       ctx.output(r, () =>
         [
           `backup written to ${r.file} (${mb(r.bytes)}, migration ${r.schemaVersion}, events up to ${r.eventHead.id}, ${(r.durationMs / 1000).toFixed(1)} s)`,
