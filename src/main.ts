@@ -66,6 +66,7 @@ import type { UpstreamSync } from './sync/upstream-sync.js';
 import { AckDelivery } from './cisco/ack-delivery.js';
 import { CollectorMetrics } from './metrics/collector-metrics.js';
 import { Readiness } from './metrics/readiness.js';
+import { ReportPruner } from './retention/pruner.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -176,6 +177,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       acks: new PortalAcks(db, time, events, ackDelivery), delivery: ackDelivery },
       metrics: new CollectorMetrics({ config, db, clock, licenses, ingest, refusals, events, destinations }),
       readiness: new Readiness(db, config.dataDir, config.ready.minFreeDiskMb),
+      retention: new ReportPruner(db, time, events, ingest.commits, config.retention),
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.
@@ -398,6 +400,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
           { name: 'trusted-time', cron: '* * * * *', run: () => services.time.check() },
           { name: 'refusal-counts', cron: '* * * * *', run: () => services.refusals.flush() },
           { name: 'event-checkpoint', cron: config.events.checkpointCron, run: () => void services.checkpoints.make('schedule') },
+          ...(services.retention.enabled ? [{ name: 'report-retention', cron: config.retention.pruneCron, run: () => services.retention.prune({ dryRun: false, actor: 'schedule' }) }] : []),
           ...(connected ? [{ name: 'sync', cron: config.exchange.syncCron, run: () => void services.upstreamSync.scheduled().catch(logFailure('sync')) }] : []),
           ...(bundles ? [{ name: 'monthly-export', cron: config.exchange.exportCron, run: () => void services.exchange.jobs.runScheduledExport().catch(logFailure('monthly-export')) }] : []),
           {
