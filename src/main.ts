@@ -68,6 +68,7 @@ import { AckDelivery } from './cisco/ack-delivery.js';
 import { CollectorMetrics } from './metrics/collector-metrics.js';
 import { Readiness } from './metrics/readiness.js';
 import { BackupService } from './backup/service.js';
+import { ReportPruner } from './retention/pruner.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -182,6 +183,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
         { db, dataDir: config.dataDir, collectorId: identity.collectorId, version: VERSION, now: () => time.now(), floorMs: () => time.now() },
         events, logger, config.backup,
       ),
+      retention: new ReportPruner(db, time, events, ingest.commits, config.retention),
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.
@@ -408,6 +410,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
           { name: 'trusted-time', cron: '* * * * *', run: () => services.time.check() },
           { name: 'refusal-counts', cron: '* * * * *', run: () => services.refusals.flush() },
           { name: 'event-checkpoint', cron: config.events.checkpointCron, run: () => void services.checkpoints.make('schedule') },
+          ...(services.retention.enabled ? [{ name: 'report-retention', cron: config.retention.pruneCron, run: () => services.retention.prune({ dryRun: false, actor: 'schedule' }) }] : []),
           ...(connected ? [{ name: 'sync', cron: config.exchange.syncCron, run: () => void services.upstreamSync.scheduled().catch(logFailure('sync')) }] : []),
           ...(bundles ? [{ name: 'monthly-export', cron: config.exchange.exportCron, run: () => void services.exchange.jobs.runScheduledExport().catch(logFailure('monthly-export')) }] : []),
           {

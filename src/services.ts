@@ -41,6 +41,7 @@ import type { AckDelivery } from './cisco/ack-delivery.js';
 import type { CollectorMetrics } from './metrics/collector-metrics.js';
 import type { Readiness } from './metrics/readiness.js';
 import type { BackupService } from './backup/service.js';
+import type { ReportPruner } from './retention/pruner.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -82,6 +83,8 @@ export interface Services {
   backups: BackupService;
   /** What /readyz checks. */
   readiness: Readiness;
+  /** Retention of raw reports: settled old reports pruned, tombstones kept. */
+  retention: ReportPruner;
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): Promise<void>;
   /**

@@ -194,6 +194,20 @@ export const configSchema = z.strictObject({
       maxPollMinutes: positiveInt.max(24 * 60),
     }),
   }),
+  retention: z.strictObject({
+    /**
+     * Raw reports settled with every destination and received longer ago than this are pruned,
+     * each leaving a tombstone (its id and content hash); 0 keeps them for ever.
+     */
+    reportsDays: z.number({ error: 'a whole number of days (0 keeps reports for ever)' })
+      .int('a whole number of days (0 keeps reports for ever)')
+      .min(0, 'a number of days, 0 or more (0 keeps reports for ever)')
+      .max(36_500, 'at most 36500 days (0 keeps reports for ever)'),
+    /** When the prune runs (daily by default); `outpost reports prune` runs it at once. */
+    pruneCron: z.string().refine((s) => cron.validate(s), 'a cron expression (five or six fields)'),
+    /** Reports one prune transaction examines and removes at most: keeps each write short beside ingest. */
+    batchSize: positiveInt.max(10_000),
+  }),
   sessions: z.strictObject({
     /** A browser session ends after this long without a request. */
     idleMinutes: positiveInt.max(24 * 60),

@@ -57,6 +57,7 @@ export class CollectorMetrics {
   });
   private readonly syncs = new Counter({ name: 'outpost_sync_attempts_total', help: 'Connected syncs with the upstream, by upstream kind and outcome', labelNames: ['upstream', 'outcome'], registers: [this.registry] });
   private readonly polls = new Counter({ name: 'outpost_poll_attempts_total', help: 'Polls of IOS-XE devices, by outcome (one per device polled)', labelNames: ['outcome'], registers: [this.registry] });
+  private readonly pruned = new Counter({ name: 'outpost_reports_pruned_total', help: 'Raw reports pruned by retention (each leaves a tombstone), by source', labelNames: ['source'], registers: [this.registry] });
   private readonly exports = new Counter({ name: 'outpost_export_attempts_total', help: 'Usage files written, by kind (bundle: for an Outpost upstream; portal: for the vendor portal) and outcome', labelNames: ['kind', 'outcome'], registers: [this.registry] });
 
   constructor(private readonly s: MetricsSources) {
@@ -238,6 +239,10 @@ export class CollectorMetrics {
       case 'cisco.cloud_sync_failed': return void this.syncs.inc({ upstream: 'cisco', outcome: 'failure' });
       case 'exchange.exported': return void this.exports.inc({ kind: 'bundle', outcome: 'success' });
       case 'cisco.portal_exported': return void this.exports.inc({ kind: 'portal', outcome: 'success' });
+      case 'reports.pruned':
+        this.pruned.inc({ source: 'device' }, Number(d.device) || 0);
+        this.pruned.inc({ source: 'rum' }, Number(d.rum) || 0);
+        return;
       case 'cisco.polled': {
         const devices = Number(d.devices) || 0;
         const failed = Number(d.failed) || 0;

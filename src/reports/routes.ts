@@ -24,4 +24,11 @@ export const reportRoutes = [
     query: z.strictObject({ source: z.enum(['device', 'rum']).optional() }),
     handler: ({ services, params, query }) => reports(services.db).original(params.id, params.reportId, query.source),
   }),
+  route({
+    method: 'post', path: '/reports/prune',
+    summary: 'Prune raw reports settled with every destination and older than retention.reportsDays, each leaving a tombstone (or, with dryRun, count them)',
+    permission: 'admin',
+    body: z.strictObject({ dryRun: z.boolean().default(false) }),
+    handler: ({ services, body, actor }) => services.retention.prune({ dryRun: body.dryRun, actor }),
+  }),
 ];

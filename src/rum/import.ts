@@ -14,6 +14,7 @@ import { decodeUtf8 } from './utf8.js';
 import { Slicer } from './slicer.js';
 import { Pacer } from '../shared/pacer.js';
 import { parseRumReport, type RumReport } from './report.js';
+import { Tombstones } from '../retention/tombstones.js';
 
 export type ElementOutcome = 'accepted' | 'replaced' | 'duplicate' | 'superseded';
 
@@ -90,6 +91,8 @@ export class RumImporter {
   private replaceReport;
   private pending;
   private markStale;
+  private tombstones;
+  private reviveReport;
 
   constructor(
     private db: Db,
@@ -111,6 +114,12 @@ export class RumImporter {
     this.replaceReport = db.prepare(
       'UPDATE reports SET body = ?, content_hash = ?, measurement_count = ?, generated_at = ?, received_at = ? WHERE id = ?',
     );
+    // A grown copy of a pruned report comes back under its old row id: to the destinations it is that report grown.
+    this.reviveReport = db.prepare(
+      `INSERT INTO reports (id, device_id, source, report_id, seq, generated_at, received_at, content_hash, body, measurement_count, tags_json)
+       VALUES (?, ?, 'rum', ?, NULL, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.tombstones = new Tombstones(db);
     this.pending = destinations.marker('rum');
     // Conditional, as in the scheduled evaluation: a device is released once, whoever marks it first.
     this.markStale = db.prepare("UPDATE devices SET status = 'stale' WHERE id = ? AND status = 'active'");
@@ -250,10 +259,19 @@ export class RumImporter {
     const key = `${r.udi.pid}:${r.udi.serial}:${r.reportId}`;
     const hash = sha256hex(raw);
     const generatedAt = lastEnd(r) * 1000;
-    const prev = this.findReport.get(device.id, key) as { id: number; content_hash: string; measurement_count: number } | undefined;
+    const held = this.findReport.get(device.id, key) as { id: number; content_hash: string; measurement_count: number } | undefined;
+    // A pruned report is decided by its tombstone exactly as its row would decide it.
+    const pruned = held ? undefined : this.tombstones.find(device.id, 'rum', key);
+    const prev = held ?? (pruned && { id: pruned.report_pk, content_hash: pruned.content_hash, measurement_count: pruned.measurement_count });
     let outcome: ElementOutcome;
     let pk: number;
-    if (!prev) {
+    if (pruned && pruned.content_hash !== hash && r.measurements.length > pruned.measurement_count) {
+      this.tombstones.drop(device.id, 'rum', key);
+      this.reviveReport.run(pruned.report_pk, device.id, key, generatedAt, now, hash, raw, r.measurements.length, JSON.stringify([r.tag]));
+      this.pending(pruned.report_pk, now, true);
+      pk = pruned.report_pk;
+      outcome = 'replaced';
+    } else if (!prev) {
       pk = Number(this.insertReport.run(device.id, key, generatedAt, now, hash, raw, r.measurements.length, JSON.stringify([r.tag])).lastInsertRowid);
       this.pending(pk, now);
       outcome = 'accepted';

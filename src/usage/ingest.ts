@@ -9,6 +9,7 @@ import type { UsageKey } from '../licenses/ledger.js';
 import { GroupCommit } from './group-commit.js';
 import { WalSync, type FileSync } from '../store/wal-sync.js';
 import type { DeviceReport } from './report-schema.js';
+import { Tombstones } from '../retention/tombstones.js';
 
 const TOUCH_EVERY_MS = 60_000;
 
@@ -50,6 +51,7 @@ export class IngestService {
   private insertReport;
   private existingHash;
   private markPending;
+  private tombstones;
   private touched: UsageKey[] = [];
   /** When each device's last-seen time was last written: see write(). */
   private lastTouch = new Map<string, number>();
@@ -79,6 +81,7 @@ export class IngestService {
     this.markPending = destinations.marker('device');
     this.existingHash = db.prepare("SELECT content_hash FROM reports WHERE device_id = ? AND source = 'device' AND report_id = ?");
     this.maxSeq = db.prepare("SELECT max(seq) FROM reports WHERE device_id = ? AND source = 'device'").pluck();
+    this.tombstones = new Tombstones(db);
     // Shortage alerts follow the (VA, tag) pairs the batch touched, once per commit.
     // Group commits leave the WAL's fsync to the thread pool; replies still wait for it.
     this.wal = new WalSync(`${db.name}-wal`, syncFile);
@@ -154,9 +157,11 @@ export class IngestService {
     for (const p of prepared) {
       const r = p.report;
       maxSeq = Math.max(maxSeq, r.seq);
-      const ins = this.insertReport.run(deviceId, r.reportId, r.seq, r.generatedAt * 1000, now, p.hash, p.body, r.measurements.length, p.tagsJson);
+      // A pruned report left a tombstone, which the insert cannot see: it answers as the row did.
+      const pruned = this.tombstones.find(deviceId, 'device', r.reportId);
+      const ins = pruned ? { changes: 0, lastInsertRowid: 0 } : this.insertReport.run(deviceId, r.reportId, r.seq, r.generatedAt * 1000, now, p.hash, p.body, r.measurements.length, p.tagsJson);
       if (ins.changes === 0) {
-        const prev = this.existingHash.get(deviceId, r.reportId) as { content_hash: string };
+        const prev = pruned ?? (this.existingHash.get(deviceId, r.reportId) as { content_hash: string });
         if (prev.content_hash !== p.hash) {
           throw conflict(
             'report_id_reused',

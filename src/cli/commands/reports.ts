@@ -4,6 +4,7 @@ import { CliError } from '../client.js';
 import { shortTime, table } from '../format.js';
 import { safeText } from '../safe-text.js';
 import type { ReportOriginal, StoredReport } from '../../reports/service.js';
+import type { PruneResult } from '../../retention/pruner.js';
 
 const source = (v: string | boolean | undefined): string => {
   const s = str(v);
@@ -51,7 +52,26 @@ export const reportCommands: Command[] = [
       await write(process.stdout.isTTY ? safeText(r.original) : r.original);
     },
   },
+  {
+    name: 'reports prune',
+    usage: 'outpost reports prune [--dry-run] [--json]',
+    summary: 'Prune raw reports settled with every destination and older than retention.reportsDays (tombstones stay); --dry-run counts them',
+    options: { 'dry-run': { type: 'boolean' } },
+    async run(ctx) {
+      const dryRun = Boolean(ctx.values['dry-run']);
+      const r = (await ctx.api((api) => api('POST', '/reports/prune', { dryRun }))) as PruneResult;
+      ctx.output(r, () => describePrune(r));
+    },
+  },
 ];
+
+export function describePrune(r: PruneResult): string {
+  if (!r.enabled) return 'retention.reportsDays is 0: reports are kept for ever, nothing pruned';
+  const what = `${r.pruned} report(s) (${r.device} device, ${r.rum} RUM) settled with every destination and received before ${r.cutoff}`;
+  const span = r.pruned ? `, received ${r.oldestReceivedAt} to ${r.newestReceivedAt}` : '';
+  const kept = r.keptCurrent ? `\n${r.keptCurrent} old report(s) kept: each is still a device's current measurement of a tag` : '';
+  return (r.dryRun ? `dry run: would prune ${what}${span}; nothing removed` : `pruned ${what}${span}, in ${r.batches} batch(es), ${r.seconds} s; ${r.tombstones} tombstone(s) held`) + kept;
+}
 
 /** Resolves once the bytes are handed to the OS: the process may exit right after. */
 function write(text: string): Promise<void> {
