@@ -21,6 +21,7 @@ import { ciscoCommands } from './commands/cisco.js';
 import { ciscoCloudCommands } from './commands/cisco-cloud.js';
 import { userCommands } from './commands/users.js';
 import { ciscoReserveCommands } from './commands/cisco-reserve.js';
+import { doctorCommands } from './commands/doctor.js';
 import { safeJson, safeText } from './safe-text.js';
 import { AppError } from '../shared/errors.js';
 import { fileProblem } from '../shared/files.js';
@@ -36,6 +37,7 @@ const commands: Command[] = [
   ...ciscoCloudCommands,
   ...userCommands,
   ...ciscoReserveCommands,
+  ...doctorCommands,
 ];
 
 const globalOptions = {
