@@ -3,8 +3,7 @@ import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, o
 import { basename, join } from 'node:path';
 import nacl from 'tweetnacl';
 import { claimStore, StoreLockedError, type Db } from '../store/open.js';
-import { migrate } from '../store/migrate.js';
-import { packageRoot } from '../config/load.js';
+import { latestVersion, migrate } from '../store/migrate.js';
 import { conflict } from '../shared/errors.js';
 import { fingerprint, publicKeyFromSeed } from '../shared/ed25519.js';
 import { EventService } from '../events/service.js';
@@ -29,11 +28,6 @@ export interface RestoreResult {
 
 const stamp = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
 const iso = (ms: number) => new Date(ms).toISOString();
-
-/** The highest migration this version knows: a backup made at a later one is refused. */
-export function latestMigration(dir = join(packageRoot, 'src/store/migrations')): number {
-  return Math.max(0, ...readdirSync(dir).filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f)).map((f) => Number(f.slice(0, 3))));
-}
 
 /**
  * Puts a backup in place of the store, with the collector stopped (its lock is taken for the
@@ -67,7 +61,7 @@ export function restoreBackup(o: { dataDir: string; file: string; now: () => num
 }
 
 function restoreLocked(o: { dataDir: string; file: string; now: () => number; actor: string }, dbFile: string): RestoreResult {
-  const { manifest: m, keys: backupKeys } = readBackup(o.file, { latestSchema: latestMigration() });
+  const { manifest: m, keys: backupKeys } = readBackup(o.file, { latestSchema: latestVersion() });
   const keysDir = join(o.dataDir, 'keys');
   mkdirSync(keysDir, { recursive: true, mode: 0o700 });
   chmodSync(keysDir, 0o700);
@@ -90,7 +84,8 @@ function restoreLocked(o: { dataDir: string; file: string; now: () => number; ac
   const db = new Database(work);
   try {
     db.exec('DROP TABLE outpost_backup; DROP TABLE IF EXISTS outpost_backup_files');
-    migrate(db);
+    // A backup from an older version is brought up to this one's schema; the backup file is its own pre-migration copy.
+    migrate(db, undefined, { copy: false });
     const cur = hadStore ? attachCurrent(db, dbFile, lost) : false;
     const fileFloor = readFloorFile(floorFile(o.dataDir));
     const curFloor = cur ? Number((db.prepare("SELECT value FROM cur.meta WHERE key = 'time_floor'").pluck().get() as string | undefined) ?? 0) : 0;

@@ -1,26 +1,120 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { packageRoot } from '../config/load.js';
 import type { Db } from './open.js';
 
-const collectorMigrations = join(packageRoot, 'src/store/migrations');
+export const collectorMigrations = join(packageRoot, 'src/store/migrations');
+
+const MIGRATION_FILE = /^\d{3}_[a-z0-9_]+\.sql$/;
+
+/** A database written by a later Outpost: its schema is unknown here, so it is not touched. */
+export class DatabaseTooNewError extends Error {
+  readonly code = 'database_too_new';
+  constructor(readonly file: string, readonly version: number, readonly latest: number) {
+    super(
+      `the database ${file} is at schema version ${version}, but this Outpost knows versions up to ${latest}: ` +
+        'this database was written by a newer Outpost; run that version, or restore a backup made by this one',
+    );
+  }
+}
+
+/** A migration that failed: its transaction was rolled back, so the database kept its version. */
+export class MigrationError extends Error {
+  readonly code = 'migration_failed';
+  constructor(readonly file: string, readonly migration: string, readonly version: number, cause: unknown, readonly backup: string | undefined) {
+    super(
+      `migration ${migration} of the database ${file} failed: ${(cause as Error)?.message ?? String(cause)}; ` +
+        `the database stays at schema version ${version}` +
+        (backup ? ` (the copy taken before migrating is ${backup})` : ''),
+      { cause },
+    );
+  }
+}
+
+export interface MigrateOptions {
+  /** Apply migrations up to this version only: a test builds a database as an older Outpost made it. */
+  upTo?: number;
+  /** Told where the copy taken before migrating an existing database went. */
+  log?: (message: string) => void;
+  /** When the pre-migration copy is named for (tests pin it). */
+  now?: () => number;
+  /** false: no copy first (a restore migrates a copy of its backup file, which is the copy). */
+  copy?: boolean;
+}
+
+function migrationFiles(migrationsDir: string): { version: number; file: string }[] {
+  return readdirSync(migrationsDir)
+    .filter((f) => MIGRATION_FILE.test(f))
+    .sort()
+    .map((file) => ({ version: Number(file.slice(0, 3)), file }));
+}
+
+/** The highest migration this build knows. */
+export function latestVersion(migrationsDir = collectorMigrations): number {
+  return migrationFiles(migrationsDir).reduce((m, f) => Math.max(m, f.version), 0);
+}
 
 /**
- * Applies the numbered .sql files in src/store/migrations that this database has not seen,
- * each in its own transaction, recording the version in SQLite's user_version.
+ * Throws DatabaseTooNewError when the database's version is past every migration this build
+ * has. Reads only: called before any pragma that would write the file (WAL mode).
  */
-export function migrate(db: Db, migrationsDir = collectorMigrations): void {
-  const files = readdirSync(migrationsDir)
-    .filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f))
-    .sort();
+export function refuseNewer(db: Db, migrationsDir = collectorMigrations): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  const latest = latestVersion(migrationsDir);
+  if (version > latest) throw new DatabaseTooNewError(db.name, version, latest);
+}
+
+/** Where the copy of a database taken before migrating it goes: a backups/ folder beside it. */
+export function preMigrationFile(dbFile: string, from: number, to: number, at: number): string {
+  const stamp = new Date(at).toISOString().replace(/[:.]/g, '-');
+  return join(dirname(dbFile), 'backups', `pre-migration-v${from}-to-v${to}-${stamp}.db`);
+}
+
+/**
+ * A consistent copy of the database as it is, by VACUUM INTO, into a file made empty first with
+ * mode 0600 (the database holds token hashes and device keys: the copy is as private).
+ */
+function copyBefore(db: Db, from: number, to: number, at: number): string {
+  const target = preMigrationFile(db.name, from, to, at);
+  mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+  closeSync(openSync(target, 'wx', 0o600));
+  chmodSync(target, 0o600);
+  db.prepare('VACUUM INTO ?').run(target);
+  return target;
+}
+
+/**
+ * Applies the numbered .sql files in src/store/migrations that this database has not seen, in
+ * one transaction, recording the version in SQLite's user_version. An existing
+ * database (version above 0) is copied first, so that an upgrade that goes wrong in a way no
+ * transaction can undo (a migration that is wrong, not failing) can still be taken back.
+ */
+export function migrate(db: Db, migrationsDir = collectorMigrations, opts: MigrateOptions = {}): void {
+  refuseNewer(db, migrationsDir);
   const current = db.pragma('user_version', { simple: true }) as number;
-  for (const file of files) {
-    const version = Number(file.slice(0, 3));
-    if (version <= current) continue;
-    const sql = readFileSync(join(migrationsDir, file), 'utf8');
+  const pending = migrationFiles(migrationsDir).filter((m) => m.version > current && (opts.upTo === undefined || m.version <= opts.upTo));
+  if (!pending.length) return;
+  const to = pending[pending.length - 1]!.version;
+  let backup: string | undefined;
+  // A database being created (version 0) holds nothing worth a copy; an in-memory one has no folder.
+  if (opts.copy !== false && current > 0 && db.name !== ':memory:' && db.name !== '') {
+    backup = copyBefore(db, current, to, (opts.now ?? Date.now)());
+    (opts.log ?? ((m) => process.stderr.write(`outpost: ${m}\n`)))(
+      `the database ${db.name} is at schema version ${current}: copied it to ${backup} before migrating it to version ${to}`,
+    );
+  }
+  // One transaction for the whole upgrade: a failure anywhere leaves the database exactly as
+  // the running version's predecessor left it, never at a step in between.
+  let failed = pending[0]!.file;
+  try {
     db.transaction(() => {
-      db.exec(sql);
-      db.pragma(`user_version = ${version}`);
+      for (const { version, file } of pending) {
+        failed = file;
+        db.exec(readFileSync(join(migrationsDir, file), 'utf8'));
+        db.pragma(`user_version = ${version}`);
+      }
     })();
+  } catch (e) {
+    throw new MigrationError(db.name, failed, current, e, backup);
   }
 }

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { migrate } from './migrate.js';
+import { migrate, refuseNewer } from './migrate.js';
 
 export type Db = Database.Database;
 
@@ -52,34 +52,47 @@ export interface StoreOptions {
   migrationsDir?: string;
   /** Page size for a store created now (an existing store keeps its own). */
   pageSize?: number;
+  /** Told where the copy taken before migrating an existing store went (stderr by default). */
+  log?: (message: string) => void;
 }
 
 /** Opens the store, claiming it for this process. */
 export function openStore(file: string, opts: StoreOptions = {}): Db {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const lock = claimStore(file);
-  let db: Db;
+  let db: Db | undefined;
   try {
     const fresh = !existsSync(file);
     db = new Database(file);
+    // Before any pragma: WAL mode would rewrite the header of a file that is not ours to change.
+    refuseNewer(db, opts.migrationsDir);
     // Only an empty database takes a page size, and only before WAL is turned on.
     if (fresh && opts.pageSize) db.pragma(`page_size = ${Number(opts.pageSize)}`);
     applyPragmas(db);
   } catch (e) {
+    db?.close();
     lock.close();
     throw e;
   }
   // The database holds token hashes and device keys: readable by the service user only.
   for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}.lock`]) if (existsSync(f)) chmodSync(f, 0o600);
-  migrate(db, opts.migrationsDir);
+  try {
+    migrate(db, opts.migrationsDir, opts.log ? { log: opts.log } : {});
+  } catch (e) {
+    // A start that cannot migrate gives the store back: the operator's next command must find it free.
+    db.close();
+    lock.close();
+    throw e;
+  }
+  const store = db;
   // Closing the store gives up the claim too.
-  const close = db.close.bind(db);
-  db.close = () => {
+  const close = store.close.bind(store);
+  store.close = () => {
     close();
     lock.close();
-    return db;
+    return store;
   };
-  return db;
+  return store;
 }
 
 /**

@@ -1,0 +1,111 @@
+import { connect } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'undici';
+import type { Config } from '../config/schema.js';
+import type { Db } from '../store/open.js';
+import { SYNC_BASE } from '../sync/protocol.js';
+import { SecretBox } from '../cisco/secrets.js';
+import { fail, ok, warn, type Check } from './check.js';
+
+export interface NetworkOptions {
+  /** Bound of each connection attempt: the doctor answers in seconds even when everything is down. */
+  timeoutMs: number;
+  /** Devices tried at once. */
+  concurrency: number;
+}
+
+const reason = (e: unknown): string => {
+  const err = e as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  return err.cause?.code ?? err.code ?? err.message ?? String(e);
+};
+
+function agentFor(caFile: string, timeoutMs: number): Agent {
+  const ca = caFile ? readFileSync(caFile) : undefined;
+  return new Agent({ connect: { timeout: timeoutMs, ...(ca ? { ca } : {}) }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+}
+
+/** Reaches the upstream of a connected site the way the sync does first: its hello, or Cisco's token endpoint. */
+export async function upstreamChecks(db: Db | undefined, config: Config, dataDir: string, o: NetworkOptions): Promise<Check[]> {
+  const x = config.exchange;
+  if (x.mode !== 'connected') return [ok('upstream', 'disconnected mode: usage travels as bundles, there is no upstream to reach')];
+  if (x.upstream.kind === 'outpost') {
+    const url = x.connection.url;
+    if (!url) return [fail('upstream', 'connected mode, but exchange.connection.url is empty', 'set exchange.connection.url (OUTPOST_EXCHANGE_CONNECTION_URL) to the upstream, e.g. https://upstream.example:8183')];
+    const agent = agentFor(x.connection.caFile, o.timeoutMs);
+    try {
+      const res = await request(new URL(`${SYNC_BASE}/hello`, url), { method: 'GET', dispatcher: agent, signal: AbortSignal.timeout(o.timeoutMs) });
+      await res.body.dump();
+      if (res.statusCode >= 500) return [fail('upstream', `the upstream at ${url} answers ${res.statusCode}`, "check the upstream's own log and status (outpost upstream status on its host)")];
+      if (res.statusCode >= 400) return [fail('upstream', `the upstream at ${url} answers ${res.statusCode} to the sync protocol's hello: is it an Outpost upstream?`, 'check exchange.connection.url')];
+    } catch (e) {
+      return [fail('upstream', `the upstream at ${url} cannot be reached (${reason(e)})`, 'check that the upstream runs (outpost upstream serve), the URL, the firewall and exchange.connection.proxyUrl; TLS errors: exchange.connection.caFile or pinSha256')];
+    } finally {
+      await agent.close();
+    }
+    const enrolled = db && db.prepare("SELECT 1 FROM upstream_keys WHERE status = 'active' LIMIT 1").get();
+    if (db && !enrolled) return [warn('upstream', `the upstream at ${url} answers, but this collector is not enrolled with it`, 'outpost sync enroll, then have the upstream operator accept it')];
+    return [ok('upstream', `the upstream at ${url} answers`)];
+  }
+  // Cisco's cloud: a token request with the stored client credentials proves both the path and the secret.
+  const cloud = config.cisco.cloud;
+  if (!cloud.clientId) return [fail('upstream', "Cisco's cloud is the upstream, but cisco.cloud.clientId is empty", 'set cisco.cloud.clientId, then outpost cisco cloud credentials --secret-file FILE')];
+  const sealed = db?.prepare("SELECT value FROM meta WHERE key = 'cssm.client_secret'").pluck().get() as string | undefined;
+  if (!sealed) return [fail('upstream', "no client secret is stored for Cisco's cloud", 'outpost cisco cloud credentials --secret-file FILE')];
+  let secret: string;
+  try {
+    secret = new SecretBox(dataDir).open(sealed, 'cssm.client_secret');
+  } catch {
+    return [fail('upstream', "the stored client secret for Cisco's cloud cannot be opened (see the secret key check)", 'outpost cisco cloud credentials --secret-file FILE')];
+  }
+  const agent = agentFor(cloud.caFile, o.timeoutMs);
+  try {
+    const res = await request(cloud.tokenUrl, {
+      method: 'POST', dispatcher: agent, signal: AbortSignal.timeout(o.timeoutMs),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: cloud.clientId, client_secret: secret }).toString(),
+    });
+    await res.body.dump();
+    if (res.statusCode === 400 || res.statusCode === 401 || res.statusCode === 403) return [fail('upstream', `Cisco's token endpoint ${cloud.tokenUrl} refuses the client credentials (${res.statusCode})`, 'check cisco.cloud.clientId, and set the secret again: outpost cisco cloud credentials --secret-file FILE')];
+    if (res.statusCode >= 300) return [fail('upstream', `Cisco's token endpoint ${cloud.tokenUrl} answers ${res.statusCode}`, 'check cisco.cloud.tokenUrl; try again later')];
+  } catch (e) {
+    return [fail('upstream', `Cisco's token endpoint ${cloud.tokenUrl} cannot be reached (${reason(e)})`, 'check the network path and proxy to Cisco, and cisco.cloud.caFile')];
+  } finally {
+    await agent.close();
+  }
+  return [ok('upstream', `Cisco's token endpoint accepts the client credentials`)];
+}
+
+function tcpReachable(host: string, port: number, timeoutMs: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    const done = (problem: string | null) => {
+      s.destroy();
+      resolve(problem);
+    };
+    s.setTimeout(timeoutMs, () => done('timed out'));
+    s.once('connect', () => done(null));
+    s.once('error', (e) => done(reason(e)));
+  });
+}
+
+/** A TCP connection to each polled IOS-XE device, a few at a time. */
+export async function polledDeviceChecks(db: Db | undefined, o: NetworkOptions): Promise<Check[]> {
+  const hasTable = db?.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'polled_devices'").get();
+  if (!db || !hasTable) return [];
+  const devices = db.prepare('SELECT name, host, port FROM polled_devices ORDER BY name').all() as { name: string; host: string; port: number }[];
+  if (!devices.length) return [];
+  const down: string[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < devices.length) {
+      const d = devices[next++]!;
+      const problem = await tcpReachable(d.host, d.port, o.timeoutMs);
+      if (problem) down.push(`${d.name} (${d.host}:${d.port}: ${problem})`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(o.concurrency, devices.length) }, worker));
+  if (!down.length) return [ok('polled devices', `all ${devices.length} answer on their port`)];
+  down.sort();
+  const shown = down.slice(0, 10).join(', ') + (down.length > 10 ? `, and ${down.length - 10} more` : '');
+  return [fail('polled devices', `${down.length} of ${devices.length} polled device(s) cannot be reached: ${shown}`, 'check that each device is up and its RESTCONF/HTTPS port is open to this host (outpost cisco devices show DEVICE)')];
+}
