@@ -40,6 +40,7 @@ import type { PortalAcks } from './cisco/portal-acks.js';
 import type { AckDelivery } from './cisco/ack-delivery.js';
 import type { CollectorMetrics } from './metrics/collector-metrics.js';
 import type { Readiness } from './metrics/readiness.js';
+import type { UsageHistory } from './history/service.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -58,6 +59,8 @@ export interface Services {
   tokens: TokenService;
   devices: DeviceService;
   licenses: LicenseService;
+  /** Daily in-use per VA and tag, and the shortage forecast drawn from it. */
+  history: UsageHistory;
   policy: PolicyService;
   ingest: IngestService;
   acks: AckReader;

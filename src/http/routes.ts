@@ -15,6 +15,7 @@ import type { Route } from './route.js';
 import { systemRoutes } from './system-routes.js';
 import { userRoutes } from '../users/routes.js';
 import { metricsRoutes } from '../metrics/routes.js';
+import { historyRoutes } from '../history/routes.js';
 
 /** The one table of operator routes, under /api/v1 (the system routes' /healthz at the root). */
 export const routes: Route[] = [
@@ -25,6 +26,7 @@ export const routes: Route[] = [
   ...tokenRoutes,
   ...deviceRoutes,
   ...licenseRoutes,
+  ...historyRoutes,
   ...rumRoutes,
   ...reportRoutes,
   ...exchangeRoutes,
