@@ -46,7 +46,9 @@ describe('the history in the store', () => {
     s.db.prepare("INSERT INTO usage_history (va_id, tag, day, in_use, owned, updated_at) VALUES (?, ?, '2026-03-10', 9, NULL, ?)").run(s.accounts.list()[0]!.id, TAG, NOW);
     s.db.close();
     s = buildServices(config, { clock, logger: capturingLogger() });
+    s.licenses.addLine({ vaId: s.accounts.list()[0]!.id, tag: TAG, displayName: 'DNA', kind: 'perpetual', quantity: 20, startsAt: NOW - 1000, endsAt: null }, 'test');
     s.history.sample(); // nothing in use now: the day's peak of 9 stays
+    expect(s.history.history('Default', { tag: TAG }).items.at(-1)!.owned).toBe(20);
     expect(s.history.history('Default', { tag: TAG }).items.map((i) => [i.day, i.inUse])).toEqual([
       ['2026-03-07', 3], ['2026-03-08', 4], ['2026-03-09', 5], ['2026-03-10', 9],
     ]);
