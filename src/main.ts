@@ -69,6 +69,7 @@ import { CollectorMetrics } from './metrics/collector-metrics.js';
 import { Readiness } from './metrics/readiness.js';
 import { BackupService } from './backup/service.js';
 import { ReportPruner } from './retention/pruner.js';
+import { UsageHistory } from './history/service.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -166,6 +167,7 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const upstreamSync: UpstreamSync = x.upstream.kind === 'cisco' ? cloudSync : sync;
     const services: Services = {
       config, db, identity, logger, systemClock: clock, time, events, refusals, checkpoints, alerts, accounts, tokens, devices, licenses,
+      history: new UsageHistory(db, time, accounts, licenses, alerts, { zone: config.time.zone, ...config.forecast }),
       policy, ingest, acks: new AckReader(db), destinations, rum, exchange, sync, upstreamSync, users, sessions: new SessionService(db, time, events, (id) => users.grantsOf(id), config.sessions), loginThrottle: new LoginThrottle(config.rate, () => clock.now()),
       cloud: { sync: cloudSync, credentials, positions, reservations: new CloudReservations(db, time, accounts, polled, events, credentials, logger, cloudClient, {
         clientId: cloud.clientId, domain: cloud.domain, virtualAccounts: cloud.virtualAccounts, pollMs: cloud.pollSeconds * 1000, maxPollMs: cloud.maxPollMinutes * 60_000,
@@ -204,6 +206,12 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     db.close();
     throw e;
   }
+}
+
+/** A sample first: a collector that runs for less than the sampler's five minutes still records its day. */
+function sampleAndForecast(services: Services): void {
+  services.history.sample();
+  services.history.evaluateAlerts();
 }
 
 /** The collector's whole request handler (device API and operator API), as tests and the server use it. */
@@ -321,6 +329,8 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
     await step('signature workers', () => verifier?.close());
     await step('queued writes', () => services.ingest.drain());
     await step('refusal counts', () => services.refusals.flush());
+    // The day's peak so far, as the last sample before a stop saw it.
+    await step('usage history', () => services.history.sample());
     await step('trusted time', () => services.time.check());
     await step('store', () => services.db.close());
     await step('local socket', () => existsSync(socketPath) && unlinkSync(socketPath));
@@ -398,6 +408,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
 
     const logFailure = (job: string) => (e: unknown) => logger.error('scheduled job failed', { job, error: (e as Error).message });
     await phase('the first alert evaluation', () => services.evaluateAlerts());
+    await phase('the usage history and forecast', () => sampleAndForecast(services));
     // In connected mode the sync carries usage: the monthly file export runs only by hand.
     const connected = config.exchange.mode === 'connected';
     // With Cisco's cloud as upstream and no connection, the portal's file carries usage: no Outpost bundle is due.
@@ -409,6 +420,9 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
           { name: 'alerts', cron: config.alerts.evaluateCron, run: () => services.evaluateAlerts() },
           { name: 'trusted-time', cron: '* * * * *', run: () => services.time.check() },
           { name: 'refusal-counts', cron: '* * * * *', run: () => services.refusals.flush() },
+          // Every five minutes: often enough to catch a day's peak, rare enough to cost nothing (one read of the counters).
+          { name: 'usage-history', cron: '*/5 * * * *', run: () => void services.history.sample() },
+          { name: 'usage-forecast', cron: config.forecast.evaluateCron, run: () => sampleAndForecast(services) },
           { name: 'event-checkpoint', cron: config.events.checkpointCron, run: () => void services.checkpoints.make('schedule') },
           ...(services.retention.enabled ? [{ name: 'report-retention', cron: config.retention.pruneCron, run: () => services.retention.prune({ dryRun: false, actor: 'schedule' }) }] : []),
           ...(connected ? [{ name: 'sync', cron: config.exchange.syncCron, run: () => void services.upstreamSync.scheduled().catch(logFailure('sync')) }] : []),

@@ -42,6 +42,7 @@ import type { CollectorMetrics } from './metrics/collector-metrics.js';
 import type { Readiness } from './metrics/readiness.js';
 import type { BackupService } from './backup/service.js';
 import type { ReportPruner } from './retention/pruner.js';
+import type { UsageHistory } from './history/service.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -60,6 +61,8 @@ export interface Services {
   tokens: TokenService;
   devices: DeviceService;
   licenses: LicenseService;
+  /** Daily in-use per VA and tag, and the shortage forecast drawn from it. */
+  history: UsageHistory;
   policy: PolicyService;
   ingest: IngestService;
   acks: AckReader;

@@ -6,6 +6,7 @@ import { AlertRepository, type AlertRow, type ClearedRow, type ListFilter, type 
 
 export type AlertKind =
   | 'shortage'
+  | 'shortage_forecast'
   | 'device_silent'
   | 'device_stale'
   | 'token_expiring'

@@ -78,6 +78,16 @@ export const configSchema = z.strictObject({
     evaluateCron: z.string().refine((s) => cron.validate(s), 'a cron expression (five or six fields)'),
     expiryWarningDays: positiveInt,
   }),
+  forecast: z.strictObject({
+    /** A VA and tag whose trend passes what it owns within this many days raises shortage_forecast. */
+    alertDays: z.number().int().min(0).max(3650),
+    /** The fit looks back over this many complete days. */
+    windowDays: z.number().int().min(2).max(3650),
+    /** Fewer days with a value in the window than this: no forecast. */
+    minDays: z.number().int().min(2).max(3650),
+    /** When the forecast alert is evaluated (daily by default; also at start). */
+    evaluateCron: z.string().refine((s) => cron.validate(s), 'a cron expression (five or six fields)'),
+  }).refine((f) => f.minDays <= f.windowDays, { message: 'minDays must not exceed windowDays', path: ['minDays'] }),
   events: z.strictObject({
     /**
      * When the collector signs a checkpoint of its audit trail's head (hourly by default; every

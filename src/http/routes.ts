@@ -16,6 +16,7 @@ import { systemRoutes } from './system-routes.js';
 import { userRoutes } from '../users/routes.js';
 import { metricsRoutes } from '../metrics/routes.js';
 import { backupRoutes } from '../backup/routes.js';
+import { historyRoutes } from '../history/routes.js';
 
 /** The one table of operator routes, under /api/v1 (the system routes' /healthz at the root). */
 export const routes: Route[] = [
@@ -26,6 +27,7 @@ export const routes: Route[] = [
   ...tokenRoutes,
   ...deviceRoutes,
   ...licenseRoutes,
+  ...historyRoutes,
   ...rumRoutes,
   ...reportRoutes,
   ...exchangeRoutes,

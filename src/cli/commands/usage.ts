@@ -3,8 +3,10 @@ import { basename, resolve } from 'node:path';
 import type { Command } from '../command.js';
 import { str } from '../command.js';
 import { CliError } from '../client.js';
-import { shortTime } from '../format.js';
+import { shortTime, table } from '../format.js';
 import type { ListedDevice, RumImportResult } from '../../rum/import.js';
+import type { UsageForecast, UsageHistoryList } from '../../history/service.js';
+import { historyCsv } from '../csv.js';
 import { assertReadableFile } from '../../shared/files.js';
 
 export const usageCommands: Command[] = [
@@ -56,6 +58,54 @@ export const usageCommands: Command[] = [
             : []),
           ...(r.invalid.length ? [`${r.invalid.length} skipped:`, ...r.invalid.map((p) => `  element ${p.index ?? '-'} at ${p.line}:${p.column}: ${p.reason}`)] : []),
         ].join('\n'),
+      );
+    },
+  },
+  {
+    name: 'usage history',
+    usage: 'outpost usage history --va VA [--tag TAG] [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--json|--csv]',
+    summary: "Daily in-use (the day's highest) and owned of a virtual account, per license",
+    options: { va: { type: 'string' }, tag: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, csv: { type: 'boolean' } },
+    fields: { vaId: '--va' },
+    async run(ctx) {
+      const va = str(ctx.values.va);
+      if (!va) throw new CliError('name the virtual account with --va');
+      if (ctx.json && ctx.values.csv) throw new CliError('choose one of --json and --csv');
+      const q = new URLSearchParams({ vaId: va });
+      for (const k of ['tag', 'since', 'until'] as const) {
+        const v = str(ctx.values[k]);
+        if (v !== undefined) q.set(k, v);
+      }
+      const r = (await ctx.api((api) => api('GET', `/usage/history?${q}`))) as UsageHistoryList;
+      if (ctx.values.csv) return void process.stdout.write(historyCsv(r));
+      ctx.output(r, () =>
+        r.items.length
+          ? `${r.vaName} (${r.vaId}), ${r.since === '0000-01-01' ? 'from the first day' : `since ${r.since}`} until ${r.until}\n` +
+            table(r.items, [['day', (d) => d.day], ['license', (d) => d.tag], ['in use', (d) => d.inUse], ['owned', (d) => (d.owned === null ? 'unlimited' : d.owned)]])
+          : `no usage history for ${r.vaName} in that range`,
+      );
+    },
+  },
+  {
+    name: 'usage forecast',
+    usage: 'outpost usage forecast [--va VA] [--json]',
+    summary: 'When each license, at its recent trend, will pass what its virtual account owns (with the fit shown)',
+    options: { va: { type: 'string' } },
+    fields: { vaId: '--va' },
+    async run(ctx) {
+      const va = str(ctx.values.va);
+      const r = (await ctx.api((api) => api('GET', `/usage/forecast${va ? `?${new URLSearchParams({ vaId: va })}` : ''}`))) as { items: UsageForecast[] };
+      const n = (x: number | null | undefined, digits = 3) => (x === null || x === undefined ? '-' : String(Math.round(x * 10 ** digits) / 10 ** digits));
+      ctx.output(r.items, () =>
+        r.items.length
+          ? table(r.items, [
+              ['va', (f) => f.vaName], ['license', (f) => f.displayName], ['owned', (f) => (f.owned === null ? 'unlimited' : f.owned)], ['in use', (f) => f.inUse],
+              ['slope/day', (f) => n(f.fit?.slopePerDay)], ['intercept', (f) => n(f.fit?.intercept)], ['r2', (f) => n(f.fit?.r2)], ['days', (f) => f.fit?.days ?? 0],
+              ['crosses on', (f) => f.crossingDate ?? `no forecast: ${f.noForecast?.message ?? ''}`],
+            ]) +
+            '\n\nA least-squares line through the daily peaks of the last complete days; "crosses on" is the first day the line is above what is owned.' +
+            '\nThe intercept is the line\'s value on the first day used.'
+          : 'no usage history yet: the collector records each day\'s in-use as it runs',
       );
     },
   },
