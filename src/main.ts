@@ -66,6 +66,7 @@ import type { UpstreamSync } from './sync/upstream-sync.js';
 import { AckDelivery } from './cisco/ack-delivery.js';
 import { CollectorMetrics } from './metrics/collector-metrics.js';
 import { Readiness } from './metrics/readiness.js';
+import { DeviceRequestSummary } from './device-api/request-summary.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -82,7 +83,7 @@ export const socketFile = (config: Config) => join(config.dataDir, 'outpost.sock
 /** Wires config → store → services. Opens the database (under its exclusive lock); starts nothing. */
 export function buildServices(config: Config, opts: BuildOptions = {}): Services {
   const clock = opts.clock ?? systemClock;
-  const logger = opts.logger ?? createLogger(config.log.level);
+  const logger = opts.logger ?? createLogger(config.log.level, { format: config.log.format });
   const db = openStore(databaseFile(config));
   try {
     const { identity, created } = loadOrCreateIdentity(config.dataDir);
@@ -161,6 +162,9 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     );
     const users = new UserService(db, time, accounts, events);
     const upstreamSync: UpstreamSync = x.upstream.kind === 'cisco' ? cloudSync : sync;
+    const metrics = new CollectorMetrics({ config, db, clock, licenses, ingest, refusals, events, destinations });
+    // After the metrics, whose ingest and refusal observers it chains to.
+    const deviceRequests = new DeviceRequestSummary(logger, () => clock.now()).observe(ingest, refusals);
     const services: Services = {
       config, db, identity, logger, systemClock: clock, time, events, refusals, checkpoints, alerts, accounts, tokens, devices, licenses,
       policy, ingest, acks: new AckReader(db), destinations, rum, exchange, sync, upstreamSync, users, sessions: new SessionService(db, time, events, (id) => users.grantsOf(id), config.sessions), loginThrottle: new LoginThrottle(config.rate, () => clock.now()),
@@ -174,8 +178,9 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
         rum: { maxElements: config.rum.maxElements, maxFutureSkewMs: config.rum.maxFutureSkewSeconds * 1000, staleAfterDays: config.device.staleAfterDays },
       }), portal: new PortalExport(db, time, identity, events, bundleDir, destinations.used().includes('portal')),
       acks: new PortalAcks(db, time, events, ackDelivery), delivery: ackDelivery },
-      metrics: new CollectorMetrics({ config, db, clock, licenses, ingest, refusals, events, destinations }),
+      metrics,
       readiness: new Readiness(db, config.dataDir, config.ready.minFreeDiskMb),
+      deviceRequests,
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.
@@ -215,7 +220,7 @@ export function createRequestHandler(services: Services, verifier: SignatureVeri
     },
   });
   services.readiness.watchWorkers(verifier);
-  return combinedHandler(services.metrics.timed(device), createOperatorApp(services, { transport: 'tcp', version: VERSION }));
+  return combinedHandler(services.deviceRequests.wrap(services.metrics.timed(device)), createOperatorApp(services, { transport: 'tcp', version: VERSION }));
 }
 
 /**
@@ -308,6 +313,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
     });
     await step('signature workers', () => verifier?.close());
     await step('queued writes', () => services.ingest.drain());
+    await step('device request summary', () => services.deviceRequests.stop());
     await step('refusal counts', () => services.refusals.flush());
     await step('trusted time', () => services.time.check());
     await step('store', () => services.db.close());
@@ -417,6 +423,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
         config.time.zone,
       );
       scheduler.start();
+      services.deviceRequests.start(config.log.deviceSummarySeconds);
       unwatchInbox = services.exchange.jobs.watchInbox();
     });
     await phase('the missed sync', () => services.upstreamSync.catchUp());

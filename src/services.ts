@@ -40,6 +40,7 @@ import type { PortalAcks } from './cisco/portal-acks.js';
 import type { AckDelivery } from './cisco/ack-delivery.js';
 import type { CollectorMetrics } from './metrics/collector-metrics.js';
 import type { Readiness } from './metrics/readiness.js';
+import type { DeviceRequestSummary } from './device-api/request-summary.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -79,6 +80,8 @@ export interface Services {
   metrics: CollectorMetrics;
   /** What /readyz checks. */
   readiness: Readiness;
+  /** Device requests, logged as one summary line per interval. */
+  deviceRequests: DeviceRequestSummary;
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): Promise<void>;
   /**

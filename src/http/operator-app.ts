@@ -13,6 +13,7 @@ import { fileProblem } from '../shared/files.js';
 import { authenticate } from '../users/authenticate.js';
 import { withRequest } from '../shared/request-context.js';
 import { admit, scopeOf } from '../users/authorize.js';
+import { requestIdOf, requestLog, tagRoute } from './request-log.js';
 
 const RUM_UPLOAD_LIMIT = '64mb';
 
@@ -27,17 +28,10 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // First, so that a request refused by any guard below still has its id and its line.
+  app.use(requestLog(services.logger, opts.transport));
   app.use(securityHeaders());
   if (opts.transport === 'tcp') app.use(loopbackOnly(() => services.users.any()), crossSiteGuard(services.config.http.allowedOrigins));
-  app.use((req, res, next) => {
-    const started = performance.now();
-    res.on('finish', () =>
-      services.logger.debug('operator request', {
-        method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started), via: opts.transport,
-      }),
-    );
-    next();
-  });
   // Every event written while serving a request records where it came from.
   app.use((req, _res, next) => withRequest({ origin: opts.transport === 'socket' ? 'socket' : (req.socket.remoteAddress ?? 'unknown') }, next));
   app.use(authenticate(services, opts.transport));
@@ -49,7 +43,7 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
   const xmlOnly = bodyTypeGuard('xml');
   for (const r of routes) {
     const parse = r.bodyType === 'text' ? [xmlOnly, text] : [jsonOnly, json];
-    app[r.method](routePath(r), gate(r), ...parse, handlerFor(r, services, opts.version));
+    app[r.method](routePath(r), tagRoute(routePath(r)), gate(r), ...parse, handlerFor(r, services, opts.version));
   }
 
   app.use('/api', (req, _res, next) => next(new AppError(404, 'not_found', `no route ${req.method} ${req.path}`)));
@@ -112,16 +106,19 @@ function errorHandler(services: Services) {
         e = mistake;
         if (e.status === 503) {
           res.setHeader('retry-after', '30');
-          services.logger.error('operator request not stored', { method: req.method, path: req.path, error: e.details.sqlite });
+          services.logger.error('operator request not stored', { requestId: requestIdOf(res), method: req.method, route: res.locals.route ?? null, error: e.details.sqlite });
         }
       } else {
-        services.logger.error('operator request failed', { method: req.method, path: req.path, error: (err as Error)?.message });
+        services.logger.error('operator request failed', { requestId: requestIdOf(res), method: req.method, route: res.locals.route ?? null, error: (err as Error)?.message });
         e = new AppError(500, 'internal', 'the request failed inside the collector; nothing was changed');
       }
     }
     const wait = (e.details as { retryAfterSeconds?: unknown }).retryAfterSeconds;
     if (e.status === 429 && typeof wait === 'number') res.setHeader('retry-after', String(wait));
-    res.status(e.status).json(toErrorBody(e));
+    // The id lets an operator find the request's log line from the error a client shows them.
+    const body = toErrorBody(e);
+    const requestId = requestIdOf(res);
+    res.status(e.status).json(requestId ? { error: { ...body.error, requestId } } : body);
   };
 }
 
