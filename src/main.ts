@@ -70,6 +70,7 @@ import { Readiness } from './metrics/readiness.js';
 import { BackupService } from './backup/service.js';
 import { ReportPruner } from './retention/pruner.js';
 import { UsageHistory } from './history/service.js';
+import { DeviceRequestSummary } from './device-api/request-summary.js';
 
 export const VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -86,7 +87,7 @@ export const socketFile = (config: Config) => join(config.dataDir, 'outpost.sock
 /** Wires config → store → services. Opens the database (under its exclusive lock); starts nothing. */
 export function buildServices(config: Config, opts: BuildOptions = {}): Services {
   const clock = opts.clock ?? systemClock;
-  const logger = opts.logger ?? createLogger(config.log.level);
+  const logger = opts.logger ?? createLogger(config.log.level, { format: config.log.format });
   const db = openStore(databaseFile(config));
   try {
     const { identity, created } = loadOrCreateIdentity(config.dataDir);
@@ -165,6 +166,9 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     );
     const users = new UserService(db, time, accounts, events);
     const upstreamSync: UpstreamSync = x.upstream.kind === 'cisco' ? cloudSync : sync;
+    const metrics = new CollectorMetrics({ config, db, clock, licenses, ingest, refusals, events, destinations });
+    // After the metrics, whose ingest and refusal observers it chains to.
+    const deviceRequests = new DeviceRequestSummary(logger, () => clock.now()).observe(ingest, refusals);
     const services: Services = {
       config, db, identity, logger, systemClock: clock, time, events, refusals, checkpoints, alerts, accounts, tokens, devices, licenses,
       history: new UsageHistory(db, time, accounts, licenses, alerts, { zone: config.time.zone, ...config.forecast }),
@@ -179,13 +183,14 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
         rum: { maxElements: config.rum.maxElements, maxFutureSkewMs: config.rum.maxFutureSkewSeconds * 1000, staleAfterDays: config.device.staleAfterDays },
       }), portal: new PortalExport(db, time, identity, events, bundleDir, destinations.used().includes('portal')),
       acks: new PortalAcks(db, time, events, ackDelivery), delivery: ackDelivery },
-      metrics: new CollectorMetrics({ config, db, clock, licenses, ingest, refusals, events, destinations }),
+      metrics,
       readiness: new Readiness(db, config.dataDir, config.ready.minFreeDiskMb),
       backups: new BackupService(
         { db, dataDir: config.dataDir, collectorId: identity.collectorId, version: VERSION, now: () => time.now(), floorMs: () => time.now() },
         events, logger, config.backup,
       ),
       retention: new ReportPruner(db, time, events, ingest.commits, config.retention),
+      deviceRequests,
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.
@@ -231,7 +236,7 @@ export function createRequestHandler(services: Services, verifier: SignatureVeri
     },
   });
   services.readiness.watchWorkers(verifier);
-  return combinedHandler(services.metrics.timed(device), createOperatorApp(services, { transport: 'tcp', version: VERSION }));
+  return combinedHandler(services.deviceRequests.wrap(services.metrics.timed(device)), createOperatorApp(services, { transport: 'tcp', version: VERSION }));
 }
 
 /**
@@ -328,6 +333,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
     });
     await step('signature workers', () => verifier?.close());
     await step('queued writes', () => services.ingest.drain());
+    await step('device request summary', () => services.deviceRequests.stop());
     await step('refusal counts', () => services.refusals.flush());
     // The day's peak so far, as the last sample before a stop saw it.
     await step('usage history', () => services.history.sample());
@@ -445,6 +451,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
         config.time.zone,
       );
       scheduler.start();
+      services.deviceRequests.start(config.log.deviceSummarySeconds);
       unwatchInbox = services.exchange.jobs.watchInbox();
     });
     await phase('the missed sync', () => services.upstreamSync.catchUp());

@@ -43,6 +43,7 @@ import type { Readiness } from './metrics/readiness.js';
 import type { BackupService } from './backup/service.js';
 import type { ReportPruner } from './retention/pruner.js';
 import type { UsageHistory } from './history/service.js';
+import type { DeviceRequestSummary } from './device-api/request-summary.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -88,6 +89,8 @@ export interface Services {
   readiness: Readiness;
   /** Retention of raw reports: settled old reports pruned, tombstones kept. */
   retention: ReportPruner;
+  /** Device requests, logged as one summary line per interval. */
+  deviceRequests: DeviceRequestSummary;
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): Promise<void>;
   /**

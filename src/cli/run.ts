@@ -146,7 +146,7 @@ export async function main(argv: string[]): Promise<number> {
 function warn(cmd: Command, warnings: string[], config: Config | undefined): void {
   if (!warnings.length) return;
   if (cmd.name === 'serve' && config) {
-    const log = createLogger(config.log.level);
+    const log = createLogger(config.log.level, { format: config.log.format });
     for (const w of warnings) log.warn(w);
     return;
   }

@@ -259,6 +259,10 @@ export const configSchema = z.strictObject({
   }),
   log: z.strictObject({
     level: z.enum(['error', 'warn', 'info', 'debug']),
+    /** json, text, or auto: JSON under systemd, in production or into a pipe; text on a terminal. */
+    format: z.enum(['json', 'text', 'auto']),
+    /** Device requests are logged as one summary line per this many seconds (none when idle), not one line each. */
+    deviceSummarySeconds: positiveInt.min(5).max(86_400),
   }),
 });
 

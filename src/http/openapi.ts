@@ -6,7 +6,7 @@ const errorSchema = {
   properties: {
     error: {
       type: 'object',
-      properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } },
+      properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' }, requestId: { type: 'string', description: 'The X-Request-Id of the request, as its log line carries it' } },
       required: ['code', 'message', 'details'],
     },
   },

@@ -14,6 +14,7 @@ import { authenticate } from '../users/authenticate.js';
 import { withRequest } from '../shared/request-context.js';
 import { admit, scopeOf } from '../users/authorize.js';
 import { streamNdjson, wantsNdjson } from './ndjson.js';
+import { requestIdOf, requestLog, tagRoute } from './request-log.js';
 
 const RUM_UPLOAD_LIMIT = '64mb';
 
@@ -28,17 +29,10 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // First, so that a request refused by any guard below still has its id and its line.
+  app.use(requestLog(services.logger, opts.transport));
   app.use(securityHeaders());
   if (opts.transport === 'tcp') app.use(loopbackOnly(() => services.users.any()), crossSiteGuard(services.config.http.allowedOrigins));
-  app.use((req, res, next) => {
-    const started = performance.now();
-    res.on('finish', () =>
-      services.logger.debug('operator request', {
-        method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started), via: opts.transport,
-      }),
-    );
-    next();
-  });
   // Every event written while serving a request records where it came from.
   app.use((req, _res, next) => withRequest({ origin: opts.transport === 'socket' ? 'socket' : (req.socket.remoteAddress ?? 'unknown') }, next));
   app.use(authenticate(services, opts.transport));
@@ -50,7 +44,7 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
   const xmlOnly = bodyTypeGuard('xml');
   for (const r of routes) {
     const parse = r.bodyType === 'text' ? [xmlOnly, text] : [jsonOnly, json];
-    app[r.method](routePath(r), gate(r), ...parse, handlerFor(r, services, opts.version));
+    app[r.method](routePath(r), tagRoute(routePath(r)), gate(r), ...parse, handlerFor(r, services, opts.version));
   }
 
   app.use('/api', (req, _res, next) => next(new AppError(404, 'not_found', `no route ${req.method} ${req.path}`)));
@@ -114,11 +108,11 @@ function appError(services: Services, err: unknown, req: Request, res: Response)
   if (mistake) {
     if (mistake.status === 503) {
       if (!res.headersSent) res.setHeader('retry-after', '30');
-      services.logger.error('operator request not stored', { method: req.method, path: req.path, error: mistake.details.sqlite });
+      services.logger.error('operator request not stored', { requestId: requestIdOf(res), method: req.method, route: res.locals.route ?? null, error: mistake.details.sqlite });
     }
     return mistake;
   }
-  services.logger.error('operator request failed', { method: req.method, path: req.path, error: (err as Error)?.message });
+  services.logger.error('operator request failed', { requestId: requestIdOf(res), method: req.method, route: res.locals.route ?? null, error: (err as Error)?.message });
   return new AppError(500, 'internal', 'the request failed inside the collector; nothing was changed');
 }
 
@@ -127,7 +121,10 @@ function errorHandler(services: Services) {
     const e = appError(services, err, req, res);
     const wait = (e.details as { retryAfterSeconds?: unknown }).retryAfterSeconds;
     if (e.status === 429 && typeof wait === 'number') res.setHeader('retry-after', String(wait));
-    res.status(e.status).json(toErrorBody(e));
+    // The id lets an operator find the request's log line from the error a client shows them.
+    const body = toErrorBody(e);
+    const requestId = requestIdOf(res);
+    res.status(e.status).json(requestId ? { error: { ...body.error, requestId } } : body);
   };
 }
 

@@ -19,7 +19,7 @@ describe('the operator API guards', () => {
   it('when a route does not exist, then 404 in the one error shape', async () => {
     const r = await h.api.get('/api/v1/nothing');
     expect(r.status).toBe(404);
-    expect(r.body).toEqual({ error: { code: 'not_found', message: expect.any(String), details: {} } });
+    expect(r.body).toEqual({ error: { code: 'not_found', message: expect.any(String), details: {}, requestId: r.headers['x-request-id'] } });
   });
 
   it('when a body is not JSON, then 400 malformed_json, not a 500', async () => {

@@ -93,7 +93,7 @@ function tlsOptions(u: Config['upstream']): { cert: Buffer; key: Buffer } | unde
 export async function startUpstream(config: Config, opts: UpstreamOptions = {}): Promise<RunningUpstream> {
   const u = config.upstream;
   const tls = tlsOptions(u);
-  const logger = opts.logger ?? createLogger(config.log.level);
+  const logger = opts.logger ?? createLogger(config.log.level, { format: config.log.format });
   const clock = opts.clock ?? systemClock;
   const dataDir = resolve(u.dataDir);
   const socketPath = upstreamSocketFile(dataDir);
