@@ -2,8 +2,12 @@ import { readFileSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cli, envFor, serve, tempDataDir, type ServerProcess } from '../helpers/processes.js';
+
+// Tests here run a dozen CLI processes each, one after another: about a second apiece on an idle
+// two-core machine, several when it is loaded; the default 30 s bound is for one or two.
+vi.setConfig({ testTimeout: 90_000 });
 
 const FIXTURE = fileURLToPath(new URL('../../../shared/fixtures/rum/c9800-cl-example.xml', import.meta.url));
 

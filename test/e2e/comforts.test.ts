@@ -1,11 +1,15 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CLI, cli, envFor, tempDataDir } from '../helpers/processes.js';
 import { tempDir } from '../helpers/temp.js';
 import { rumElement, smartLicense } from '../helpers/rum.js';
 import { TAG } from '../helpers/harness.js';
+
+// Tests here run a dozen CLI processes each, one after another: about a second apiece on an idle
+// two-core machine, several when it is loaded; the default 30 s bound is for one or two.
+vi.setConfig({ testTimeout: 90_000 });
 
 /** Runs the real command with its stdout redirected to a file, as `outpost ... > file` does. */
 function cliToFile(args: string[], env: Record<string, string>, file: string): Promise<{ code: number | null; stderr: string }> {

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { cli, envFor, tempDataDir } from '../helpers/processes.js';
 import { chainText, GENESIS } from '../../src/events/service.js';
@@ -10,6 +10,10 @@ import { databaseFile } from '../../src/main.js';
 import { signCheckpoint } from '../../src/events/checkpoint.js';
 import { generateKeyPair, fingerprint } from '../../src/shared/ed25519.js';
 import nacl from 'tweetnacl';
+
+// Tests here run a dozen CLI processes each, one after another: about a second apiece on an idle
+// two-core machine, several when it is loaded; the default 30 s bound is for one or two.
+vi.setConfig({ testTimeout: 90_000 });
 
 let h: Harness | undefined;
 afterEach(async () => {
