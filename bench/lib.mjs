@@ -143,9 +143,12 @@ export async function registerLoadDevices(pool, token, n, label) {
 /**
  * Devices reporting at a paced total `rate` (reports/s; 0: as fast as they go), each on a
  * fixed schedule: latency counts from the scheduled time, so a stall shows in full rather
- * than hiding behind the requests it delayed. Returns reset() and stop() → { p99, reports }.
+ * than hiding behind the requests it delayed. Each answer is kept with when its report was
+ * due and its status, so that a bench can place the slow ones in what it timed. Returns
+ * reset(), which starts counting afresh and returns what was counted so far, and
+ * stop() → [{ due, ms, status }].
  */
-export function reportLoad(pool, { collectorId, devices }, rate, label, tag) {
+export function timedReportLoad(pool, { collectorId, devices }, rate, label, tag) {
   let stopped = false;
   const lat = [];
   const interval = rate > 0 ? (1000 * devices.length) / rate : 0;
@@ -161,16 +164,27 @@ export function reportLoad(pool, { collectorId, devices }, rate, label, tag) {
       const ts = String(now);
       const r = await pool.request({ path: '/device/v1/report', method: 'POST', body, headers: { [HEADER.device]: d.id, [HEADER.timestamp]: ts, [HEADER.signature]: signRequest(d.key, { method: 'POST', path: '/device/v1/report', collectorId, deviceId: d.id, timestamp: ts, body }) } });
       await r.body.text();
-      lat.push(performance.now() - due);
+      lat.push({ due, ms: performance.now() - due, status: r.statusCode });
       due += interval;
     }
   });
   return {
-    reset: () => (lat.length = 0),
+    reset: () => lat.splice(0),
     async stop() {
       stopped = true;
       await Promise.all(loops);
-      const sorted = [...lat].sort((a, b) => a - b);
+      return lat;
+    },
+  };
+}
+
+/** timedReportLoad summed up: reset() and stop() → { p99, reports }. */
+export function reportLoad(pool, loaders, rate, label, tag) {
+  const load = timedReportLoad(pool, loaders, rate, label, tag);
+  return {
+    reset: load.reset,
+    async stop() {
+      const sorted = (await load.stop()).map((l) => l.ms).sort((a, b) => a - b);
       return { p99: percentile(sorted, 99), reports: sorted.length };
     },
   };

@@ -18,8 +18,7 @@ import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import ts from 'typescript';
 import { Pool } from 'undici';
-import { CLI, cpuSeconds, fmt, peakRssMb, percentile, probeStalls, registerLoadDevices, root as repo, start, stop } from './lib.mjs';
-import { signRequest, HEADER } from '../dist/device-api/signing.js';
+import { CLI, cpuSeconds, fmt, peakRssMb, percentile, probeStalls, registerLoadDevices, root as repo, start, stop, timedReportLoad } from './lib.mjs';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const DEVICES = Math.max(1, Math.round(1000 * SCALE));
@@ -140,39 +139,6 @@ async function serveCollector(dataDir, caFile) {
   };
 }
 
-/**
- * reportLoad of lib.mjs, keeping when each report was due (counted from then, so a stall
- * shows in full): the slow answers can then be placed in the poll.
- */
-function timedLoad(pool, { collectorId, devices }, rate, label) {
-  let stopped = false;
-  const lat = [];
-  const interval = (1000 * devices.length) / rate;
-  const loops = devices.map(async (d, w) => {
-    let due = performance.now() + (interval * w) / devices.length;
-    for (let n = 0; !stopped; n++) {
-      const wait = due - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const now = Math.floor(Date.now() / 1000);
-      const body = JSON.stringify({ reportId: `${label}-${w}-${n}-${now}`, seq: n, generatedAt: now, measurements: [{ tag: TAG, count: 1, start: now - 60, end: now }] });
-      const ts = String(now);
-      const r = await pool.request({ path: '/device/v1/report', method: 'POST', body, headers: { [HEADER.device]: d.id, [HEADER.timestamp]: ts, [HEADER.signature]: signRequest(d.key, { method: 'POST', path: '/device/v1/report', collectorId, deviceId: d.id, timestamp: ts, body }) } });
-      await r.body.text();
-      lat.push({ due, ms: performance.now() - due, status: r.statusCode });
-      due += interval;
-    }
-  });
-  return {
-    /** Starts counting afresh; returns what was counted so far. */
-    reset: () => lat.splice(0),
-    async stop() {
-      stopped = true;
-      await Promise.all(loops);
-      return lat;
-    },
-  };
-}
-
 /** The latencies of the reports due by `until` (the ones after it are not the poll's doing). */
 function summarize(lat, until) {
   const during = lat.filter((l) => l.due <= until);
@@ -219,7 +185,7 @@ async function main() {
 
   const loadPool = new Pool(c.url, { connections: LOAD_DEVICES });
   const token = (await c.call('POST', '/tokens', { vaId: va, description: 'bench:poll load', maxUses: LOAD_DEVICES })).secret;
-  const load = timedLoad(loadPool, await registerLoadDevices(loadPool, token, LOAD_DEVICES, 'poll'), LOAD_RATE, 'poll');
+  const load = timedReportLoad(loadPool, await registerLoadDevices(loadPool, token, LOAD_DEVICES, 'poll'), LOAD_RATE, 'poll', TAG);
   await new Promise((r) => setTimeout(r, 1000));
   // The floor under the poll's figure: the same load for a few seconds with nothing else running.
   load.reset();

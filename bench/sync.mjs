@@ -17,8 +17,7 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import Database from 'better-sqlite3';
 import { Pool } from 'undici';
-import { CLI, fmt, peakRssMb, percentile, registerLoadDevices, start, stop } from './lib.mjs';
-import { signRequest, HEADER } from '../dist/device-api/signing.js';
+import { CLI, fmt, peakRssMb, percentile, registerLoadDevices, start, stop, timedReportLoad } from './lib.mjs';
 import { loadConfig } from '../dist/config/load.js';
 import { buildServices } from '../dist/main.js';
 import { createLogger } from '../dist/shared/logger.js';
@@ -191,38 +190,6 @@ async function syncAndWait(c, { pollMs = 250, deadlineS = 900, wait = false } = 
   }
 }
 
-/**
- * reportLoad of lib.mjs, keeping when each report was due: the drain's ingest latencies are
- * then split by the step the sync was in (to the resolution of the status polls).
- */
-function timedLoad(pool, { collectorId, devices }, rate, label) {
-  let stopped = false;
-  const lat = [];
-  const interval = (1000 * devices.length) / rate;
-  const loops = devices.map(async (d, w) => {
-    let due = performance.now() + (interval * w) / devices.length;
-    for (let n = 0; !stopped; n++) {
-      const wait = due - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const now = Math.floor(Date.now() / 1000);
-      const body = JSON.stringify({ reportId: `${label}-${w}-${n}-${now}`, seq: n, generatedAt: now, measurements: [{ tag: TAG, count: 1, start: now - 60, end: now }] });
-      const ts = String(now);
-      const r = await pool.request({ path: '/device/v1/report', method: 'POST', body, headers: { [HEADER.device]: d.id, [HEADER.timestamp]: ts, [HEADER.signature]: signRequest(d.key, { method: 'POST', path: '/device/v1/report', collectorId, deviceId: d.id, timestamp: ts, body }) } });
-      await r.body.text();
-      lat.push({ due, ms: performance.now() - due });
-      due += interval;
-    }
-  });
-  return {
-    reset: () => (lat.length = 0),
-    async stop() {
-      stopped = true;
-      await Promise.all(loops);
-      return lat;
-    },
-  };
-}
-
 const p99 = (xs) => percentile([...xs].sort((a, b) => a - b), 99);
 
 /** The ingest p99 and worst latency while the sync was in each step. */
@@ -328,7 +295,7 @@ async function drain() {
   const c = await serveCollector(dir, up.url);
   const token = (await cli(c.env, ['token', 'create', '--description', 'load', '--uses', '16'])).secret;
   const loadPool = new Pool(c.url, { connections: 16 });
-  const load = timedLoad(loadPool, await registerLoadDevices(loadPool, token, 16, 'drain'), LOAD_RATE, 'drain');
+  const load = timedReportLoad(loadPool, await registerLoadDevices(loadPool, token, 16, 'drain'), LOAD_RATE, 'drain', TAG);
   await new Promise((r) => setTimeout(r, 1000));
   const rssBefore = peakRssMb(c.proc.pid);
   load.reset();

@@ -20,6 +20,7 @@ import type { Manifest } from './manifest.js';
 import { parseStrictJson } from './strict-json.js';
 import { checkRotation } from './rotation.js';
 import { ImportProgressStore, type ImportProgress } from './import-progress.js';
+import { ackSchema, applyAcks } from './import-acks.js';
 import { conflict } from '../shared/errors.js';
 import { Pacer } from '../shared/pacer.js';
 import { throttled, type OnProgress } from '../shared/progress.js';
@@ -46,14 +47,6 @@ export interface ImportResult {
   resumed: boolean;
 }
 
-const ackSchema = z
-  .strictObject({
-    from: z.number().int().positive(),
-    to: z.number().int().positive(),
-    status: z.enum(['accepted', 'rejected']),
-    reason: z.string().max(500).nullable(),
-  })
-  .refine((a) => a.to >= a.from, 'a run of refs ends before it starts');
 const lineSchema = z.strictObject({
   tag: z.string().min(1).max(256),
   displayName: z.string().max(256),
@@ -65,8 +58,6 @@ const lineSchema = z.strictObject({
 const snapshotSchema = z.strictObject({ vaId: z.string().min(1), vaName: z.string().min(1).max(100), version: z.number().int().positive(), lines: z.array(lineSchema) });
 const policySchema = z.strictObject({ version: z.number().int().positive(), reportingIntervalDays: z.number().int().positive(), ackDueDays: z.number().int().positive() });
 const vaConfirmationSchema = z.strictObject({ vaId: z.string().min(1), name: z.string().min(1).max(100), status: z.enum(['confirmed', 'refused']), reason: z.string().nullable() });
-
-type Ack = z.infer<typeof ackSchema>;
 
 /**
  * Applies a response bundle from the upstream. Everything is verified before anything is
@@ -150,7 +141,14 @@ export class ImportService {
           this.progress.put(p);
         })();
       }
-      await this.applyAcks(work, m, p, onProgress && ((line) => onProgress({ phase: 'apply', done: line, total: rest.ackLines, unit: 'ACK lines' })));
+      const exportedAt = this.state.bundle(m.answers!.bundleId)!.created_at;
+      await applyAcks(
+        { db: this.db, clock: this.clock, progress: this.progress, sliceRows: this.ackSliceRows },
+        this.records(work, m, PAYLOAD.acks, ackSchema),
+        exportedAt,
+        p,
+        onProgress && ((line) => onProgress({ phase: 'apply', done: line, total: rest.ackLines, unit: 'ACK lines' })),
+      );
       onProgress?.flush();
       const result = this.db.transaction(() => this.finish(m, v.hash, p, rest, { ...base, forced: p.forced, resumed }, o.actor))();
       result.archivedAs = this.archive(file, 'archive');
@@ -196,65 +194,6 @@ export class ImportService {
       policies: ackOnly ? [] : [...this.records(work, m, PAYLOAD.policy, policySchema)],
       confirmations: ackOnly ? [] : [...this.records(work, m, PAYLOAD.vaConfirmations, vaConfirmationSchema)],
     };
-  }
-
-  /**
-   * Applies the ACKs from where `p` says the committed ones end, one slice per transaction.
-   * A run of refs settles the reports of the answered bundle in it that are still pending and
-   * unchanged since it was written: a RUM report that grew since was received later, and its
-   * newer copy waits for an answer of its own. A long run is cut at a bounded number of
-   * pending rows; a slice that fails rolls back with its progress, so it is applied again.
-   */
-  private async applyAcks(work: string, m: Manifest, p: ImportProgress, onLine?: (line: number) => void): Promise<void> {
-    const exportedAt = this.state.bundle(m.answers!.bundleId)!.created_at;
-    const record = this.db.prepare(
-      `INSERT OR REPLACE INTO report_acks (destination, report_id, status, reason, acked_at)
-       SELECT 'outpost', report_id, ?, ?, ? FROM report_pending WHERE destination = 'outpost' AND report_id BETWEEN ? AND ? AND since <= ?`,
-    );
-    const settle = this.db.prepare("DELETE FROM report_pending WHERE destination = 'outpost' AND report_id BETWEEN ? AND ? AND since <= ?");
-    const cut = this.db.prepare("SELECT report_id FROM report_pending WHERE destination = 'outpost' AND report_id BETWEEN ? AND ? ORDER BY report_id LIMIT 1 OFFSET ?").pluck();
-    const lines = this.records(work, m, PAYLOAD.acks, ackSchema);
-    let line = -1;
-    let cur: Ack | undefined;
-    const slice = this.db.transaction((limit: number): boolean => {
-      const now = this.clock.now();
-      let rows = 0;
-      while (rows < limit) {
-        if (!cur) {
-          const next = lines.next();
-          if (next.done) {
-            this.progress.put(p);
-            return true;
-          }
-          line++;
-          if (line < p.line) {
-            rows++; // committed by an earlier, interrupted import: read past, within the slice's bound
-            continue;
-          }
-          cur = next.value;
-          if (line > p.line) (p.line = line), (p.nextRef = 0);
-        }
-        const lo = Math.max(cur.from, p.nextRef);
-        const end = (cut.get(lo, cur.to, limit - rows - 1) as number | undefined) ?? cur.to;
-        const changed = record.run(cur.status, cur.reason, now, lo, end, exportedAt).changes;
-        settle.run(lo, end, exportedAt);
-        if (cur.status === 'accepted') p.accepted += changed;
-        else if (changed) {
-          p.rejected += changed;
-          const reason = cur.reason ?? 'no reason given';
-          p.rejectedReasons[reason] = (p.rejectedReasons[reason] ?? 0) + changed;
-        }
-        rows += end < cur.to ? limit : Math.max(1, changed);
-        if (end < cur.to) p.nextRef = end + 1;
-        else (cur = undefined), (p.line = line + 1), (p.nextRef = 0);
-      }
-      this.progress.put(p);
-      return false;
-    });
-    const pacer = new Pacer();
-    onLine?.(p.line);
-    while (!slice(this.ackSliceRows)) onLine?.(p.line), await pacer.pause();
-    onLine?.(p.line);
   }
 
   /** The last transaction: the rest of the response, the marks raised, the progress gone. */
