@@ -4,11 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { buildServices, socketFile, VERSION } from '../main.js';
-import { createOperatorApp } from '../http/operator-app.js';
-import { createLogger } from '../shared/logger.js';
-import { StoreLockedError } from '../store/open.js';
-import { close, listen } from '../http/server.js';
+import { socketFile } from '../compose/data-files.js';
 import { createInterface } from 'node:readline';
 import { NDJSON } from '../http/ndjson.js';
 import type { OnProgress, ProgressEvent } from '../shared/progress.js';
@@ -154,6 +150,12 @@ export async function withApi<T>(config: Config, fn: (api: Api, via: 'server' | 
     };
   if (await canConnect(serverSocket)) return fn(call(serverSocket), 'server');
 
+  // Loaded here, not on import: a command that talks to a running collector needs none of the
+  // collector's own modules, and loading them all took most of a command's start-up time.
+  const [{ buildServices }, { VERSION }, { createOperatorApp }, { createLogger }, { StoreLockedError }, { close, listen }] = await Promise.all([
+    import('../compose/build-services.js'), import('../compose/version.js'), import('../http/operator-app.js'),
+    import('../shared/logger.js'), import('../store/open.js'), import('../http/server.js'),
+  ]);
   let services;
   try {
     services = buildServices(config, { logger: createLogger('error', true) });

@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from '../helpers/processes.js';
-import { cliJson, collectorAcks, eventsOf } from '../helpers/sync-site.js';
+import { acksApplied, cliJson, collectorAcks, eventsOf } from '../helpers/sync-site.js';
 import { startModeSite, until, type ModeSite } from '../helpers/mode-site.js';
 
 /**
@@ -79,7 +79,8 @@ describe('switching from the air gap to connected mode', () => {
     expect(byHand.reports).toBe(3);
     const processed = await cliJson(['upstream', 'process', byHand.file], s.env);
     copyFileSync(processed.responseFile, join(s.inbox, basename(processed.responseFile)));
-    await until(() => collectorAcks(s.dir).pending === 0, 20_000, 'the response in the inbox applied');
+    // The import's last ACK slice and its closing event are two commits: wait for the event too.
+    await until(() => collectorAcks(s.dir).pending === 0 && acksApplied(s.dir) === s.fleet.sent.length, 20_000, 'the response in the inbox applied');
     s.expectExact();
     expect(s.outbound()).toBe(before + 1);
     expect(eventsOf(s.dir, 'exchange.exported').filter((e) => e.actor === 'schedule')).toEqual([]);

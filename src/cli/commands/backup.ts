@@ -4,7 +4,7 @@ import { str } from '../command.js';
 import { CliError } from '../client.js';
 import { commandProgress, quietOption, withProgress } from '../progress.js';
 import { systemClock } from '../../shared/clock.js';
-import { restoreBackup, type RestoreResult } from '../../backup/restore.js';
+import type { RestoreResult } from '../../backup/restore.js';
 import type { BackupResult } from '../../backup/backup.js';
 import type { BackupListing } from '../../backup/service.js';
 
@@ -66,6 +66,7 @@ export const backupCommands: Command[] = [
       const file = str(ctx.positionals[0]);
       if (!file) throw new CliError('name the backup file: outpost restore FILE', 2);
       const config = ctx.config();
+      const { restoreBackup } = await import('../../backup/restore.js');
       const r = restoreBackup({ dataDir: config.dataDir, file: resolve(file), now: () => systemClock.now(), actor: 'cli' });
       ctx.output(r, () => renderRestore(r));
     },

@@ -1,7 +1,6 @@
 import { ConfigError } from '../../config/load.js';
 import { EXIT } from '../../lifecycle.js';
 import { fail, failed, render, type Check } from '../../doctor/check.js';
-import { runDoctor } from '../../doctor/run.js';
 import { str, type Command } from '../command.js';
 
 export const doctorCommands: Command[] = [
@@ -20,7 +19,7 @@ export const doctorCommands: Command[] = [
       let checks: Check[];
       try {
         // Read on the host, never through the collector's API: the doctor is for when it is down.
-        checks = await runDoctor(ctx.config(), { timeoutMs: seconds * 1000 });
+        checks = await (await import('../../doctor/run.js')).runDoctor(ctx.config(), { timeoutMs: seconds * 1000 });
       } catch (e) {
         if (!(e instanceof ConfigError)) throw e;
         checks = [fail('config', e.message, 'correct the file or variable named above; outpost serve refuses to start until then')];

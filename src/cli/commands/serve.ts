@@ -1,7 +1,5 @@
 import type { Command } from '../command.js';
-import { startCollector, buildServices } from '../../main.js';
-import { createLogger, type Logger } from '../../shared/logger.js';
-import { notifyReady } from '../../shared/systemd-notify.js';
+import type { Logger } from '../../shared/logger.js';
 
 /** What untilStopped drives: the collector, or the upstream service. */
 export interface Stoppable {
@@ -62,6 +60,8 @@ export const serveCommands: Command[] = [
     summary: 'Run the collector (device API, operator API, local socket, schedules)',
     async run(ctx) {
       const config = ctx.config();
+      // Loaded when run: the other commands need none of the collector's modules (see client.ts).
+      const [{ startCollector }, { notifyReady }] = await Promise.all([import('../../compose/start-collector.js'), import('../../shared/systemd-notify.js')]);
       const code = await untilStopped(async () => {
         const running = await startCollector(config);
         await notifyReady(running.services.logger);
@@ -80,6 +80,7 @@ export const serveCommands: Command[] = [
     summary: "Create the data folder, the database and the collector's identity, and print them",
     async run(ctx) {
       const config = ctx.config();
+      const [{ buildServices }, { createLogger }] = await Promise.all([import('../../compose/build-services.js'), import('../../shared/logger.js')]);
       const s = buildServices(config, { logger: createLogger('error', true) });
       const out = {
         dataDir: config.dataDir,

@@ -2,15 +2,11 @@ import { resolve } from 'node:path';
 import type { Command, CommandContext } from '../command.js';
 import { str } from '../command.js';
 import { CliError } from '../client.js';
-import { openUpstreamStore } from '../../upstream/store.js';
-import { UpstreamService } from '../../upstream/service.js';
-import { loadOrCreateIdentity } from '../../identity/identity.js';
 import { systemClock } from '../../shared/clock.js';
 import { AppError } from '../../shared/errors.js';
-import { StoreLockedError } from '../../store/open.js';
-import { operations, type OperationName, type Operations } from '../../upstream/server/operations.js';
+import type { OperationName, Operations } from '../../upstream/server/operations.js';
 import { adminAnswers, adminCall, AdminError } from '../../upstream/server/admin-client.js';
-import { startUpstream, upstreamSocketFile } from '../../upstream/server/start.js';
+import { upstreamSocketFile } from '../../upstream/server/socket-file.js';
 import { untilStopped } from './serve.js';
 
 /** The reference upstream runs from the command line, on its own store (upstream.dataDir or --dir). */
@@ -29,6 +25,11 @@ async function op<K extends OperationName>(ctx: CommandContext, name: K, args: P
       if (str(ctx.values.out) && !outIsFile) throw new CliError(`--out is not used while the upstream serves (${socket}): its bundles go to ${dir}/outbox`);
       return await adminCall(socket, name, args);
     }
+    // The upstream's own modules load only when this command opens its store (see client.ts).
+    const [{ openUpstreamStore }, { UpstreamService }, { loadOrCreateIdentity }, { StoreLockedError }, { operations }] = await Promise.all([
+      import('../../upstream/store.js'), import('../../upstream/service.js'), import('../../identity/identity.js'), import('../../store/open.js'),
+      import('../../upstream/server/operations.js'),
+    ]);
     let db;
     try {
       db = openUpstreamStore(dir);
@@ -222,6 +223,7 @@ export const upstreamCommands: Command[] = [
       const config = ctx.config();
       const dir = str(ctx.values.dir);
       const c = dir ? { ...config, upstream: { ...config.upstream, dataDir: resolve(dir) } } : config;
+      const { startUpstream } = await import('../../upstream/server/start.js');
       const code = await untilStopped(async () => {
         const running = await startUpstream(c);
         ctx.print(`listening on ${running.url}`);

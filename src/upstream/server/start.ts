@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { upstreamSocketFile } from './socket-file.js';
 import https from 'node:https';
 import { chmodSync, existsSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -20,7 +21,7 @@ import { operations } from './operations.js';
 import { createAdminHandler } from './admin.js';
 import { createSyncHandler } from './app.js';
 
-export const upstreamSocketFile = (dataDir: string) => join(dataDir, 'upstream.sock');
+export { upstreamSocketFile };
 
 /** A start that failed, naming the step and its cause. */
 export class UpstreamStartError extends Error {
