@@ -17,6 +17,7 @@ import { userRoutes } from '../users/routes.js';
 import { metricsRoutes } from '../metrics/routes.js';
 import { backupRoutes } from '../backup/routes.js';
 import { historyRoutes } from '../history/routes.js';
+import { consoleRoutes } from './console-routes.js';
 
 /** The one table of operator routes, under /api/v1 (the system routes' /healthz at the root). */
 export const routes: Route[] = [
@@ -39,4 +40,5 @@ export const routes: Route[] = [
   ...alertRoutes,
   ...timeRoutes,
   ...backupRoutes,
+  ...consoleRoutes,
 ];
