@@ -1,12 +1,13 @@
-import Database from 'better-sqlite3';
+import { Worker } from 'node:worker_threads';
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Db } from '../store/open.js';
 import type { OnProgress } from '../shared/progress.js';
 import { AppError, conflict } from '../shared/errors.js';
 import { fileProblem } from '../shared/files.js';
-import { GENESIS } from '../events/service.js';
-import { BACKUP_FORMAT, BACKUP_FORMAT_VERSION, FILES_TABLE, MANIFEST_TABLE, type BackupManifest } from './format.js';
+import { builtWorker } from '../shared/worker.js';
+import type { BackupManifest } from './format.js';
+import { copyStore, sealCopy, type SealInput } from './seal.js';
 
 export interface BackupRequest {
   file: string;
@@ -38,17 +39,9 @@ export interface BackupSource {
 }
 
 /**
- * Pages copied per step. SQLite's backup API holds the store's read lock only during a step and
- * better-sqlite3 lets the event loop run between steps, so a step is the longest a backup can
- * hold up a device's request: 1 MiB of 4 KiB pages copies in about a millisecond.
- */
-const PAGES_PER_STEP = 256;
-
-/**
- * An online, consistent copy of the store while devices keep reporting. The copy is taken through
- * the collector's own connection: SQLite then folds the writes made during the backup into the
- * copy, where a write from another connection would make it start over (and never end under load).
- * The file is written beside its final name (mode 0600 from the start), checked, and renamed.
+ * An online, consistent copy of the store while devices keep reporting: one snapshot of the WAL,
+ * copied and checked on a worker thread (seal.ts) while the main thread answers devices. The
+ * file is written beside its final name (mode 0600 from the start), checked, and renamed.
  */
 export async function makeBackup(src: BackupSource, req: BackupRequest): Promise<BackupResult> {
   const started = Date.now();
@@ -65,49 +58,21 @@ export async function makeBackup(src: BackupSource, req: BackupRequest): Promise
   }
   let keep = false;
   try {
-    let pages = 0;
-    await src.db.backup(partial, {
-      progress: ({ totalPages, remainingPages }) => {
-        pages = totalPages;
-        req.onProgress?.({ phase: 'copy', done: totalPages - remainingPages, total: totalPages });
-        return PAGES_PER_STEP;
-      },
-    });
     const keys = req.withKeys ? keyFiles(src.dataDir) : [];
     const createdAt = new Date(src.now()).toISOString();
-    const copy = new Database(partial);
+    // Progress is the copy's size against the store's (the copy is compact, so it ends below).
+    const total = statSync(src.db.name).size;
+    const tick = setInterval(() => req.onProgress?.({ phase: 'copy', done: Math.min(total, statSync(partial, { throwIfNoEntry: false })?.size ?? 0), total, unit: 'bytes' }), 250);
     let manifest: BackupManifest;
     try {
-      // The copy stands alone: no WAL beside it.
-      copy.pragma('journal_mode = DELETE');
-      const head = (copy.prepare('SELECT id, hash FROM events ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string } | undefined) ?? { id: 0, hash: GENESIS };
-      const floorInCopy = Number((copy.prepare("SELECT value FROM meta WHERE key = 'time_floor'").pluck().get() as string | undefined) ?? 0);
-      manifest = {
-        format: BACKUP_FORMAT, formatVersion: BACKUP_FORMAT_VERSION, version: src.version, collectorId: src.collectorId,
-        schemaVersion: copy.pragma('user_version', { simple: true }) as number, createdAt,
-        timeFloorMs: Math.max(floorInCopy, Math.floor(src.floorMs())), eventHead: head, withKeys: req.withKeys,
-        keys: keys.map((k) => k.name), reason: req.reason,
-      };
-      copy.transaction(() => {
-        copy.exec(`CREATE TABLE ${MANIFEST_TABLE} (manifest TEXT NOT NULL)`);
-        copy.prepare(`INSERT INTO ${MANIFEST_TABLE} (manifest) VALUES (?)`).run(JSON.stringify(manifest));
-        if (req.withKeys) {
-          copy.exec(`CREATE TABLE ${FILES_TABLE} (name TEXT PRIMARY KEY, mode INTEGER NOT NULL, content BLOB NOT NULL)`);
-          const put = copy.prepare(`INSERT INTO ${FILES_TABLE} (name, mode, content) VALUES (?, ?, ?)`);
-          for (const k of keys) put.run(k.name, k.mode, k.content);
-        }
-      })();
-      const check = copy.pragma('quick_check', { simple: true });
-      if (check !== 'ok') throw new AppError(500, 'backup_failed', `the copy failed SQLite's check (${String(check)}); the store itself was not changed`);
+      manifest = await copyAndSeal(src.db.name, {
+        file: partial, version: src.version, collectorId: src.collectorId, createdAt, floorMs: src.floorMs(), withKeys: req.withKeys, keys, reason: req.reason,
+      });
     } finally {
-      copy.close();
+      clearInterval(tick);
     }
-    const fd = openSync(partial, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    req.onProgress?.({ phase: 'copy', done: total, total, unit: 'bytes' });
+    const pages = Math.ceil(statSync(partial).size / 4096);
     if (existsSync(file)) throw conflict('file_exists', `${file} appeared while the backup was made: it was not overwritten`, { file });
     renameSync(partial, file);
     syncDir(dirname(file));
@@ -121,6 +86,26 @@ export async function makeBackup(src: BackupSource, req: BackupRequest): Promise
   } finally {
     if (!keep) rmSync(partial, { force: true });
   }
+}
+
+/**
+ * The copy and its sealing on a worker thread where one can run (the built collector), else
+ * inline (the TypeScript sources in tests).
+ */
+function copyAndSeal(source: string, seal: SealInput): Promise<BackupManifest> {
+  const worker = builtWorker(import.meta.url, './seal-worker.js');
+  if (!worker) {
+    copyStore(source, seal.file);
+    return Promise.resolve(sealCopy(seal));
+  }
+  return new Promise((resolve, reject) => {
+    const w = new Worker(worker, { workerData: { source, seal } });
+    w.once('message', (m: { ok: boolean; manifest?: BackupManifest; error?: string; code?: string }) =>
+      m.ok ? resolve(m.manifest!) : reject(new AppError(500, m.code ?? 'backup_failed', m.error ?? 'the backup could not be made')),
+    );
+    w.once('error', reject);
+    w.once('exit', (code) => code !== 0 && reject(new Error(`the backup worker stopped with code ${code}`)));
+  });
 }
 
 /** Every regular file of data/keys: the identity, the secret key, retired keys, the hostname key. */

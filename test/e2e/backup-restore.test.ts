@@ -46,7 +46,7 @@ describe('when a collector is restored from a backup made while its devices repo
       const out = await cli(['backup', backupFile, '--json'], s.env, 45_000); // the devices go on meanwhile
       expect(out.code, out.stderr).toBe(0);
       expect(JSON.parse(out.stdout).file).toBe(backupFile);
-      expect(out.stderr).toMatch(/^backup copy: \d+\/\d+ pages/m); // its progress, streamed from the collector
+      expect(out.stderr).toMatch(/^backup copy: \d+\/\d+ bytes/m); // its progress, streamed from the collector
       await new Promise((r) => setTimeout(r, 300));
       expect(await cliJson(['sync', 'now'], s.env)).toMatchObject({ status: 'synced' });
       await new Promise((r) => setTimeout(r, 300));
