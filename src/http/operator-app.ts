@@ -15,6 +15,7 @@ import { withRequest } from '../shared/request-context.js';
 import { admit, scopeOf } from '../users/authorize.js';
 import { streamNdjson, wantsNdjson } from './ndjson.js';
 import { requestIdOf, requestLog, tagRoute } from './request-log.js';
+import { Download, sendDownload } from './download.js';
 
 const RUM_UPLOAD_LIMIT = '64mb';
 
@@ -93,6 +94,7 @@ function handlerFor(r: Route, services: Services, version: string) {
       return streamNdjson(res, (progress) => Promise.resolve(r.handler({ ...input, progress })), (e) => appError(services, e, req, res));
     }
     const result = await r.handler(input);
+    if (result instanceof Download) return sendDownload(res, result, r.contentType ?? 'application/octet-stream');
     if (r.status === 204) res.status(204).end();
     else if (r.contentType) res.status(r.status ?? 200).type(r.contentType).send(result);
     else res.status(r.status ?? 200).json(result);
