@@ -36,6 +36,7 @@ const queries = () => [
   ['search: a serial prefix', `limit=50&q=${serial(4242).slice(0, 8)}`],
   ['search: a hostname prefix', 'limit=50&q=edge-7'],
   ['search: lower case, many matches', 'limit=50&q=foc00'],
+  ['search: a broad prefix (2 devices in 3)', 'limit=50&q=edge'],
   ['filter: one VA, stale', `limit=50&vaId=${vas[3]}&status=stale`],
   ['filter: source rum', 'limit=50&source=rum'],
   ['sort: hostname, descending', 'limit=50&sort=hostname&order=desc'],

@@ -12,7 +12,7 @@ export interface UploadedFile {
 }
 
 const tooLarge = (limit: number, setting: string) =>
-  new AppError(413, 'upload_too_large', `the upload is larger than ${limit} bytes (${setting}); nothing was changed`, { limitBytes: limit, setting });
+  new AppError(413, 'body_too_large', `the upload is larger than ${limit} bytes (${setting}); nothing was changed`, { limitBytes: limit, setting });
 
 /**
  * Streams a request body of raw bytes to a private file in a fresh folder under `dir`, counting
