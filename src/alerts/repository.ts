@@ -85,6 +85,13 @@ export class AlertRepository {
       (r) => r.subject,
     );
   }
+  /** Open alerts counted by kind and severity, among those about these VAs when given. */
+  openCounts(vaIds?: string[]): { kind: string; severity: Severity; count: number }[] {
+    const scoped = vaIds ? ` AND va_id IN (${vaIds.map(() => '?').join(', ') || 'NULL'})` : '';
+    return this.db
+      .prepare(`SELECT kind, severity, count(*) AS count FROM alerts WHERE cleared_at IS NULL${scoped} GROUP BY kind, severity ORDER BY kind, severity`)
+      .all(...(vaIds ?? [])) as { kind: string; severity: Severity; count: number }[];
+  }
   list(f: ListFilter): AlertRow[] {
     const where: string[] = [];
     const args: unknown[] = [];

@@ -139,6 +139,11 @@ export class AlertService {
     return rows.length;
   }
 
+  /** Open alerts by kind and severity (about these VAs only, when given). */
+  openCounts(vaIds?: string[]) {
+    return this.repo.openCounts(vaIds);
+  }
+
   list(f: ListFilter) {
     const rows = this.repo.list(f);
     const last = rows[rows.length - 1];

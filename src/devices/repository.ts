@@ -32,8 +32,60 @@ export interface DeviceFilter {
   seenBefore?: number | undefined;
   seenAfter?: number | undefined;
   pendingRekey?: boolean | undefined;
-  after?: string | undefined; // cursor: ids greater than this
+  source?: DeviceRow['source'] | undefined;
+  /** A prefix of the serial, product id, hostname or device id (see searchTerms). */
+  q?: string | undefined;
+  sort?: DeviceSort | undefined;
+  order?: 'asc' | 'desc' | undefined;
+  /** Keyset cursor: the sort key and id of the last row of the page before (see deviceCursor). */
+  after?: DeviceCursor | undefined;
   limit: number;
+}
+
+export type DeviceSort = 'id' | 'serial' | 'pid' | 'hostname' | 'registered' | 'lastSeen';
+export interface DeviceCursor {
+  key: string | number;
+  id: string;
+}
+
+/**
+ * The column each sort walks, with the id as the tie-break so that a page boundary never
+ * falls between equal keys. Every key is non-null (a device never heard from sorts by its
+ * registration), so a row-value comparison resumes exactly where the page before ended.
+ */
+export const SORT_KEYS: Record<DeviceSort, string> = {
+  id: 'id',
+  serial: 'udi_serial',
+  pid: 'udi_pid',
+  hostname: 'hostname',
+  registered: 'registered_at',
+  lastSeen: 'coalesce(last_seen_at, registered_at)',
+};
+
+/** The value of a row's sort key, as a cursor carries it. */
+export function sortKeyOf(r: DeviceRow, sort: DeviceSort): string | number {
+  switch (sort) {
+    case 'id': return r.id;
+    case 'serial': return r.udi_serial;
+    case 'pid': return r.udi_pid;
+    case 'hostname': return r.hostname;
+    case 'registered': return r.registered_at;
+    case 'lastSeen': return r.last_seen_at ?? r.registered_at;
+  }
+}
+
+/**
+ * A search is a prefix of the serial, the product id, the hostname or the id: each a range of
+ * an index, where a substring would read every device. Serials and product ids are upper
+ * case on the label, so what was typed is also tried in upper case for them.
+ */
+function searchTerms(q: string): { sql: string; args: string[] } {
+  // Past every character a prefix can be followed by: the range [q, q + U+10FFFF) holds exactly the strings starting with q.
+  const range = (col: string, v: string) => ({ sql: `(${col} >= ? AND ${col} < ?)`, args: [v, v + '\u{10FFFF}'] });
+  const terms = [range('udi_serial', q), range('udi_pid', q), range('hostname', q), range('id', q)];
+  const upper = q.toUpperCase();
+  if (upper !== q) terms.push(range('udi_serial', upper), range('udi_pid', upper));
+  return { sql: `(${terms.map((t) => t.sql).join(' OR ')})`, args: terms.flatMap((t) => t.args) };
 }
 
 export type DeviceAuth = Pick<DeviceRow, 'id' | 'va_id' | 'status' | 'public_key'>;
@@ -110,6 +162,39 @@ export class DeviceRepository {
     return row ? row.va_id : null;
   }
   list(f: DeviceFilter): DeviceRow[] {
+    const { where, args } = this.filter(f);
+    const sort = f.sort ?? 'id';
+    const key = SORT_KEYS[sort];
+    const desc = f.order === 'desc';
+    if (f.after) {
+      if (sort === 'id') (where.push(desc ? 'id < ?' : 'id > ?'), args.push(f.after.id));
+      else (where.push(`(${key}, id) ${desc ? '<' : '>'} (?, ?)`), args.push(f.after.key, f.after.id));
+    }
+    const dir = desc ? 'DESC' : 'ASC';
+    const orderBy = sort === 'id' ? `id ${dir}` : `${key} ${dir}, id ${dir}`;
+    const sql = `SELECT * FROM devices ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY ${orderBy} LIMIT ?`;
+    return this.db.prepare(sql).all(...args, f.limit) as DeviceRow[];
+  }
+  /** Every device the filter matches, a page at a time in id order: a CSV of 100,000 devices never sits in memory whole. */
+  *each(f: Omit<DeviceFilter, 'after' | 'limit' | 'sort' | 'order'>, pageRows = 1000): Generator<DeviceRow> {
+    let after: DeviceCursor | undefined;
+    for (;;) {
+      const rows = this.list({ ...f, after, limit: pageRows });
+      yield* rows;
+      if (rows.length < pageRows) return;
+      const last = rows[rows.length - 1]!;
+      after = { key: last.id, id: last.id };
+    }
+  }
+  /** Devices per status among those the filter matches. */
+  countByStatus(f: Pick<DeviceFilter, 'vaId' | 'vaIds'>): Record<DeviceStatus, number> {
+    const { where, args } = this.filter(f);
+    const rows = this.db.prepare(`SELECT status, count(*) AS n FROM devices ${where.length ? 'WHERE ' + where.join(' AND ') : ''} GROUP BY status`).all(...args) as { status: DeviceStatus; n: number }[];
+    const out: Record<DeviceStatus, number> = { active: 0, stale: 0, deregistered: 0 };
+    for (const r of rows) out[r.status] = r.n;
+    return out;
+  }
+  private filter(f: Omit<DeviceFilter, 'limit'>): { where: string[]; args: unknown[] } {
     const where: string[] = [];
     const args: unknown[] = [];
     if (f.vaId) (where.push('va_id = ?'), args.push(f.vaId));
@@ -119,9 +204,12 @@ export class DeviceRepository {
     if (f.seenBefore !== undefined) (where.push('coalesce(last_seen_at, registered_at) < ?'), args.push(f.seenBefore));
     if (f.seenAfter !== undefined) (where.push('coalesce(last_seen_at, registered_at) >= ?'), args.push(f.seenAfter));
     if (f.pendingRekey) where.push('pending_public_key IS NOT NULL');
-    if (f.after) (where.push('id > ?'), args.push(f.after));
-    const sql = `SELECT * FROM devices ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id LIMIT ?`;
-    return this.db.prepare(sql).all(...args, f.limit) as DeviceRow[];
+    if (f.source) (where.push('source = ?'), args.push(f.source));
+    if (f.q) {
+      const t = searchTerms(f.q);
+      (where.push(t.sql), args.push(...t.args));
+    }
+    return { where, args };
   }
   /** Active devices last heard from before a time (never-heard devices count from registration). */
   silentSince(before: number): DeviceRow[] {

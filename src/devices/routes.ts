@@ -2,13 +2,20 @@ import { z } from 'zod';
 import { route } from '../http/route.js';
 import { pageQuery } from '../http/paging.js';
 import { listScope } from '../users/authorize.js';
+import { Download } from '../http/download.js';
+import { devicesCsv } from './csv.js';
 
 const idParam = z.strictObject({ id: z.string().min(1) });
+/** The search and filters the list and its CSV share. */
+const deviceSearchQuery = {
+  q: z.string().trim().min(1).max(200).optional(),
+  source: z.enum(['registered', 'rum']).optional(),
+};
 const isoTime = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s));
 
 export const deviceRoutes = [
   route({
-    method: 'get', path: '/devices', summary: 'List devices, filtered by VA, status, last seen or product id', permission: 'read', scope: ['list'],
+    method: 'get', path: '/devices', summary: 'List devices: search (a prefix of serial, product id, hostname or id), filters (VA, status, source, product id, last seen), sort and keyset paging', permission: 'read', scope: ['list'],
     query: z.strictObject({
       vaId: z.string().optional(),
       status: z.enum(['active', 'stale', 'deregistered']).optional(),
@@ -16,14 +23,27 @@ export const deviceRoutes = [
       seenBefore: isoTime.optional(),
       seenAfter: isoTime.optional(),
       pendingRekey: z.enum(['true', 'false']).transform((s) => s === 'true').optional(),
+      ...deviceSearchQuery,
+      sort: z.enum(['id', 'serial', 'pid', 'hostname', 'registered', 'lastSeen']).default('id'),
+      order: z.enum(['asc', 'desc']).default('asc'),
       ...pageQuery,
     }),
+    handler: ({ services, query, vaIds }) => services.devices.list({ ...query, ...listScope(services, query.vaId, vaIds) }),
+  }),
+  route({
+    method: 'get', path: '/devices.csv', summary: 'Download the devices as CSV, with the search and filters of the list (every matching device, in id order)',
+    permission: 'read', scope: ['list'], contentType: 'text/csv; charset=utf-8',
+    query: z.strictObject({
+      vaId: z.string().optional(),
+      status: z.enum(['active', 'stale', 'deregistered']).optional(),
+      pid: z.string().optional(),
+      seenBefore: isoTime.optional(),
+      seenAfter: isoTime.optional(),
+      pendingRekey: z.enum(['true', 'false']).transform((s) => s === 'true').optional(),
+      ...deviceSearchQuery,
+    }),
     handler: ({ services, query, vaIds }) =>
-      services.devices.list({
-        ...query,
-        ...listScope(services, query.vaId, vaIds),
-        after: query.cursor,
-      }),
+      new Download(`devices-${services.history.today()}.csv`, devicesCsv(services.devices.repo, { ...query, ...listScope(services, query.vaId, vaIds) })),
   }),
   route({
     method: 'get', path: '/devices/:id', summary: 'One device', permission: 'read', params: idParam, scope: ['device-param'],

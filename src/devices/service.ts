@@ -1,6 +1,6 @@
 import { newId } from '../shared/ids.js';
 import { toIso, type Clock } from '../shared/clock.js';
-import { conflict, notFound, unauthorized } from '../shared/errors.js';
+import { badRequest, conflict, notFound, unauthorized } from '../shared/errors.js';
 import type { Db } from '../store/open.js';
 import type { EventService } from '../events/service.js';
 import type { AlertService } from '../alerts/service.js';
@@ -8,7 +8,7 @@ import type { AccountService } from '../accounts/service.js';
 import type { TokenService } from '../tokens/service.js';
 import type { LicenseService } from '../licenses/service.js';
 import { evaluateStaleness } from './staleness.js';
-import { DeviceRepository, type DeviceFilter, type DeviceRow, type DeviceStatus, type PendingReason } from './repository.js';
+import { DeviceRepository, sortKeyOf, type DeviceCursor, type DeviceFilter, type DeviceRow, type DeviceSort, type DeviceStatus, type PendingReason } from './repository.js';
 
 export interface Device {
   id: string;
@@ -205,10 +205,11 @@ export class DeviceService {
     });
   }
 
-  list(f: DeviceFilter): { items: Device[]; nextCursor: string | null } {
-    const rows = this.repo.list(f);
+  list(f: Omit<DeviceFilter, 'after'> & { cursor?: string | undefined }): { items: Device[]; nextCursor: string | null } {
+    const sort = f.sort ?? 'id';
+    const rows = this.repo.list({ ...f, after: f.cursor === undefined ? undefined : decodeCursor(f.cursor, sort) });
     const last = rows[rows.length - 1];
-    return { items: rows.map((r) => this.toDevice(r)), nextCursor: rows.length === f.limit && last ? last.id : null };
+    return { items: rows.map((r) => this.toDevice(r)), nextCursor: rows.length === f.limit && last ? encodeCursor(last, sort) : null };
   }
 
   get(id: string): Device {
@@ -225,7 +226,7 @@ export class DeviceService {
     this.alerts.raise('rekey_pending', rekeyAlert(d));
   }
 
-  private toDevice(r: DeviceRow): Device {
+  toDevice(r: DeviceRow): Device {
     return {
       id: r.id,
       vaId: r.va_id,
@@ -262,4 +263,26 @@ function rekeyAlert(d: DeviceRow) {
     message: `device ${udiText(d)} ${PENDING_TEXT[reason]}; approve or refuse it`,
     details: { vaId: d.va_id, since: toIso(d.pending_since), reason },
   };
+}
+
+/**
+ * In id order the cursor is the last id, as it always was (scripts keep working); in another
+ * order it also carries the last sort key, opaque to the caller.
+ */
+function encodeCursor(r: DeviceRow, sort: DeviceSort): string {
+  return sort === 'id' ? r.id : Buffer.from(JSON.stringify([sortKeyOf(r, sort), r.id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string, sort: DeviceSort): DeviceCursor {
+  if (sort === 'id') return { key: cursor, id: cursor };
+  const bad = () => badRequest('invalid_cursor', `cursor: not a cursor of a device list sorted by ${sort} (pass back the nextCursor that list returned)`, { sort });
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw bad();
+  }
+  const numeric = sort === 'registered' || sort === 'lastSeen';
+  if (!Array.isArray(v) || v.length !== 2 || typeof v[1] !== 'string' || typeof v[0] !== (numeric ? 'number' : 'string')) throw bad();
+  return { key: v[0] as string | number, id: v[1] };
 }

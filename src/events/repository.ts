@@ -60,6 +60,14 @@ export class EventRepository {
     return this.db.prepare(sql).all(...args, f.limit) as EventRow[];
   }
 
+  /** Events since a time counted by type, among those about these VAs when given (events_at_type reads it without the rows). */
+  countByType(since: number, vaIds?: string[]): { type: string; count: number }[] {
+    const scoped = vaIds ? ` AND va_id IN (${vaIds.map(() => '?').join(', ') || 'NULL'})` : '';
+    return this.db
+      .prepare(`SELECT type, count(*) AS count FROM events WHERE at >= ?${scoped} GROUP BY type ORDER BY count DESC, type`)
+      .all(since, ...(vaIds ?? [])) as { type: string; count: number }[];
+  }
+
   /** Events with ids in (after, upTo], oldest first, at most `limit`. */
   slice(after: number, upTo: number, limit: number): EventRow[] {
     return this.sliceStmt.all(after, upTo, limit) as EventRow[];

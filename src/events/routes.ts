@@ -5,22 +5,33 @@ import { listScope } from '../users/authorize.js';
 import { isAbsolute } from 'node:path';
 import { verifyTrail } from './trail-verify.js';
 import { exportTrail } from './trail-export.js';
+import { Download } from '../http/download.js';
+import { eventsCsv } from './csv.js';
 
 const absoluteFile = z.string().min(1).max(4096).refine(isAbsolute, 'an absolute path on the collector host');
+
+/** The filters the list and its CSV share. */
+const eventFilters = {
+  type: z.string().max(100).optional(),
+  subject: z.string().max(200).optional(),
+  vaId: z.string().optional(),
+  since: z.iso.datetime({ offset: true }).transform((s) => Date.parse(s)).optional(),
+};
 
 export const eventRoutes = [
   route({
     method: 'get', path: '/events', summary: 'The audit trail, newest first; filter by type (prefix.*), subject, VA or time',
     permission: 'read', scope: ['list'],
-    query: z.strictObject({
-      type: z.string().max(100).optional(),
-      subject: z.string().max(200).optional(),
-      vaId: z.string().optional(),
-      since: z.iso.datetime({ offset: true }).transform((s) => Date.parse(s)).optional(),
-      ...pageQuery,
-    }),
+    query: z.strictObject({ ...eventFilters, ...pageQuery }),
     handler: ({ services, query, vaIds }) =>
       services.events.list({ ...query, ...listScope(services, query.vaId, vaIds), before: query.cursor ? Number(query.cursor) : undefined }),
+  }),
+  route({
+    method: 'get', path: '/events.csv', summary: 'Download the audit trail as CSV, newest first, with the filters of the list',
+    permission: 'read', scope: ['list'], contentType: 'text/csv; charset=utf-8',
+    query: z.strictObject(eventFilters),
+    handler: ({ services, query, vaIds }) =>
+      new Download(`events-${services.history.today()}.csv`, eventsCsv(services.events, { ...query, ...listScope(services, query.vaId, vaIds) })),
   }),
   route({
     method: 'get', path: '/events/verify', summary: 'Check the hash chain of the audit trail, and hold it against the signed checkpoints kept locally',

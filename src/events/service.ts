@@ -67,6 +67,11 @@ export class EventService {
     return this.repo.slice(after, upTo, limit);
   }
 
+  /** Events since a time, counted by type (about these VAs only, when given). */
+  countByType(since: number, vaIds?: string[]) {
+    return this.repo.countByType(since, vaIds);
+  }
+
   list(f: EventFilter): { items: Event[]; nextCursor: string | null } {
     const rows = this.repo.list(f);
     const items = rows.map(toEvent);

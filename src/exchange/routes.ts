@@ -3,6 +3,14 @@ import { z } from 'zod';
 import { route } from '../http/route.js';
 import { toIso } from '../shared/clock.js';
 import { publicKeyPem } from '../shared/ed25519.js';
+import { createReadStream, fstatSync, openSync } from 'node:fs';
+import { basename } from 'node:path';
+import { AppError, notFound } from '../shared/errors.js';
+import { Download } from '../http/download.js';
+import type { UploadedFile } from '../http/upload.js';
+import { BUNDLE_EXTENSION } from './manifest.js';
+import type { BundleRow } from './state.js';
+import type { Services } from '../services.js';
 
 const absoluteFile = z.string().min(1).max(4096).refine(isAbsolute, 'an absolute path on the collector host');
 
@@ -19,11 +27,39 @@ export const exchangeRoutes = [
     handler: ({ services, body, actor, progress }) => services.exchange.importer.import(body.file, { force: body.force, actor, onProgress: progress }),
   }),
   route({
-    method: 'get', path: '/exchange/bundles', summary: 'Bundles written and applied, newest first', permission: 'read',
+    method: 'post', path: '/exchange/upload',
+    summary: 'Upload a response bundle\'s bytes (application/octet-stream, at most exchange.maxResponseBytes) and import it as /exchange/import does',
+    permission: 'operate', bodyType: 'bytes',
+    upload: (services) => ({
+      limit: services.config.exchange.maxResponseBytes, setting: 'exchange.maxResponseBytes', dir: services.config.exchange.bundleDir,
+      // The name the archived copy keeps: when it came, since the browser's file name is not trusted.
+      name: () => `uploaded-${new Date().toISOString().replace(/[-:.]/g, '')}${BUNDLE_EXTENSION}`,
+    }),
+    handler: ({ services, body, actor }) => services.exchange.importer.import((body as UploadedFile).file, { force: false, actor }),
+  }),
+  route({
+    method: 'get', path: '/exchange/bundles/:id/download', summary: 'Download a bundle file the collector wrote or applied', permission: 'operate',
+    params: z.strictObject({ id: z.string().min(1).max(100) }), contentType: 'application/octet-stream',
+    handler: ({ services, params }) => {
+      const b = services.exchange.state.bundle(params.id);
+      if (!b) throw notFound('bundle', params.id);
+      // Opened before the answer starts: a file moved away since is a 404 that says where it was, not a broken download.
+      let fd: number;
+      try {
+        fd = openSync(b.file, 'r');
+      } catch {
+        throw new AppError(404, 'bundle_file_missing', `bundle ${b.id} was written to ${b.file}, which is no longer there`, { file: b.file });
+      }
+      return new Download(basename(b.file), createReadStream(b.file, { fd }), fstatSync(fd).size);
+    },
+  }),
+  route({
+    method: 'get', path: '/exchange/bundles', summary: 'Bundles written and applied, newest first, with what each carried and its outcome', permission: 'read',
     handler: ({ services }) => ({
       items: services.exchange.state.bundles(100).map((b) => ({
         id: b.id, direction: b.direction, kind: b.kind, sequence: b.sequence, hash: b.hash, file: b.file, period: b.period,
         records: b.records, createdAt: toIso(b.created_at), answers: b.answers, forced: b.forced === 1,
+        outcome: bundleOutcome(services, b),
       })),
       highWaterMarks: { response: services.exchange.state.responseHwm, answeredUsage: services.exchange.state.answeredHwm },
       nextCursor: null,
@@ -58,3 +94,14 @@ export const exchangeRoutes = [
     handler: ({ services, body, actor }) => services.exchange.enrollment.trust(body.file, body.fingerprint, actor),
   }),
 ];
+
+/**
+ * What became of a bundle: a usage bundle is answered once a response naming it was applied
+ * (or waits for one); a bundle from the upstream was applied (forced past a check, or not).
+ */
+function bundleOutcome(services: Services, b: BundleRow): { status: string; by: string | null } {
+  if (b.direction === 'in') return { status: b.forced === 1 ? 'applied_forced' : 'applied', by: null };
+  if (b.kind !== 'usage') return { status: 'written', by: null };
+  const answer = services.exchange.state.answeredBy(b.id);
+  return answer ? { status: 'answered', by: answer } : { status: 'waiting_for_answer', by: null };
+}

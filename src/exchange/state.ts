@@ -118,6 +118,11 @@ export class ExchangeState {
     return this.db.prepare('SELECT * FROM bundles ORDER BY created_at DESC, sequence DESC LIMIT ?').all(limit) as BundleRow[];
   }
 
+  /** The first response applied that answers a usage bundle (the bundles are few: hundreds a decade). */
+  answeredBy(usageBundleId: string): string | undefined {
+    return this.db.prepare("SELECT id FROM bundles WHERE direction = 'in' AND answers = ? ORDER BY created_at LIMIT 1").pluck().get(usageBundleId) as string | undefined;
+  }
+
   upstreamKeys(): UpstreamKeyRow[] {
     return this.db.prepare('SELECT * FROM upstream_keys ORDER BY added_at').all() as UpstreamKeyRow[];
   }

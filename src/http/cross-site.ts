@@ -6,6 +6,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** What a browser may send from any page without a CORS preflight (the Fetch standard's "simple" types). */
 const JSON_TYPES = /^application\/(?:[\w.+-]+\+)?json$/;
 const XML_TYPES = /^(?:application|text)\/(?:[\w.+-]+\+)?xml$/;
+const BYTES_TYPE = /^application\/octet-stream$/;
 
 /**
  * Cross-site requests are refused before any state changes. Loopback and the Host check stop
@@ -36,10 +37,14 @@ export function crossSiteGuard(allowedOrigins: readonly string[]) {
   };
 }
 
-/** The body types a state-changing route takes: JSON, or XML where the route reads RUM files. */
-export function bodyTypeGuard(kind: 'json' | 'xml') {
-  const ok = kind === 'json' ? JSON_TYPES : XML_TYPES;
-  const expected = kind === 'json' ? 'application/json' : 'application/xml (or text/xml)';
+/**
+ * The body types a state-changing route takes: JSON, XML where the route reads RUM files, raw
+ * bytes where it takes a bundle. None is one a page may send cross-site without a preflight
+ * (the "simple" types are text/plain, multipart/form-data and urlencoded forms).
+ */
+export function bodyTypeGuard(kind: 'json' | 'xml' | 'bytes') {
+  const ok = kind === 'json' ? JSON_TYPES : kind === 'xml' ? XML_TYPES : BYTES_TYPE;
+  const expected = kind === 'json' ? 'application/json' : kind === 'xml' ? 'application/xml (or text/xml)' : 'application/octet-stream';
   return (req: Request, _res: Response, next: NextFunction): void => {
     if (SAFE_METHODS.has(req.method) || !hasBody(req)) return next();
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();

@@ -35,9 +35,13 @@ export function openApiDocument(routes: Route[], version: string): unknown {
         ? { requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(r.body, { io: 'input', unrepresentable: 'any' }) } } } }
         : r.bodyType === 'text'
           ? { requestBody: { required: true, content: { 'application/xml': { schema: { type: 'string' } } } } }
-          : {}),
+          : r.bodyType === 'bytes'
+            ? { requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } } }
+            : {}),
       responses: {
-        [String(r.status ?? 200)]: { description: 'success' },
+        [String(r.status ?? 200)]: r.contentType
+          ? { description: 'success', content: { [r.contentType]: { schema: { type: 'string', ...(r.contentType.startsWith('application/octet-stream') ? { format: 'binary' } : {}) } } } }
+          : { description: 'success' },
         default: { description: 'error', content: { 'application/json': { schema: errorSchema } } },
       },
     };

@@ -15,6 +15,8 @@ import { withRequest } from '../shared/request-context.js';
 import { admit, scopeOf } from '../users/authorize.js';
 import { streamNdjson, wantsNdjson } from './ndjson.js';
 import { requestIdOf, requestLog, tagRoute } from './request-log.js';
+import { Download, sendDownload } from './download.js';
+import { bytesToFile } from './upload.js';
 
 const RUM_UPLOAD_LIMIT = '64mb';
 
@@ -42,14 +44,24 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
   const text = express.raw({ limit: RUM_UPLOAD_LIMIT, type: () => true });
   const jsonOnly = bodyTypeGuard('json');
   const xmlOnly = bodyTypeGuard('xml');
+  const bytesOnly = bodyTypeGuard('bytes');
   for (const r of routes) {
-    const parse = r.bodyType === 'text' ? [xmlOnly, text] : [jsonOnly, json];
+    const parse = r.bodyType === 'text' ? [xmlOnly, text] : r.bodyType === 'bytes' ? [bytesOnly, uploadTo(r, services)] : [jsonOnly, json];
     app[r.method](routePath(r), tagRoute(routePath(r)), gate(r), ...parse, handlerFor(r, services, opts.version));
   }
 
   app.use('/api', (req, _res, next) => next(new AppError(404, 'not_found', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler(services));
   return app;
+}
+
+function uploadTo(r: Route, services: Services) {
+  if (!r.upload) throw new Error(`route ${r.method.toUpperCase()} ${r.path} takes bytes but says not how many`);
+  const u = r.upload;
+  return (req: Request, res: Response, next: NextFunction) => {
+    const o = u(services);
+    void bytesToFile(() => o.dir, o.limit, o.setting, o.name)(req, res, next);
+  };
 }
 
 /** Where a route is served: under /api/v1, or at the root for the few outside the versioned API. */
@@ -93,6 +105,7 @@ function handlerFor(r: Route, services: Services, version: string) {
       return streamNdjson(res, (progress) => Promise.resolve(r.handler({ ...input, progress })), (e) => appError(services, e, req, res));
     }
     const result = await r.handler(input);
+    if (result instanceof Download) return sendDownload(res, result, r.contentType ?? 'application/octet-stream');
     if (r.status === 204) res.status(204).end();
     else if (r.contentType) res.status(r.status ?? 200).type(r.contentType).send(result);
     else res.status(r.status ?? 200).json(result);

@@ -37,6 +37,8 @@ export function requestLog(logger: Logger, via: 'tcp' | 'socket') {
     const requestId = requestIdFrom(req.headers['x-request-id']);
     res.locals.requestId = requestId;
     res.setHeader(REQUEST_ID_HEADER, requestId);
+    // Read now: a request stream destroyed before its answer leaves req.socket null at 'close'.
+    const origin = via === 'socket' ? 'socket' : (req.socket?.remoteAddress ?? 'unknown');
     let logged = false;
     const log = () => {
       if (logged) return;
@@ -48,7 +50,7 @@ export function requestLog(logger: Logger, via: 'tcp' | 'socket') {
         status: res.writableFinished ? res.statusCode : 0,
         ms: Math.round(performance.now() - started),
         actor: req.principal?.actor ?? 'anonymous',
-        origin: via === 'socket' ? 'socket' : (req.socket.remoteAddress ?? 'unknown'),
+        origin,
       });
     };
     res.once('finish', log);

@@ -61,8 +61,14 @@ export interface Route<P = any, Q = any, B = any> {
   params?: z.ZodType<P>;
   query?: z.ZodType<Q>;
   body?: z.ZodType<B>;
-  /** 'text' takes the raw body as a Buffer, its bytes untouched (RUM XML uploads), instead of JSON. */
-  bodyType?: 'json' | 'text';
+  /**
+   * 'text' takes the raw body as a Buffer, its bytes untouched (RUM XML uploads), instead of JSON.
+   * 'bytes' takes application/octet-stream streamed to a file (a bundle), bounded by `upload`;
+   * the handler's body is then an UploadedFile (http/upload.ts).
+   */
+  bodyType?: 'json' | 'text' | 'bytes';
+  /** For a 'bytes' route: how large an upload may be, and the setting that says so. */
+  upload?: (services: Services) => { limit: number; setting: string; dir: string; name: () => string };
   status?: number;
   /** The handler returns this content type's text, sent as is (Prometheus metrics), rather than JSON. */
   contentType?: string;

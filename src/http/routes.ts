@@ -18,11 +18,13 @@ import { metricsRoutes } from '../metrics/routes.js';
 import { backupRoutes } from '../backup/routes.js';
 import { historyRoutes } from '../history/routes.js';
 import { consoleRoutes } from './console-routes.js';
+import { overviewRoutes } from '../overview/routes.js';
 
 /** The one table of operator routes, under /api/v1 (the system routes' /healthz at the root). */
 export const routes: Route[] = [
   ...systemRoutes(() => routes),
   ...metricsRoutes,
+  ...overviewRoutes,
   ...userRoutes,
   ...accountRoutes,
   ...tokenRoutes,

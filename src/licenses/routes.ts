@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { route } from '../http/route.js';
+import { Download } from '../http/download.js';
+import { inScope, listScope } from '../users/authorize.js';
+import { licensesCsv } from './csv.js';
 
 const vaParam = z.strictObject({ id: z.string().min(1) });
 
@@ -7,6 +10,16 @@ export const licenseRoutes = [
   route({
     method: 'get', path: '/compliance', summary: 'Compliance of every virtual account', permission: 'read', scope: ['list'],
     handler: ({ services, vaIds }) => ({ items: services.licenses.complianceAll().filter((c) => !vaIds || vaIds.includes(c.vaId)), nextCursor: null }),
+  }),
+  route({
+    method: 'get', path: '/licenses.csv', summary: 'Download the licenses as CSV: per VA and tag owned, in use, available and status, a row per entitlement line',
+    permission: 'read', scope: ['list'], contentType: 'text/csv; charset=utf-8',
+    query: z.strictObject({ vaId: z.string().min(1).max(200).optional() }),
+    handler: ({ services, query, vaIds }) => {
+      const scope = listScope(services, query.vaId, vaIds);
+      const vas = inScope(services.licenses.complianceAll(), scope);
+      return new Download(`licenses-${services.history.today()}.csv`, licensesCsv(vas, (va) => services.licenses.entitlements.byVa(va), services.time.now()));
+    },
   }),
   route({
     method: 'get', path: '/virtual-accounts/:id/compliance', summary: 'Compliance of one virtual account, per tag', permission: 'read',

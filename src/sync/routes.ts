@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { route } from '../http/route.js';
+import { exchangeStatus } from './status.js';
 
 export const syncRoutes = [
   route({
@@ -13,17 +14,7 @@ export const syncRoutes = [
   }),
   route({
     method: 'get', path: '/exchange/status', summary: 'Exchange status: mode, last sync, next run, progress, reports waiting for an ACK', permission: 'read',
-    handler: ({ services }) => {
-      if (services.config.exchange.upstream.kind === 'cisco') {
-        const c = services.cloud.sync.status();
-        const cssm = { destination: 'cssm' as const, waiting: c.waiting.reports, oldestWaitingSince: c.waiting.oldestSince };
-        return { ...c, destinations: [cssm, ...services.destinations.standing('cssm')] };
-      }
-      const s = services.sync.status();
-      // The Outpost upstream's count comes from the sync's status, which avoids a scan while a sync runs.
-      const outpost = { destination: 'outpost' as const, waiting: s.waiting.reports, oldestWaitingSince: s.waiting.oldestSince };
-      return { ...s, destinations: [outpost, ...services.destinations.standing('outpost')] };
-    },
+    handler: ({ services }) => exchangeStatus(services),
   }),
 ];
 

@@ -94,7 +94,11 @@ describe('the authorization matrix', () => {
       for (const c of callers) {
         let q = h.api[r.method](path);
         if (c !== 'anonymous') q = q.set('authorization', `Bearer ${bearer[c]}`);
-        if (r.method !== 'get') q = r.bodyType === 'text' ? q.set('content-type', 'application/xml').send('<x/>') : q.send(body as object);
+        if (r.method !== 'get') {
+          q = r.bodyType === 'text' ? q.set('content-type', 'application/xml').send('<x/>')
+            : r.bodyType === 'bytes' ? q.set('content-type', 'application/octet-stream').send(Buffer.from('not a bundle'))
+            : q.send(body as object);
+        }
         const res = await q;
         const want = expected(r, c);
         const got = res.status === 401 || res.status === 403 ? res.status : 'ok';

@@ -6,7 +6,7 @@ import { CliError } from '../client.js';
 import { shortTime, table } from '../format.js';
 import type { ListedDevice, RumImportResult } from '../../rum/import.js';
 import type { UsageForecast, UsageHistoryList } from '../../history/service.js';
-import { historyCsv } from '../csv.js';
+import { historyCsv } from '../../shared/csv.js';
 import { assertReadableFile } from '../../shared/files.js';
 
 export const usageCommands: Command[] = [

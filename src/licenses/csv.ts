@@ -1,0 +1,30 @@
+import { toIso } from '../shared/clock.js';
+import { csvLine } from '../shared/csv.js';
+import type { VaCompliance } from './service.js';
+import type { EntitlementRow } from './entitlements.js';
+
+/**
+ * Per VA and tag, a row for each entitlement line (a tag without lines gets one row with the
+ * line columns empty), each carrying the tag's figures, as a license portal's export does.
+ */
+export function* licensesCsv(vas: VaCompliance[], linesOf: (vaId: string) => EntitlementRow[], now: number): Generator<string> {
+  yield csvLine([
+    'va_id', 'va_name', 'tag', 'display_name', 'status', 'owned', 'in_use', 'available', 'short', 'devices',
+    'line_id', 'line_kind', 'line_quantity', 'line_starts_at', 'line_ends_at', 'line_valid_now',
+  ]);
+  for (const va of vas) {
+    const lines = linesOf(va.vaId);
+    for (const t of va.tags) {
+      const tagFigures = [
+        va.vaId, va.vaName, t.tag, t.displayName, t.status, t.owned ?? 'unlimited', t.inUse,
+        t.owned === null ? 'unlimited' : Math.max(0, t.owned - t.inUse), t.short, t.devices,
+      ];
+      const own = lines.filter((l) => l.tag === t.tag);
+      if (!own.length) yield csvLine([...tagFigures, null, null, null, null, null, null]);
+      for (const l of own) {
+        const valid = l.starts_at <= now && (l.ends_at === null || l.ends_at > now);
+        yield csvLine([...tagFigures, l.id, l.kind, l.quantity, toIso(l.starts_at), toIso(l.ends_at), valid]);
+      }
+    }
+  }
+}
