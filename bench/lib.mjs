@@ -171,7 +171,7 @@ export function reportLoad(pool, { collectorId, devices }, rate, label, tag) {
       stopped = true;
       await Promise.all(loops);
       const sorted = [...lat].sort((a, b) => a - b);
-      return { p99: percentile(sorted, 99), reports: sorted.length };
+      return { p99: percentile(sorted, 99), reports: sorted.length, latencies: sorted };
     },
   };
 }
