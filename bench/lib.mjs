@@ -178,14 +178,14 @@ export function timedReportLoad(pool, { collectorId, devices }, rate, label, tag
   };
 }
 
-/** timedReportLoad summed up: reset() and stop() → { p99, reports }. */
+/** timedReportLoad summed up: reset() and stop() → { p99, reports, latencies (sorted) }. */
 export function reportLoad(pool, loaders, rate, label, tag) {
   const load = timedReportLoad(pool, loaders, rate, label, tag);
   return {
     reset: load.reset,
     async stop() {
       const sorted = (await load.stop()).map((l) => l.ms).sort((a, b) => a - b);
-      return { p99: percentile(sorted, 99), reports: sorted.length };
+      return { p99: percentile(sorted, 99), reports: sorted.length, latencies: sorted };
     },
   };
 }

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import type { Config } from '../config/schema.js';
 import type { Db } from '../store/open.js';
-import { SYNC_BASE } from '../sync/protocol.js';
+import { UpstreamClient } from '../sync/http-client.js';
+import { TransportError, type TransportErrorCode } from '../sync/transport-error.js';
 import { SecretBox } from '../cisco/secrets.js';
 import { fail, ok, warn, type Check } from './check.js';
 
@@ -24,6 +25,18 @@ function agentFor(caFile: string, timeoutMs: number): Agent {
   return new Agent({ connect: { timeout: timeoutMs, ...(ca ? { ca } : {}) }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
 }
 
+const UPSTREAM_FIX: Record<TransportErrorCode, string> = {
+  config: 'correct exchange.connection as the message says',
+  unreachable: 'check that the upstream runs (outpost upstream serve), the URL, the firewall and exchange.connection.proxyUrl',
+  timeout: "check the network path to the upstream (and the proxy's), and that the upstream is not overloaded",
+  tls: "check exchange.connection.caFile and pinSha256 against the upstream's certificate (outpost sync status shows the sync's view)",
+  proxy: 'check exchange.connection.proxyUrl, proxyUsername and proxyPasswordFile with the proxy\'s administrator',
+  cut: 'try again; if it persists, check the proxy or firewall between the collector and the upstream',
+  http: "check the upstream's own log and status (outpost upstream status on its host), and that exchange.connection.url names it",
+  not_outpost: 'check that exchange.connection.url names an Outpost upstream, and that no proxy or portal answers in its place',
+  too_large: 'check that exchange.connection.url names an Outpost upstream',
+};
+
 /** Reaches the upstream of a connected site the way the sync does first: its hello, or Cisco's token endpoint. */
 export async function upstreamChecks(db: Db | undefined, config: Config, dataDir: string, o: NetworkOptions): Promise<Check[]> {
   const x = config.exchange;
@@ -31,16 +44,24 @@ export async function upstreamChecks(db: Db | undefined, config: Config, dataDir
   if (x.upstream.kind === 'outpost') {
     const url = x.connection.url;
     if (!url) return [fail('upstream', 'connected mode, but exchange.connection.url is empty', 'set exchange.connection.url (OUTPOST_EXCHANGE_CONNECTION_URL) to the upstream, e.g. https://upstream.example:8183')];
-    const agent = agentFor(x.connection.caFile, o.timeoutMs);
+    // The sync's own client: the same CA, pin, proxy and messages, so what the doctor says of the
+    // connection is what the next sync will meet; only its waits are bounded by the doctor's.
+    const s = Math.max(1, Math.ceil(o.timeoutMs / 1000));
+    const c = x.connection;
+    let client: UpstreamClient | undefined;
     try {
-      const res = await request(new URL(`${SYNC_BASE}/hello`, url), { method: 'GET', dispatcher: agent, signal: AbortSignal.timeout(o.timeoutMs) });
-      await res.body.dump();
-      if (res.statusCode >= 500) return [fail('upstream', `the upstream at ${url} answers ${res.statusCode}`, "check the upstream's own log and status (outpost upstream status on its host)")];
-      if (res.statusCode >= 400) return [fail('upstream', `the upstream at ${url} answers ${res.statusCode} to the sync protocol's hello: is it an Outpost upstream?`, 'check exchange.connection.url')];
+      client = UpstreamClient.fromConfig({
+        ...c,
+        connectTimeoutSeconds: Math.min(c.connectTimeoutSeconds, s),
+        headersTimeoutSeconds: Math.min(c.headersTimeoutSeconds, s),
+        bodyTimeoutSeconds: Math.min(c.bodyTimeoutSeconds, s),
+      });
+      await client.hello();
     } catch (e) {
-      return [fail('upstream', `the upstream at ${url} cannot be reached (${reason(e)})`, 'check that the upstream runs (outpost upstream serve), the URL, the firewall and exchange.connection.proxyUrl; TLS errors: exchange.connection.caFile or pinSha256')];
+      if (!(e instanceof TransportError)) throw e;
+      return [fail('upstream', `the upstream at ${url} ${e.code === 'unreachable' ? `cannot be reached (${reason(e)})` : 'does not answer the sync'}: ${e.message}`, UPSTREAM_FIX[e.code])];
     } finally {
-      await agent.close();
+      await client?.close();
     }
     const enrolled = db && db.prepare("SELECT 1 FROM upstream_keys WHERE status = 'active' LIMIT 1").get();
     if (db && !enrolled) return [warn('upstream', `the upstream at ${url} answers, but this collector is not enrolled with it`, 'outpost sync enroll, then have the upstream operator accept it')];

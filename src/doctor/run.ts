@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { fail, ok, type Check } from './check.js';
 import { fileModeChecks } from './files.js';
-import { clockChecks, exchangeChecks, keyChecks, openForDoctor } from './store.js';
+import { clockChecks, exchangeChecks, keyChecks, openForDoctor, restoreChecks } from './store.js';
 import { polledDeviceChecks, upstreamChecks, type NetworkOptions } from './network.js';
 
 export interface DoctorOptions extends Partial<NetworkOptions> {
@@ -34,7 +34,8 @@ export async function runDoctor(config: Config, opts: DoctorOptions = {}): Promi
   const { db, check } = openForDoctor(join(dataDir, 'outpost.db'));
   checks.push(check);
   try {
-    if (db) checks.push(...clockChecks(db, config, now), ...keyChecks(db, dataDir), ...exchangeChecks(db, config, now));
+    checks.push(...clockChecks(db, config, dataDir, now));
+    if (db) checks.push(...keyChecks(db, dataDir), ...restoreChecks(db), ...exchangeChecks(db, config, now));
     const [up, devices] = await Promise.all([upstreamChecks(db, config, dataDir, net), polledDeviceChecks(db, net)]);
     checks.push(...up, ...devices);
   } finally {

@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { Db } from '../store/open.js';
 import { collectorMigrations, latestVersion } from '../store/migrate.js';
 import { SecretBox } from '../cisco/secrets.js';
+import { floorFile, readFloorFile } from '../time/floor-file.js';
 import { fail, ok, warn, type Check } from './check.js';
 
 const DAY = 86_400_000;
@@ -44,19 +45,60 @@ const meta = (db: Db, key: string): string | undefined => db.prepare('SELECT val
 const hasTable = (db: Db, name: string) => Boolean(db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(name));
 const ago = (ms: number) => (ms >= 2 * DAY ? `${Math.floor(ms / DAY)} days` : `${Math.floor(ms / 3_600_000)} hours`);
 
-/** The system clock against the trusted-time floor: a clock set back below it would revive what has expired. */
-export function clockChecks(db: Db, config: Config, now: number): Check[] {
+/**
+ * The system clock against the trusted-time floor: a clock set back below it would revive what
+ * has expired. The floor is the higher of the database's and the file kept beside it: a
+ * restored database carries the floor of its backup's day, the file the install's own.
+ */
+export function clockChecks(db: Db | undefined, config: Config, dataDir: string, now: number): Check[] {
   if (now < Date.UTC(2020, 0, 1)) return [fail('clock', `the system clock reads ${new Date(now).toISOString()}`, 'set the clock (enable NTP: timedatectl set-ntp true)')];
-  const floor = Number(meta(db, 'time_floor') ?? 0);
-  if (!floor) return [ok('clock', `${new Date(now).toISOString()}; no trusted-time floor recorded yet`)];
+  const out: Check[] = [];
+  const inDb = db ? Number(meta(db, 'time_floor') ?? 0) : 0;
+  const file = floorFile(dataDir);
+  const inFile = readFloorFile(file);
+  if (inDb && !inFile) {
+    out.push(warn('time floor file', `${file} is missing (or unreadable) while the database holds a trusted-time floor (${new Date(inDb).toISOString()}): installed before the file was kept, or restored without it`, 'nothing to do if the collector runs: it writes the file again within a minute; otherwise start it (outpost serve)'));
+  }
+  const floor = Math.max(inDb, inFile);
+  const where = !floor ? '' : inFile > inDb ? ` (from ${file}, above the database's${inDb ? ` ${new Date(inDb).toISOString()}` : ''})` : '';
+  if (!floor) return [...out, ok('clock', `${new Date(now).toISOString()}; no trusted-time floor recorded yet`)];
+  const at = `${new Date(floor).toISOString()}${where}`;
   const tolerance = config.time.backwardsToleranceSeconds * 1000;
   if (now < floor - tolerance) {
-    return [fail('clock', `the system clock (${new Date(now).toISOString()}) is behind the trusted-time floor (${new Date(floor).toISOString()}) by ${ago(floor - now)}`, 'set the clock right (enable NTP: timedatectl set-ntp true); if the floor itself is wrong, see outpost time status and outpost time reset-floor')];
+    out.push(fail('clock', `the system clock (${new Date(now).toISOString()}) is behind the trusted-time floor (${at}) by ${ago(floor - now)}`, 'set the clock right (enable NTP: timedatectl set-ntp true); if the floor itself is wrong, see outpost time status and outpost time reset-floor'));
+  } else if (now - floor > config.time.maxDowntimeDays * DAY) {
+    out.push(warn('clock', `the system clock is ${ago(now - floor)} past the trusted-time floor (${at}), more than time.maxDowntimeDays`, 'check the clock; if it is right, confirm it with outpost time confirm after starting the collector'));
+  } else out.push(ok('clock', `${new Date(now).toISOString()}, not behind the trusted-time floor (${at})`));
+  return out;
+}
+
+interface LastRestore {
+  at?: string;
+  backup?: string;
+  epoch?: number | null;
+  lost?: unknown;
+}
+
+/**
+ * What the last restore could not keep (restore.last), one warning each. Each line the restore
+ * wrote ends with what follows from it and what to do, after its last colon: that part is the fix.
+ */
+export function restoreChecks(db: Db): Check[] {
+  const raw = meta(db, 'restore.last');
+  if (!raw) return [];
+  let r: LastRestore;
+  try {
+    r = JSON.parse(raw) as LastRestore;
+  } catch {
+    return [warn('restore', 'the record of the last restore (meta restore.last) cannot be read', 'see the collector.restored event: outpost events --type collector.restored')];
   }
-  if (now - floor > config.time.maxDowntimeDays * DAY) {
-    return [warn('clock', `the system clock is ${ago(now - floor)} past the trusted-time floor (${new Date(floor).toISOString()}), more than time.maxDowntimeDays`, 'check the clock; if it is right, confirm it with outpost time confirm after starting the collector')];
-  }
-  return [ok('clock', `${new Date(now).toISOString()}, not behind the trusted-time floor (${new Date(floor).toISOString()})`)];
+  const from = `the restore of ${r.backup ?? 'a backup'} on ${r.at ?? 'an unknown date'}${r.epoch ? ` (epoch ${r.epoch})` : ''}`;
+  const lost = Array.isArray(r.lost) ? r.lost.filter((l): l is string => typeof l === 'string' && l.length > 0) : [];
+  if (!lost.length) return [ok('restore', `${from} kept everything`)];
+  return lost.map((l) => {
+    const cut = l.lastIndexOf(': ');
+    return cut > 0 ? warn('restore', `${from} could not keep: ${l.slice(0, cut)}`, l.slice(cut + 2)) : warn('restore', `${from} could not keep: ${l}`, l);
+  });
 }
 
 /** How long usage has waited to leave the site, and to be acknowledged. */

@@ -1,10 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
+import Database from 'better-sqlite3';
 import { chmodSync, closeSync, cpSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import type { Check } from '../../src/doctor/check.js';
 import { runDoctor } from '../../src/doctor/run.js';
+import { floorFile, readFloorFile, writeFloorFile } from '../../src/time/floor-file.js';
 import { startHarness, TAG } from '../helpers/harness.js';
 import { tempDir } from '../helpers/temp.js';
 import { cli } from '../helpers/processes.js';
@@ -131,6 +133,58 @@ describe('outpost doctor', () => {
     expect(clock.status).toBe('fail');
     expect(clock.message).toContain('is behind the trusted-time floor');
     expect(clock.fix).toContain('NTP');
+  });
+
+  it('judges the clock by the floor file when it is above the database\'s floor (a restore of an older backup)', async () => {
+    const dir = copySite();
+    const ahead = Date.now() + 10 * 86_400_000;
+    writeFloorFile(floorFile(dir), ahead);
+    const clock = (await runDoctor(configFor(dir))).find((c) => c.name === 'clock')!;
+    expect(clock.status).toBe('fail');
+    expect(clock.message).toContain(`is behind the trusted-time floor (${new Date(ahead).toISOString()} (from ${floorFile(dir)}, above the database's`);
+    expect(clock.fix).toContain('NTP');
+  });
+
+  it('warns when the floor file is missing while the database holds a floor, and still judges the clock by the database', async () => {
+    const dir = copySite();
+    expect(readFloorFile(floorFile(dir))).toBeGreaterThan(0);
+    unlinkSync(floorFile(dir));
+    const checks = await runDoctor(configFor(dir));
+    const file = checks.find((c) => c.name === 'time floor file')!;
+    expect(file.status).toBe('warn');
+    expect(file.message).toContain(`${floorFile(dir)} is missing`);
+    expect(file.fix).toContain('writes the file again within a minute');
+    expect(checks.find((c) => c.name === 'clock')!.status).toBe('ok');
+    const behind = (await runDoctor(configFor(dir), { now: Date.now() - 3 * 86_400_000 })).find((c) => c.name === 'clock')!;
+    expect(behind.status).toBe('fail');
+  });
+
+  it('warns of what the last restore could not keep, each with what to do', async () => {
+    const dir = copySite();
+    const lost = [
+      'the collector identity (keys/collector.key) is neither on this install nor in the backup: a new identity is made at start, and the upstream must enroll it again (`outpost sync enroll` or an enrollment bundle)',
+      "the client secret for Cisco's cloud was sealed with keys/secrets.key, which neither this install nor the backup has: set it again (`outpost cisco cloud credentials --secret-file F`)",
+    ];
+    const db = new Database(join(dir, 'outpost.db'));
+    db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('restore.last', ?)").run(JSON.stringify({ at: '2026-11-20T10:00:00.000Z', backup: 'site.outpost-backup', epoch: 2, kept: [], lost }));
+    db.close();
+    const restore = (await runDoctor(configFor(dir))).filter((c) => c.name === 'restore');
+    expect(restore.map((c) => c.status)).toEqual(['warn', 'warn']);
+    expect(restore[0]!.message).toBe('the restore of site.outpost-backup on 2026-11-20T10:00:00.000Z (epoch 2) could not keep: the collector identity (keys/collector.key) is neither on this install nor in the backup');
+    expect(restore[0]!.fix).toBe('a new identity is made at start, and the upstream must enroll it again (`outpost sync enroll` or an enrollment bundle)');
+    expect(restore[1]!.fix).toBe('set it again (`outpost cisco cloud credentials --secret-file F`)');
+    const r = await cli(['doctor', '--data-dir', dir]);
+    expect(r.stdout).toMatch(/^warn +restore +the restore of site\.outpost-backup/m);
+    expect(r.stdout).toContain('fix: set it again (`outpost cisco cloud credentials --secret-file F`)');
+  });
+
+  it('reports a restore that kept everything as ok', async () => {
+    const dir = copySite();
+    const db = new Database(join(dir, 'outpost.db'));
+    db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('restore.last', ?)").run(JSON.stringify({ at: '2026-11-20T10:00:00.000Z', backup: 'b.outpost-backup', epoch: 1, kept: ['x'], lost: [] }));
+    db.close();
+    const restore = (await runDoctor(configFor(dir))).filter((c) => c.name === 'restore');
+    expect(restore).toEqual([{ name: 'restore', status: 'ok', message: 'the restore of b.outpost-backup on 2026-11-20T10:00:00.000Z (epoch 1) kept everything' }]);
   });
 
   it('fails a configuration that does not validate, naming the key', async () => {
