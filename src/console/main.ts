@@ -4,6 +4,7 @@ import type { Caller, Grant } from './session.js';
 import { loginPage } from './pages/login.js';
 import { overviewPage } from './pages/overview.js';
 import { tokensPage } from './pages/tokens.js';
+import { devicesPage } from './pages/devices.js';
 
 interface Page {
   path: string;
@@ -14,6 +15,7 @@ interface Page {
 
 const PAGES: Page[] = [
   { path: 'overview', title: 'Overview', icon: 'gauge', render: overviewPage },
+  { path: 'devices', title: 'Devices', icon: 'device', render: devicesPage },
   { path: 'tokens', title: 'Registration tokens', icon: 'key', render: tokensPage },
 ];
 

@@ -17,6 +17,7 @@ export const CONSOLE_FILES = {
   'pages/login.js': 'text/javascript; charset=utf-8',
   'pages/overview.js': 'text/javascript; charset=utf-8',
   'pages/tokens.js': 'text/javascript; charset=utf-8',
+  'pages/devices.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
   'favicon.svg': 'image/svg+xml',
 } as const;

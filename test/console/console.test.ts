@@ -24,6 +24,9 @@ const VIEWER = { name: 'vic', password: 'console passphrase two' };
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const shots = process.env.OUTPOST_SCREENSHOT_DIR ? resolve(process.env.OUTPOST_SCREENSHOT_DIR) : tempDir('screenshots');
 
+/** Deregistered devices seeded beyond the devices table's page of 25. */
+const BULK = 30;
+
 interface Row {
   va: string;
   tag: string;
@@ -53,6 +56,14 @@ describe('the operator console in a real browser', () => {
     await s.users.add({ ...ADMIN, roles: [{ role: 'admin' }] }, 'test');
     await s.users.add({ ...VIEWER, roles: [{ role: 'va-viewer', vaId: labVa }] }, 'test');
     const tokenFor = (vaId: string, description: string) => s.tokens.create({ vaId, description, expiresInDays: 30, maxUses: 10 }, 'test').secret;
+    // Retired devices of an imported RUM file: more than a page of the devices table.
+    for (let i = 1; i <= BULK; i++) {
+      s.devices.repo.insert({
+        id: `dev_bulk${String(i).padStart(3, '0')}`, va_id: def, udi_pid: 'ISR4451-X/K9', udi_serial: `OLD-${String(i).padStart(3, '0')}`, hostname: `old-${i}`,
+        software_version: '17.3', public_key: null, pending_public_key: null, pending_since: null, status: 'deregistered', source: 'rum',
+        registered_at: now - 60 * DAY, last_seen_at: null, last_seq: null,
+      });
+    }
     const defToken = tokenFor(def, 'Default rack');
     const labToken = tokenFor(labVa, 'Lab bench');
     s.db.close();
@@ -99,8 +110,9 @@ describe('the operator console in a real browser', () => {
     await page.locator('main[data-ready="true"]').waitFor();
   }
 
+  const NAV: Record<string, string> = { overview: 'Overview', tokens: 'Registration tokens', devices: 'Devices', licenses: 'Licenses' };
   async function go(page: Page, hash: string): Promise<void> {
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: hash === 'overview' ? 'Overview' : 'Registration tokens' }).click();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: NAV[hash]!, exact: true }).click();
     await page.locator(`main[data-ready="true"] h1`).waitFor();
     expect(page.url()).toContain(`#/${hash}`);
   }
@@ -231,6 +243,58 @@ describe('the operator console in a real browser', () => {
     }
     const all = ((await (await context.request.get(`${server.url}/api/v1/tokens`)).json()) as { items: { description: string }[] }).items;
     expect(all.some((t) => t.description === 'forged')).toBe(false);
+    await context.close();
+  });
+
+  it('when an admin searches and filters the devices, then the table, its pages and its CSV link follow the collector\'s answer', async () => {
+    const { context, page } = await newPage();
+    await signIn(page, ADMIN);
+    await go(page, 'devices');
+    const serials = () => page.locator('#devices tbody th.serial').allTextContents();
+    const answer = async () => (await page.locator('#devices-results').getAttribute('data-answer')) ?? '';
+    const ready = async (before: string) => page.waitForFunction((b) => document.querySelector('#devices-results')?.getAttribute('data-answer') !== b, before);
+    expect((await serials()).length).toBe(25);
+    await axe(page, 'devices page');
+    await screenshot(page, 'devices');
+
+    // The search runs on the collector: one serial's prefix leaves that device alone.
+    let said = await answer();
+    await page.getByLabel('Search', { exact: true }).fill('UI-LAB');
+    await page.getByLabel('Search', { exact: true }).press('Enter');
+    await ready(said);
+    expect(await serials()).toEqual(['UI-LAB-1']);
+    expect(await page.locator('#devices-csv').getAttribute('href')).toBe('/api/v1/devices.csv?q=UI-LAB');
+
+    // A filter and a sort, chosen from the keyboard's controls, page through the retired devices.
+    said = await answer();
+    await page.getByLabel('Search', { exact: true }).fill('');
+    await page.getByLabel('Status').selectOption('deregistered');
+    await ready(said);
+    said = await answer();
+    await page.getByLabel('Sort by').selectOption('serial');
+    await ready(said);
+    const first = await serials();
+    const api = ((await (await context.request.get(`${server.url}/api/v1/devices?status=deregistered&sort=serial&limit=25`)).json()) as { items: { udi: { serial: string } }[] }).items;
+    expect(first).toEqual(api.map((d) => d.udi.serial));
+    expect(first[0]).toBe('OLD-001');
+    const href = await page.locator('#devices-csv').getAttribute('href');
+    expect(href).toBe('/api/v1/devices.csv?status=deregistered');
+    const csv = await (await context.request.get(`${server.url}${href}`)).text();
+    expect(csv.trim().split('\n')).toHaveLength(BULK + 1);
+    expect(await page.getByRole('button', { name: 'Previous page' }).isDisabled()).toBe(true);
+
+    said = await answer();
+    await page.getByRole('button', { name: 'Next page' }).focus();
+    await page.keyboard.press('Enter');
+    await ready(said);
+    const second = await serials();
+    expect(second).toEqual(Array.from({ length: BULK - 25 }, (_, i) => `OLD-${String(26 + i).padStart(3, '0')}`));
+    expect(await page.getByRole('button', { name: 'Next page' }).isDisabled()).toBe(true);
+    said = await answer();
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    await ready(said);
+    expect(await serials()).toEqual(first);
+    await axe(page, 'devices page, filtered');
     await context.close();
   });
 

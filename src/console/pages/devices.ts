@@ -1,0 +1,167 @@
+import { api } from '../api.js';
+import { h, icon, status } from '../dom.js';
+import { count, when } from '../format.js';
+import type { Caller } from '../session.js';
+
+interface Va {
+  id: string;
+  name: string;
+}
+interface Device {
+  id: string;
+  vaId: string;
+  udi: { pid: string; serial: string };
+  hostname: string;
+  status: 'active' | 'stale' | 'deregistered';
+  source: 'registered' | 'rum';
+  pendingRekey: { since: string } | null;
+  registeredAt: string;
+  lastSeenAt: string | null;
+}
+interface DeviceList {
+  items: Device[];
+  nextCursor: string | null;
+}
+
+/** A page of the table: small enough to read at 1280×800, the server pages the rest. */
+export const DEVICE_PAGE_SIZE = 25;
+
+const SORTS: [string, string][] = [
+  ['id', 'Device id'],
+  ['serial', 'Serial number'],
+  ['pid', 'Product id'],
+  ['hostname', 'Host name'],
+  ['registered', 'Registered'],
+  ['lastSeen', 'Last seen'],
+];
+
+/** The search and filters as the list and its CSV both take them (the CSV is every match, in id order). */
+export function filterQuery(f: { q: string; vaId: string; status: string; source: string }): URLSearchParams {
+  const p = new URLSearchParams();
+  if (f.q.trim()) p.set('q', f.q.trim());
+  if (f.vaId) p.set('vaId', f.vaId);
+  if (f.status) p.set('status', f.status);
+  if (f.source) p.set('source', f.source);
+  return p;
+}
+
+/**
+ * Devices: the search, filters and sort run on the collector, which pages by cursor; the page
+ * keeps the cursors it was given so that "Previous" goes back without the server keeping state.
+ */
+export async function devicesPage(main: HTMLElement, _caller: Caller): Promise<void> {
+  const vas = await api<{ items: Va[] }>('GET', '/virtual-accounts');
+  const vaName = new Map(vas.items.map((v) => [v.id, v.name]));
+
+  const select = (id: string, name: string, options: [string, string][]) =>
+    h('select', { id, name }, options.map(([value, label]) => h('option', { value }, label)));
+  const q = h('input', { id: 'device-q', name: 'q', type: 'search', maxlength: 200, autocomplete: 'off', 'aria-describedby': 'device-q-help' });
+  const va = select('device-va', 'vaId', [['', 'All'], ...vas.items.map((v): [string, string] => [v.id, v.name])]);
+  const st = select('device-status', 'status', [['', 'All'], ['active', 'Active'], ['stale', 'Stale'], ['deregistered', 'Deregistered']]);
+  const source = select('device-source', 'source', [['', 'All'], ['registered', 'Registered'], ['rum', 'RUM import']]);
+  const sort = select('device-sort', 'sort', SORTS);
+  const order = select('device-order', 'order', [['asc', 'Ascending'], ['desc', 'Descending']]);
+  const field = (label: string, control: HTMLElement, cls = 'field') => h('p', { class: cls }, h('label', { for: control.id }, label), control);
+  const form = h('form', { class: 'inline-form', id: 'device-search', role: 'search', 'aria-label': 'Search devices', novalidate: true },
+    field('Search', q, 'field grow'), field('Virtual account', va), field('Status', st), field('Source', source), field('Sort by', sort), field('Order', order),
+    h('p', { class: 'field' }, h('button', { type: 'submit', class: 'primary' }, h('span', {}, 'Search'))),
+  );
+  const csv = h('a', { id: 'devices-csv', class: 'button-link', href: '/api/v1/devices.csv', download: '' }, h('span', {}, 'Download CSV'));
+  const summary = h('p', { id: 'devices-summary', role: 'status' });
+  const results = h('div', { id: 'devices-results' });
+  const prev = h('button', { type: 'button', id: 'devices-prev' }, h('span', {}, 'Previous page'));
+  const next = h('button', { type: 'button', id: 'devices-next' }, h('span', {}, 'Next page'));
+  const pager = h('nav', { class: 'pager', 'aria-label': 'Device pages' }, prev, next);
+
+  // cursors[i] is what fetches page i (page 0 has none).
+  let cursors: (string | null)[] = [null];
+  let pageNo = 0;
+  // Counts the answers shown, so that a reader (or a test) can tell a new answer from the last.
+  let answers = 0;
+
+  const filters = () => ({ q: q.value, vaId: va.value, status: st.value, source: source.value });
+  const load = async () => {
+    const p = filterQuery(filters());
+    const qs = p.toString();
+    csv.setAttribute('href', `/api/v1/devices.csv${qs ? `?${qs}` : ''}`);
+    p.set('sort', sort.value);
+    p.set('order', order.value);
+    p.set('limit', String(DEVICE_PAGE_SIZE));
+    const cursor = cursors[pageNo];
+    if (cursor) p.set('cursor', cursor);
+    prev.disabled = next.disabled = true;
+    try {
+      const list = await api<DeviceList>('GET', `/devices?${p}`);
+      cursors = cursors.slice(0, pageNo + 1);
+      if (list.nextCursor) cursors.push(list.nextCursor);
+      results.replaceChildren(deviceTable(list.items, vaName));
+      const first = pageNo * DEVICE_PAGE_SIZE;
+      summary.textContent = list.items.length
+        ? `Page ${pageNo + 1}: devices ${count(first + 1)} to ${count(first + list.items.length)}${list.nextCursor ? ', more on the next page' : ''}.`
+        : 'No device matches.';
+      prev.disabled = pageNo === 0;
+      next.disabled = list.nextCursor === null;
+    } catch (e) {
+      results.replaceChildren(status(`The devices could not be listed: ${(e as Error).message}`, 'error'));
+      summary.textContent = '';
+      prev.disabled = pageNo === 0;
+    }
+    results.dataset.answer = String(++answers);
+  };
+  const restart = () => {
+    cursors = [null];
+    pageNo = 0;
+    return load();
+  };
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    void restart();
+  });
+  // A changed filter or sort applies at once; typing in the search waits for Enter or the button.
+  for (const s of [va, st, source, sort, order]) s.addEventListener('change', () => void restart());
+  prev.addEventListener('click', () => {
+    if (pageNo > 0) pageNo--;
+    void load();
+  });
+  next.addEventListener('click', () => {
+    if (pageNo + 1 < cursors.length) pageNo++;
+    void load();
+  });
+
+  await load();
+  main.replaceChildren(
+    h('h1', {}, 'Devices'),
+    h('p', { class: 'lede', id: 'device-q-help' }, 'Search by the start of a serial number, product id, host name or device id.'),
+    h('section', { 'aria-labelledby': 'device-search-title', class: 'panel' }, h('h2', { id: 'device-search-title' }, 'Search and filter'), form),
+    h('section', { 'aria-labelledby': 'devices-title' },
+      h('div', { class: 'section-head' }, h('h2', { id: 'devices-title' }, 'Devices'), csv),
+      summary, results, pager),
+  );
+}
+
+function deviceTable(devices: Device[], vaName: Map<string, string>): HTMLElement {
+  if (!devices.length) return status('No device matches this search.');
+  const tone = (s: Device['status']) => (s === 'active' ? 'ok' : s === 'stale' ? 'bad' : 'plain');
+  return h('table', { id: 'devices' },
+    h('caption', { class: 'visually-hidden' }, 'Devices matching the search'),
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col' }, 'Serial number'), h('th', { scope: 'col' }, 'Product id'), h('th', { scope: 'col' }, 'Host name'),
+      h('th', { scope: 'col' }, 'Virtual account'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, 'Source'),
+      h('th', { scope: 'col' }, 'Registered'), h('th', { scope: 'col' }, 'Last seen'),
+    )),
+    h('tbody', {}, devices.map((d) =>
+      h('tr', { 'data-device': d.id },
+        h('th', { scope: 'row', class: 'serial' }, d.udi.serial),
+        h('td', {}, d.udi.pid),
+        h('td', {}, d.hostname || '—'),
+        h('td', {}, vaName.get(d.vaId) ?? d.vaId),
+        h('td', { class: 'state' },
+          h('span', { class: `badge tone-${tone(d.status)}` }, icon(d.status === 'active' ? 'check' : d.status === 'stale' ? 'clock' : 'block'), h('span', {}, d.status)),
+          d.pendingRekey ? h('span', { class: 'short' }, ' re-key pending') : null),
+        h('td', {}, d.source === 'rum' ? 'RUM import' : 'registered'),
+        h('td', {}, when(d.registeredAt)),
+        h('td', {}, when(d.lastSeenAt)),
+      ),
+    )),
+  );
+}
