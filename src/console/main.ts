@@ -5,6 +5,7 @@ import { loginPage } from './pages/login.js';
 import { overviewPage } from './pages/overview.js';
 import { tokensPage } from './pages/tokens.js';
 import { devicesPage } from './pages/devices.js';
+import { licensesPage } from './pages/licenses.js';
 
 interface Page {
   path: string;
@@ -15,6 +16,7 @@ interface Page {
 
 const PAGES: Page[] = [
   { path: 'overview', title: 'Overview', icon: 'gauge', render: overviewPage },
+  { path: 'licenses', title: 'Licenses', icon: 'check', render: licensesPage },
   { path: 'devices', title: 'Devices', icon: 'device', render: devicesPage },
   { path: 'tokens', title: 'Registration tokens', icon: 'key', render: tokensPage },
 ];

@@ -11,6 +11,7 @@ import { DAY, TAG, TAG2 } from '../helpers/harness.js';
 import { SimulatedDevice } from '../../src/simulator/device-client.js';
 import { tempDir } from '../helpers/temp.js';
 import { pngColours } from '../helpers/png.js';
+import { seed } from '../history/series.js';
 
 /**
  * The operator console in Debian's Chromium, headless, against a real collector process with
@@ -64,6 +65,11 @@ describe('the operator console in a real browser', () => {
         registered_at: now - 60 * DAY, last_seen_at: null, last_seq: null,
       });
     }
+    // Daily history: Advantage rising 2 a day towards its 100 owned (a forecast crossing), DNA past its 5;
+    // today's peak is what the devices below report (the collector samples before they do).
+    seed(s, def, TAG2, Array.from({ length: 20 }, (_, i) => 50 + 2 * i), now, 100);
+    seed(s, def, TAG, [3, 5, 6, 8, 9], now, 5);
+    s.history.repo.upsert([[TAG2, 90, 100], [TAG, 9, 5]].map(([tag, n, owned]) => ({ va_id: def, tag: tag as string, day: s.history.today(), in_use: n as number, owned: owned as number, updated_at: now })));
     const defToken = tokenFor(def, 'Default rack');
     const labToken = tokenFor(labVa, 'Lab bench');
     s.db.close();
@@ -75,9 +81,9 @@ describe('the operator console in a real browser', () => {
       expect((await d.register(token)).status).toBe(201);
       expect((await d.sendReport(d.report(tag, count))).status).toBe(200);
     };
-    // Default: 9 DNA in use of 5 owned (short by 4), 10 Advantage of 100; Lab: 2 DNA of 10.
+    // Default: 9 DNA in use of 5 owned (short by 4), 90 Advantage of 100; Lab: 2 DNA of 10.
     for (const i of [1, 2, 3]) await report(defToken, `UI-DEF-${i}`, TAG, 3);
-    await report(defToken, 'UI-DEF-4', TAG2, 10);
+    await report(defToken, 'UI-DEF-4', TAG2, 90);
     await report(labToken, 'UI-LAB-1', TAG, 2);
 
     browser = await chromium.launch({
@@ -295,6 +301,50 @@ describe('the operator console in a real browser', () => {
     await ready(said);
     expect(await serials()).toEqual(first);
     await axe(page, 'devices page, filtered');
+    await context.close();
+  });
+
+  it('when an admin opens the licenses, then the numbers are the API\'s and the history is drawn with the owned line and the forecast', async () => {
+    const { context, page } = await newPage();
+    await signIn(page, ADMIN);
+    await go(page, 'licenses');
+    const get = async (path: string) => (await context.request.get(`${server.url}/api/v1${path}`)).json();
+    const compliance = (await get('/compliance')) as { items: { vaId: string; tags: { tag: string; inUse: number; owned: number | null }[] }[] };
+    const fromApi = compliance.items.flatMap((c) => c.tags.map((t) => [c.vaId, t.tag, String(t.owned), String(t.inUse), String(Math.max(0, (t.owned ?? 0) - t.inUse))].join(' '))).sort();
+    const shown = (await page.locator('#licenses tbody tr').evaluateAll((trs) =>
+      trs.map((tr) => [tr.getAttribute('data-va'), tr.getAttribute('data-tag'), ...['.owned', '.in-use', '.available'].map((c) => tr.querySelector(c)?.textContent)].join(' ')),
+    )).sort();
+    expect(shown).toEqual(fromApi);
+    expect(shown).toHaveLength(3);
+
+    // The shortage's history comes first: drawn, and no forecast because it is short already.
+    // The collector samples today as it starts: the seeded days and today.
+    const def = compliance.items.find((c) => c.tags.some((t) => t.tag === TAG2))!.vaId;
+    const days = async (tag: string) => ((await get(`/usage/history?vaId=${encodeURIComponent(def)}&tag=${encodeURIComponent(tag)}`)) as { items: unknown[] }).items.length;
+    const chart = page.locator('#usage-chart svg');
+    expect(await chart.locator('polyline.chart-use').count()).toBe(1);
+    expect(await days(TAG)).toBeGreaterThanOrEqual(5);
+    expect((await chart.locator('polyline.chart-use').getAttribute('points'))!.split(' ')).toHaveLength(await days(TAG));
+    expect(await chart.locator('polyline.chart-owned').count()).toBe(1);
+    expect(await page.locator('#chart-forecast').textContent()).toContain('No forecast: already short');
+    await axe(page, 'licenses page, a shortage');
+
+    const before = await page.locator('#history-detail').getAttribute('data-answer');
+    await page.getByLabel('License', { exact: true }).selectOption({ label: 'Default · Network Advantage' });
+    await page.waitForFunction((b) => document.querySelector('#history-detail')?.getAttribute('data-answer') !== b, before);
+    expect(await days(TAG2)).toBeGreaterThanOrEqual(20);
+    expect((await chart.locator('polyline.chart-use').getAttribute('points'))!.split(' ')).toHaveLength(await days(TAG2));
+    expect(await page.locator('#history-table tbody tr').count()).toBe(await days(TAG2));
+    const forecast = ((await get('/usage/forecast')) as { items: { tag: string; crossingDate: string | null }[] }).items.find((f) => f.tag === TAG2)!;
+    expect(forecast.crossingDate).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    expect(await page.locator('#chart-forecast').textContent()).toContain(`passes the owned quantity on ${forecast.crossingDate}`);
+    expect(await chart.locator('line.chart-crossing').count()).toBe(1);
+    expect(await chart.locator('text.chart-crossing-label').textContent()).toBe(`shortage from ${forecast.crossingDate}`);
+    expect(await chart.getAttribute('aria-labelledby')).toBe('chart-summary chart-forecast');
+    expect(await page.locator('#entitlements tbody tr').count()).toBe(1);
+    expect(await page.locator('#licenses-csv').getAttribute('href')).toBe('/api/v1/licenses.csv');
+    await axe(page, 'licenses page, a forecast');
+    await screenshot(page, 'licenses');
     await context.close();
   });
 
