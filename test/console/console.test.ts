@@ -258,7 +258,11 @@ describe('the operator console in a real browser', () => {
     await go(page, 'devices');
     const serials = () => page.locator('#devices tbody th.serial').allTextContents();
     const answer = async () => (await page.locator('#devices-results').getAttribute('data-answer')) ?? '';
-    const ready = async (before: string) => page.waitForFunction((b) => document.querySelector('#devices-results')?.getAttribute('data-answer') !== b, before);
+    const ready = async (before: string) => page.waitForFunction(
+      // Runs in the page (serialised: no closure); the tests' tsconfig has no DOM types, and the CSP forbids a string.
+      ([sel, b]) => (globalThis as unknown as { document: { querySelector(s: string): { getAttribute(n: string): string | null } | null } }).document.querySelector(sel)?.getAttribute('data-answer') !== b,
+      ['#devices-results', before] as const,
+    );
     expect((await serials()).length).toBe(25);
     await axe(page, 'devices page');
     await screenshot(page, 'devices');
@@ -331,7 +335,11 @@ describe('the operator console in a real browser', () => {
 
     const before = await page.locator('#history-detail').getAttribute('data-answer');
     await page.getByLabel('License', { exact: true }).selectOption({ label: 'Default · Network Advantage' });
-    await page.waitForFunction((b) => document.querySelector('#history-detail')?.getAttribute('data-answer') !== b, before);
+    await page.waitForFunction(
+      // Runs in the page (serialised: no closure); the tests' tsconfig has no DOM types, and the CSP forbids a string.
+      ([sel, b]) => (globalThis as unknown as { document: { querySelector(s: string): { getAttribute(n: string): string | null } | null } }).document.querySelector(sel)?.getAttribute('data-answer') !== b,
+      ['#history-detail', before] as const,
+    );
     expect(await days(TAG2)).toBeGreaterThanOrEqual(20);
     expect((await chart.locator('polyline.chart-use').getAttribute('points'))!.split(' ')).toHaveLength(await days(TAG2));
     expect(await page.locator('#history-table tbody tr').count()).toBe(await days(TAG2));
