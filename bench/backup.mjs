@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { Pool, request } from 'undici';
-import { CLI, fmt, registerLoadDevices, reportLoad, start, stop } from './lib.mjs';
+import { CLI, fmt, loadFor, registerLoadDevices, reportLoad, start, stop } from './lib.mjs';
 
 const REPORTS = Number(process.env.BENCH_REPORTS ?? 500_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -43,17 +43,12 @@ const url = `http://127.0.0.1:${outpost.match[1]}`;
 const pool = new Pool(url, { connections: DEVICES, pipelining: 1 });
 try {
   const load = await registerLoadDevices(pool, token, DEVICES, 'bak');
-  let l = reportLoad(pool, load, RATE, 'warm', TAG);
-  await new Promise((r) => setTimeout(r, 1000));
-  await l.stop();
-  l = reportLoad(pool, load, RATE, 'alone', TAG);
-  await new Promise((r) => setTimeout(r, SECONDS * 1000));
-  const alone = await l.stop();
+  const alone = await loadFor(pool, load, RATE, 'alone', TAG, SECONDS, { warmUp: true });
 
   // Through the operator API (loopback, before the first user): a CLI process starting on the
   // same two cores would be measured too. The backup goes into backup.dir.
   // A backup each second for as long as the load ran alone, so both figures cover the same span.
-  l = reportLoad(pool, load, RATE, 'backup', TAG);
+  const l = reportLoad(pool, load, RATE, 'backup', TAG);
   const t0 = performance.now();
   let r;
   let backups = 0;

@@ -189,3 +189,15 @@ export function reportLoad(pool, loaders, rate, label, tag) {
     },
   };
 }
+
+/** Paced report load for `seconds`, its summary (reportLoad's); with `warmUp`, a second's load first, not counted. */
+export async function loadFor(pool, loaders, rate, label, tag, seconds, { warmUp = false } = {}) {
+  if (warmUp) {
+    const w = reportLoad(pool, loaders, rate, 'warm', tag);
+    await new Promise((r) => setTimeout(r, 1000));
+    await w.stop();
+  }
+  const l = reportLoad(pool, loaders, rate, label, tag);
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  return l.stop();
+}

@@ -9,7 +9,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { Pool } from 'undici';
-import { CLI, fmt, percentile, registerLoadDevices, reportLoad, start, stop } from './lib.mjs';
+import { CLI, fmt, loadFor, percentile, registerLoadDevices, reportLoad, start, stop } from './lib.mjs';
 
 const REPORTS = Number(process.env.BENCH_REPORTS ?? 200_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -47,24 +47,16 @@ const url = `http://127.0.0.1:${outpost.match[1]}`;
 const pool = new Pool(url, { connections: DEVICES, pipelining: 1 });
 try {
   const load = await registerLoadDevices(pool, token, DEVICES, 'ret');
-  // Warm-up, then ingest alone.
-  let l = reportLoad(pool, load, RATE, 'warm', TAG);
-  await new Promise((r) => setTimeout(r, 1000));
-  await l.stop();
-  l = reportLoad(pool, load, RATE, 'alone', TAG);
-  await new Promise((r) => setTimeout(r, SECONDS * 1000));
-  const alone = await l.stop();
+  const alone = await loadFor(pool, load, RATE, 'alone', TAG, SECONDS, { warmUp: true });
 
-  l = reportLoad(pool, load, RATE, 'prune', TAG);
+  const l = reportLoad(pool, load, RATE, 'prune', TAG);
   const t0 = performance.now();
   const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'reports', 'prune', '--json'], { env, maxBuffer: 1 << 20 });
   const pruneSeconds = (performance.now() - t0) / 1000;
   const during = await l.stop();
   const r = JSON.parse(stdout);
   // Alone again after the prune: a noisy neighbour's burst lands in either window about as often.
-  l = reportLoad(pool, load, RATE, 'after', TAG);
-  await new Promise((res) => setTimeout(res, SECONDS * 1000));
-  const after = await l.stop();
+  const after = await loadFor(pool, load, RATE, 'after', TAG, SECONDS);
   const aloneLat = [...alone.latencies, ...after.latencies].sort((a, b) => a - b);
 
   const aloneP99 = percentile(aloneLat, 99);

@@ -13,17 +13,22 @@ const deviceSearchQuery = {
 };
 const isoTime = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s));
 
+/** The list's search and filters, which its CSV download takes too. */
+const deviceFilterQuery = {
+  vaId: z.string().optional(),
+  status: z.enum(['active', 'stale', 'deregistered']).optional(),
+  pid: z.string().optional(),
+  seenBefore: isoTime.optional(),
+  seenAfter: isoTime.optional(),
+  pendingRekey: z.enum(['true', 'false']).transform((s) => s === 'true').optional(),
+  ...deviceSearchQuery,
+};
+
 export const deviceRoutes = [
   route({
     method: 'get', path: '/devices', summary: 'List devices: search (a prefix of serial, product id, hostname or id), filters (VA, status, source, product id, last seen), sort and keyset paging', permission: 'read', scope: ['list'],
     query: z.strictObject({
-      vaId: z.string().optional(),
-      status: z.enum(['active', 'stale', 'deregistered']).optional(),
-      pid: z.string().optional(),
-      seenBefore: isoTime.optional(),
-      seenAfter: isoTime.optional(),
-      pendingRekey: z.enum(['true', 'false']).transform((s) => s === 'true').optional(),
-      ...deviceSearchQuery,
+      ...deviceFilterQuery,
       sort: z.enum(['id', 'serial', 'pid', 'hostname', 'registered', 'lastSeen']).default('id'),
       order: z.enum(['asc', 'desc']).default('asc'),
       ...pageQuery,
@@ -34,13 +39,7 @@ export const deviceRoutes = [
     method: 'get', path: '/devices.csv', summary: 'Download the devices as CSV, with the search and filters of the list (every matching device, in id order)',
     permission: 'read', scope: ['list'], contentType: 'text/csv; charset=utf-8',
     query: z.strictObject({
-      vaId: z.string().optional(),
-      status: z.enum(['active', 'stale', 'deregistered']).optional(),
-      pid: z.string().optional(),
-      seenBefore: isoTime.optional(),
-      seenAfter: isoTime.optional(),
-      pendingRekey: z.enum(['true', 'false']).transform((s) => s === 'true').optional(),
-      ...deviceSearchQuery,
+      ...deviceFilterQuery,
     }),
     handler: ({ services, query, vaIds }) =>
       new Download(`devices-${services.history.today()}.csv`, devicesCsv(services.devices.repo, { ...query, ...listScope(services, query.vaId, vaIds) })),

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, envFor, serve, tempDataDir, type ServerProcess } from '../helpers/processes.js';
 import { TAG } from '../helpers/harness.js';
-import { seedPendingReports } from './seed.js';
+import { seedPendingReports } from '../helpers/seed-reports.js';
 
 /** The real command against a real collector: progress on stderr, results on stdout. */
 describe('outpost export following the collector\'s progress', () => {

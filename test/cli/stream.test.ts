@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { startSite, type Site } from '../helpers/exchange.js';
 import { TAG } from '../helpers/harness.js';
-import { seedPendingReports } from './seed.js';
+import { seedPendingReports } from '../helpers/seed-reports.js';
 
 let s: Site;
 beforeEach(async () => {

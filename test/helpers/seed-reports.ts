@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3';
 
-/** Pending reports written straight into a store, as ingest leaves them: a long export without sending each. */
-export function seedPendingReports(db: Database.Database, vaId: string, n: number, tag: string, devices = 20): void {
+/** Pending reports written straight into a store, as ingest leaves them: a long export or a large response without sending each. */
+export function seedPendingReports(db: Database.Database, vaId: string, n: number, tags: string | ((k: number) => string), devices = 20): void {
+  const tagOf = typeof tags === 'string' ? () => tags : tags;
   const now = Date.now();
   const dev = db.prepare(
     "INSERT INTO devices (id, va_id, udi_pid, udi_serial, hostname, status, source, registered_at, last_seen_at) VALUES (?, ?, 'C9300-48P', ?, ?, 'active', 'rum', ?, ?)",
@@ -18,6 +19,7 @@ export function seedPendingReports(db: Database.Database, vaId: string, n: numbe
     }
     for (let k = 0; k < n; k++) {
       const t = 1_790_000_000 + k;
+      const tag = tagOf(k);
       const body = JSON.stringify({ reportId: `r${k}`, seq: k, generatedAt: t, measurements: [{ tag, count: 1, start: t - 3600, end: t }] });
       const pk = rep.run(`dev_seed${k % devices}`, `r${k}`, k, t * 1000, now - 1000, String(k).padStart(64, '0'), body, JSON.stringify([tag])).lastInsertRowid;
       pend.run(pk, now - 1000);
