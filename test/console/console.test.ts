@@ -229,6 +229,11 @@ describe('the operator console in a real browser', () => {
     await page.locator('main[data-ready="true"]').waitFor();
     expect(await page.content()).not.toContain(secret);
 
+    // The list is slow to come back: the notice must still not run ahead of the table (a race CI once lost).
+    await page.route(`${server.url}/api/v1/tokens`, async (r) => {
+      if (r.request().method() === 'GET') await new Promise((res) => setTimeout(res, 400));
+      await r.continue();
+    });
     page.once('dialog', (d) => void d.accept());
     await page.getByRole('button', { name: 'Revoke Rack 7 switches' }).click();
     await page.locator('#tokens-notice', { hasText: 'revoked' }).waitFor();

@@ -34,13 +34,16 @@ export async function tokensPage(main: HTMLElement, caller: Caller): Promise<voi
   };
   const revoke = async (t: Token) => {
     if (!confirm(`Revoke the token "${t.description}"? Devices can no longer register with it.`)) return;
+    // The table is reloaded before the notice is shown, so the notice never announces a state the table does not show yet.
+    let said: HTMLElement;
     try {
       await api('POST', `/tokens/${encodeURIComponent(t.id)}/revoke`);
-      notice.replaceChildren(status(`Token "${t.description}" revoked.`));
+      said = status(`Token "${t.description}" revoked.`);
     } catch (e) {
-      notice.replaceChildren(status(`The token was not revoked: ${(e as Error).message}`, 'error'));
+      said = status(`The token was not revoked: ${(e as Error).message}`, 'error');
     }
     await reload();
+    notice.replaceChildren(said);
   };
 
   list.append(tokenTable(tokens.items, vaName, caller, revoke));
@@ -75,9 +78,9 @@ function createForm(vas: Va[], notice: HTMLElement, reload: () => Promise<void>)
     submit.disabled = true;
     void api<Token & { secret: string }>('POST', '/tokens', body)
       .then(async (t) => {
-        notice.replaceChildren(secretPanel(t));
         description.value = '';
         await reload();
+        notice.replaceChildren(secretPanel(t));
         notice.querySelector<HTMLElement>('#token-secret')?.focus();
       })
       .catch((err: unknown) => notice.replaceChildren(status(`The token was not created: ${(err as Error).message}`, 'error')))
