@@ -39,6 +39,7 @@ import type { PortalExport } from './cisco/portal-export.js';
 import type { PortalAcks } from './cisco/portal-acks.js';
 import type { AckDelivery } from './cisco/ack-delivery.js';
 import type { CollectorMetrics } from './metrics/collector-metrics.js';
+import type { WalCheckpointer } from './store/wal-checkpointer.js';
 import type { Readiness } from './metrics/readiness.js';
 import type { BackupService } from './backup/service.js';
 import type { ReportPruner } from './retention/pruner.js';
@@ -87,6 +88,8 @@ export interface Services {
   backups: BackupService;
   /** What /readyz checks. */
   readiness: Readiness;
+  /** WAL checkpoints on a worker thread, started with the server. */
+  walCheckpoints: WalCheckpointer;
   /** Retention of raw reports: settled old reports pruned, tombstones kept. */
   retention: ReportPruner;
   /** Device requests, logged as one summary line per interval. */

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { openStore } from '../store/open.js';
+import { WalCheckpointer } from '../store/wal-checkpointer.js';
 import type { FileSync } from '../store/wal-sync.js';
 import { loadOrCreateIdentity } from '../identity/identity.js';
 import { createLogger, type Logger } from '../shared/logger.js';
@@ -149,7 +150,8 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     );
     const users = new UserService(db, time, accounts, events);
     const upstreamSync: UpstreamSync = x.upstream.kind === 'cisco' ? cloudSync : sync;
-    const metrics = new CollectorMetrics({ config, db, clock, licenses, ingest, refusals, events, destinations });
+    const walCheckpoints = new WalCheckpointer(db, databaseFile(config), logger);
+    const metrics = new CollectorMetrics({ config, db, clock, licenses, ingest, refusals, events, destinations, walCheckpoints });
     // After the metrics, whose ingest and refusal observers it chains to.
     const deviceRequests = new DeviceRequestSummary(logger, () => clock.now()).observe(ingest, refusals);
     const services: Services = {
@@ -167,7 +169,8 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       }), portal: new PortalExport(db, time, identity, events, bundleDir, destinations.used().includes('portal')),
       acks: new PortalAcks(db, time, events, ackDelivery), delivery: ackDelivery },
       metrics,
-      readiness: new Readiness(db, config.dataDir, config.ready.minFreeDiskMb),
+      readiness: new Readiness(db, config.dataDir, config.ready.minFreeDiskMb, walCheckpoints),
+      walCheckpoints,
       backups: new BackupService(
         { db, dataDir: config.dataDir, collectorId: identity.collectorId, version: VERSION, now: () => time.now(), floorMs: () => time.now() },
         events, logger, config.backup,

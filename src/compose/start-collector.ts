@@ -82,6 +82,8 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
     });
     await step('signature workers', () => verifier?.close());
     await step('queued writes', () => services.ingest.drain());
+    // After the last writes: the store's close checkpoints what is left, on this thread, once.
+    await step('WAL checkpoints', () => services.walCheckpoints.stop());
     await step('device request summary', () => services.deviceRequests.stop());
     await step('refusal counts', () => services.refusals.flush());
     // The day's peak so far, as the last sample before a stop saw it.
@@ -120,6 +122,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
     // Before anything can start a sync: what a stopped one left half made goes.
     await phase('tidy the sync folders', () => services.upstreamSync.tidy());
     const pool = (verifier = createSignatureVerifier(logger));
+    await phase('start the WAL checkpoint worker', () => services.walCheckpoints.start());
     const handler = createRequestHandler(services, pool);
     const tcp = createTcpServer(services, pool, handler);
     const local = createSocketServer(services);
