@@ -132,7 +132,7 @@ function statusList(x: ExchangeStatus): HTMLElement {
     ['Next run', x.running ? 'running now' : x.nextRunAt ? when(x.nextRunAt) : 'not scheduled'],
   ];
   for (const d of x.destinations ?? []) {
-    const to = d.destination === 'cssm' ? 'Cisco' : d.destination === 'outpost' ? 'the upstream' : d.destination;
+    const to = d.destination === 'cssm' ? "Cisco's cloud" : d.destination === 'outpost' ? 'the upstream' : d.destination === 'portal' ? "Cisco's portal (offline upload)" : d.destination;
     pairs.push([`Waiting for an ACK from ${to}`, d.waiting ? `${count(d.waiting)} reports since ${when(d.oldestWaitingSince)}` : 'nothing waiting']);
   }
   if (x.lastError) pairs.push(['Last error', h('span', { class: 'badge tone-bad' }, icon('warning'), h('span', {}, `${x.lastError.code}: ${x.lastError.message}`))]);
