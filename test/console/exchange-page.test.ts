@@ -20,13 +20,16 @@ const laptop = tempDir('laptop');
 let up: Upstream;
 
 describe('the Exchange page', () => {
-  const site = useConsole(async (s) => {
+  const site = useConsole(async (s, { defaultVa }) => {
     // Enrolled with a reference upstream the way operators do, fingerprints confirmed.
     up = startUpstream(tempDir('upstream'));
     const req = await s.exchange.enrollment.request('ACME', 'test');
     const added = await up.service.addCollector(req.file, { account: 'ACME', fingerprint: req.fingerprint });
     await s.exchange.enrollment.trust(added.responseFile!, up.service.identity.fingerprint, 'test');
     up.service.addEntitlement({ account: 'ACME', va: 'Default', tag: TAG, displayName: 'DNA Network Stack', kind: 'perpetual', quantity: 5, startsAt: Date.now() - 30 * DAY, endsAt: null });
+    // An IOS-XE device polled for its usage (at a port nothing answers: the page shows it, nobody polls it here).
+    recordSecret('password', 'device passphrase');
+    s.cisco.devices.add({ name: 'edge-iosxe-1', host: '127.0.0.1', port: 9, username: 'outpost', password: 'device passphrase', vaId: defaultVa, tls: { mode: 'ca' } }, 'test');
     recordSecret('password', AUDITOR.password);
     await s.users.add({ ...AUDITOR, roles: [{ role: 'auditor' }] }, 'test');
   });
@@ -168,6 +171,11 @@ describe('the Exchange page', () => {
     expect(await page.locator('#bundles tbody tr[data-bundle]').count()).toBe(2);
     expect(await page.locator('#export, #upload, #bundles a[download]').count()).toBe(0);
     expect(await page.locator('main button, main input').count()).toBe(0);
+    // Cisco's side, as the API lists it: the polled device, and no ACK waiting for it.
+    const polled = await site.api<{ items: { id: string; name: string; host: string }[] }>(context, '/cisco/devices');
+    expect(polled.items).toHaveLength(1);
+    expect(await page.locator(`#polled-devices tr[data-polled="${polled.items[0]!.id}"] th`).textContent()).toBe('edge-iosxe-1');
+    expect(await page.locator('#cisco').textContent()).toContain('No ACK waits to be delivered.');
     await site.axe(page, 'exchange page for an auditor');
     await context.close();
   });
