@@ -100,6 +100,8 @@ describe('the Exchange page', () => {
     await page.getByRole('button', { name: 'Write bundle' }).click();
     await site.answered(page, '#export-result', null);
     expect(await page.locator('#export-result').textContent()).toMatch(/Usage bundle 1 for 2026-11 written: 5 reports/);
+    // A second bundle needs a new preview: the one shown answered for the state before this one.
+    expect(await page.getByRole('button', { name: 'Write bundle' }).isDisabled()).toBe(true);
 
     const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#export-download').click()]);
     const saved = join(laptop, download.suggestedFilename());

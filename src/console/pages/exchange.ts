@@ -92,12 +92,13 @@ const OUTCOME: Record<string, { text: string; tone: string; icon: string }> = {
 /** The exchange with the upstream: its status, export and upload (for roles that operate), and the history of bundles. */
 export async function exchangePage(main: HTMLElement, caller: Caller): Promise<void> {
   const operate = may(caller, 'operate');
-  const [st, bundles] = await Promise.all([api<ExchangeStatus>('GET', '/exchange/status'), api<{ items: Bundle[] }>('GET', '/exchange/bundles')]);
-  const cisco = isCisco(st);
-  const [polled, acks] = await Promise.all([
+  const [st, bundles, polled, acks] = await Promise.all([
+    api<ExchangeStatus>('GET', '/exchange/status'),
+    api<{ items: Bundle[] }>('GET', '/exchange/bundles'),
     api<{ items: PolledDevice[] }>('GET', '/cisco/devices'),
     api<{ items: Ack[] }>('GET', '/cisco/acks'),
   ]);
+  const cisco = isCisco(st);
 
   const statusBox = h('div', { id: 'exchange-status' }, statusList(st));
   const history = h('div', { id: 'exchange-history' }, historyTable(bundles.items, operate));
@@ -195,6 +196,8 @@ function exportSection(caller: Caller, reload: () => Promise<void>): HTMLElement
     };
     void followed<Exported>('/exchange/export', { period: previewed.period }, caller.csrfToken, onProgress)
       .then(async (r) => {
+        // The preview answered for the state before this bundle: another bundle needs a new look.
+        previewed = null;
         await reload();
         outcome.replaceChildren(writtenView(r));
       })
