@@ -1,17 +1,20 @@
 import { api, setCsrfToken, whenSignedOut } from './api.js';
 import { h, icon, status } from './dom.js';
-import type { Caller, Grant } from './session.js';
+import { may, type Caller, type Grant } from './session.js';
 import { loginPage } from './pages/login.js';
 import { overviewPage } from './pages/overview.js';
 import { tokensPage } from './pages/tokens.js';
 import { devicesPage } from './pages/devices.js';
 import { licensesPage } from './pages/licenses.js';
+import { exchangePage } from './pages/exchange.js';
 
 interface Page {
   path: string;
   title: string;
   icon: string;
   render: (main: HTMLElement, caller: Caller) => Promise<void>;
+  /** Offered only to a caller who may read what the page shows (absent: everyone signed in). */
+  offered?: (caller: Caller) => boolean;
 }
 
 const PAGES: Page[] = [
@@ -19,7 +22,10 @@ const PAGES: Page[] = [
   { path: 'licenses', title: 'Licenses', icon: 'check', render: licensesPage },
   { path: 'devices', title: 'Devices', icon: 'device', render: devicesPage },
   { path: 'tokens', title: 'Registration tokens', icon: 'key', render: tokensPage },
+  { path: 'exchange', title: 'Exchange', icon: 'exchange', render: exchangePage, offered: (c) => may(c, 'read') },
 ];
+
+const offeredTo = (c: Caller) => PAGES.filter((p) => !p.offered || p.offered(c));
 
 const root = () => document.getElementById('app')!;
 let caller: Caller | null = null;
@@ -73,7 +79,7 @@ async function signOut(): Promise<void> {
 function layout(current: Page, who: Caller): HTMLElement {
   const name = who.actor.replace(/^user:/, '').replace(/ \(session .*\)$/, '');
   const nav = h('nav', { 'aria-label': 'Main' },
-    h('ul', {}, PAGES.map((p) =>
+    h('ul', {}, offeredTo(who).map((p) =>
       h('li', {}, h('a', { href: `#/${p.path}`, 'aria-current': p === current ? 'page' : null }, icon(p.icon), h('span', {}, p.title))),
     )),
   );
@@ -92,7 +98,7 @@ function layout(current: Page, who: Caller): HTMLElement {
 async function route(): Promise<void> {
   if (!caller) return;
   const path = location.hash.replace(/^#\//, '').split('/')[0] || 'overview';
-  const page = PAGES.find((p) => p.path === path) ?? PAGES[0]!;
+  const page = offeredTo(caller).find((p) => p.path === path) ?? PAGES[0]!;
   document.title = `${page.title} · Outpost`;
   const main = h('main', { id: 'main', tabindex: '-1' });
   const el = root();

@@ -20,6 +20,8 @@ export const CONSOLE_FILES = {
   'pages/devices.js': 'text/javascript; charset=utf-8',
   'pages/licenses.js': 'text/javascript; charset=utf-8',
   'pages/usage-chart.js': 'text/javascript; charset=utf-8',
+  'pages/exchange.js': 'text/javascript; charset=utf-8',
+  'pages/exchange-calls.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
   'favicon.svg': 'image/svg+xml',
 } as const;
