@@ -17,13 +17,14 @@ export async function until(what: string, cond: () => boolean, timeoutMs = 10_00
 
 export interface Mail { from: string; to: string[]; raw: string; user: string | undefined; secure: boolean }
 
-/** An SMTP relay (smtp-server) that requires AUTH; with a certificate, STARTTLS is offered and required before AUTH. */
-export async function smtpSink(o: { user: string; password: string; tls?: { cert: string; key: string } }) {
+/** An SMTP relay (smtp-server) that requires AUTH when given a user; with a certificate, STARTTLS is offered and required before AUTH. */
+export async function smtpSink(o: { user?: string; password?: string; tls?: { cert: string; key: string } }) {
   const mails: Mail[] = [];
   const authFailures: string[] = [];
   const server = new SMTPServer({
     ...(o.tls ? { key: readFileSync(o.tls.key), cert: readFileSync(o.tls.cert) } : { disabledCommands: ['STARTTLS'], allowInsecureAuth: true }),
     authMethods: ['PLAIN', 'LOGIN'],
+    authOptional: o.user === undefined,
     logger: false,
     onAuth(auth, _session, cb) {
       if (auth.username === o.user && auth.password === o.password) return cb(null, { user: auth.username });
