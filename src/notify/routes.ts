@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { route } from '../http/route.js';
-import { forbidden } from '../shared/errors.js';
+import { forbidden, notFound } from '../shared/errors.js';
 import type { Services } from '../services.js';
 import type { Principal } from '../users/roles.js';
 import { sinkBody } from './sinks.js';
@@ -12,6 +12,12 @@ const idParam = z.strictObject({ id: z.string().min(1).max(100) });
 function caller(principal: Principal | null): string {
   if (!principal?.userId) throw forbidden('not_a_user', 'subscriptions belong to users: sign in as one, or (as an admin) use /notifications/subscriptions/USER_ID');
   return principal.userId;
+}
+
+function subscriptionOf(services: Services, userId: string) {
+  const s = services.notify.subscriptions.get(userId);
+  if (!s) throw notFound('subscription', userId);
+  return s;
 }
 
 /** Notifications of alerts: e-mail subscriptions (each user's own; an admin's for anyone), syslog and webhook sinks (admins), and their status. */
@@ -34,8 +40,8 @@ export const notifyRoutes = [
     handler: ({ services, params }) => (services.notify.sinks.remove(params.id), { removed: params.id }),
   }),
   route({
-    method: 'get', path: '/notifications/subscriptions', summary: "The caller's e-mail subscription (null when none)", permission: 'self',
-    handler: ({ services, principal }) => services.notify.subscriptions.get(caller(principal)),
+    method: 'get', path: '/notifications/subscriptions', summary: "The caller's e-mail subscription (404 when none)", permission: 'self',
+    handler: ({ services, principal }) => subscriptionOf(services, caller(principal)),
   }),
   route({
     method: 'post', path: '/notifications/subscriptions', summary: "Set the caller's e-mail subscription: address, severities, VAs, resolutions, daily digest", permission: 'self',
@@ -47,8 +53,8 @@ export const notifyRoutes = [
     handler: ({ services, principal }) => (services.notify.subscriptions.remove(caller(principal)), { removed: true }),
   }),
   route({
-    method: 'get', path: '/notifications/subscriptions/:id', summary: "A user's e-mail subscription (null when none)", permission: 'admin', params: idParam,
-    handler: ({ services, params }) => services.notify.subscriptions.get(params.id),
+    method: 'get', path: '/notifications/subscriptions/:id', summary: "A user's e-mail subscription (404 when none)", permission: 'admin', params: idParam,
+    handler: ({ services, params }) => subscriptionOf(services, params.id),
   }),
   route({
     method: 'post', path: '/notifications/subscriptions/:id', summary: "Set a user's e-mail subscription", permission: 'admin', params: idParam,
