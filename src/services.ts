@@ -45,6 +45,7 @@ import type { BackupService } from './backup/service.js';
 import type { ReportPruner } from './retention/pruner.js';
 import type { UsageHistory } from './history/service.js';
 import type { DeviceRequestSummary } from './device-api/request-summary.js';
+import type { NotifyService } from './notify/service.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -94,6 +95,8 @@ export interface Services {
   retention: ReportPruner;
   /** Device requests, logged as one summary line per interval. */
   deviceRequests: DeviceRequestSummary;
+  /** Notifications of alerts: e-mail subscriptions, syslog and webhook sinks, the outbox and its delivery loop. */
+  notify: NotifyService;
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): Promise<void>;
   /**

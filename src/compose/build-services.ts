@@ -58,6 +58,7 @@ import { BackupService } from '../backup/service.js';
 import { ReportPruner } from '../retention/pruner.js';
 import { UsageHistory } from '../history/service.js';
 import { DeviceRequestSummary } from '../device-api/request-summary.js';
+import { NotifyService } from '../notify/service.js';
 import { VERSION } from './version.js';
 import { databaseFile } from './data-files.js';
 
@@ -177,6 +178,8 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       ),
       retention: new ReportPruner(db, time, events, ingest.commits, config.retention),
       deviceRequests,
+      // Observes the alerts from here on: each alert opened or resolved writes its notifications in its own transaction.
+      notify: new NotifyService(db, clock, alerts, metrics.registry, logger, config, identity.collectorId),
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.
