@@ -4,6 +4,7 @@ import { zonedParts } from '../time/zone.js';
 import { matches } from './filter.js';
 import type { Outbox } from './outbox.js';
 import type { SubscriptionStore } from './subscriptions.js';
+import type { MayRead } from './readers.js';
 
 const RANK: Record<Severity, number> = { info: 0, warning: 1, critical: 2 };
 const DAY_MS = 86_400_000;
@@ -15,7 +16,7 @@ interface AlertLine { id: number; kind: string; subject: string; severity: Sever
  * resolved in the last 24 hours, one line each, as one e-mail. A day with none sends none; the
  * day (in the site's zone) is written once even if the job runs twice.
  */
-export function writeDigests(db: Db, outbox: Outbox, subscriptions: SubscriptionStore, now: number, zone: string): number {
+export function writeDigests(db: Db, outbox: Outbox, subscriptions: SubscriptionStore, mayRead: MayRead, now: number, zone: string): number {
   const p = zonedParts(now, zone);
   const day = `${p.year}-${String(p.month).padStart(2, '0')}-${String(p.day).padStart(2, '0')}`;
   const since = now - DAY_MS;
@@ -26,7 +27,7 @@ export function writeDigests(db: Db, outbox: Outbox, subscriptions: Subscription
       .all(since, since) as AlertLine[];
     for (const s of subscriptions.all()) {
       if (!s.digest) continue;
-      const mine = alerts.filter((a) => matches({ ...s.filter, kinds: null }, { severity: a.severity, vaId: a.va_id, kind: a.kind }));
+      const mine = alerts.filter((a) => matches({ ...s.filter, kinds: null }, { severity: a.severity, vaId: a.va_id, kind: a.kind }) && mayRead(s.userId, a.va_id));
       if (!mine.length) continue;
       const worst = mine.reduce<Severity>((w, a) => (RANK[a.severity] > RANK[w] ? a.severity : w), 'info');
       const open = mine.filter((a) => a.cleared_at === null).length;

@@ -4,6 +4,7 @@ import type { AlertChange } from '../alerts/service.js';
 import { matches, type Channel } from './filter.js';
 import type { SinkStore } from './sinks.js';
 import type { SubscriptionStore } from './subscriptions.js';
+import type { MayRead } from './readers.js';
 
 export interface NotificationRow {
   id: number;
@@ -40,7 +41,7 @@ export class Outbox {
   private latest;
   private fold;
   private insert;
-  constructor(private db: Db, private clock: Clock, private sinks: SinkStore, private subscriptions: SubscriptionStore, private windowMs: number) {
+  constructor(private db: Db, private clock: Clock, private sinks: SinkStore, private subscriptions: SubscriptionStore, private windowMs: number, private mayRead: MayRead) {
     this.latest = db.prepare(
       `SELECT id, state, claimed_at, created_at FROM notifications
        WHERE channel = ? AND target = ? AND kind = ? AND subject = ? AND event = ? AND created_at >= ? ORDER BY id DESC LIMIT 1`,
@@ -61,7 +62,7 @@ export class Outbox {
       this.write(s.kind, s.id, c, now), n++;
     }
     for (const s of this.subscriptions.all()) {
-      if ((c.event === 'resolved' && !s.resolutions) || !matches({ ...s.filter, kinds: null }, c)) continue;
+      if ((c.event === 'resolved' && !s.resolutions) || !matches({ ...s.filter, kinds: null }, c) || !this.mayRead(s.userId, c.vaId)) continue;
       this.write('email', s.userId, c, now), n++;
     }
     return n;

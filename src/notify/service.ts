@@ -11,6 +11,7 @@ import { NotifyMetrics } from './metrics.js';
 import { Outbox } from './outbox.js';
 import { SinkStore } from './sinks.js';
 import { SubscriptionStore } from './subscriptions.js';
+import { readersOf, type MayRead } from './readers.js';
 
 /** Delivered and failed notifications are kept this long, for the status and for a look back. */
 const KEEP_MS = 30 * 86_400_000;
@@ -21,12 +22,14 @@ export class NotifyService {
   readonly subscriptions: SubscriptionStore;
   readonly outbox: Outbox;
   readonly delivery: DeliveryLoop;
+  private readonly mayRead: MayRead;
 
   constructor(private db: Db, private clock: Clock, alerts: AlertService, registry: Registry, logger: Logger, private config: Config, collectorId: string) {
     const c = config.notifications;
     this.sinks = new SinkStore(db, clock);
     this.subscriptions = new SubscriptionStore(db, clock);
-    this.outbox = new Outbox(db, clock, this.sinks, this.subscriptions, c.coalesceMinutes * 60_000);
+    this.mayRead = readersOf(db);
+    this.outbox = new Outbox(db, clock, this.sinks, this.subscriptions, c.coalesceMinutes * 60_000, this.mayRead);
     this.delivery = new DeliveryLoop(c, clock, this.outbox, this.sinks, this.subscriptions, new NotifyMetrics(registry, this.outbox), logger, collectorId);
     alerts.observe((change) => {
       // Runs synchronously inside the alert's transaction; the nudge waits for the commit (a macrotask).
@@ -50,7 +53,7 @@ export class NotifyService {
   /** The daily job: digests written, old delivered notifications pruned. */
   daily(): number {
     const now = this.clock.now();
-    const n = writeDigests(this.db, this.outbox, this.subscriptions, now, this.config.time.zone);
+    const n = writeDigests(this.db, this.outbox, this.subscriptions, this.mayRead, now, this.config.time.zone);
     this.outbox.prune(now - KEEP_MS);
     if (n) this.delivery.nudge();
     return n;
