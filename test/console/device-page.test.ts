@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
 import { TAG } from '../helpers/harness.js';
 import { SimulatedDevice } from '../../src/simulator/device-client.js';
+import { recordSecret } from '../helpers/secrets.js';
 import { ADMIN, VIEWER, expectCleanPages, useConsole } from './browser.js';
 
 /**
@@ -34,10 +35,15 @@ interface Compliance {
 }
 
 const PAGED = 'UI-PAGED';
+/** An admin of Lab and a viewer of Default: may change Lab's devices, see Default's, and move nothing into Default. */
+const LAB_ADMIN = { name: 'val', password: 'console passphrase three' };
 const PAGED_REPORTS = 12;
 
 describe("a device's page in the operator console", () => {
-  const site = useConsole();
+  const site = useConsole(async (s, { defaultVa, labVa }) => {
+    recordSecret('password', LAB_ADMIN.password);
+    await s.users.add({ ...LAB_ADMIN, roles: [{ role: 'va-admin', vaId: labVa }, { role: 'va-viewer', vaId: defaultVa }] }, 'test');
+  });
   const { newPage, signIn, go, axe, screenshot } = site;
   const get = <T>(context: BrowserContext, path: string) => site.api<T>(context, path);
   const deviceBySerial = async (context: BrowserContext, serial: string) =>
@@ -274,6 +280,23 @@ describe("a device's page in the operator console", () => {
     expect(await page.locator('#device-body').count()).toBe(0);
     await axe(page, 'device page refused');
     expectRefusals([403]);
+    await context.close();
+  });
+
+  it('when an admin of Lab who views Default opens devices, then it may deregister a Lab device but move it nowhere, and change nothing of Default', async () => {
+    const { context, page } = await newPage();
+    await signIn(page, LAB_ADMIN);
+    const lab = await deviceBySerial(context, 'UI-LAB-1');
+    await open(page, lab.id);
+    // Default is a VA it sees, not one it may operate on: no move is offered into it.
+    expect(await page.locator('#device-actions').textContent()).toContain('There is no other virtual account you may move it to.');
+    expect(await page.locator('#device-move-va').count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Deregister device' }).count()).toBe(1);
+    await axe(page, 'device page of a VA admin');
+    const def = await deviceBySerial(context, 'UI-DEF-4');
+    await open(page, def.id);
+    expect(await field(page, 'va').textContent()).toBe('Default');
+    expect(await page.locator('main button, main form, main select').count()).toBe(0);
     await context.close();
   });
 
