@@ -64,7 +64,7 @@ describe("a device's page in the operator console", () => {
   const field = (page: Page, name: string) => page.locator(`#device-identity dd[data-field="${name}"]`);
   /** The API refusals a test causes on purpose: the browser logs each failed load; any other problem stays. */
   const expectRefusals = (statuses: number[]) => {
-    const said = site.problems.filter((p) => /Failed to load resource: the server responded with a status of (403|409)/.test(p));
+    const said = site.problems.filter((p) => /Failed to load resource: the server responded with a status of (403|404|409)/.test(p));
     expect(said.map((p) => Number(/status of (\d+)/.exec(p)![1]))).toEqual(statuses);
     for (const p of said) site.problems.splice(site.problems.indexOf(p), 1);
   };
@@ -210,7 +210,10 @@ describe("a device's page in the operator console", () => {
     await page.locator('#device-notice .notice-error').waitFor();
     expect(await page.locator('#device-notice').textContent()).toBe(`The device was not deregistered: device ${p.id} is already deregistered`);
     expect(await field(page, 'status').textContent()).toBe('deregistered');
-    expectRefusals([409]);
+    // An address that names no device says so, rather than showing an empty page.
+    await open(page, 'dev_nope', true);
+    expect(await page.locator('main .notice-error').textContent()).toBe('No device has the id dev_nope.');
+    expectRefusals([409, 404]);
     await context.close();
   });
 
