@@ -7,6 +7,7 @@ import { tokensPage } from './pages/tokens.js';
 import { devicesPage } from './pages/devices.js';
 import { licensesPage } from './pages/licenses.js';
 import { exchangePage } from './pages/exchange.js';
+import { devicePage } from './pages/device.js';
 
 interface Page {
   path: string;
@@ -97,17 +98,20 @@ function layout(current: Page, who: Caller): HTMLElement {
 
 async function route(): Promise<void> {
   if (!caller) return;
-  const path = location.hash.replace(/^#\//, '').split('/')[0] || 'overview';
-  const page = offeredTo(caller).find((p) => p.path === path) ?? PAGES[0]!;
-  document.title = `${page.title} · Outpost`;
+  const [path = '', sub] = location.hash.replace(/^#\//, '').split('/');
+  const page = offeredTo(caller).find((p) => p.path === (path || 'overview')) ?? PAGES[0]!;
+  // A device's page (#/devices/<id>) sits under Devices, which the navigation keeps as current.
+  const deviceId = page.path === 'devices' && sub ? decodeURIComponent(sub) : null;
+  const render = deviceId === null ? page.render : (m: HTMLElement, c: Caller) => devicePage(m, c, deviceId);
+  document.title = `${deviceId === null ? page.title : 'Device'} · Outpost`;
   const main = h('main', { id: 'main', tabindex: '-1' });
   const el = root();
   el.replaceChildren(h('a', { class: 'skip', href: '#main', onclick: skipToMain }, 'Skip to main content'), layout(page, caller), main);
   main.append(h('p', { class: 'loading', role: 'status' }, 'Loading…'));
   try {
-    await page.render(main, caller);
+    await render(main, caller);
   } catch (e) {
-    main.replaceChildren(h('h1', {}, page.title), status(`This page could not be loaded: ${(e as Error).message}`, 'error'));
+    main.replaceChildren(h('h1', {}, deviceId === null ? page.title : 'Device'), status(`This page could not be loaded: ${(e as Error).message}`, 'error'));
   }
   main.dataset.ready = 'true';
   // After a navigation, reading starts at the page's heading, not at the top of the header.
