@@ -62,6 +62,9 @@ describe('bundles through the browser', () => {
     const response = history.find((b) => b.direction === 'in')!;
     expect(usage).toMatchObject({ records: 1, outcome: { status: 'answered', by: response.id } });
     expect(response.outcome.status).toBe('applied');
+    // The applied response is kept, and downloads as the bytes that were uploaded.
+    const kept = await s.h.api.get(`/api/v1/exchange/bundles/${response.id}/download`).buffer(true).parse(bytesOf).expect(200);
+    expect(Buffer.compare(kept.body as Buffer, readFileSync(processed.responseFile))).toBe(0);
   });
 
   it('when an upload is larger than exchange.maxResponseBytes, then it is refused with 413 naming the limit, and nothing changes', async () => {
