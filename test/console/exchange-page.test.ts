@@ -134,7 +134,15 @@ describe('the Exchange page', () => {
     expect(refused).toContain('tampered-response.opb was refused');
     expect(refused).toContain('signature');
     expect(refused).toContain('Nothing was changed');
-    expect(await state(context)).toEqual(before);
+    expect(refused).toMatch(/kept as .*rejected\/uploaded-\w+\.opb for a look, and the refusal is on the audit trail/);
+    // Nothing changed but the audit trail, which now says who tried what, and why it was refused.
+    const after = await state(context);
+    const rejected = await site.api<{ items: { id: number; actor: string; details: { code: string; via: string } }[] }>(context, '/events?type=exchange.rejected');
+    expect(rejected.items).toHaveLength(1);
+    expect(rejected.items[0]!.actor).toMatch(new RegExp(`^user:${ADMIN.name} `));
+    expect(rejected.items[0]).toMatchObject({ details: { code: 'bad_signature', via: 'upload' } });
+    expect(after.events).toEqual([rejected.items[0]!.id, ...before.events]);
+    expect({ ...after, events: before.events }).toEqual(before);
 
     const applied = await upload(page, response);
     expect(applied).toMatch(/applied \(response 1\): 4 reports acknowledged, 1 rejected, entitlements of 1 virtual account updated/);

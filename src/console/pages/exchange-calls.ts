@@ -15,6 +15,7 @@ export class CallError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -25,8 +26,8 @@ const headers = (csrf: string | null, more: Record<string, string>) => ({ ...mor
 async function refusal(res: Response): Promise<CallError> {
   const text = await res.text();
   try {
-    const e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
-    return new CallError(e?.code ?? 'http_error', e?.message ?? `the collector answered ${res.status}`);
+    const e = (JSON.parse(text) as { error?: { code?: string; message?: string; details?: Record<string, unknown> } }).error;
+    return new CallError(e?.code ?? 'http_error', e?.message ?? `the collector answered ${res.status}`, e?.details ?? {});
   } catch {
     return new CallError('http_error', `the collector answered ${res.status}`);
   }

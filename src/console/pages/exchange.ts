@@ -74,11 +74,14 @@ interface Ack {
   lastError: string | null;
 }
 
-/**
- * Uploads refused in this tab: the collector keeps nothing of a refused upload (it changes
- * nothing, its event log included), so the history shows them from here, marked as such.
- */
-const refusedHere: { at: string; name: string; bytes: number; code: string; message: string }[] = [];
+/** A bundle the collector refused (an upload, or a file in the inbox): an `exchange.rejected` event. */
+interface Refusal {
+  at: string;
+  actor: string;
+  subject: string | null;
+  details: { code?: string; reason?: string; via?: string };
+}
+const refusals = () => api<{ items: Refusal[] }>('GET', '/events?type=exchange.rejected&limit=50');
 
 const OUTCOME: Record<string, { text: string; tone: string; icon: string }> = {
   answered: { text: 'Answered', tone: 'ok', icon: 'check' },
@@ -92,21 +95,22 @@ const OUTCOME: Record<string, { text: string; tone: string; icon: string }> = {
 /** The exchange with the upstream: its status, export and upload (for roles that operate), and the history of bundles. */
 export async function exchangePage(main: HTMLElement, caller: Caller): Promise<void> {
   const operate = may(caller, 'operate');
-  const [st, bundles, polled, acks] = await Promise.all([
+  const [st, bundles, refused, polled, acks] = await Promise.all([
     api<ExchangeStatus>('GET', '/exchange/status'),
     api<{ items: Bundle[] }>('GET', '/exchange/bundles'),
+    refusals(),
     api<{ items: PolledDevice[] }>('GET', '/cisco/devices'),
     api<{ items: Ack[] }>('GET', '/cisco/acks'),
   ]);
   const cisco = isCisco(st);
 
   const statusBox = h('div', { id: 'exchange-status' }, statusList(st));
-  const history = h('div', { id: 'exchange-history' }, historyTable(bundles.items, operate));
+  const history = h('div', { id: 'exchange-history' }, historyTable(bundles.items, refused.items, operate));
   let answers = 0;
   const reload = async () => {
-    const [s, b] = await Promise.all([api<ExchangeStatus>('GET', '/exchange/status'), api<{ items: Bundle[] }>('GET', '/exchange/bundles')]);
+    const [s, b, r] = await Promise.all([api<ExchangeStatus>('GET', '/exchange/status'), api<{ items: Bundle[] }>('GET', '/exchange/bundles'), refusals()]);
     statusBox.replaceChildren(statusList(s));
-    history.replaceChildren(historyTable(b.items, operate));
+    history.replaceChildren(historyTable(b.items, r.items, operate));
     history.dataset.answer = String(++answers);
   };
 
@@ -282,9 +286,9 @@ function uploadSection(caller: Caller, reload: () => Promise<void>): HTMLElement
       })
       .catch(async (err: unknown) => {
         const code = err instanceof CallError ? err.code : 'failed';
-        refusedHere.unshift({ at: new Date().toISOString(), name: chosen.name, bytes: chosen.size, code, message: (err as Error).message });
         await reload().catch(() => undefined);
-        outcome.replaceChildren(status(`${chosen.name} was refused: ${(err as Error).message} (${code}). Nothing was changed.`, 'error'));
+        const kept = err instanceof CallError && typeof err.details.keptAs === 'string' ? ` It is kept as ${err.details.keptAs} for a look, and the refusal is on the audit trail.` : '';
+        outcome.replaceChildren(status(`${chosen.name} was refused: ${(err as Error).message} (${code}). Nothing was changed.${kept}`, 'error'));
       })
       .finally(() => {
         send.disabled = false;
@@ -322,10 +326,10 @@ function lastSync(x: ExchangeStatus): HTMLElement | null {
   return h('p', { id: 'last-sync' }, `Last sync ${when(r.finishedAt)}: ${r.status}, ${count(r.parts)} parts, ${count(r.reports.sent)} reports sent, ${count(r.reports.accepted)} accepted${r.reports.rejected ? `, ${count(r.reports.rejected)} rejected` : ''}.`);
 }
 
-function historyTable(bundles: Bundle[], download: boolean): HTMLElement {
+function historyTable(bundles: Bundle[], refused: Refusal[], download: boolean): HTMLElement {
   const byId = new Map(bundles.map((b) => [b.id, b]));
   const rows = [
-    ...refusedHere.map((r) => ({ at: r.at, row: refusedRow(r, download) })),
+    ...refused.map((r) => ({ at: r.at, row: refusedRow(r, download) })),
     ...bundles.map((b) => ({ at: b.createdAt, row: bundleRow(b, byId, download) })),
   ].sort((a, b) => b.at.localeCompare(a.at));
   if (!rows.length) return status('No bundle written or applied yet.');
@@ -351,19 +355,19 @@ function bundleRow(b: Bundle, byId: Map<string, Bundle>, download: boolean): HTM
     h('td', {}, b.period ?? ''),
     h('td', { class: 'carried' }, carried),
     h('td', { class: 'outcome' }, h('span', { class: `badge tone-${o.tone}` }, icon(o.icon), h('span', {}, o.text)), answeredBy ? h('span', {}, ` by response ${answeredBy.sequence}`) : null),
-    // Only what the collector wrote: an applied bundle is archived under a name its row does not keep.
-    download ? h('td', {}, b.direction === 'out' ? h('a', { href: downloadPath(b.id), download: '', 'aria-label': `Download ${what}` }, 'Download') : '') : null,
+    download ? h('td', {}, h('a', { href: downloadPath(b.id), download: '', 'aria-label': `Download ${what}` }, 'Download')) : null,
   );
 }
 
-function refusedRow(r: (typeof refusedHere)[number], download: boolean): HTMLElement {
+function refusedRow(r: Refusal, download: boolean): HTMLElement {
   const o = OUTCOME.refused!;
+  const how = r.details.via === 'upload' ? `Upload by ${r.actor.replace(/^user:/, '')}` : 'File in the inbox';
   return h('tr', { 'data-outcome': 'refused', class: 'refused' },
     h('td', {}, when(r.at)),
-    h('th', { scope: 'row' }, `Upload of ${r.name}`),
+    h('th', { scope: 'row' }, `${how}: ${r.subject ?? ''}`),
     h('td', {}, ''),
-    h('td', { class: 'carried' }, `${count(r.bytes)} bytes, not applied`),
-    h('td', { class: 'outcome' }, h('span', { class: `badge tone-${o.tone}` }, icon(o.icon), h('span', {}, o.text)), h('span', {}, ` ${r.code}: ${r.message} (seen in this browser tab only; the collector keeps nothing of it)`)),
+    h('td', { class: 'carried' }, 'nothing applied'),
+    h('td', { class: 'outcome' }, h('span', { class: `badge tone-${o.tone}` }, icon(o.icon), h('span', {}, o.text)), h('span', {}, ` ${r.details.code ?? ''}: ${r.details.reason ?? ''}`)),
     download ? h('td', {}, '') : null,
   );
 }
