@@ -62,9 +62,12 @@ export interface ConsoleSite {
  * stop them; the returned object's fields are set once beforeAll has run. `extraSeed` adds to
  * the site through the services before the collector starts.
  */
-export function useConsole(extraSeed?: (s: Services, site: { defaultVa: string; labVa: string }) => void | Promise<void>): ConsoleSite {
+export function useConsole(
+  extraSeed?: (s: Services, site: { defaultVa: string; labVa: string }) => void | Promise<void>,
+  opts: { env?: Record<string, string> } = {},
+): ConsoleSite {
   const dir = tempDataDir();
-  const env = envFor(dir);
+  const env = { ...envFor(dir), ...opts.env };
   const shots = process.env.OUTPOST_SCREENSHOT_DIR ? resolve(process.env.OUTPOST_SCREENSHOT_DIR) : tempDir('screenshots');
   const site = { problems: [] as string[], requested: [] as string[] } as ConsoleSite;
 

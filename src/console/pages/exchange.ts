@@ -3,6 +3,7 @@ import { append, h, icon, status } from '../dom.js';
 import { count, when } from '../format.js';
 import { may, type Caller } from '../session.js';
 import { CallError, followed, uploadBytes, type Progress } from './exchange-calls.js';
+import { syncNow, syncRuns, syncTable } from './exchange-syncs.js';
 
 interface ExchangeStatus {
   mode?: string;
@@ -103,13 +104,16 @@ export async function exchangePage(main: HTMLElement, caller: Caller): Promise<v
     api<{ items: Ack[] }>('GET', '/cisco/acks'),
   ]);
   const cisco = isCisco(st);
+  const connected = st.mode === 'connected';
+  const syncs = h('div', { id: 'exchange-syncs' }, connected ? syncTable(await syncRuns(cisco)) : '');
 
   const statusBox = h('div', { id: 'exchange-status' }, statusList(st));
   const history = h('div', { id: 'exchange-history' }, historyTable(bundles.items, refused.items, operate));
   let answers = 0;
   const reload = async () => {
-    const [s, b, r] = await Promise.all([api<ExchangeStatus>('GET', '/exchange/status'), api<{ items: Bundle[] }>('GET', '/exchange/bundles'), refusals()]);
+    const [s, b, r, runs] = await Promise.all([api<ExchangeStatus>('GET', '/exchange/status'), api<{ items: Bundle[] }>('GET', '/exchange/bundles'), refusals(), connected ? syncRuns(cisco) : null]);
     statusBox.replaceChildren(statusList(s));
+    if (runs) syncs.replaceChildren(syncTable(runs));
     history.replaceChildren(historyTable(b.items, r.items, operate));
     history.dataset.answer = String(++answers);
   };
@@ -120,7 +124,8 @@ export async function exchangePage(main: HTMLElement, caller: Caller): Promise<v
     h('section', { 'aria-labelledby': 'xstatus-title', class: 'panel' }, h('h2', { id: 'xstatus-title' }, 'Status'), statusBox),
     operate ? exportSection(caller, reload) : null,
     operate ? uploadSection(caller, reload) : null,
-    h('section', { 'aria-labelledby': 'history-title' }, h('h2', { id: 'history-title' }, 'History'), lastSync(st), history),
+    connected ? h('section', { 'aria-labelledby': 'syncs-title' }, h('h2', { id: 'syncs-title' }, 'Syncs'), operate ? syncNow(reload) : null, syncs) : null,
+    h('section', { 'aria-labelledby': 'history-title' }, h('h2', { id: 'history-title' }, 'Bundles'), history),
     cisco || polled.items.length || acks.items.length ? ciscoSection(polled.items, acks.items) : null,
   ]);
 }
@@ -319,12 +324,6 @@ function appliedView(name: string, r: Imported): HTMLElement {
 }
 
 const plural = (n: number, what: string) => `${count(n)} ${what}${n === 1 ? '' : 's'}`;
-
-function lastSync(x: ExchangeStatus): HTMLElement | null {
-  if (x.mode !== 'connected' || !x.lastRun) return null;
-  const r = x.lastRun;
-  return h('p', { id: 'last-sync' }, `Last sync ${when(r.finishedAt)}: ${r.status}, ${count(r.parts)} parts, ${count(r.reports.sent)} reports sent, ${count(r.reports.accepted)} accepted${r.reports.rejected ? `, ${count(r.reports.rejected)} rejected` : ''}.`);
-}
 
 function historyTable(bundles: Bundle[], refused: Refusal[], download: boolean): HTMLElement {
   const byId = new Map(bundles.map((b) => [b.id, b]));
