@@ -25,6 +25,7 @@ export const CONSOLE_FILES = {
   'pages/exchange.js': 'text/javascript; charset=utf-8',
   'pages/exchange-calls.js': 'text/javascript; charset=utf-8',
   'pages/exchange-syncs.js': 'text/javascript; charset=utf-8',
+  'types.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
   'favicon.svg': 'image/svg+xml',
 } as const;

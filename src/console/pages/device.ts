@@ -2,25 +2,8 @@ import { api, ApiError } from '../api.js';
 import { append, h, icon, status } from '../dom.js';
 import { may, vasWith, type Caller } from '../session.js';
 import { eventTable, reportTable, time, usageTable, type DeviceEvent, type StoredReport, type UsageNow } from './device-tables.js';
+import type { Va, Device } from '../types.js';
 
-interface Va {
-  id: string;
-  name: string;
-}
-interface Device {
-  id: string;
-  vaId: string;
-  udi: { pid: string; serial: string };
-  udis: string[];
-  hostname: string;
-  softwareVersion: string;
-  status: 'active' | 'stale' | 'deregistered';
-  source: 'registered' | 'rum';
-  pendingRekey: { since: string; reason: 'new_key' | 'claim_keyless' | 'revive' } | null;
-  registeredAt: string;
-  lastSeenAt: string | null;
-  lastSeq: number | null;
-}
 interface Page<T> {
   items: T[];
   nextCursor: string | null;

@@ -2,22 +2,8 @@ import { api } from '../api.js';
 import { h, icon, status } from '../dom.js';
 import { count, when } from '../format.js';
 import type { Caller } from '../session.js';
+import type { Va, Device } from '../types.js';
 
-interface Va {
-  id: string;
-  name: string;
-}
-interface Device {
-  id: string;
-  vaId: string;
-  udi: { pid: string; serial: string };
-  hostname: string;
-  status: 'active' | 'stale' | 'deregistered';
-  source: 'registered' | 'rum';
-  pendingRekey: { since: string } | null;
-  registeredAt: string;
-  lastSeenAt: string | null;
-}
 interface DeviceList {
   items: Device[];
   nextCursor: string | null;

@@ -3,11 +3,8 @@ import { h, icon, status } from '../dom.js';
 import { count, when } from '../format.js';
 import type { Caller } from '../session.js';
 import { usageChart, type ChartDay, type ChartForecast } from './usage-chart.js';
+import type { Va } from '../types.js';
 
-interface Va {
-  id: string;
-  name: string;
-}
 interface TagCompliance {
   tag: string;
   displayName: string;

@@ -2,11 +2,8 @@ import { api } from '../api.js';
 import { h, icon, status } from '../dom.js';
 import { count, when } from '../format.js';
 import { may, type Caller } from '../session.js';
+import type { Va } from '../types.js';
 
-interface Va {
-  id: string;
-  name: string;
-}
 interface TagCompliance {
   tag: string;
   displayName: string;
