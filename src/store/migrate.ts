@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { packageRoot } from '../config/load.js';
 import type { Db } from './open.js';
@@ -116,5 +116,27 @@ export function migrate(db: Db, migrationsDir = collectorMigrations, opts: Migra
     })();
   } catch (e) {
     throw new MigrationError(db.name, failed, current, e, backup);
+  }
+  if (backup) prunePreMigrationCopies(backup, opts.log ?? ((m) => process.stderr.write(`outpost: ${m}\n`)));
+}
+
+/** Pre-migration copies kept: the one just taken and the two upgrades before it. */
+export const KEEP_PRE_MIGRATION_COPIES = 3;
+
+/**
+ * After an upgrade that went through, the oldest pre-migration copies go: each is a whole copy
+ * of the database, and a site that upgrades every month would otherwise fill its disk with them.
+ * Only files named as copyBefore() names them, in the folder it writes, are ever removed.
+ */
+function prunePreMigrationCopies(justTaken: string, log: (m: string) => void): void {
+  const dir = dirname(justTaken);
+  // Newest first by the time in the name (when the copy was taken; a file's mtime changes when it is copied about).
+  const copies = readdirSync(dir)
+    .map((f) => ({ f, stamp: /^pre-migration-v\d+-to-v\d+-(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z)\.db$/.exec(f)?.[1] }))
+    .filter((c): c is { f: string; stamp: string } => c.stamp !== undefined)
+    .sort((a, b) => b.stamp.localeCompare(a.stamp));
+  for (const { f } of copies.slice(KEEP_PRE_MIGRATION_COPIES)) {
+    rmSync(join(dir, f), { force: true });
+    log(`removed the pre-migration copy ${join(dir, f)}: the newest ${KEEP_PRE_MIGRATION_COPIES} are kept`);
   }
 }

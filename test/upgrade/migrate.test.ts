@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { applyPragmas, openStore } from '../../src/store/open.js';
@@ -114,5 +114,28 @@ describe('a migration that fails', () => {
     const c = new Database(copy, { readonly: true });
     expect(c.pragma('user_version', { simple: true })).toBe(2);
     c.close();
+  });
+
+  it('keeps the newest three pre-migration copies once an upgrade has gone through, and nothing else in the folder is touched', () => {
+    const dir = tempDir('prune-copies');
+    const backups = join(dir, 'backups');
+    mkdirSync(backups);
+    // Three copies from earlier upgrades, oldest first, and a backup of the operator's own.
+    const earlier = [1, 2, 3].map((n) => join(backups, `pre-migration-v${n}-to-v${n + 1}-2029-0${n}-01T00-00-00-000Z.db`));
+    // Their files' times say nothing (copied about, the oldest looks newest): the time in the name counts.
+    earlier.forEach((f, i) => {
+      writeFileSync(f, 'old copy');
+      utimesSync(f, 1_900_000_000 - i * 1000, 1_900_000_000 - i * 1000);
+    });
+    writeFileSync(join(backups, 'outpost-backup-20290101T000000Z.db'), 'a backup');
+    const logged: string[] = [];
+    const db = new Database(join(dir, 'outpost.db'));
+    applyPragmas(db);
+    migrate(db, collectorMigrations, { upTo: 2, log: () => {} });
+    migrate(db, collectorMigrations, { log: (m) => logged.push(m), now: () => Date.UTC(2030, 0, 2, 3, 4, 5) });
+    db.close();
+    const taken = `pre-migration-v2-to-v${latestVersion()}-2030-01-02T03-04-05-000Z.db`;
+    expect(readdirSync(backups).sort()).toEqual(['outpost-backup-20290101T000000Z.db', ...earlier.slice(1).map((f) => f.slice(backups.length + 1)), taken].sort());
+    expect(logged).toEqual([expect.stringContaining(taken), `removed the pre-migration copy ${earlier[0]}: the newest 3 are kept`]);
   });
 });
