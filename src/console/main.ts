@@ -1,24 +1,30 @@
 import { api, setCsrfToken, whenSignedOut } from './api.js';
 import { h, icon, status } from './dom.js';
-import type { Caller, Grant } from './session.js';
+import { may, type Caller, type Grant } from './session.js';
 import { loginPage } from './pages/login.js';
 import { overviewPage } from './pages/overview.js';
 import { tokensPage } from './pages/tokens.js';
 import { devicesPage } from './pages/devices.js';
 import { licensesPage } from './pages/licenses.js';
+import { eventsPage } from './pages/events.js';
+import { usersPage } from './pages/users.js';
 
 interface Page {
   path: string;
   title: string;
   icon: string;
   render: (main: HTMLElement, caller: Caller) => Promise<void>;
+  /** Whether the navigation offers it (a page not offered still refuses by itself when its address is typed). */
+  offered?: (caller: Caller) => boolean;
 }
 
 const PAGES: Page[] = [
   { path: 'overview', title: 'Overview', icon: 'gauge', render: overviewPage },
   { path: 'licenses', title: 'Licenses', icon: 'check', render: licensesPage },
   { path: 'devices', title: 'Devices', icon: 'device', render: devicesPage },
+  { path: 'events', title: 'Events', icon: 'clock', render: eventsPage },
   { path: 'tokens', title: 'Registration tokens', icon: 'key', render: tokensPage },
+  { path: 'users', title: 'Users', icon: 'user', render: usersPage, offered: (c) => may(c, 'admin') },
 ];
 
 const root = () => document.getElementById('app')!;
@@ -73,7 +79,7 @@ async function signOut(): Promise<void> {
 function layout(current: Page, who: Caller): HTMLElement {
   const name = who.actor.replace(/^user:/, '').replace(/ \(session .*\)$/, '');
   const nav = h('nav', { 'aria-label': 'Main' },
-    h('ul', {}, PAGES.map((p) =>
+    h('ul', {}, PAGES.filter((p) => p.offered?.(who) ?? true).map((p) =>
       h('li', {}, h('a', { href: `#/${p.path}`, 'aria-current': p === current ? 'page' : null }, icon(p.icon), h('span', {}, p.title))),
     )),
   );
