@@ -16,8 +16,9 @@ import { ADMIN, VIEWER, expectCleanPages, useConsole } from './browser.js';
  */
 const LOU = { name: 'lou', password: 'console passphrase four' };
 const UMA = { name: 'uma', password: 'console passphrase five' };
-/** Events of one made-up type, more than a page of the events table (50). */
-const PROBES = 55;
+/** The events table's page, and events of one made-up type: more than a page. */
+const PAGE = 25;
+const PROBES = 30;
 const HOUR = 3_600_000;
 
 interface Ev {
@@ -96,12 +97,12 @@ describe('the Events and Users pages in a real browser', () => {
     await page.getByLabel('Actor').fill('user:carol');
     await page.getByLabel('Actor').press('Enter');
     await ready(said);
-    const byActor = await events('type=device.*&actor=user:carol&limit=50');
+    const byActor = await events(`type=device.*&actor=user:carol&limit=${PAGE}`);
     expect(byActor.items.map((e) => e.subject)).toEqual(['dev_hist2', 'dev_hist1', 'dev_hist1']);
     expect(await shownEvents(page)).toEqual(asShown(byActor.items));
 
     // Subject and a time range around the second day: the one event of carol's token, not dave's an hour after it.
-    const hist = (await events('subject=dev_hist1&limit=50')).items;
+    const hist = (await events(`subject=dev_hist1&limit=${PAGE}`)).items;
     const tokenEvent = hist.find((e) => e.type === 'device.deregistered')!;
     const t = Date.parse(tokenEvent.at);
     said = await answer();
@@ -114,7 +115,7 @@ describe('the Events and Users pages in a real browser', () => {
     await ready(said);
     const since = new Date(localMinute(t - 12 * HOUR)).toISOString();
     const until = new Date(localMinute(t + 30 * 60_000)).toISOString();
-    const inRange = await events(`subject=dev_hist1&since=${since}&until=${until}&limit=50`);
+    const inRange = await events(`subject=dev_hist1&since=${since}&until=${until}&limit=${PAGE}`);
     expect(inRange.items.map((e) => e.id)).toEqual([tokenEvent.id]);
     expect(await shownEvents(page)).toEqual(asShown(inRange.items));
 
@@ -132,14 +133,14 @@ describe('the Events and Users pages in a real browser', () => {
     await page.getByLabel('Type').fill('probe.*');
     await page.getByLabel('Type').press('Enter');
     await ready(said);
-    const first = await events('type=probe.*&limit=50');
+    const first = await events(`type=probe.*&limit=${PAGE}`);
     expect(await shownEvents(page)).toEqual(asShown(first.items));
-    expect(first.items).toHaveLength(50);
+    expect(first.items).toHaveLength(PAGE);
     said = await answer();
     await page.getByRole('button', { name: 'Older events' }).click();
     await ready(said);
-    const second = await events(`type=probe.*&limit=50&cursor=${first.nextCursor}`);
-    expect(second.items).toHaveLength(PROBES - 50);
+    const second = await events(`type=probe.*&limit=${PAGE}&cursor=${first.nextCursor}`);
+    expect(second.items).toHaveLength(PROBES - PAGE);
     expect(await shownEvents(page)).toEqual(asShown(second.items));
     expect(await page.getByRole('button', { name: 'Older events' }).isDisabled()).toBe(true);
     expect(new URL((await page.locator('#events-csv').getAttribute('href'))!, site.server.url).searchParams.get('type')).toBe('probe.*');
@@ -280,7 +281,7 @@ describe('the Events and Users pages in a real browser', () => {
     await signIn(page, VIEWER);
     expect(await page.locator('nav a[href="#/users"]').count()).toBe(0);
     await go(page, 'events');
-    const mine = await site.api<{ items: Ev[] }>(context, '/events?limit=50');
+    const mine = await site.api<{ items: Ev[] }>(context, `/events?limit=${PAGE}`);
     expect(mine.items.map((e) => e.subject)).toContain('dev_hist2');
     expect(await shownEvents(page)).toEqual(asShown(mine.items));
     // The chain check is a global read: not offered to a role on one VA.

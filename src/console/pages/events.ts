@@ -24,7 +24,7 @@ interface EventList {
 }
 
 /** A page of the trail: the collector pages the rest by event id. */
-export const EVENT_PAGE_SIZE = 50;
+export const EVENT_PAGE_SIZE = 25;
 
 export interface EventFilters {
   type: string;

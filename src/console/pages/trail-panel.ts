@@ -47,7 +47,7 @@ export function verifyPanel(check: () => Promise<TrailReport>): HTMLElement {
 function report(r: TrailReport): HTMLElement[] {
   const verdict = r.intact
     ? h('p', { class: 'verdict' }, h('span', { class: 'badge tone-ok' }, icon('check'), h('span', {}, 'Intact')),
-        h('span', {}, ` All ${count(r.events)} events chain from the first to event ${r.head.id}, and every checkpoint held matches.`))
+        h('span', {}, ` All ${count(r.events)} events chain from the first to event ${r.head.id}${r.checkpoints.checked ? ', and every checkpoint held matches' : '; no signed checkpoint is held yet to hold them against'}.`))
     : h('p', { class: 'verdict' }, h('span', { class: 'badge tone-bad' }, icon('warning'), h('span', {}, 'Broken')),
         h('span', { class: 'finding' }, ` ${r.finding?.message ?? `event ${r.firstBrokenId} does not chain to the one before it`}`));
   const cp = r.checkpoints;

@@ -190,7 +190,8 @@ function userTable(users: User[], lastSignIn: Map<string, string>, roleText: (g:
 
 /** A role and, for a VA role, its VA: the pair of selects the add form and the roles editor share. */
 function roleFields(vas: Va[], n: string, g: Grant | null): { role: HTMLSelectElement; va: HTMLSelectElement; fields: HTMLElement[] } {
-  const role = h('select', { id: `role-${n}`, name: 'role' }, ROLES.map(([r, label]) => h('option', { value: r, selected: g?.role === r }, label)));
+  // A new user starts with the role that changes nothing: more is a choice, not a default.
+  const role = h('select', { id: `role-${n}`, name: 'role' }, ROLES.map(([r, label]) => h('option', { value: r, selected: (g?.role ?? 'auditor') === r }, label)));
   const va = h('select', { id: `role-va-${n}`, name: 'vaId', 'aria-describedby': 'role-va-help' },
     h('option', { value: '' }, 'Every VA'), vas.map((v) => h('option', { value: v.id, selected: g?.vaId === v.id }, v.name)));
   // A VA role names its VA; a global role names none: the select follows the role.
