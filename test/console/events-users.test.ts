@@ -16,9 +16,9 @@ import { ADMIN, VIEWER, expectCleanPages, useConsole } from './browser.js';
  */
 const LOU = { name: 'lou', password: 'console passphrase four' };
 const UMA = { name: 'uma', password: 'console passphrase five' };
-/** The events table's page, and events of one made-up type: more than a page. */
+/** The events table's page, and more polls of IOS-XE devices than fit on one. */
 const PAGE = 25;
-const PROBES = 30;
+const POLLS = 30;
 const HOUR = 3_600_000;
 
 interface Ev {
@@ -33,10 +33,10 @@ interface Ev {
  * Appends an event at a chosen time, chained as the collector chains it: the trail's own
  * events all happen as the site is seeded, and a time filter needs days between them.
  */
-function appendAt(s: Services, at: number, type: string, actor: string, subject: string | null, vaId: string | null = null): void {
+function appendAt(s: Services, at: number, type: string, actor: string, subject: string | null, vaId: string | null = null, details: object = {}): void {
   const repo = new EventRepository(s.db);
   const prev = repo.head()?.hash ?? GENESIS;
-  const row = { at, type, actor, subject, va_id: vaId, details: JSON.stringify({ note: 'seeded' }), origin: '127.0.0.1' };
+  const row = { at, type, actor, subject, va_id: vaId, details: JSON.stringify(details), origin: actor.startsWith('user:') || actor.startsWith('token:') ? '127.0.0.1' : null };
   repo.insert({ ...row, prev_hash: prev, hash: sha256hex(chainText(prev, row)) });
 }
 
@@ -50,11 +50,11 @@ function localMinute(ms: number): string {
 describe('the Events and Users pages in a real browser', () => {
   const site = useConsole(async (s, { labVa }) => {
     const now = Date.now();
-    appendAt(s, now - 3 * DAY, 'device.moved', 'user:carol (session ses_seed1)', 'dev_hist1');
+    appendAt(s, now - 3 * DAY, 'device.moved', 'user:carol (session ses_seed1)', 'dev_hist1', null, { to: 'Default' });
     appendAt(s, now - 2 * DAY, 'device.deregistered', 'token:tok_seed (user:carol)', 'dev_hist1');
-    appendAt(s, now - 2 * DAY + HOUR, 'device.moved', 'user:dave', 'dev_hist1');
-    appendAt(s, now - DAY, 'device.moved', 'user:carol', 'dev_hist2', labVa);
-    for (let i = 0; i < PROBES; i++) appendAt(s, now - 4 * DAY + i * 60_000, 'probe.ping', 'collector', `probe_${i}`);
+    appendAt(s, now - 2 * DAY + HOUR, 'device.moved', 'user:dave', 'dev_hist1', null, { to: 'Lab' });
+    appendAt(s, now - DAY, 'device.moved', 'user:carol', 'dev_hist2', labVa, { to: 'Lab' });
+    for (let i = 0; i < POLLS; i++) appendAt(s, now - 4 * DAY + i * 3_600_000, 'cisco.polled', 'schedule', null, null, { devices: 12, failed: 0, accepted: 12, replaced: 0 });
     recordSecret('password', LOU.password);
     await s.users.add({ ...LOU, roles: [{ role: 'auditor' }] }, 'test');
   });
@@ -130,22 +130,22 @@ describe('the Events and Users pages in a real browser', () => {
     // More than a page: the server's cursor pages them, and "Newer" goes back.
     for (const f of ['Subject', 'From', 'Until']) await page.getByLabel(f).fill('');
     said = await answer();
-    await page.getByLabel('Type').fill('probe.*');
+    await page.getByLabel('Type').fill('cisco.*');
     await page.getByLabel('Type').press('Enter');
     await ready(said);
-    const first = await events(`type=probe.*&limit=${PAGE}`);
+    const first = await events(`type=cisco.*&limit=${PAGE}`);
     expect(await shownEvents(page)).toEqual(asShown(first.items));
     expect(first.items).toHaveLength(PAGE);
     said = await answer();
     await page.getByRole('button', { name: 'Older events' }).click();
     await ready(said);
-    const second = await events(`type=probe.*&limit=${PAGE}&cursor=${first.nextCursor}`);
-    expect(second.items).toHaveLength(PROBES - PAGE);
+    const second = await events(`type=cisco.*&limit=${PAGE}&cursor=${first.nextCursor}`);
+    expect(second.items).toHaveLength(POLLS - PAGE);
     expect(await shownEvents(page)).toEqual(asShown(second.items));
     expect(await page.getByRole('button', { name: 'Older events' }).isDisabled()).toBe(true);
-    expect(new URL((await page.locator('#events-csv').getAttribute('href'))!, site.server.url).searchParams.get('type')).toBe('probe.*');
-    const probeCsv = (await (await context.request.get(`${site.server.url}/api/v1/events.csv?type=probe.*`)).text()).trim().split('\n');
-    expect(probeCsv.slice(1).map((l) => Number(l.split(',')[0]))).toEqual([...first.items, ...second.items].map((e) => e.id));
+    expect(new URL((await page.locator('#events-csv').getAttribute('href'))!, site.server.url).searchParams.get('type')).toBe('cisco.*');
+    const pollCsv = (await (await context.request.get(`${site.server.url}/api/v1/events.csv?type=cisco.*`)).text()).trim().split('\n');
+    expect(pollCsv.slice(1).map((l) => Number(l.split(',')[0]))).toEqual([...first.items, ...second.items].map((e) => e.id));
     said = await answer();
     await page.getByRole('button', { name: 'Newer events' }).click();
     await ready(said);
