@@ -74,18 +74,24 @@ describe('the Events and Users pages in a real browser', () => {
     const ready = (before: string) => site.answered(page, '#events-results', before);
     const events = (qs: string) => site.api<{ items: Ev[]; nextCursor: string | null }>(context, `/events?${qs}`);
 
-    // The chain check, drawn beside the list, says what the API says.
+    // The chain check, drawn beside the list, says what the API says. The collector's own jobs may
+    // append an event meanwhile: the page is held to an answer the trail kept on both sides of its check.
     await page.locator('#verify-result[data-answer]').waitFor();
-    const check = async () => {
-      const r = await site.api<{ intact: boolean; head: { id: number }; events: number; checkpoints: { checked: number; matched: number } }>(context, '/events/verify');
+    type Report = { intact: boolean; head: { id: number }; events: number; checkpoints: { checked: number; matched: number } };
+    const fields = (r: Report) => ({ intact: String(r.intact), head: String(r.head.id), events: String(r.events), checked: String(r.checkpoints.checked), matched: String(r.checkpoints.matched) });
+    let verified: Report | undefined;
+    for (let tries = 0; !verified; tries++) {
+      expect(tries, 'the trail kept changing around each check').toBeLessThan(5);
+      const before = await site.api<Report>(context, '/events/verify');
+      const last = await page.locator('#verify-result').getAttribute('data-answer');
+      await page.getByRole('button', { name: 'Verify now' }).click();
+      await site.answered(page, '#verify-result', last);
+      const after = await site.api<Report>(context, '/events/verify');
+      if (JSON.stringify(fields(before)) !== JSON.stringify(fields(after))) continue;
       const shown = await page.locator('#verify-result').evaluate((el) => ({ ...(el as unknown as { dataset: Record<string, string> }).dataset }));
-      expect(shown).toMatchObject({ intact: String(r.intact), head: String(r.head.id), events: String(r.events), checked: String(r.checkpoints.checked), matched: String(r.checkpoints.matched) });
-      return r;
-    };
-    const before = await page.locator('#verify-result').getAttribute('data-answer');
-    await page.getByRole('button', { name: 'Verify now' }).click();
-    await site.answered(page, '#verify-result', before);
-    const verified = await check();
+      expect(shown).toMatchObject(fields(after));
+      verified = after;
+    }
     expect(verified.intact).toBe(true);
     expect(await page.locator('#verify-result .verdict').textContent()).toContain('Intact');
     await axe(page, 'events page');
@@ -269,10 +275,9 @@ describe('the Events and Users pages in a real browser', () => {
     expect(await page.locator('#users-locked').textContent()).toBe('');
     expect((await site.api<{ items: { name: string; locked: boolean }[] }>(context, '/users')).items.find((u) => u.name === LOU.name)!.locked).toBe(false);
 
-    const again = await newPage();
-    await signIn(again.page, LOU);
-    expect(await again.page.locator('h1').textContent()).toBe('Overview');
-    await again.context.close();
+    // At once: not refused as locked (423), nor slowed by the failures that locked it (429).
+    const again = await fetch(`${site.server.url}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(LOU) });
+    expect(again.status, await again.clone().text()).toBe(200);
     await context.close();
   });
 
@@ -281,8 +286,14 @@ describe('the Events and Users pages in a real browser', () => {
     await signIn(page, VIEWER);
     expect(await page.locator('nav a[href="#/users"]').count()).toBe(0);
     await go(page, 'events');
-    const mine = await site.api<{ items: Ev[] }>(context, `/events?limit=${PAGE}`);
+    // Device events only: the collector's own jobs may add others to the trail as the test runs.
+    const said = (await page.locator('#events-results').getAttribute('data-answer')) ?? '';
+    await page.getByLabel('Type').fill('device.*');
+    await page.getByLabel('Type').press('Enter');
+    await site.answered(page, '#events-results', said);
+    const mine = await site.api<{ items: (Ev & { vaId: string })[] }>(context, `/events?type=device.*&limit=${PAGE}`);
     expect(mine.items.map((e) => e.subject)).toContain('dev_hist2');
+    expect(new Set(mine.items.map((e) => e.vaId))).toEqual(new Set([site.labVa]));
     expect(await shownEvents(page)).toEqual(asShown(mine.items));
     // The chain check is a global read: not offered to a role on one VA.
     expect(await page.locator('#verify').count()).toBe(0);
