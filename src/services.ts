@@ -39,11 +39,13 @@ import type { PortalExport } from './cisco/portal-export.js';
 import type { PortalAcks } from './cisco/portal-acks.js';
 import type { AckDelivery } from './cisco/ack-delivery.js';
 import type { CollectorMetrics } from './metrics/collector-metrics.js';
+import type { WalCheckpointer } from './store/wal-checkpointer.js';
 import type { Readiness } from './metrics/readiness.js';
 import type { BackupService } from './backup/service.js';
 import type { ReportPruner } from './retention/pruner.js';
 import type { UsageHistory } from './history/service.js';
 import type { DeviceRequestSummary } from './device-api/request-summary.js';
+import type { NotifyService } from './notify/service.js';
 
 /** Everything the composition root wires, handed to routes and commands. */
 export interface Services {
@@ -87,10 +89,14 @@ export interface Services {
   backups: BackupService;
   /** What /readyz checks. */
   readiness: Readiness;
+  /** WAL checkpoints on a worker thread, started with the server. */
+  walCheckpoints: WalCheckpointer;
   /** Retention of raw reports: settled old reports pruned, tombstones kept. */
   retention: ReportPruner;
   /** Device requests, logged as one summary line per interval. */
   deviceRequests: DeviceRequestSummary;
+  /** Notifications of alerts: e-mail subscriptions, syslog and webhook sinks, the outbox and its delivery loop. */
+  notify: NotifyService;
   /** Evaluates every scheduled alert condition (devices, tokens, entitlements, shortage, clock). */
   evaluateAlerts(): Promise<void>;
   /**

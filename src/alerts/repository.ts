@@ -20,7 +20,7 @@ export interface AlertRow {
 }
 
 /** An alert closed by a clear that had been acknowledged: its acknowledgement ends with it. */
-export type ClearedRow = Pick<AlertRow, 'id' | 'kind' | 'subject' | 'details' | 'acked_at'>;
+export type ClearedRow = Pick<AlertRow, 'id' | 'kind' | 'subject' | 'severity' | 'message' | 'details' | 'acked_at'>;
 
 export interface ListFilter {
   open?: boolean | undefined;
@@ -44,15 +44,15 @@ export class AlertRepository {
     );
     this.touchStmt = db.prepare('UPDATE alerts SET severity = ?, message = ?, details = ?, last_seen_at = ? WHERE id = ?');
     this.clearStmt = db.prepare(
-      'UPDATE alerts SET cleared_at = ? WHERE kind = ? AND subject = ? AND cleared_at IS NULL RETURNING id, kind, subject, details, acked_at',
+      'UPDATE alerts SET cleared_at = ? WHERE kind = ? AND subject = ? AND cleared_at IS NULL RETURNING id, kind, subject, severity, message, details, acked_at',
     );
   }
 
   findOpen(kind: string, subject: string): AlertRow | undefined {
     return this.findOpenStmt.get(kind, subject) as AlertRow | undefined;
   }
-  insert(kind: string, subject: string, severity: Severity, message: string, details: string, at: number): void {
-    this.insertStmt.run(kind, subject, severity, message, details, at, at);
+  insert(kind: string, subject: string, severity: Severity, message: string, details: string, at: number): number {
+    return Number(this.insertStmt.run(kind, subject, severity, message, details, at, at).lastInsertRowid);
   }
   touch(id: number, severity: Severity, message: string, details: string, at: number): void {
     this.touchStmt.run(severity, message, details, at, id);
@@ -65,7 +65,7 @@ export class AlertRepository {
       .prepare(
         `UPDATE alerts SET cleared_at = ? WHERE id IN (
            SELECT id FROM alerts WHERE kind = ? AND cleared_at IS NULL AND subject NOT IN (SELECT value FROM json_each(?)) LIMIT ?)
-         RETURNING id, kind, subject, details, acked_at`,
+         RETURNING id, kind, subject, severity, message, details, acked_at`,
       )
       .all(at, kind, JSON.stringify(keep), limit) as ClearedRow[];
   }

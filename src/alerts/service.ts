@@ -49,6 +49,18 @@ export interface Alert {
 /** Why an acknowledgement ended: an event of type alert.unacknowledged carries it. */
 export type UnackReason = 'cleared' | 'severity_rose' | 'shortage_grew';
 
+/** An alert opened (or opened again after it cleared) or resolved: what the notification outbox is told. */
+export interface AlertChange {
+  event: 'opened' | 'resolved';
+  id: number;
+  kind: string;
+  subject: string;
+  severity: Severity;
+  message: string;
+  details: Record<string, unknown>;
+  vaId: string | null;
+}
+
 const RANK: Record<Severity, number> = { info: 0, warning: 1, critical: 2 };
 
 /**
@@ -67,11 +79,35 @@ export class AlertService {
     this.repo = new AlertRepository(db);
   }
 
+  private observers: ((c: AlertChange) => void)[] = [];
+
+  /**
+   * Tells `fn` of each alert opened or resolved, inside the transaction that changes it: the
+   * notification outbox writes its rows there, so the change and its notifications commit together.
+   */
+  observe(fn: (c: AlertChange) => void): void {
+    this.observers.push(fn);
+  }
+
+  private told(c: AlertChange): void {
+    for (const fn of this.observers) fn(c);
+  }
+
   raise(kind: AlertKind, a: AlertSpec): void {
+    // A transaction of its own (a savepoint inside a caller's): the alert and its notifications commit together.
+    this.db.transaction(() => this.raiseNow(kind, a))();
+  }
+
+  private raiseNow(kind: AlertKind, a: AlertSpec): void {
     const now = this.clock.now();
     const details = JSON.stringify(a.details ?? {});
     const open = this.repo.findOpen(kind, a.subject);
-    if (!open) return void this.repo.insert(kind, a.subject, a.severity, a.message, details, now);
+    if (!open) {
+      const id = this.repo.insert(kind, a.subject, a.severity, a.message, details, now);
+      const d = a.details ?? {};
+      this.told({ event: 'opened', id, kind, subject: a.subject, severity: a.severity, message: a.message, details: d, vaId: vaOf({ kind, subject: a.subject, details }) });
+      return;
+    }
     this.repo.touch(open.id, a.severity, a.message, details, now);
     if (open.acked_at === null) return;
     // An acknowledgement covers the alert as it stood; worse than that, the operator must look again.
@@ -95,9 +131,11 @@ export class AlertService {
   }
 
   clear(kind: AlertKind, subject: string): boolean {
-    const rows = this.repo.clear(kind, subject, this.clock.now());
-    this.endAcks(rows);
-    return rows.length > 0;
+    return this.db.transaction(() => {
+      const rows = this.repo.clear(kind, subject, this.clock.now());
+      this.endAcks(rows);
+      return rows.length > 0;
+    })();
   }
 
   /** Records that an operator has seen an open alert and why it may wait; a new reason replaces the old. */
@@ -118,6 +156,9 @@ export class AlertService {
 
   private endAcks(rows: ClearedRow[]): void {
     for (const r of rows) {
+      if (this.observers.length) {
+        this.told({ event: 'resolved', id: r.id, kind: r.kind, subject: r.subject, severity: r.severity, message: r.message, details: JSON.parse(r.details) as Record<string, unknown>, vaId: vaOf(r) });
+      }
       if (r.acked_at !== null) this.events.append('alert.unacknowledged', 'system', String(r.id), vaOf(r), { kind: r.kind, subject: r.subject, reason: 'cleared' });
     }
   }
@@ -134,9 +175,11 @@ export class AlertService {
    * returns how many. A caller with many to clear repeats it, letting other work run between.
    */
   clearOthers(kind: AlertKind, keep: string[], limit: number): number {
-    const rows = this.repo.clearOthers(kind, keep, this.clock.now(), limit);
-    this.endAcks(rows);
-    return rows.length;
+    return this.db.transaction(() => {
+      const rows = this.repo.clearOthers(kind, keep, this.clock.now(), limit);
+      this.endAcks(rows);
+      return rows.length;
+    })();
   }
 
   /** Open alerts by kind and severity (about these VAs only, when given). */

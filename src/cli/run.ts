@@ -10,6 +10,7 @@ import { deviceCommands } from './commands/devices.js';
 import { complianceCommands } from './commands/compliance.js';
 import { usageCommands } from './commands/usage.js';
 import { eventCommands } from './commands/events.js';
+import { notifyCommands } from './commands/notify.js';
 import { serveCommands } from './commands/serve.js';
 import { simulateCommands } from './commands/simulate.js';
 import { exchangeCommands } from './commands/exchange.js';
@@ -30,7 +31,7 @@ import { createLogger } from '../shared/logger.js';
 
 const commands: Command[] = [
   ...serveCommands, ...vaCommands, ...tokenCommands, ...deviceCommands, ...complianceCommands,
-  ...usageCommands, ...eventCommands, ...exchangeCommands, ...upstreamCommands, ...simulateCommands,
+  ...usageCommands, ...eventCommands, ...notifyCommands, ...exchangeCommands, ...upstreamCommands, ...simulateCommands,
   ...timeCommands,
   ...reportCommands,
   ...syncCommands,

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { openStore } from '../store/open.js';
+import { WalCheckpointer } from '../store/wal-checkpointer.js';
 import type { FileSync } from '../store/wal-sync.js';
 import { loadOrCreateIdentity } from '../identity/identity.js';
 import { createLogger, type Logger } from '../shared/logger.js';
@@ -57,6 +58,7 @@ import { BackupService } from '../backup/service.js';
 import { ReportPruner } from '../retention/pruner.js';
 import { UsageHistory } from '../history/service.js';
 import { DeviceRequestSummary } from '../device-api/request-summary.js';
+import { NotifyService } from '../notify/service.js';
 import { VERSION } from './version.js';
 import { databaseFile } from './data-files.js';
 
@@ -149,7 +151,8 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     );
     const users = new UserService(db, time, accounts, events);
     const upstreamSync: UpstreamSync = x.upstream.kind === 'cisco' ? cloudSync : sync;
-    const metrics = new CollectorMetrics({ config, db, clock, licenses, ingest, refusals, events, destinations });
+    const walCheckpoints = new WalCheckpointer(db, databaseFile(config), logger);
+    const metrics = new CollectorMetrics({ config, db, clock, licenses, ingest, refusals, events, destinations, walCheckpoints });
     // After the metrics, whose ingest and refusal observers it chains to.
     const deviceRequests = new DeviceRequestSummary(logger, () => clock.now()).observe(ingest, refusals);
     const services: Services = {
@@ -167,13 +170,16 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       }), portal: new PortalExport(db, time, identity, events, bundleDir, destinations.used().includes('portal')),
       acks: new PortalAcks(db, time, events, ackDelivery), delivery: ackDelivery },
       metrics,
-      readiness: new Readiness(db, config.dataDir, config.ready.minFreeDiskMb),
+      readiness: new Readiness(db, config.dataDir, config.ready.minFreeDiskMb, walCheckpoints),
+      walCheckpoints,
       backups: new BackupService(
         { db, dataDir: config.dataDir, collectorId: identity.collectorId, version: VERSION, now: () => time.now(), floorMs: () => time.now() },
         events, logger, config.backup,
       ),
       retention: new ReportPruner(db, time, events, ingest.commits, config.retention),
       deviceRequests,
+      // Observes the alerts from here on: each alert opened or resolved writes its notifications in its own transaction.
+      notify: new NotifyService(db, clock, alerts, metrics.registry, logger, config, identity.collectorId),
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.

@@ -28,6 +28,7 @@ export function schedulesTable(services: Services, logFailure: LogFailure): Job[
   const { connected, bundles } = exchangeDuties(config);
   return [
     { name: 'alerts', cron: config.alerts.evaluateCron, run: () => services.evaluateAlerts() },
+    { name: 'notifications-digest', cron: config.notifications.digestCron, run: () => void services.notify.daily() },
     { name: 'trusted-time', cron: '* * * * *', run: () => services.time.check() },
     { name: 'refusal-counts', cron: '* * * * *', run: () => services.refusals.flush() },
     // Every five minutes: often enough to catch a day's peak, rare enough to cost nothing (one read of the counters).

@@ -80,8 +80,14 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
       // A backup still copying is given up (its partial file removed): the store cannot close under it.
       if (!(await within(services.backups.idle(), deadline - Date.now()))) logger.warn('a backup still running was abandoned');
     });
+    await step('notifications', async () => {
+      // A delivery cut here is sent again after the restart (its claim is released at start).
+      if (!(await within(services.notify.stop(), deadline - Date.now()))) logger.warn('a notification delivery still running was abandoned');
+    });
     await step('signature workers', () => verifier?.close());
     await step('queued writes', () => services.ingest.drain());
+    // After the last writes: the store's close checkpoints what is left, on this thread, once.
+    await step('WAL checkpoints', () => services.walCheckpoints.stop());
     await step('device request summary', () => services.deviceRequests.stop());
     await step('refusal counts', () => services.refusals.flush());
     // The day's peak so far, as the last sample before a stop saw it.
@@ -120,6 +126,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
     // Before anything can start a sync: what a stopped one left half made goes.
     await phase('tidy the sync folders', () => services.upstreamSync.tidy());
     const pool = (verifier = createSignatureVerifier(logger));
+    await phase('start the WAL checkpoint worker', () => services.walCheckpoints.start());
     const handler = createRequestHandler(services, pool);
     const tcp = createTcpServer(services, pool, handler);
     const local = createSocketServer(services);
@@ -128,6 +135,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
     // The proxy password is read at each sync, but a file others may read is refused at start, as the keys are.
     const proxyPasswordFile = config.exchange.connection.proxyPasswordFile;
     if (proxyPasswordFile) await phase('read the proxy password file (exchange.connection.proxyPasswordFile)', () => readPasswordFile(proxyPasswordFile));
+    await phase('read the SMTP password file (notifications.email.passwordFile)', () => services.notify.checkSecrets());
     if (secure) {
       limitConnectionsPerAddress(secure.server, config.http.maxConnectionsPerAddress);
       drains.push(drainable(secure.server));
@@ -151,6 +159,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
       scheduler = new Scheduler(schedulesTable(services, logFailure), logger, config.time.zone);
       scheduler.start();
       services.deviceRequests.start(config.log.deviceSummarySeconds);
+      services.notify.start();
       unwatchInbox = services.exchange.jobs.watchInbox();
     });
     await phase('the missed sync', () => services.upstreamSync.catchUp());

@@ -218,6 +218,40 @@ export const configSchema = z.strictObject({
     /** Reports one prune transaction examines and removes at most: keeps each write short beside ingest. */
     batchSize: positiveInt.max(10_000),
   }),
+  notifications: z.strictObject({
+    /** Deliveries are attempted again after these many seconds in turn, the last repeated (30 s, 2 min, 10 min, 1 h, then every 6 h). */
+    retrySeconds: z.array(z.coerce.number().positive().max(7 * 86_400)).min(1).max(20),
+    /** A notification not delivered this long after it was written is marked failed, with the last error. */
+    giveUpHours: z.number().positive().max(24 * 90),
+    /** Repeats of an alert (same kind and subject) within this window are one notification saying how many times; 0: none coalesced. */
+    coalesceMinutes: z.number().min(0).max(24 * 60),
+    /** How often the outbox is looked at for what is due (a new notification is sent at once besides). */
+    pollSeconds: z.number().positive().max(3600),
+    /** One delivery's bound, from connecting to the answer. */
+    timeoutSeconds: z.number().positive().max(600),
+    /** Deliveries in flight at once, all channels together. */
+    concurrency: positiveInt.max(256),
+    /** When the daily digest is written for the subscribers who asked for one (the site's zone). */
+    digestCron: z.string().refine((s) => cron.validate(s), 'a cron expression (five or six fields)'),
+    /** The syslog HOSTNAME field; empty: the host's name. */
+    syslogHostname: z.string().max(255).regex(/^[!-~]*$/, 'printable ASCII without spaces (RFC 5424 HOSTNAME)'),
+    email: z.strictObject({
+      /** The SMTP relay; empty: no e-mail is sent (subscriptions wait, marked pending). */
+      host: z.string().max(255),
+      port,
+      /** TLS from the first byte (port 465). */
+      secure: z.boolean(),
+      /** Upgrade with STARTTLS and refuse a relay that does not offer it (port 587); false: plain SMTP (a relay on the host). */
+      starttls: z.boolean(),
+      /** A PEM bundle of CAs for the relay's certificate, besides the system's. */
+      caFile: z.string(),
+      /** AUTH user; empty: no authentication. */
+      user: z.string().max(256),
+      /** A file (mode 0600) holding the AUTH password: never in the config itself. */
+      passwordFile: z.string(),
+      from: z.string().min(3).max(256),
+    }),
+  }),
   sessions: z.strictObject({
     /** A browser session ends after this long without a request. */
     idleMinutes: positiveInt.max(24 * 60),

@@ -6,6 +6,8 @@ import { overviewPage } from './pages/overview.js';
 import { tokensPage } from './pages/tokens.js';
 import { devicesPage } from './pages/devices.js';
 import { licensesPage } from './pages/licenses.js';
+import { exchangePage } from './pages/exchange.js';
+import { devicePage } from './pages/device.js';
 import { eventsPage } from './pages/events.js';
 import { usersPage } from './pages/users.js';
 
@@ -14,8 +16,10 @@ interface Page {
   title: string;
   icon: string;
   render: (main: HTMLElement, caller: Caller) => Promise<void>;
-  /** Whether the navigation offers it (a page not offered still refuses by itself when its address is typed). */
+  /** Offered only to a caller who may read what the page shows (absent: everyone signed in). */
   offered?: (caller: Caller) => boolean;
+  /** Not offered, but its address typed by hand: drawn anyway, to say the refusal itself (asking for no data). */
+  refusesItself?: boolean;
 }
 
 const PAGES: Page[] = [
@@ -24,8 +28,11 @@ const PAGES: Page[] = [
   { path: 'devices', title: 'Devices', icon: 'device', render: devicesPage },
   { path: 'events', title: 'Events', icon: 'clock', render: eventsPage },
   { path: 'tokens', title: 'Registration tokens', icon: 'key', render: tokensPage },
-  { path: 'users', title: 'Users', icon: 'user', render: usersPage, offered: (c) => may(c, 'admin') },
+  { path: 'exchange', title: 'Exchange', icon: 'exchange', render: exchangePage, offered: (c) => may(c, 'read') },
+  { path: 'users', title: 'Users', icon: 'user', render: usersPage, offered: (c) => may(c, 'admin'), refusesItself: true },
 ];
+
+const offeredTo = (c: Caller) => PAGES.filter((p) => !p.offered || p.offered(c));
 
 const root = () => document.getElementById('app')!;
 let caller: Caller | null = null;
@@ -79,7 +86,7 @@ async function signOut(): Promise<void> {
 function layout(current: Page, who: Caller): HTMLElement {
   const name = who.actor.replace(/^user:/, '').replace(/ \(session .*\)$/, '');
   const nav = h('nav', { 'aria-label': 'Main' },
-    h('ul', {}, PAGES.filter((p) => p.offered?.(who) ?? true).map((p) =>
+    h('ul', {}, offeredTo(who).map((p) =>
       h('li', {}, h('a', { href: `#/${p.path}`, 'aria-current': p === current ? 'page' : null }, icon(p.icon), h('span', {}, p.title))),
     )),
   );
@@ -97,17 +104,20 @@ function layout(current: Page, who: Caller): HTMLElement {
 
 async function route(): Promise<void> {
   if (!caller) return;
-  const path = location.hash.replace(/^#\//, '').split('/')[0] || 'overview';
-  const page = PAGES.find((p) => p.path === path) ?? PAGES[0]!;
-  document.title = `${page.title} · Outpost`;
+  const [path = '', sub] = location.hash.replace(/^#\//, '').split('/');
+  const page = offeredTo(caller).find((p) => p.path === (path || 'overview')) ?? PAGES.find((p) => p.refusesItself && p.path === path) ?? PAGES[0]!;
+  // A device's page (#/devices/<id>) sits under Devices, which the navigation keeps as current.
+  const deviceId = page.path === 'devices' && sub ? decodeURIComponent(sub) : null;
+  const render = deviceId === null ? page.render : (m: HTMLElement, c: Caller) => devicePage(m, c, deviceId);
+  document.title = `${deviceId === null ? page.title : 'Device'} · Outpost`;
   const main = h('main', { id: 'main', tabindex: '-1' });
   const el = root();
   el.replaceChildren(h('a', { class: 'skip', href: '#main', onclick: skipToMain }, 'Skip to main content'), layout(page, caller), main);
   main.append(h('p', { class: 'loading', role: 'status' }, 'Loading…'));
   try {
-    await page.render(main, caller);
+    await render(main, caller);
   } catch (e) {
-    main.replaceChildren(h('h1', {}, page.title), status(`This page could not be loaded: ${(e as Error).message}`, 'error'));
+    main.replaceChildren(h('h1', {}, deviceId === null ? page.title : 'Device'), status(`This page could not be loaded: ${(e as Error).message}`, 'error'));
   }
   main.dataset.ready = 'true';
   // After a navigation, reading starts at the page's heading, not at the top of the header.

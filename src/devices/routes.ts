@@ -49,6 +49,11 @@ export const deviceRoutes = [
     handler: ({ services, params }) => services.devices.get(params.id),
   }),
   route({
+    method: 'get', path: '/devices/:id/usage', summary: "A device's licenses in use now: per tag its latest measurement, and whether it counts in its VA (active devices only)",
+    permission: 'read', params: idParam, scope: ['device-param'],
+    handler: ({ services, params }) => services.devices.usage(params.id),
+  }),
+  route({
     method: 'post', path: '/devices/:id/rekey/approve', summary: 'Approve a pending re-key', permission: 'operate', params: idParam, scope: ['device-param'],
     handler: ({ services, params, actor }) => services.devices.decideRekey(params.id, true, actor),
   }),

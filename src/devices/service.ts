@@ -26,6 +26,15 @@ export interface Device {
   lastSeq: number | null;
 }
 
+/** What a device has in use now, per tag: its latest measurement, and the report that carried it. */
+export interface DeviceUsage {
+  deviceId: string;
+  vaId: string;
+  /** Whether this usage counts in its VA's in-use now: only an active device's does (stale and deregistered release theirs). */
+  counted: boolean;
+  items: { tag: string; count: number; periodEnd: string; reportId: string | null }[];
+}
+
 export interface RegistrationInput {
   token: string;
   udi: { pid: string; serial: string };
@@ -214,6 +223,23 @@ export class DeviceService {
 
   get(id: string): Device {
     return this.toDevice(this.requireRow(id));
+  }
+
+  usage(id: string): DeviceUsage {
+    const d = this.requireRow(id);
+    // A pruned report leaves its measurement in use: the report's id is then unknown.
+    const rows = this.db
+      .prepare(
+        `SELECT u.tag, u.count, u.period_end, r.report_id FROM device_usage u LEFT JOIN reports r ON r.id = u.report_pk
+         WHERE u.device_id = ? ORDER BY u.tag`,
+      )
+      .all(d.id) as { tag: string; count: number; period_end: number; report_id: string | null }[];
+    return {
+      deviceId: d.id,
+      vaId: d.va_id,
+      counted: d.status === 'active',
+      items: rows.map((r) => ({ tag: r.tag, count: r.count, periodEnd: toIso(r.period_end)!, reportId: r.report_id })),
+    };
   }
 
   requireRow(id: string): DeviceRow {

@@ -42,6 +42,15 @@ export interface ExportPreview {
   usageSummary: number;
 }
 
+/**
+ * What a dry run shows a reviewer before anything leaves: the usage summary's rows as the
+ * bundle would carry them (per VA and tag), and how hostnames would leave.
+ */
+export interface ExportPreviewDetail extends ExportPreview {
+  usage: { vaId: string; vaName: string; tag: string; inUse: number; devices: number }[];
+  privacy: { hostnames: 'keyed-hash' | 'clear' };
+}
+
 export interface ExportResult extends ExportPreview {
   /** Parts only: a bound cut it, and more reports wait for the next part. */
   more?: boolean;
@@ -78,8 +87,12 @@ export class ExportService {
     },
   ) {}
 
-  preview(period?: string): ExportPreview {
+  preview(period?: string): ExportPreviewDetail {
     const n = (sql: string) => (this.db.prepare(sql).get() as { n: number }).n;
+    // The same rows, in the same order, as the bundle's usage summary (usage-payloads.ts).
+    const usage = this.db
+      .prepare('SELECT u.va_id AS vaId, coalesce(v.name, u.va_id) AS vaName, u.tag, u.in_use AS inUse, u.devices FROM va_usage u LEFT JOIN virtual_accounts v ON v.id = u.va_id ORDER BY u.va_id, u.tag')
+      .all() as ExportPreviewDetail['usage'];
     return {
       period: period ?? currentPeriod(this.clock.now(), this.opts.timeZone),
       reports: n("SELECT count(*) AS n FROM report_pending WHERE destination = 'outpost'"),
@@ -87,6 +100,8 @@ export class ExportService {
       virtualAccounts: n('SELECT count(*) AS n FROM virtual_accounts'),
       proposals: n("SELECT count(*) AS n FROM virtual_accounts WHERE origin = 'local'"),
       usageSummary: n('SELECT count(*) AS n FROM va_usage'),
+      usage,
+      privacy: { hostnames: this.opts.hashHostnames ? 'keyed-hash' : 'clear' },
     };
   }
 

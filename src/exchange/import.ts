@@ -150,8 +150,9 @@ export class ImportService {
         onProgress && ((line) => onProgress({ phase: 'apply', done: line, total: rest.ackLines, unit: 'ACK lines' })),
       );
       onProgress?.flush();
-      const result = this.db.transaction(() => this.finish(m, v.hash, p, rest, { ...base, forced: p.forced, resumed }, o.actor))();
-      result.archivedAs = this.archive(file, 'archive');
+      const kept = this.archivePath(file, 'archive');
+      const result = this.db.transaction(() => this.finish(m, v.hash, p, rest, { ...base, forced: p.forced, resumed }, o.actor, kept))();
+      result.archivedAs = this.archive(file, 'archive', undefined, kept);
       return result;
     } finally {
       this.policy.invalidate();
@@ -197,7 +198,7 @@ export class ImportService {
   }
 
   /** The last transaction: the rest of the response, the marks raised, the progress gone. */
-  private finish(m: Manifest, hash: string, p: ImportProgress, rest: Awaited<ReturnType<ImportService['readAll']>>, r: ImportResult, actor: string): ImportResult {
+  private finish(m: Manifest, hash: string, p: ImportProgress, rest: Awaited<ReturnType<ImportService['readAll']>>, r: ImportResult, actor: string, kept: string): ImportResult {
     const now = this.clock.now();
     const touched: UsageKey[] = [];
     r.acks.accepted = p.accepted;
@@ -228,7 +229,7 @@ export class ImportService {
     }
     this.licenses.refreshAlerts(touched);
     this.state.recordBundle({
-      id: m.bundleId, direction: 'in', kind: 'response', sequence: m.sequence, hash, file: basename(m.bundleId), period: m.period,
+      id: m.bundleId, direction: 'in', kind: 'response', sequence: m.sequence, hash, file: kept, period: m.period,
       records: r.acks.accepted + r.acks.rejected, created_at: now, answers: m.answers!.bundleId, forced: p.forced ? 1 : 0,
     });
     // Every usage bundle up to the one answered has been carried: their reminders go.
@@ -262,14 +263,15 @@ export class ImportService {
     }
     const rot = checkRotation(m, m.collectorId);
     const now = this.clock.now();
+    const kept = this.archivePath(file, 'archive');
     this.db.transaction(() => {
       this.state.pinUpstreamKey(rot.newKey, now);
       this.state.retireUpstreamKey(m.signer.keyId, now, now + rot.graceDays * 86_400_000, rot.fromSequence);
-      this.state.recordBundle({ id: m.bundleId, direction: 'in', kind: 'key-rotation', sequence: m.sequence, hash, file: basename(file), period: null, records: 0, created_at: now, answers: null, forced: 0 });
+      this.state.recordBundle({ id: m.bundleId, direction: 'in', kind: 'key-rotation', sequence: m.sequence, hash, file: kept, period: null, records: 0, created_at: now, answers: null, forced: 0 });
       this.events.append('exchange.upstream_key_rotated', actor, rot.newKeyId, null, { from: m.signer.keyId, to: rot.newKeyId, fromSequence: rot.fromSequence, graceDays: rot.graceDays });
     })();
     result.status = 'applied';
-    result.archivedAs = this.archive(file, 'archive');
+    result.archivedAs = this.archive(file, 'archive', undefined, kept);
     return result;
   }
 
@@ -348,14 +350,18 @@ export class ImportService {
   }
 
   /** Moves a file from the inbox (or copies one from elsewhere) into archive/ or rejected/. */
-  archive(file: string, folder: 'archive' | 'rejected', reason?: string): string {
-    const dir = join(this.bundleDir, folder);
-    mkdirSync(dir, { recursive: true });
-    let target = join(dir, basename(file));
-    if (existsSync(target)) target = join(dir, `${Date.now()}-${basename(file)}`);
+  archive(file: string, folder: 'archive' | 'rejected', reason?: string, target = this.archivePath(file, folder)): string {
+    mkdirSync(dirname(target), { recursive: true });
     if (resolve(dirname(file)) === resolve(this.bundleDir, 'inbox')) renameSync(file, target);
     else copyFileSync(file, target);
     if (reason) writeFileSync(`${target}.reason`, reason + '\n');
     return target;
+  }
+
+  /** Where archive() will put `file`: known before the bundle is recorded, so its row names the copy kept. */
+  archivePath(file: string, folder: 'archive' | 'rejected'): string {
+    const dir = join(this.bundleDir, folder);
+    const target = join(dir, basename(file));
+    return existsSync(target) ? join(dir, `${Date.now()}-${basename(file)}`) : target;
   }
 }

@@ -9,6 +9,7 @@ import { AppError, notFound } from '../shared/errors.js';
 import { Download } from '../http/download.js';
 import type { UploadedFile } from '../http/upload.js';
 import { BUNDLE_EXTENSION } from './manifest.js';
+import { BundleError } from './read.js';
 import type { BundleRow } from './state.js';
 import type { Services } from '../services.js';
 
@@ -35,7 +36,20 @@ export const exchangeRoutes = [
       // The name the archived copy keeps: when it came, since the browser's file name is not trusted.
       name: () => `uploaded-${new Date().toISOString().replace(/[-:.]/g, '')}${BUNDLE_EXTENSION}`,
     }),
-    handler: ({ services, body, actor }) => services.exchange.importer.import((body as UploadedFile).file, { force: false, actor }),
+    handler: async ({ services, body, actor }) => {
+      const { file } = body as UploadedFile;
+      try {
+        return await services.exchange.importer.import(file, { force: false, actor });
+      } catch (e) {
+        // A bundle refused for what it is (not an import already under way, which it is not to blame for).
+        if (!(e instanceof BundleError)) throw e;
+        // As the inbox does with a file it refuses: the bytes are kept in rejected/ with the reason,
+        // and the refusal is on the audit trail (who tried, what, why); nothing else changes.
+        const kept = services.exchange.importer.archive(file, 'rejected', `${e.code}: ${e.message}`);
+        services.events.append('exchange.rejected', actor, basename(kept), null, { code: e.code, reason: e.message, movedTo: kept, via: 'upload' });
+        throw new AppError(e.status, e.code, e.message, { ...e.details, keptAs: kept });
+      }
+    },
   }),
   route({
     method: 'get', path: '/exchange/bundles/:id/download', summary: 'Download a bundle file the collector wrote or applied', permission: 'operate',

@@ -19,6 +19,7 @@ import { backupRoutes } from '../backup/routes.js';
 import { historyRoutes } from '../history/routes.js';
 import { consoleRoutes } from './console-routes.js';
 import { overviewRoutes } from '../overview/routes.js';
+import { notifyRoutes } from '../notify/routes.js';
 
 /** The one table of operator routes, under /api/v1 (the system routes' /healthz at the root). */
 export const routes: Route[] = [
@@ -40,6 +41,7 @@ export const routes: Route[] = [
   ...reservationRoutes,
   ...eventRoutes,
   ...alertRoutes,
+  ...notifyRoutes,
   ...timeRoutes,
   ...backupRoutes,
   ...consoleRoutes,

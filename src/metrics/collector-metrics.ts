@@ -8,6 +8,7 @@ import type { IngestService } from '../usage/ingest.js';
 import type { RefusalCounter } from '../events/refusals.js';
 import type { EventService } from '../events/service.js';
 import type { Destinations } from '../usage/destinations.js';
+import type { WalCheckpointer } from '../store/wal-checkpointer.js';
 
 export interface MetricsSources {
   config: Config;
@@ -18,6 +19,7 @@ export interface MetricsSources {
   refusals: RefusalCounter;
   events: EventService;
   destinations: Destinations;
+  walCheckpoints?: WalCheckpointer;
 }
 
 /** Counting devices costs an index walk (tens of ms at a million): done at most this often. */
@@ -53,6 +55,10 @@ export class CollectorMetrics {
   });
   private readonly fsync = new Histogram({
     name: 'outpost_wal_fsync_seconds', help: "Duration of the WAL's fdatasync after a group commit",
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [this.registry],
+  });
+  private readonly walCheckpoint = new Histogram({
+    name: 'outpost_wal_checkpoint_seconds', help: "Duration of a WAL checkpoint on the checkpoint worker's thread (copying frames into the database file and syncing it)",
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [this.registry],
   });
   private readonly syncs = new Counter({ name: 'outpost_sync_attempts_total', help: 'Connected syncs with the upstream, by upstream kind and outcome', labelNames: ['upstream', 'outcome'], registers: [this.registry] });
@@ -188,6 +194,15 @@ export class CollectorMetrics {
       else this.refused.inc({ reason: codeOf(error) });
     };
     s.refusals.observer = (reason) => this.refused.inc({ reason });
+    if (s.walCheckpoints) s.walCheckpoints.observer = (ms) => this.walCheckpoint.observe(ms / 1000);
+    const wal = s.walCheckpoints;
+    new Gauge({
+      name: 'outpost_wal_frames', help: 'Frames in the WAL at the last checkpoint (it restarts from the beginning once all are copied); absent until the first', registers: r,
+      collect() {
+        const frames = wal?.state().walFrames;
+        if (frames !== null && frames !== undefined) this.set(frames);
+      },
+    });
     s.ingest.commits.observer = (jobs, fsyncSeconds) => {
       this.commitSize.observe(jobs);
       if (fsyncSeconds !== null) this.fsync.observe(fsyncSeconds);

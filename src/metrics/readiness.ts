@@ -2,6 +2,7 @@ import { readdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../config/load.js';
 import type { Db } from '../store/open.js';
+import type { WalCheckpointState } from '../store/wal-checkpointer.js';
 
 export interface ReadyCheck {
   ok: boolean;
@@ -10,7 +11,7 @@ export interface ReadyCheck {
 
 export interface ReadyState {
   ready: boolean;
-  checks: { database: ReadyCheck; migrations: ReadyCheck; disk: ReadyCheck; signatureWorkers: ReadyCheck };
+  checks: { database: ReadyCheck; migrations: ReadyCheck; disk: ReadyCheck; signatureWorkers: ReadyCheck; walCheckpoints: ReadyCheck };
 }
 
 /** What the signature verifier says of its workers (the inline one has none, and is always able). */
@@ -26,7 +27,7 @@ export function latestMigration(dir = join(packageRoot, 'src/store/migrations'))
 /**
  * Whether the collector can do its work now, for a load balancer or the service manager: the
  * store opens a write transaction, its schema is the one this build expects, the data folder's
- * disk has room, and the signature workers are up. /healthz says the process answers; this
+ * disk has room, and the signature and WAL checkpoint workers are up. /healthz says the process answers; this
  * says it is worth sending devices to.
  */
 export class Readiness {
@@ -37,6 +38,7 @@ export class Readiness {
     private readonly db: Db,
     private readonly dataDir: string,
     private readonly minFreeDiskMb: number,
+    private readonly checkpoints?: { state(): WalCheckpointState },
   ) {}
 
   /** The verifier the device API uses (set where the request handler is built). */
@@ -45,7 +47,7 @@ export class Readiness {
   }
 
   check(): ReadyState {
-    const checks = { database: this.database(), migrations: this.migrations(), disk: this.disk(), signatureWorkers: this.signatureWorkers() };
+    const checks = { database: this.database(), migrations: this.migrations(), disk: this.disk(), signatureWorkers: this.signatureWorkers(), walCheckpoints: this.walCheckpoints() };
     return { ready: Object.values(checks).every((c) => c.ok), checks };
   }
 
@@ -95,5 +97,13 @@ export class Readiness {
     return this.workers.alive()
       ? { ok: true, detail: 'alive' }
       : { ok: false, detail: 'the signature workers keep dying: checks run on the main thread, slowly' };
+  }
+
+  private walCheckpoints(): ReadyCheck {
+    const st = this.checkpoints?.state();
+    if (!st) return { ok: true, detail: 'checkpoints run as the collector commits' };
+    if (st.gaveUp) return { ok: false, detail: st.gaveUp };
+    if (st.by === 'owner') return { ok: true, detail: st.restarts ? 'the worker is being replaced; the collector checkpoints as it commits meanwhile' : 'checkpoints run as the collector commits' };
+    return { ok: true, detail: st.lastAt === null ? 'a worker thread checkpoints' : `a worker thread checkpoints; the last at ${new Date(st.lastAt).toISOString()}` };
   }
 }

@@ -10,7 +10,7 @@ const reports = (db: Db) => byDb.get(db) ?? byDb.set(db, new ReportService(db)).
 
 export const reportRoutes = [
   route({
-    method: 'get', path: '/devices/:id/reports', summary: "A device's stored reports, newest first (ids, sizes, times)", permission: 'read', scope: ['device-param'],
+    method: 'get', path: '/devices/:id/reports', summary: "A device's stored reports, newest first (ids, sizes, times, the tags each measured, its acknowledgement by each destination)", permission: 'read', scope: ['device-param'],
     params: z.strictObject({ id: z.string().min(1) }),
     query: z.strictObject({ ...pageQuery, cursor: z.string().regex(/^\d{1,16}$/, 'a cursor from the previous page').optional() }),
     handler: ({ services, params, query }) =>

@@ -13,6 +13,8 @@ export interface StoredReport {
   generatedAt: string | null;
   receivedAt: string;
   measurements: number;
+  /** The license tags it measured. */
+  tags: string[];
   /** The original's size in UTF-8 bytes. */
   bytes: number;
   contentHash: string;
@@ -48,6 +50,7 @@ interface Row {
   generated_at: number | null;
   received_at: number;
   measurement_count: number;
+  tags_json: string;
   bytes: number;
   content_hash: string;
   acks: string;
@@ -55,7 +58,7 @@ interface Row {
 
 // Each destination's wait or acknowledgement, read by key (destination, report id).
 const IN_DESTINATIONS = `destination IN (${DESTINATIONS.map((d) => `'${d}'`).join(', ')})`;
-const COLUMNS = `id, report_id, source, seq, generated_at, received_at, measurement_count, length(CAST(body AS BLOB)) AS bytes, content_hash,
+const COLUMNS = `id, report_id, source, seq, generated_at, received_at, measurement_count, tags_json, length(CAST(body AS BLOB)) AS bytes, content_hash,
   (SELECT json_group_array(json_array(destination, state, reason, at)) FROM (
      SELECT destination, 'waiting' AS state, NULL AS reason, since AS at FROM report_pending WHERE ${IN_DESTINATIONS} AND report_id = reports.id
      UNION ALL
@@ -109,7 +112,7 @@ function toReport(r: Row): StoredReport {
     .sort((a, b) => DESTINATIONS.indexOf(a.destination) - DESTINATIONS.indexOf(b.destination));
   return {
     reportId: r.report_id, source: r.source, seq: r.seq, generatedAt: toIso(r.generated_at), receivedAt: toIso(r.received_at)!,
-    measurements: r.measurement_count, bytes: r.bytes, contentHash: r.content_hash,
+    measurements: r.measurement_count, tags: JSON.parse(r.tags_json) as string[], bytes: r.bytes, contentHash: r.content_hash,
     acknowledgements, settled: acknowledgements.every((a) => a.state !== 'waiting'),
   };
 }

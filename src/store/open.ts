@@ -45,6 +45,9 @@ export function applyPragmas(db: Db): void {
   db.pragma('cache_size = -16384');
   // A writer that finds the database briefly busy (a reader's checkpoint) waits, not fails.
   db.pragma('busy_timeout = 5000');
+  // A WAL that grew while a long reader (a backup, an export) held its frames is cut back to
+  // 64 MiB when it next restarts, rather than keeping its peak size on disk for ever.
+  db.pragma('journal_size_limit = 67108864');
 }
 
 export interface StoreOptions {

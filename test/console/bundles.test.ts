@@ -62,6 +62,9 @@ describe('bundles through the browser', () => {
     const response = history.find((b) => b.direction === 'in')!;
     expect(usage).toMatchObject({ records: 1, outcome: { status: 'answered', by: response.id } });
     expect(response.outcome.status).toBe('applied');
+    // The applied response is kept, and downloads as the bytes that were uploaded.
+    const kept = await s.h.api.get(`/api/v1/exchange/bundles/${response.id}/download`).buffer(true).parse(bytesOf).expect(200);
+    expect(Buffer.compare(kept.body as Buffer, readFileSync(processed.responseFile))).toBe(0);
   });
 
   it('when an upload is larger than exchange.maxResponseBytes, then it is refused with 413 naming the limit, and nothing changes', async () => {
@@ -104,10 +107,20 @@ describe('bundles through the browser', () => {
       const r = await s.h.api.post('/api/v1/exchange/upload').set('content-type', type).send('x=1').expect(415);
       expect(r.body.error.message).toMatch(/application\/octet-stream/);
     }
-    // The collector's own origin may.
+    expect(snapshot()).toEqual(before);
+    // The collector's own origin may; bytes that are no bundle are refused, and, as the inbox does
+    // with a file it refuses, kept in rejected/ with the reason and put on the audit trail.
     const own = await upload(bytes, { origin: s.h.url, 'sec-fetch-site': 'same-origin' });
     expect(own.status).toBe(400);
-    expect(snapshot()).toEqual({ ...before, files: before.files });
+    const kept = own.body.error.details.keptAs as string;
+    expect(kept).toMatch(/rejected\/uploaded-\w+\.opb$/);
+    expect(readFileSync(kept, 'utf8')).toBe('whatever a page would send');
+    expect(readFileSync(`${kept}.reason`, 'utf8')).toContain(own.body.error.code);
+    const ev = s.h.services.db.prepare("SELECT actor, details FROM events WHERE type = 'exchange.rejected'").all() as { actor: string; details: string }[];
+    expect(ev).toHaveLength(1);
+    expect(JSON.parse(ev[0]!.details)).toMatchObject({ code: own.body.error.code, movedTo: kept, via: 'upload' });
+    const after = snapshot();
+    expect({ ...after, events: after.events - 1, files: after.files.filter((f) => !f.startsWith('rejected/')) }).toEqual(before);
   });
 
   it('when a bundle is unknown or its file was moved away, then the download is a 404 saying so', async () => {

@@ -14,7 +14,7 @@ describe('GET /readyz', () => {
     const res = await x.api.get('/readyz').expect(200);
     expect(res.body.status).toBe('ready');
     expect(Object.fromEntries(Object.entries(res.body.checks as Record<string, { ok: boolean }>).map(([k, c]) => [k, c.ok]))).toEqual({
-      database: true, migrations: true, disk: true, signatureWorkers: true,
+      database: true, migrations: true, disk: true, signatureWorkers: true, walCheckpoints: true,
     });
     expect(res.body.checks.migrations.detail).toBe(`at migration ${latestMigration()}`);
   });

@@ -151,7 +151,7 @@ function deviceTable(devices: Device[], vaName: Map<string, string>): HTMLElemen
     )),
     h('tbody', {}, devices.map((d) =>
       h('tr', { 'data-device': d.id },
-        h('th', { scope: 'row', class: 'serial' }, d.udi.serial),
+        h('th', { scope: 'row', class: 'serial' }, h('a', { href: `#/devices/${encodeURIComponent(d.id)}` }, d.udi.serial)),
         h('td', {}, d.udi.pid),
         h('td', {}, d.hostname || '—'),
         h('td', {}, vaName.get(d.vaId) ?? d.vaId),

@@ -1,0 +1,68 @@
+import { z } from 'zod';
+import { route } from '../http/route.js';
+import { forbidden, notFound } from '../shared/errors.js';
+import type { Services } from '../services.js';
+import type { Principal } from '../users/roles.js';
+import { sinkBody } from './sinks.js';
+import { subscriptionBody } from './subscriptions.js';
+
+const knownVa = (services: Services) => (id: string) => services.accounts.list().some((a) => a.id === id);
+const idParam = z.strictObject({ id: z.string().min(1).max(100) });
+
+function caller(principal: Principal | null): string {
+  if (!principal?.userId) throw forbidden('not_a_user', 'subscriptions belong to users: sign in as one, or (as an admin) use /notifications/subscriptions/USER_ID');
+  return principal.userId;
+}
+
+function subscriptionOf(services: Services, userId: string) {
+  const s = services.notify.subscriptions.get(userId);
+  if (!s) throw notFound('subscription', userId);
+  return s;
+}
+
+/** Notifications of alerts: e-mail subscriptions (each user's own; an admin's for anyone), syslog and webhook sinks (admins), and their status. */
+export const notifyRoutes = [
+  route({
+    method: 'get', path: '/notifications/status', summary: 'Per channel: notifications pending, failed, the last success and the last error', permission: 'read',
+    handler: ({ services }) => services.notify.status(),
+  }),
+  route({
+    method: 'get', path: '/notifications/sinks', summary: 'Syslog and webhook sinks, with their filters', permission: 'admin',
+    handler: ({ services }) => ({ items: services.notify.sinks.all(), nextCursor: null }),
+  }),
+  route({
+    method: 'post', path: '/notifications/sinks', summary: 'Add a syslog (RFC 5424, UDP or TCP) or webhook (signed JSON) sink with a filter of severities, VAs and kinds', permission: 'admin', status: 201,
+    body: sinkBody,
+    handler: ({ services, body }) => services.notify.sinks.add(body, knownVa(services)),
+  }),
+  route({
+    method: 'delete', path: '/notifications/sinks/:id', summary: 'Remove a sink; what it had still to deliver is marked failed', permission: 'admin', params: idParam,
+    handler: ({ services, params }) => (services.notify.sinks.remove(params.id), { removed: params.id }),
+  }),
+  route({
+    method: 'get', path: '/notifications/subscriptions', summary: "The caller's e-mail subscription (404 when none)", permission: 'self',
+    handler: ({ services, principal }) => subscriptionOf(services, caller(principal)),
+  }),
+  route({
+    method: 'post', path: '/notifications/subscriptions', summary: "Set the caller's e-mail subscription: address, severities, VAs, resolutions, daily digest", permission: 'self',
+    body: subscriptionBody,
+    handler: ({ services, principal, body }) => services.notify.subscriptions.set(caller(principal), body, knownVa(services)),
+  }),
+  route({
+    method: 'delete', path: '/notifications/subscriptions', summary: "End the caller's e-mail subscription", permission: 'self',
+    handler: ({ services, principal }) => (services.notify.subscriptions.remove(caller(principal)), { removed: true }),
+  }),
+  route({
+    method: 'get', path: '/notifications/subscriptions/:id', summary: "A user's e-mail subscription (404 when none)", permission: 'admin', params: idParam,
+    handler: ({ services, params }) => subscriptionOf(services, params.id),
+  }),
+  route({
+    method: 'post', path: '/notifications/subscriptions/:id', summary: "Set a user's e-mail subscription", permission: 'admin', params: idParam,
+    body: subscriptionBody,
+    handler: ({ services, params, body }) => services.notify.subscriptions.set(params.id, body, knownVa(services)),
+  }),
+  route({
+    method: 'delete', path: '/notifications/subscriptions/:id', summary: "End a user's e-mail subscription", permission: 'admin', params: idParam,
+    handler: ({ services, params }) => (services.notify.subscriptions.remove(params.id), { removed: params.id }),
+  }),
+];
