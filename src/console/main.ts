@@ -8,6 +8,8 @@ import { devicesPage } from './pages/devices.js';
 import { licensesPage } from './pages/licenses.js';
 import { exchangePage } from './pages/exchange.js';
 import { devicePage } from './pages/device.js';
+import { eventsPage } from './pages/events.js';
+import { usersPage } from './pages/users.js';
 
 interface Page {
   path: string;
@@ -16,14 +18,18 @@ interface Page {
   render: (main: HTMLElement, caller: Caller) => Promise<void>;
   /** Offered only to a caller who may read what the page shows (absent: everyone signed in). */
   offered?: (caller: Caller) => boolean;
+  /** Said when the page's address is typed by a caller it is not offered to (no data is asked for). */
+  refusal?: string;
 }
 
 const PAGES: Page[] = [
   { path: 'overview', title: 'Overview', icon: 'gauge', render: overviewPage },
   { path: 'licenses', title: 'Licenses', icon: 'check', render: licensesPage },
   { path: 'devices', title: 'Devices', icon: 'device', render: devicesPage },
+  { path: 'events', title: 'Events', icon: 'clock', render: eventsPage },
   { path: 'tokens', title: 'Registration tokens', icon: 'key', render: tokensPage },
-  { path: 'exchange', title: 'Exchange', icon: 'exchange', render: exchangePage, offered: (c) => may(c, 'read') },
+  { path: 'exchange', title: 'Exchange', icon: 'exchange', render: exchangePage, offered: (c) => may(c, 'read'), refusal: 'The exchange is collector-wide: only a role on every virtual account may see it, and yours are on some of them.' },
+  { path: 'users', title: 'Users', icon: 'user', render: usersPage, offered: (c) => may(c, 'admin'), refusal: 'Only an admin may see and change users, and your roles do not include admin.' },
 ];
 
 const offeredTo = (c: Caller) => PAGES.filter((p) => !p.offered || p.offered(c));
@@ -99,10 +105,14 @@ function layout(current: Page, who: Caller): HTMLElement {
 async function route(): Promise<void> {
   if (!caller) return;
   const [path = '', sub] = location.hash.replace(/^#\//, '').split('/');
-  const page = offeredTo(caller).find((p) => p.path === (path || 'overview')) ?? PAGES[0]!;
+  const page = PAGES.find((p) => p.path === (path || 'overview')) ?? PAGES[0]!;
+  // A page not offered to this caller, reached by its address: the refusal is said, and no data asked for.
+  const refused = page.offered !== undefined && !page.offered(caller);
   // A device's page (#/devices/<id>) sits under Devices, which the navigation keeps as current.
   const deviceId = page.path === 'devices' && sub ? decodeURIComponent(sub) : null;
-  const render = deviceId === null ? page.render : (m: HTMLElement, c: Caller) => devicePage(m, c, deviceId);
+  const render = refused
+    ? async (m: HTMLElement) => void m.replaceChildren(h('h1', {}, page.title), status(page.refusal ?? 'Your roles do not give you this page.', 'error'))
+    : deviceId === null ? page.render : (m: HTMLElement, c: Caller) => devicePage(m, c, deviceId);
   document.title = `${deviceId === null ? page.title : 'Device'} · Outpost`;
   const main = h('main', { id: 'main', tabindex: '-1' });
   const el = root();

@@ -20,7 +20,14 @@ export interface EventFilter {
   vaId?: string | undefined;
   /** Any of these VAs (a caller whose roles are on some VAs only). */
   vaIds?: string[] | undefined;
+  /**
+   * Who acted: the actor named, alone or with what it acted through ('user:ada (session …)',
+   * 'token:tok_… (user:ada)'); ending in '*', any actor that starts so.
+   */
+  actor?: string | undefined;
   since?: number | undefined;
+  /** Events before this time (ms): with `since`, a time range. */
+  until?: number | undefined;
   before?: number | undefined; // cursor: events with id below this
   limit: number;
 }
@@ -54,7 +61,19 @@ export class EventRepository {
     if (f.subject) (where.push('subject = ?'), args.push(f.subject));
     if (f.vaId) (where.push('va_id = ?'), args.push(f.vaId));
     if (f.vaIds) (where.push(`va_id IN (${f.vaIds.map(() => '?').join(', ') || 'NULL'})`), args.push(...f.vaIds));
+    if (f.actor) {
+      // Compared by substr, not LIKE: names hold '_' and LIKE ignores case, user names do not.
+      if (f.actor.endsWith('*')) {
+        const prefix = f.actor.slice(0, -1);
+        where.push('substr(actor, 1, length(?)) = ?');
+        args.push(prefix, prefix);
+      } else {
+        where.push("(actor = ? OR substr(actor, 1, length(?) + 2) = ? || ' (' OR substr(actor, -length(?) - 3) = ' (' || ? || ')')");
+        args.push(f.actor, f.actor, f.actor, f.actor, f.actor);
+      }
+    }
     if (f.since !== undefined) (where.push('at >= ?'), args.push(f.since));
+    if (f.until !== undefined) (where.push('at < ?'), args.push(f.until));
     if (f.before !== undefined) (where.push('id < ?'), args.push(f.before));
     const sql = `SELECT * FROM events ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
     return this.db.prepare(sql).all(...args, f.limit) as EventRow[];

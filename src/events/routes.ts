@@ -10,26 +10,35 @@ import { eventsCsv } from './csv.js';
 
 const absoluteFile = z.string().min(1).max(4096).refine(isAbsolute, 'an absolute path on the collector host');
 
+const instant = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s)).optional();
+
 /** The filters the list and its CSV share. */
 const eventFilters = {
   type: z.string().max(100).optional(),
   subject: z.string().max(200).optional(),
+  /** 'user:ada' finds ada's own actions, through a session or a token too; 'token:*' every token's. */
+  actor: z.string().min(1).max(200).optional(),
   vaId: z.string().optional(),
-  since: z.iso.datetime({ offset: true }).transform((s) => Date.parse(s)).optional(),
+  since: instant,
+  until: instant,
 };
+
+/** A time range that ends before it starts is a mistake to say, not an empty answer. */
+const ordered = (q: { since?: number | undefined; until?: number | undefined }) => q.since === undefined || q.until === undefined || q.since < q.until;
+const rangeMessage = { message: 'since must be before until', path: ['until'] };
 
 export const eventRoutes = [
   route({
-    method: 'get', path: '/events', summary: 'The audit trail, newest first; filter by type (prefix.*), subject, VA or time',
+    method: 'get', path: '/events', summary: 'The audit trail, newest first; filter by type (prefix.*), subject, actor, VA or time range (since, until)',
     permission: 'read', scope: ['list'],
-    query: z.strictObject({ ...eventFilters, ...pageQuery }),
+    query: z.strictObject({ ...eventFilters, ...pageQuery }).refine(ordered, rangeMessage),
     handler: ({ services, query, vaIds }) =>
       services.events.list({ ...query, ...listScope(services, query.vaId, vaIds), before: query.cursor ? Number(query.cursor) : undefined }),
   }),
   route({
     method: 'get', path: '/events.csv', summary: 'Download the audit trail as CSV, newest first, with the filters of the list',
     permission: 'read', scope: ['list'], contentType: 'text/csv; charset=utf-8',
-    query: z.strictObject(eventFilters),
+    query: z.strictObject(eventFilters).refine(ordered, rangeMessage),
     handler: ({ services, query, vaIds }) =>
       new Download(`events-${services.history.today()}.csv`, eventsCsv(services.events, { ...query, ...listScope(services, query.vaId, vaIds) })),
   }),

@@ -26,6 +26,10 @@ export const CONSOLE_FILES = {
   'pages/exchange-calls.js': 'text/javascript; charset=utf-8',
   'pages/exchange-syncs.js': 'text/javascript; charset=utf-8',
   'types.js': 'text/javascript; charset=utf-8',
+  'pages/events.js': 'text/javascript; charset=utf-8',
+  'pages/trail-panel.js': 'text/javascript; charset=utf-8',
+  'pages/users.js': 'text/javascript; charset=utf-8',
+  'secret-panel.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
   'favicon.svg': 'image/svg+xml',
 } as const;

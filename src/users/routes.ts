@@ -97,13 +97,21 @@ export const userRoutes = [
     body: z.strictObject({ roles: z.array(role).min(1).max(50).optional(), status: z.enum(['active', 'disabled']).optional() }).refine((b) => b.roles || b.status, 'name roles or status'),
     handler: ({ services, params, body, actor }) => {
       if (body.roles) services.users.setRoles(params.id, body.roles, actor);
-      return body.status ? services.users.setStatus(params.id, body.status, actor) : services.users.get(params.id);
+      if (!body.status) return services.users.get(params.id);
+      const u = services.users.setStatus(params.id, body.status, actor);
+      // An admin's unlock is meant now: the sign-in throttle, spent by the failures that locked it, is cleared too.
+      if (body.status === 'active') services.loginThrottle.succeeded(u.name.toLowerCase());
+      return u;
     },
   }),
   route({
     method: 'post', path: '/users/:id/password', summary: "Set a user's password", permission: 'admin', params: idParam,
     body: z.strictObject({ password }),
-    handler: ({ services, params, body, actor }) => services.users.resetPassword(params.id, body.password, actor),
+    handler: async ({ services, params, body, actor }) => {
+      const u = await services.users.resetPassword(params.id, body.password, actor);
+      services.loginThrottle.succeeded(u.name.toLowerCase());
+      return u;
+    },
   }),
   route({
     method: 'delete', path: '/users/:id', summary: 'Remove a user and its API tokens', permission: 'admin', params: idParam, status: 204,

@@ -89,6 +89,8 @@ export function useConsole(
   };
   site.go = async (page, path) => {
     await page.getByRole('navigation', { name: 'Main' }).locator(`a[href="#/${path}"]`).click();
+    // The page before is ready too until the hash change redraws: the link marked current is the new page's header, drawn with its main.
+    await page.getByRole('navigation', { name: 'Main' }).locator(`a[href="#/${path}"][aria-current="page"]`).waitFor();
     await page.locator('main[data-ready="true"] h1').waitFor();
     expect(page.url()).toContain(`#/${path}`);
   };

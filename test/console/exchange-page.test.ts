@@ -190,16 +190,20 @@ describe('the Exchange page', () => {
     await context.close();
   });
 
-  it('when a va-viewer signs in, then the Exchange page is not offered, even by its address', async () => {
+  it('when a va-viewer signs in, then the Exchange page is not offered, and its address says why without asking for data', async () => {
     const { context, page } = await site.newPage();
     await site.signIn(page, VIEWER);
     expect(await page.getByRole('navigation', { name: 'Main' }).locator('a[href="#/exchange"]').count()).toBe(0);
     // Loaded afresh at the page's address, not followed from the menu.
+    const asked: string[] = [];
+    page.on('request', (r) => asked.push(new URL(r.url()).pathname));
     await page.goto('about:blank');
     await page.goto(`${site.server.url}/#/exchange`);
     await page.locator('main[data-ready="true"] h1').waitFor();
-    expect(await page.locator('main h1').textContent()).toBe('Overview');
+    expect(await page.locator('main h1').textContent()).toBe('Exchange');
+    expect(await page.locator('main .notice-error').textContent()).toContain('The exchange is collector-wide');
     expect(await page.locator('#export, #upload, #exchange-status').count()).toBe(0);
+    expect(asked.filter((p) => p.startsWith('/api/v1/exchange') || p.startsWith('/api/v1/cisco'))).toEqual([]);
     await context.close();
   });
 
