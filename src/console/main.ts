@@ -8,6 +8,7 @@ import { devicesPage } from './pages/devices.js';
 import { licensesPage } from './pages/licenses.js';
 import { exchangePage } from './pages/exchange.js';
 import { devicePage } from './pages/device.js';
+import { accessPage } from './pages/access.js';
 
 interface Page {
   path: string;
@@ -24,6 +25,7 @@ const PAGES: Page[] = [
   { path: 'devices', title: 'Devices', icon: 'device', render: devicesPage },
   { path: 'tokens', title: 'Registration tokens', icon: 'key', render: tokensPage },
   { path: 'exchange', title: 'Exchange', icon: 'exchange', render: exchangePage, offered: (c) => may(c, 'read') },
+  { path: 'access', title: 'Requests', icon: 'user', render: accessPage },
 ];
 
 const offeredTo = (c: Caller) => PAGES.filter((p) => !p.offered || p.offered(c));

@@ -24,6 +24,7 @@ export const CONSOLE_FILES = {
   'pages/usage-chart.js': 'text/javascript; charset=utf-8',
   'pages/exchange.js': 'text/javascript; charset=utf-8',
   'pages/exchange-calls.js': 'text/javascript; charset=utf-8',
+  'pages/access.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
   'favicon.svg': 'image/svg+xml',
 } as const;
