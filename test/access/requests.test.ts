@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import type { Role } from '../../src/users/roles.js';
+import { accessRequests } from '../../src/access/service.js';
 
 /**
  * Access requests through the HTTP API, for each kind of caller: a user with no role, a
@@ -199,11 +200,24 @@ describe('access requests', () => {
     await as('admin').post(`/access/requests/${req}/deny`, { reason: 'asked while leaving' }).expect(200);
   });
 
+  it('when the approver lost its role after it was authenticated, then its approval is refused: its rights are read as it settles', async () => {
+    const req = (await as('none').post('/access/requests', { vaId: vaB, role: 'va-admin', justification }).expect(201)).body.id;
+    const bea = h.services.users.get('bea');
+    // The principal as authentication made it, before the role was taken away.
+    const principal = { actor: 'user:bea', kind: 'user' as const, userId: bea.id, grants: bea.roles };
+    h.services.users.setRoles('bea', [{ role: 'va-viewer', vaId: vaB }], 'test');
+    const before = state();
+    expect(() => accessRequests(h.services).approve(principal, req, 'va-admin', 'user:bea')).toThrow(expect.objectContaining({ status: 403, code: 'not_an_approver' }));
+    expect(state()).toEqual(before);
+    h.services.users.setRoles('bea', [{ role: 'va-admin', vaId: vaB }], 'test');
+    await as('none').post(`/access/requests/${req}/withdraw`).expect(200);
+  });
+
   it('then every step is an event: requested, approved with the role granted, denied with the reason, withdrawn', () => {
     const e = accessEvents();
     expect(e.map((x) => x.type)).toEqual([
       'access.requested', 'access.requested', 'access.requested', 'access.approved', 'access.approved', 'access.denied',
-      'access.requested', 'access.requested', 'access.withdrawn', 'access.requested', 'access.denied',
+      'access.requested', 'access.requested', 'access.withdrawn', 'access.requested', 'access.denied', 'access.requested', 'access.withdrawn',
     ]);
     expect(e[0]).toMatchObject({ subject: noraB, va_id: vaB, details: { user: 'nora', va: 'Branch', role: 'va-viewer', justification } });
     expect(e[3]).toMatchObject({ subject: noraB, details: { user: 'nora', asked: 'va-viewer', role: 'va-viewer', vaId: vaB } });
