@@ -24,6 +24,7 @@ import { userCommands } from './commands/users.js';
 import { ciscoReserveCommands } from './commands/cisco-reserve.js';
 import { backupCommands } from './commands/backup.js';
 import { doctorCommands } from './commands/doctor.js';
+import { accessCommands } from './commands/access.js';
 import { safeJson, safeText } from './safe-text.js';
 import { AppError } from '../shared/errors.js';
 import { fileProblem } from '../shared/files.js';
@@ -38,6 +39,7 @@ const commands: Command[] = [
   ...ciscoCommands,
   ...ciscoCloudCommands,
   ...userCommands,
+  ...accessCommands,
   ...ciscoReserveCommands,
   ...backupCommands,
   ...doctorCommands,

@@ -10,6 +10,7 @@ import { exchangePage } from './pages/exchange.js';
 import { devicePage } from './pages/device.js';
 import { eventsPage } from './pages/events.js';
 import { usersPage } from './pages/users.js';
+import { accessPage } from './pages/access.js';
 
 interface Page {
   path: string;
@@ -29,6 +30,7 @@ const PAGES: Page[] = [
   { path: 'events', title: 'Events', icon: 'clock', render: eventsPage },
   { path: 'tokens', title: 'Registration tokens', icon: 'key', render: tokensPage },
   { path: 'exchange', title: 'Exchange', icon: 'exchange', render: exchangePage, offered: (c) => may(c, 'read'), refusal: 'The exchange is collector-wide: only a role on every virtual account may see it, and yours are on some of them.' },
+  { path: 'access', title: 'Requests', icon: 'user', render: accessPage },
   { path: 'users', title: 'Users', icon: 'user', render: usersPage, offered: (c) => may(c, 'admin'), refusal: 'Only an admin may see and change users, and your roles do not include admin.' },
 ];
 

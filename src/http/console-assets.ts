@@ -30,6 +30,7 @@ export const CONSOLE_FILES = {
   'pages/trail-panel.js': 'text/javascript; charset=utf-8',
   'pages/users.js': 'text/javascript; charset=utf-8',
   'secret-panel.js': 'text/javascript; charset=utf-8',
+  'pages/access.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
   'favicon.svg': 'image/svg+xml',
 } as const;
