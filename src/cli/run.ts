@@ -24,6 +24,7 @@ import { userCommands } from './commands/users.js';
 import { ciscoReserveCommands } from './commands/cisco-reserve.js';
 import { backupCommands } from './commands/backup.js';
 import { doctorCommands } from './commands/doctor.js';
+import { labelCommands } from './commands/labels.js';
 import { safeJson, safeText } from './safe-text.js';
 import { AppError } from '../shared/errors.js';
 import { fileProblem } from '../shared/files.js';
@@ -41,6 +42,7 @@ const commands: Command[] = [
   ...ciscoReserveCommands,
   ...backupCommands,
   ...doctorCommands,
+  ...labelCommands,
 ];
 
 const globalOptions = {
