@@ -73,6 +73,24 @@ export class LabelRepository {
     this.db.prepare('DELETE FROM labels WHERE id = ?').run(id);
   }
 
+  /**
+   * How many devices and lines carry the label, among those of these VAs (null: every VA). For
+   * every VA it is a count of a primary key range, without reading a device (a label on 30,000
+   * devices: 1 ms where the join takes 25).
+   */
+  counts(labelId: string, vaIds: readonly string[] | null): { devices: number; lines: number } {
+    if (vaIds === null) {
+      return {
+        devices: this.db.prepare('SELECT count(*) FROM device_labels WHERE label_id = ?').pluck().get(labelId) as number,
+        lines: this.db.prepare('SELECT count(*) FROM line_labels WHERE label_id = ?').pluck().get(labelId) as number,
+      };
+    }
+    let devices = 0;
+    let lines = 0;
+    for (const [va, u] of this.usageByVa(labelId)) if (vaIds.includes(va)) (devices += u.devices), (lines += u.lines);
+    return { devices, lines };
+  }
+
   /** Per VA, how many of its devices and lines carry the label (VAs where it is on nothing are absent). */
   usageByVa(labelId: string): Map<string, { devices: number; lines: number }> {
     const out = new Map<string, { devices: number; lines: number }>();

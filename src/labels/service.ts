@@ -113,9 +113,7 @@ export class LabelService {
   remove(nameOrId: string, actor: string): { name: string; detached: { devices: number; lines: number } } {
     return this.db.transaction(() => {
       const r = this.require(nameOrId);
-      let devices = 0;
-      let lines = 0;
-      for (const u of this.repo.usageByVa(r.id).values()) (devices += u.devices), (lines += u.lines);
+      const { devices, lines } = this.repo.counts(r.id, null);
       this.repo.delete(r.id);
       this.events.append('label.deleted', actor, r.id, null, { name: r.name, devices, lines });
       return { name: r.name, detached: { devices, lines } };
@@ -226,9 +224,7 @@ export class LabelService {
   }
 
   private toLabel(r: LabelRow, scope: Scope): Label {
-    let devices = 0;
-    let lines = 0;
-    for (const [va, u] of this.repo.usageByVa(r.id)) if (!scope || scope.includes(va)) (devices += u.devices), (lines += u.lines);
+    const { devices, lines } = this.repo.counts(r.id, scope);
     return {
       id: r.id, name: r.name, colour: r.colour, description: r.description, devices, lines,
       createdAt: toIso(r.created_at)!, updatedAt: toIso(r.updated_at)!,
