@@ -3,7 +3,8 @@
 // twenty known from RUM files), prints the query plan of each device list query (a SCAN of the
 // devices table is what an index must remove), then starts the server and prints p50/p99 over
 // HTTP of what the console asks: the first page, a search, a filter, a sort, a deep page by
-// cursor, the overview, and the time to download every device as CSV. BENCH_DEVICES and
+// cursor, a label filter (a label on 1 device in 3, one on 1 in 100, one on 10 devices), the
+// overview, and the time to download every device as CSV. BENCH_DEVICES and
 // BENCH_RUNS scale it. Everything runs on 127.0.0.1 under a temporary folder.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,7 @@ import { CLI, fmt, percentile, start, stop } from './lib.mjs';
 import { loadConfig } from '../dist/config/load.js';
 import { buildServices } from '../dist/main.js';
 import { createLogger } from '../dist/shared/logger.js';
+import { labelService } from '../dist/labels/access.js';
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 100_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 50);
@@ -42,7 +44,13 @@ const queries = () => [
   ['sort: hostname, descending', 'limit=50&sort=hostname&order=desc'],
   ['sort: last seen, one VA', `limit=50&sort=lastSeen&vaId=${vas[5]}`],
   ['deep page by cursor (90%)', `limit=50&cursor=${deepCursor}`],
+  ['label: on 1 device in 3', 'limit=50&label=Core'],
+  ['label: on 1 device in 100', 'limit=50&label=Audit'],
+  ['label: on 10 devices', 'limit=50&label=Rare'],
+  ['label: two labels (all of them)', 'limit=50&label=Core&label=Audit'],
+  ['label: 1 in 100, one VA, by hostname', `limit=50&label=Audit&vaId=${vas[1]}&sort=hostname`],
 ];
+const labelIds = {};
 
 // 1. Seed, straight into the store.
 let t0 = performance.now();
@@ -56,6 +64,8 @@ let t0 = performance.now();
   );
   const udi = s.db.prepare('INSERT INTO device_udis (udi, device_id) VALUES (?, ?)');
   const use = s.db.prepare('INSERT INTO device_usage (device_id, tag, count, period_end, report_pk) VALUES (?, ?, ?, ?, 0)');
+  for (const [name, colour] of [['Core', '#1a7f37'], ['Audit', '#9a6700'], ['Rare', '#cf222e']]) labelIds[name] = labelService(s).create({ name, colour }, 'bench').id;
+  const labelled = s.db.prepare('INSERT INTO device_labels (label_id, device_id) VALUES (?, ?)');
   const batch = s.db.transaction((from, to) => {
     for (let i = from; i < to; i++) {
       const id = `dev_c${String(i).padStart(7, '0')}`;
@@ -65,6 +75,9 @@ let t0 = performance.now();
       dev.run(id, vas[i % 10], pid, serial(i), `${i % 3 ? 'edge' : 'core'}-${i}.site${i % 10}`, rum ? null : 'AAAA', i % 10 === 3 ? 'stale' : 'active', rum ? 'rum' : 'registered', seen - 30 * DAY, seen);
       udi.run(`${pid}:${serial(i)}`, id);
       use.run(id, TAG, 1, seen);
+      if (i % 3 === 0) labelled.run(labelIds.Core, id);
+      if (i % 100 === 1) labelled.run(labelIds.Audit, id);
+      if (i % Math.max(1, Math.floor(DEVICES / 10)) === 5) labelled.run(labelIds.Rare, id);
     }
   });
   for (let i = 0; i < DEVICES; i += 50_000) batch(i, Math.min(DEVICES, i + 50_000));
@@ -82,8 +95,10 @@ let t0 = performance.now();
     return { all: (...args) => ((explained = prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args).map((r) => r.detail)), stmt.all(...args)) };
   };
   for (const [what, qs] of queries()) {
-    const p = Object.fromEntries(new URLSearchParams(qs));
-    s.devices.list({ ...p, limit: Number(p.limit), sort: p.sort ?? 'id', order: p.order ?? 'asc' });
+    const params = new URLSearchParams(qs);
+    const p = Object.fromEntries(params);
+    const labels = params.getAll('label').map((n) => labelIds[n]);
+    s.devices.list({ ...p, limit: Number(p.limit), sort: p.sort ?? 'id', order: p.order ?? 'asc', labelIds: labels.length ? labels : undefined });
     line(`  ${what}`, '', explained.join(' | '));
   }
   s.db.prepare = prepare;
@@ -119,6 +134,7 @@ try {
     line(`devices: ${what}`, await timed(`/api/v1/devices?${qs}`), `${body.items.length} rows`);
   }
   line('overview', await timed('/api/v1/overview'));
+  line('labels (with counts)', await timed('/api/v1/labels'));
   t0 = performance.now();
   const csv = await get('/api/v1/devices.csv');
   line(`devices CSV, all ${fmt(DEVICES)}`, `${fmt(performance.now() - t0, 0)} ms`, `${fmt(csv.length / 1e6, 1)} MB, ${fmt(csv.split('\r\n').length - 2)} rows`);

@@ -40,6 +40,8 @@ import type { PortalAcks } from './cisco/portal-acks.js';
 import type { AckDelivery } from './cisco/ack-delivery.js';
 import type { CollectorMetrics } from './metrics/collector-metrics.js';
 import type { WalCheckpointer } from './store/wal-checkpointer.js';
+import type { LabelService } from './labels/service.js';
+import type { AccessRequestService } from './access/service.js';
 import type { Readiness } from './metrics/readiness.js';
 import type { BackupService } from './backup/service.js';
 import type { ReportPruner } from './retention/pruner.js';
@@ -91,6 +93,10 @@ export interface Services {
   readiness: Readiness;
   /** WAL checkpoints on a worker thread, started with the server. */
   walCheckpoints: WalCheckpointer;
+  /** Local labels on devices and entitlement lines. */
+  labels: LabelService;
+  /** Requests for a role on a VA, and their settling. */
+  access: AccessRequestService;
   /** Retention of raw reports: settled old reports pruned, tombstones kept. */
   retention: ReportPruner;
   /** Device requests, logged as one summary line per interval. */

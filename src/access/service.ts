@@ -176,11 +176,3 @@ export class AccessRequestService {
     return p.userId ? this.repo.ofUser(p.userId).map(toRequest) : [];
   }
 }
-
-/** One service per set of services, made on first use (the routes have no composition-root slot for it). */
-const made = new WeakMap<object, AccessRequestService>();
-export function accessRequests(s: { db: Db; time: Clock; events: EventService; accounts: AccountService; users: UserService }): AccessRequestService {
-  let a = made.get(s);
-  if (!a) made.set(s, (a = new AccessRequestService(s.db, s.time, s.events, s.accounts, s.users)));
-  return a;
-}

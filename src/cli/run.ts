@@ -25,6 +25,7 @@ import { ciscoReserveCommands } from './commands/cisco-reserve.js';
 import { backupCommands } from './commands/backup.js';
 import { doctorCommands } from './commands/doctor.js';
 import { accessCommands } from './commands/access.js';
+import { labelCommands } from './commands/labels.js';
 import { safeJson, safeText } from './safe-text.js';
 import { AppError } from '../shared/errors.js';
 import { fileProblem } from '../shared/files.js';
@@ -43,6 +44,7 @@ const commands: Command[] = [
   ...ciscoReserveCommands,
   ...backupCommands,
   ...doctorCommands,
+  ...labelCommands,
 ];
 
 const globalOptions = {

@@ -3,6 +3,8 @@ import { mkdirSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { openStore } from '../store/open.js';
 import { WalCheckpointer } from '../store/wal-checkpointer.js';
+import { LabelService } from '../labels/service.js';
+import { AccessRequestService } from '../access/service.js';
 import type { FileSync } from '../store/wal-sync.js';
 import { loadOrCreateIdentity } from '../identity/identity.js';
 import { createLogger, type Logger } from '../shared/logger.js';
@@ -172,6 +174,8 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       metrics,
       readiness: new Readiness(db, config.dataDir, config.ready.minFreeDiskMb, walCheckpoints),
       walCheckpoints,
+      labels: new LabelService(db, time, events, accounts, devices.repo),
+      access: new AccessRequestService(db, time, events, accounts, users),
       backups: new BackupService(
         { db, dataDir: config.dataDir, collectorId: identity.collectorId, version: VERSION, now: () => time.now(), floorMs: () => time.now() },
         events, logger, config.backup,

@@ -19,4 +19,6 @@ export interface Device {
   registeredAt: string;
   lastSeenAt: string | null;
   lastSeq: number | null;
+  /** Local labels (name and colour); they never leave the site. */
+  labels: { name: string; colour: string }[];
 }

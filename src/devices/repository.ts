@@ -1,5 +1,6 @@
 import type { Db } from '../store/open.js';
 import type { Statement } from 'better-sqlite3';
+import { deviceLabelTerms } from '../labels/repository.js';
 
 export type DeviceStatus = 'active' | 'stale' | 'deregistered';
 export type PendingReason = 'new_key' | 'claim_keyless' | 'revive';
@@ -28,7 +29,10 @@ export interface DeviceFilter {
   /** Any of these VAs (a caller whose roles are on some VAs only). */
   vaIds?: string[] | undefined;
   status?: DeviceStatus | undefined;
+  /** A product id; ending in `*`, a prefix of one (C9300-*). */
   pid?: string | undefined;
+  /** Labels every device listed carries. */
+  labelIds?: string[] | undefined;
   seenBefore?: number | undefined;
   seenAfter?: number | undefined;
   pendingRekey?: boolean | undefined;
@@ -186,6 +190,11 @@ export class DeviceRepository {
       after = { key: last.id, id: last.id };
     }
   }
+  /** The ids and VAs of the devices the filter matches, as a sub-select: a bulk change by filter writes in one statement. */
+  matching(f: Omit<DeviceFilter, 'after' | 'limit' | 'sort' | 'order'>): { sql: string; args: unknown[] } {
+    const { where, args } = this.filter(f);
+    return { sql: `SELECT id, va_id FROM devices ${where.length ? 'WHERE ' + where.join(' AND ') : ''}`, args };
+  }
   /** Devices per status among those the filter matches. */
   countByStatus(f: Pick<DeviceFilter, 'vaId' | 'vaIds'>): Record<DeviceStatus, number> {
     const { where, args } = this.filter(f);
@@ -200,7 +209,14 @@ export class DeviceRepository {
     if (f.vaId) (where.push('va_id = ?'), args.push(f.vaId));
     if (f.vaIds) (where.push(`va_id IN (${f.vaIds.map(() => '?').join(', ') || 'NULL'})`), args.push(...f.vaIds));
     if (f.status) (where.push('status = ?'), args.push(f.status));
-    if (f.pid) (where.push('udi_pid = ?'), args.push(f.pid));
+    if (f.pid?.endsWith('*')) {
+      const prefix = f.pid.slice(0, -1);
+      (where.push('udi_pid >= ? AND udi_pid < ?'), args.push(prefix, prefix + '\u{10FFFF}'));
+    } else if (f.pid) (where.push('udi_pid = ?'), args.push(f.pid));
+    if (f.labelIds?.length) {
+      const t = deviceLabelTerms(f.labelIds);
+      (where.push(...t.sql), args.push(...t.args));
+    }
     if (f.seenBefore !== undefined) (where.push('coalesce(last_seen_at, registered_at) < ?'), args.push(f.seenBefore));
     if (f.seenAfter !== undefined) (where.push('coalesce(last_seen_at, registered_at) >= ?'), args.push(f.seenAfter));
     if (f.pendingRekey) where.push('pending_public_key IS NOT NULL');

@@ -4,6 +4,7 @@ import { pageQuery } from '../http/paging.js';
 import { listScope } from '../users/authorize.js';
 import { Download } from '../http/download.js';
 import { devicesCsv } from './csv.js';
+import { labelQuery } from '../labels/schema.js';
 
 const idParam = z.strictObject({ id: z.string().min(1) });
 /** The search and filters the list and its CSV share. */
@@ -21,6 +22,7 @@ const deviceFilterQuery = {
   seenBefore: isoTime.optional(),
   seenAfter: isoTime.optional(),
   pendingRekey: z.enum(['true', 'false']).transform((s) => s === 'true').optional(),
+  label: labelQuery.optional(),
   ...deviceSearchQuery,
 };
 
@@ -33,7 +35,7 @@ export const deviceRoutes = [
       order: z.enum(['asc', 'desc']).default('asc'),
       ...pageQuery,
     }),
-    handler: ({ services, query, vaIds }) => services.devices.list({ ...query, ...listScope(services, query.vaId, vaIds) }),
+    handler: ({ services, query, vaIds }) => services.devices.list({ ...query, ...listScope(services, query.vaId, vaIds), labelIds: services.labels.idsOf(query.label) }),
   }),
   route({
     method: 'get', path: '/devices.csv', summary: 'Download the devices as CSV, with the search and filters of the list (every matching device, in id order)',
@@ -42,7 +44,9 @@ export const deviceRoutes = [
       ...deviceFilterQuery,
     }),
     handler: ({ services, query, vaIds }) =>
-      new Download(`devices-${services.history.today()}.csv`, devicesCsv(services.devices.repo, { ...query, ...listScope(services, query.vaId, vaIds) })),
+      new Download(`devices-${services.history.today()}.csv`, devicesCsv(services.devices.repo, services.labels.repo, {
+        ...query, ...listScope(services, query.vaId, vaIds), labelIds: services.labels.idsOf(query.label),
+      })),
   }),
   route({
     method: 'get', path: '/devices/:id', summary: 'One device', permission: 'read', params: idParam, scope: ['device-param'],

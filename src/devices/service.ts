@@ -8,6 +8,7 @@ import type { AccountService } from '../accounts/service.js';
 import type { TokenService } from '../tokens/service.js';
 import type { LicenseService } from '../licenses/service.js';
 import { evaluateStaleness } from './staleness.js';
+import { LabelRepository, type LabelRef } from '../labels/repository.js';
 import { DeviceRepository, sortKeyOf, type DeviceCursor, type DeviceFilter, type DeviceRow, type DeviceSort, type DeviceStatus, type PendingReason } from './repository.js';
 
 export interface Device {
@@ -24,6 +25,8 @@ export interface Device {
   registeredAt: string;
   lastSeenAt: string | null;
   lastSeq: number | null;
+  /** The local labels it carries, by name. */
+  labels: LabelRef[];
 }
 
 /** What a device has in use now, per tag: its latest measurement, and the report that carried it. */
@@ -47,6 +50,7 @@ export type RegistrationOutcome = 'registered' | 're_registered' | 'pending_reke
 
 export class DeviceService {
   readonly repo: DeviceRepository;
+  private labels: LabelRepository;
   constructor(
     private db: Db,
     private clock: Clock,
@@ -59,6 +63,7 @@ export class DeviceService {
     private reportingIntervalDays: () => number,
   ) {
     this.repo = new DeviceRepository(db);
+    this.labels = new LabelRepository(db);
   }
 
   /**
@@ -269,6 +274,7 @@ export class DeviceService {
       registeredAt: toIso(r.registered_at)!,
       lastSeenAt: toIso(r.last_seen_at),
       lastSeq: r.last_seq,
+      labels: this.labels.ofDevice(r.id),
     };
   }
 }

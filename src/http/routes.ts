@@ -21,6 +21,7 @@ import { consoleRoutes } from './console-routes.js';
 import { overviewRoutes } from '../overview/routes.js';
 import { notifyRoutes } from '../notify/routes.js';
 import { accessRoutes } from '../access/routes.js';
+import { labelRoutes } from '../labels/routes.js';
 
 /** The one table of operator routes, under /api/v1 (the system routes' /healthz at the root). */
 export const routes: Route[] = [
@@ -33,6 +34,7 @@ export const routes: Route[] = [
   ...tokenRoutes,
   ...deviceRoutes,
   ...licenseRoutes,
+  ...labelRoutes,
   ...historyRoutes,
   ...rumRoutes,
   ...reportRoutes,

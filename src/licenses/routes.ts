@@ -3,6 +3,7 @@ import { route } from '../http/route.js';
 import { Download } from '../http/download.js';
 import { inScope, listScope } from '../users/authorize.js';
 import { licensesCsv } from './csv.js';
+import { labelQuery } from '../labels/schema.js';
 
 const vaParam = z.strictObject({ id: z.string().min(1) });
 
@@ -14,11 +15,16 @@ export const licenseRoutes = [
   route({
     method: 'get', path: '/licenses.csv', summary: 'Download the licenses as CSV: per VA and tag owned, in use, available and status, a row per entitlement line',
     permission: 'read', scope: ['list'], contentType: 'text/csv; charset=utf-8',
-    query: z.strictObject({ vaId: z.string().min(1).max(200).optional() }),
+    query: z.strictObject({ vaId: z.string().min(1).max(200).optional(), label: labelQuery.optional() }),
     handler: ({ services, query, vaIds }) => {
       const scope = listScope(services, query.vaId, vaIds);
       const vas = inScope(services.licenses.complianceAll(), scope);
-      return new Download(`licenses-${services.history.today()}.csv`, licensesCsv(vas, (va) => services.licenses.entitlements.byVa(va), services.time.now()));
+      const labels = services.labels;
+      const wanted = labels.idsOf(query.label);
+      return new Download(`licenses-${services.history.today()}.csv`, licensesCsv(vas, (va) => services.licenses.entitlements.byVa(va), services.time.now(), {
+        names: (line) => labels.repo.ofLine(line).map((l) => l.name),
+        ...(wanted ? { wanted: (line: string) => labels.repo.lineCarries(line, wanted) } : {}),
+      }));
     },
   }),
   route({
@@ -28,8 +34,8 @@ export const licenseRoutes = [
   }),
   route({
     method: 'get', path: '/virtual-accounts/:id/entitlements', summary: 'Entitlement lines of one virtual account', permission: 'read',
-    params: vaParam, scope: ['va-param'],
-    handler: ({ services, params }) => ({ items: services.licenses.lines(params.id), nextCursor: null }),
+    params: vaParam, scope: ['va-param'], query: z.strictObject({ label: labelQuery.optional() }),
+    handler: ({ services, params, query }) => ({ items: services.licenses.lines(params.id, services.labels.idsOf(query.label)), nextCursor: null }),
   }),
   route({
     method: 'post', path: '/compliance/verify', summary: 'Rebuild the in-use counters from per-device usage and report drift',

@@ -8,6 +8,7 @@ import type { EventService } from '../events/service.js';
 import { EntitlementRepository, type EntitlementKind, type EntitlementRow } from './entitlements.js';
 import { Ledger, type UsageKey } from './ledger.js';
 import { tagCompliance, type TagCompliance } from './compliance.js';
+import { LabelRepository } from '../labels/repository.js';
 
 export interface EntitlementLineInput {
   vaId: string;
@@ -38,6 +39,7 @@ export class LicenseService {
   readonly entitlements: EntitlementRepository;
   private vaUsageStmt;
   private oneUsageStmt;
+  private labels: LabelRepository;
 
   constructor(
     private db: Db,
@@ -48,6 +50,7 @@ export class LicenseService {
   ) {
     this.ledger = new Ledger(db);
     this.entitlements = new EntitlementRepository(db);
+    this.labels = new LabelRepository(db);
     this.vaUsageStmt = db.prepare('SELECT tag, in_use, devices FROM va_usage WHERE va_id = ?');
     this.oneUsageStmt = db.prepare('SELECT in_use, devices FROM va_usage WHERE va_id = ? AND tag = ?');
   }
@@ -81,9 +84,11 @@ export class LicenseService {
     })();
   }
 
-  lines(vaId: string) {
+  /** A VA's lines; with labelIds, those carrying every one of them. */
+  lines(vaId: string, labelIds?: string[]) {
     const va = this.accounts.require(vaId);
-    return this.entitlements.byVa(va.id).map((l) => ({
+    const rows = labelIds?.length ? this.entitlements.byVa(va.id).filter((l) => this.labels.lineCarries(l.id, labelIds)) : this.entitlements.byVa(va.id);
+    return rows.map((l) => ({
       id: l.id,
       tag: l.tag,
       displayName: l.display_name,
@@ -91,6 +96,7 @@ export class LicenseService {
       quantity: l.quantity,
       startsAt: toIso(l.starts_at),
       endsAt: toIso(l.ends_at),
+      labels: this.labels.ofLine(l.id),
     }));
   }
 

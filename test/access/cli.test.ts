@@ -4,7 +4,6 @@ import { loadConfig } from '../../src/config/load.js';
 import { buildServices } from '../../src/main.js';
 import { capturingLogger } from '../helpers/secrets.js';
 import type { Services } from '../../src/services.js';
-import { accessRequests } from '../../src/access/service.js';
 
 /**
  * `outpost access …` as an admin runs it on the collector's host: the requests listed, one
@@ -25,7 +24,7 @@ beforeAll(async () => {
   await withServices(async (s) => {
     const lab = s.accounts.createVa({ name: 'Lab' }, 'test').id;
     const principalOf = (id: string) => ({ actor: 'test', kind: 'user' as const, userId: id, grants: s.users.grantsOf(id) });
-    const a = accessRequests(s);
+    const a = s.access;
     for (const name of ['amy', 'bob']) {
       const u = await s.users.add({ name, password: 'a passphrase long enough', roles: [{ role: 'va-viewer', vaId: s.accounts.list().find((v) => v.name === 'Default')!.id }] }, 'test');
       ids[name] = a.create(principalOf(u.id), { vaId: lab, role: 'va-viewer', justification: `${name} runs the lab bench` }, 'test').id;

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import type { Role } from '../../src/users/roles.js';
-import { accessRequests } from '../../src/access/service.js';
 
 /**
  * Access requests through the HTTP API, for each kind of caller: a user with no role, a
@@ -207,7 +206,7 @@ describe('access requests', () => {
     const principal = { actor: 'user:bea', kind: 'user' as const, userId: bea.id, grants: bea.roles };
     h.services.users.setRoles('bea', [{ role: 'va-viewer', vaId: vaB }], 'test');
     const before = state();
-    expect(() => accessRequests(h.services).approve(principal, req, 'va-admin', 'user:bea')).toThrow(expect.objectContaining({ status: 403, code: 'not_an_approver' }));
+    expect(() => h.services.access.approve(principal, req, 'va-admin', 'user:bea')).toThrow(expect.objectContaining({ status: 403, code: 'not_an_approver' }));
     expect(state()).toEqual(before);
     h.services.users.setRoles('bea', [{ role: 'va-admin', vaId: vaB }], 'test');
     await as('none').post(`/access/requests/${req}/withdraw`).expect(200);

@@ -157,7 +157,7 @@ describe('CSV downloads', () => {
     seedDevice(91, { hostname: '-2+3', udi_serial: 'S"91' });
     const text = await csv('/api/v1/devices.csv?q=dev_t009');
     const lines = text.split('\r\n');
-    expect(lines[0]).toBe('id,va_id,pid,serial,hostname,software_version,status,source,pending_rekey,registered_at,last_seen_at,last_seq');
+    expect(lines[0]).toBe('id,va_id,pid,serial,hostname,software_version,status,source,pending_rekey,registered_at,last_seen_at,last_seq,labels');
     expect(lines[1]).toContain(`dev_t0090,${h.defaultVa},'@SUM(A1),"S,90","'=HYPERLINK(""http://x"",""y"")",'+1,`);
     expect(lines[2]).toContain(`,"S""91",'-2+3,`);
     expect(lines.at(-1)).toBe('');
@@ -179,11 +179,11 @@ describe('CSV downloads', () => {
 
   it('when the licenses CSV is read, then each VA and tag carries its figures on a row per entitlement line', async () => {
     const rows = (await csv('/api/v1/licenses.csv')).trim().split('\r\n');
-    expect(rows[0]).toBe('va_id,va_name,tag,display_name,status,owned,in_use,available,short,devices,line_id,line_kind,line_quantity,line_starts_at,line_ends_at,line_valid_now');
+    expect(rows[0]).toBe('va_id,va_name,tag,display_name,status,owned,in_use,available,short,devices,line_id,line_kind,line_quantity,line_starts_at,line_ends_at,line_valid_now,line_labels');
     const dna = rows.find((r) => r.startsWith(`${h.defaultVa},`))!;
     // The tag holds a comma: quoted.
-    expect(dna).toMatch(new RegExp(`^${h.defaultVa},Default,"${TAG.replace(/[.]/g, '\\.')}",DNA,shortage,2,5,0,3,2,ent_[^,]+,subscription,2,[^,]+,[^,]+,true$`));
-    expect(rows.find((r) => r.startsWith(`${vaB},`))).toMatch(/,Advantage,in_compliance,50,4,46,0,1,ent_[^,]+,perpetual,50,[^,]+,,true$/);
+    expect(dna).toMatch(new RegExp(`^${h.defaultVa},Default,"${TAG.replace(/[.]/g, '\\.')}",DNA,shortage,2,5,0,3,2,ent_[^,]+,subscription,2,[^,]+,[^,]+,true,$`));
+    expect(rows.find((r) => r.startsWith(`${vaB},`))).toMatch(/,Advantage,in_compliance,50,4,46,0,1,ent_[^,]+,perpetual,50,[^,]+,,true,$/);
     expect((await csv('/api/v1/licenses.csv', 'viewerB')).trim().split('\r\n').slice(1).every((r) => r.startsWith(`${vaB},`))).toBe(true);
   });
 

@@ -115,7 +115,7 @@ describe('WAL checkpoints on a worker thread', () => {
     const cp = new WalCheckpointer(db, `${file}#silent`, capturingLogger(), { ...FAST, stallMs: 150, maxRestarts: 1 }, dying);
     open.push({ db, cp });
     await cp.start();
-    expect(cp.state().by).toBe('worker');
+    // Not asserted to be the worker's now: on a loaded machine 150 ms may already have passed.
     await until('a replacement', () => cp.state().restarts === 1);
     await until('giving up on the second', () => cp.state().gaveUp !== null);
     expect(cp.state().gaveUp).toMatch(/said nothing for 0 s/);

@@ -4,6 +4,7 @@ import { CliError } from '../client.js';
 import { shortTime, table } from '../format.js';
 import type { Device } from '../../devices/service.js';
 import { vaNames } from '../va-names.js';
+import { many } from './labels.js';
 
 const need = (id: string | undefined): string => {
   if (!id) throw new CliError('name the device id');
@@ -23,11 +24,11 @@ const action = (name: string, summary: string, path: string, done: string): Comm
 export const deviceCommands: Command[] = [
   {
     name: 'devices list',
-    usage: 'outpost devices list [--va VA] [--status active|stale|deregistered] [--pid PID] [--seen-before ISO] [--seen-after ISO] [--pending-rekey] [--limit N]',
+    usage: 'outpost devices list [--va VA] [--status active|stale|deregistered] [--pid PID] [--seen-before ISO] [--seen-after ISO] [--pending-rekey] [--label NAME]… [--limit N]',
     summary: 'List devices',
     options: {
       va: { type: 'string' }, status: { type: 'string' }, pid: { type: 'string' }, 'pending-rekey': { type: 'boolean' }, limit: { type: 'string' },
-      'seen-before': { type: 'string' }, 'seen-after': { type: 'string' },
+      'seen-before': { type: 'string' }, 'seen-after': { type: 'string' }, label: { type: 'string', multiple: true },
     },
     async run(ctx) {
       const q = new URLSearchParams();
@@ -36,11 +37,13 @@ export const deviceCommands: Command[] = [
         if (v) q.set(p, v);
       }
       if (ctx.values['pending-rekey']) q.set('pendingRekey', 'true');
+      for (const l of many((ctx.values as Record<string, unknown>).label)) q.append('label', l);
       const [r, va] = await ctx.api(async (api) => [(await api('GET', `/devices?${q}`)) as { items: Device[]; nextCursor: string | null }, await vaNames(api)] as const);
       ctx.output(r, () =>
         table(r.items, [
           ['id', (d) => d.id], ['udi', (d) => `${d.udi.pid}:${d.udi.serial}`], ['hostname', (d) => d.hostname], ['va', (d) => va(d.vaId)],
           ['status', (d) => d.status + (d.pendingRekey ? ` (pending: ${d.pendingRekey.reason.replace('_', ' ')})` : '')], ['last seen', (d) => shortTime(d.lastSeenAt)],
+          ['labels', (d) => d.labels.map((l) => l.name).join('; ')],
         ]) + (r.nextCursor ? `\n(more: --limit or the API's cursor ${r.nextCursor})` : ''),
       );
     },

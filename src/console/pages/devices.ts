@@ -4,6 +4,10 @@ import { count, when } from '../format.js';
 import type { Caller } from '../session.js';
 import type { Va, Device } from '../types.js';
 
+interface Label {
+  name: string;
+  colour: string;
+}
 interface DeviceList {
   items: Device[];
   nextCursor: string | null;
@@ -22,12 +26,13 @@ const SORTS: [string, string][] = [
 ];
 
 /** The search and filters as the list and its CSV both take them (the CSV is every match, in id order). */
-export function filterQuery(f: { q: string; vaId: string; status: string; source: string }): URLSearchParams {
+export function filterQuery(f: { q: string; vaId: string; status: string; source: string; label?: string }): URLSearchParams {
   const p = new URLSearchParams();
   if (f.q.trim()) p.set('q', f.q.trim());
   if (f.vaId) p.set('vaId', f.vaId);
   if (f.status) p.set('status', f.status);
   if (f.source) p.set('source', f.source);
+  if (f.label) p.set('label', f.label);
   return p;
 }
 
@@ -36,7 +41,7 @@ export function filterQuery(f: { q: string; vaId: string; status: string; source
  * keeps the cursors it was given so that "Previous" goes back without the server keeping state.
  */
 export async function devicesPage(main: HTMLElement, _caller: Caller): Promise<void> {
-  const vas = await api<{ items: Va[] }>('GET', '/virtual-accounts');
+  const [vas, labels] = await Promise.all([api<{ items: Va[] }>('GET', '/virtual-accounts'), api<{ items: Label[] }>('GET', '/labels')]);
   const vaName = new Map(vas.items.map((v) => [v.id, v.name]));
 
   const select = (id: string, name: string, options: [string, string][]) =>
@@ -45,11 +50,12 @@ export async function devicesPage(main: HTMLElement, _caller: Caller): Promise<v
   const va = select('device-va', 'vaId', [['', 'All'], ...vas.items.map((v): [string, string] => [v.id, v.name])]);
   const st = select('device-status', 'status', [['', 'All'], ['active', 'Active'], ['stale', 'Stale'], ['deregistered', 'Deregistered']]);
   const source = select('device-source', 'source', [['', 'All'], ['registered', 'Registered'], ['rum', 'RUM import']]);
+  const label = select('device-label', 'label', [['', 'All'], ...labels.items.map((l): [string, string] => [l.name, l.name])]);
   const sort = select('device-sort', 'sort', SORTS);
   const order = select('device-order', 'order', [['asc', 'Ascending'], ['desc', 'Descending']]);
   const field = (label: string, control: HTMLElement, cls = 'field') => h('p', { class: cls }, h('label', { for: control.id }, label), control);
   const form = h('form', { class: 'inline-form', id: 'device-search', role: 'search', 'aria-label': 'Search devices', novalidate: true },
-    field('Search', q, 'field grow'), field('Virtual account', va), field('Status', st), field('Source', source), field('Sort by', sort), field('Order', order),
+    field('Search', q, 'field grow'), field('Virtual account', va), field('Status', st), field('Source', source), field('Label', label), field('Sort by', sort), field('Order', order),
     h('p', { class: 'field' }, h('button', { type: 'submit', class: 'primary' }, h('span', {}, 'Search'))),
   );
   const csv = h('a', { id: 'devices-csv', class: 'button-link', href: '/api/v1/devices.csv', download: '' }, h('span', {}, 'Download CSV'));
@@ -65,7 +71,7 @@ export async function devicesPage(main: HTMLElement, _caller: Caller): Promise<v
   // Counts the answers shown, so that a reader (or a test) can tell a new answer from the last.
   let answers = 0;
 
-  const filters = () => ({ q: q.value, vaId: va.value, status: st.value, source: source.value });
+  const filters = () => ({ q: q.value, vaId: va.value, status: st.value, source: source.value, label: label.value });
   const load = async () => {
     const p = filterQuery(filters());
     const qs = p.toString();
@@ -104,7 +110,7 @@ export async function devicesPage(main: HTMLElement, _caller: Caller): Promise<v
     void restart();
   });
   // A changed filter or sort applies at once; typing in the search waits for Enter or the button.
-  for (const s of [va, st, source, sort, order]) s.addEventListener('change', () => void restart());
+  for (const s of [va, st, source, label, sort, order]) s.addEventListener('change', () => void restart());
   prev.addEventListener('click', () => {
     if (pageNo > 0) pageNo--;
     void load();
@@ -133,7 +139,7 @@ function deviceTable(devices: Device[], vaName: Map<string, string>): HTMLElemen
     h('thead', {}, h('tr', {},
       h('th', { scope: 'col' }, 'Serial number'), h('th', { scope: 'col' }, 'Product id'), h('th', { scope: 'col' }, 'Host name'),
       h('th', { scope: 'col' }, 'Virtual account'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, 'Source'),
-      h('th', { scope: 'col' }, 'Registered'), h('th', { scope: 'col' }, 'Last seen'),
+      h('th', { scope: 'col' }, 'Registered'), h('th', { scope: 'col' }, 'Last seen'), h('th', { scope: 'col' }, 'Labels'),
     )),
     h('tbody', {}, devices.map((d) =>
       h('tr', { 'data-device': d.id },
@@ -147,7 +153,16 @@ function deviceTable(devices: Device[], vaName: Map<string, string>): HTMLElemen
         h('td', {}, d.source === 'rum' ? 'RUM import' : 'registered'),
         h('td', {}, when(d.registeredAt)),
         h('td', {}, when(d.lastSeenAt)),
+        h('td', { class: 'labels' }, d.labels.length ? h('ul', { class: 'label-chips' }, d.labels.map(labelChip)) : '—'),
       ),
     )),
   );
+}
+
+/** A label as a chip: its name in text, its colour a swatch beside it (the colour alone says nothing). */
+function labelChip(l: Label): HTMLElement {
+  const swatch = h('span', { class: 'label-swatch', 'aria-hidden': 'true' });
+  // Set through the style object, which the console's content policy allows (a style attribute it does not).
+  swatch.style.setProperty('--label-colour', l.colour);
+  return h('li', { class: 'label-chip' }, swatch, h('span', {}, l.name));
 }
