@@ -123,6 +123,8 @@ export class CloudPositions {
              ON CONFLICT (va_id) DO UPDATE SET version = CASE WHEN lineage = 'cisco' THEN version + 1 ELSE 1 END, lineage = 'cisco'`,
           )
           .run(m.vaId);
+        // Positions read before Cisco applied a transfer must not erase it.
+        this.licenses.transfers.overlay(m.vaId, touched);
         for (const tag of new Set([...before, ...mine.flatMap((p) => (p.tag ? [p.tag] : []))])) touched.push({ vaId: m.vaId, tag });
         this.events.append('entitlements.snapshot_applied', 'cisco', m.vaId, m.vaId, { from: 'cssm', cssmVa: m.cssm!.name, positions: mine.length });
       }

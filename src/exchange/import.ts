@@ -328,6 +328,8 @@ export class ImportService {
     this.db
       .prepare("INSERT INTO entitlement_versions (va_id, version, lineage) VALUES (?, ?, 'outpost') ON CONFLICT (va_id) DO UPDATE SET version = excluded.version, lineage = 'outpost'")
       .run(va.id, s.version);
+    // A snapshot made before the upstream saw a transfer must not erase it.
+    this.licenses.transfers.overlay(va.id, touched);
     for (const tag of new Set([...before, ...s.lines.map((l) => l.tag)])) touched.push({ vaId: va.id, tag });
     this.events.append('entitlements.snapshot_applied', 'upstream', va.id, va.id, { version: s.version, lines: s.lines.length });
     return true;

@@ -8,6 +8,7 @@ import type { EventService } from '../events/service.js';
 import { EntitlementRepository, type EntitlementKind, type EntitlementRow } from './entitlements.js';
 import { Ledger, type UsageKey } from './ledger.js';
 import { tagCompliance, type TagCompliance } from './compliance.js';
+import { TransferService } from './transfers.js';
 
 export interface EntitlementLineInput {
   vaId: string;
@@ -36,6 +37,7 @@ export interface Drift {
 export class LicenseService {
   readonly ledger: Ledger;
   readonly entitlements: EntitlementRepository;
+  readonly transfers: TransferService;
   private vaUsageStmt;
   private oneUsageStmt;
 
@@ -48,6 +50,7 @@ export class LicenseService {
   ) {
     this.ledger = new Ledger(db);
     this.entitlements = new EntitlementRepository(db);
+    this.transfers = new TransferService(db, clock, accounts, alerts, events, this.entitlements, (keys) => this.refreshAlerts(keys));
     this.vaUsageStmt = db.prepare('SELECT tag, in_use, devices FROM va_usage WHERE va_id = ?');
     this.oneUsageStmt = db.prepare('SELECT in_use, devices FROM va_usage WHERE va_id = ? AND tag = ?');
   }
