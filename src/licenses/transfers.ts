@@ -36,6 +36,9 @@ export interface TransferRow {
   requested_at: number;
   settled_at: number | null;
   refusal: string | null;
+  /** Cisco's cloud as the upstream (cssm/transfers.ts): when its transfer call accepted it. */
+  cisco_sent_at?: number | null;
+  cisco_target_before?: number | null;
 }
 
 export interface TransferRequest {

@@ -16,7 +16,12 @@ CREATE TABLE license_transfers (
   requested_by TEXT NOT NULL,
   requested_at INTEGER NOT NULL,
   settled_at   INTEGER,
-  refusal      TEXT
+  refusal      TEXT,
+  -- With Cisco's cloud as the upstream: when Cisco accepted the transfer call, and the
+  -- destination's quantity of the license at Cisco then; the positions read that shows the
+  -- destination holding that much more confirms it.
+  cisco_sent_at       INTEGER,
+  cisco_target_before INTEGER
 ) STRICT;
 CREATE INDEX license_transfers_state ON license_transfers (state, requested_at);
 
