@@ -23,7 +23,8 @@ export type AlertKind =
   | 'upstream_unreachable'
   | 'upstream_clock_skew'
   | 'sync_reply_refused'
-  | 'cloud_unmapped_va';
+  | 'cloud_unmapped_va'
+  | 'transfer_refused';
 
 export interface AlertSpec {
   subject: string;

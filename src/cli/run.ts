@@ -8,6 +8,7 @@ import { tokenCommands } from './commands/token.js';
 import { vaCommands } from './commands/va.js';
 import { deviceCommands } from './commands/devices.js';
 import { complianceCommands } from './commands/compliance.js';
+import { licenseCommands } from './commands/licenses.js';
 import { usageCommands } from './commands/usage.js';
 import { eventCommands } from './commands/events.js';
 import { notifyCommands } from './commands/notify.js';
@@ -32,7 +33,7 @@ import { fileProblem } from '../shared/files.js';
 import { createLogger } from '../shared/logger.js';
 
 const commands: Command[] = [
-  ...serveCommands, ...vaCommands, ...tokenCommands, ...deviceCommands, ...complianceCommands,
+  ...serveCommands, ...vaCommands, ...tokenCommands, ...deviceCommands, ...complianceCommands, ...licenseCommands,
   ...usageCommands, ...eventCommands, ...notifyCommands, ...exchangeCommands, ...upstreamCommands, ...simulateCommands,
   ...timeCommands,
   ...reportCommands,

@@ -8,6 +8,7 @@ import { newId } from '../shared/ids.js';
 import { notFound } from '../shared/errors.js';
 import type { CssmClient } from './client.js';
 import type { ResolvedAccount } from './accounts.js';
+import { CloudTransfers } from './transfers.js';
 
 /** One license of one CSSM virtual account, as the licenses call gives it. */
 export interface Position {
@@ -80,7 +81,15 @@ export class CloudPositions {
     private licenseTags: Record<string, string>,
   ) {}
 
+  /** The CSSM license that holds a tag in a VA: as the last read named it, else as mapped by name. */
+  private licenseOf = (vaId: string, tag: string): string | null =>
+    (this.db.prepare('SELECT license FROM cssm_positions WHERE va_id = ? AND tag = ? ORDER BY license LIMIT 1').pluck().get(vaId, tag) as string | undefined) ??
+    this.tags().find((t) => t.tag === tag)?.license ?? null;
+
   async read(client: CssmClient, resolved: ResolvedAccount): Promise<PositionsOutcome> {
+    // Transfers go before the read, so that the read can show (and confirm) them.
+    const transfers = new CloudTransfers(this.db, this.clock, this.licenses);
+    await transfers.send(client, resolved, this.licenseOf);
     const mapped = resolved.mappings.filter((m) => m.cssm);
     if (!mapped.length) return { virtualAccounts: 0, positions: 0, untagged: 0 };
     const now = this.clock.now();
@@ -100,6 +109,8 @@ export class CloudPositions {
     }
     const touched: UsageKey[] = [];
     this.db.transaction(() => {
+      // Before the lines are replaced: a transfer this read shows is confirmed, not laid over it.
+      transfers.confirm(all, new Map(mapped.map((m) => [m.vaId, m.cssm!.name])), this.licenseOf, touched);
       for (const m of mapped) {
         const mine = all.filter((p) => p.cssmVa === m.cssm!.name);
         this.db.prepare('DELETE FROM cssm_positions WHERE va_id = ?').run(m.vaId);
@@ -123,6 +134,8 @@ export class CloudPositions {
              ON CONFLICT (va_id) DO UPDATE SET version = CASE WHEN lineage = 'cisco' THEN version + 1 ELSE 1 END, lineage = 'cisco'`,
           )
           .run(m.vaId);
+        // Positions read before Cisco applied a transfer must not erase it.
+        this.licenses.transfers.overlay(m.vaId, touched);
         for (const tag of new Set([...before, ...mine.flatMap((p) => (p.tag ? [p.tag] : []))])) touched.push({ vaId: m.vaId, tag });
         this.events.append('entitlements.snapshot_applied', 'cisco', m.vaId, m.vaId, { from: 'cssm', cssmVa: m.cssm!.name, positions: mine.length });
       }

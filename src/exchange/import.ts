@@ -42,6 +42,8 @@ export interface ImportResult {
   entitlements: { applied: number; skippedOlder: number };
   policy: 'applied' | 'older' | 'none';
   virtualAccounts: { confirmed: number; refused: number };
+  /** The upstream's answers to license transfers (format version 2; none from an older upstream). */
+  transfers: { confirmed: number; refused: number };
   archivedAs: string | null;
   /** The same response was interrupted before and has now been completed. */
   resumed: boolean;
@@ -58,6 +60,7 @@ const lineSchema = z.strictObject({
 const snapshotSchema = z.strictObject({ vaId: z.string().min(1), vaName: z.string().min(1).max(100), version: z.number().int().positive(), lines: z.array(lineSchema) });
 const policySchema = z.strictObject({ version: z.number().int().positive(), reportingIntervalDays: z.number().int().positive(), ackDueDays: z.number().int().positive() });
 const vaConfirmationSchema = z.strictObject({ vaId: z.string().min(1), name: z.string().min(1).max(100), status: z.enum(['confirmed', 'refused']), reason: z.string().nullable() });
+const transferOutcomeSchema = z.strictObject({ transferId: z.string().min(1).max(100), status: z.enum(['confirmed', 'refused']), reason: z.string().max(500).nullable() });
 
 /**
  * Applies a response bundle from the upstream. Everything is verified before anything is
@@ -112,7 +115,7 @@ export class ImportService {
       const base: ImportResult = {
         status: 'already_imported', bundleId: m.bundleId, sequence: m.sequence, answers: m.answers?.bundleId ?? null, forced: o.force,
         acks: { accepted: 0, rejected: 0, stale: 0 }, entitlements: { applied: 0, skippedOlder: 0 }, policy: 'none',
-        virtualAccounts: { confirmed: 0, refused: 0 }, archivedAs: null, resumed: false,
+        virtualAccounts: { confirmed: 0, refused: 0 }, transfers: { confirmed: 0, refused: 0 }, archivedAs: null, resumed: false,
       };
       if (this.state.bundleByHash(v.hash)) return base; // idempotent: the second time is a no-op that says so
       this.checkBinding(m);
@@ -194,6 +197,7 @@ export class ImportService {
       snapshots: ackOnly ? [] : [...this.records(work, m, PAYLOAD.entitlements, snapshotSchema)],
       policies: ackOnly ? [] : [...this.records(work, m, PAYLOAD.policy, policySchema)],
       confirmations: ackOnly ? [] : [...this.records(work, m, PAYLOAD.vaConfirmations, vaConfirmationSchema)],
+      transferOutcomes: ackOnly ? [] : [...this.records(work, m, PAYLOAD.transferOutcomes, transferOutcomeSchema)],
     };
   }
 
@@ -214,6 +218,9 @@ export class ImportService {
       });
     }
     if (!p.ackOnly) {
+      // Answers to transfers first: a refused one is reverted and a confirmed one no longer laid
+      // over the snapshots that follow (the upstream made them after applying it).
+      r.transfers = this.licenses.transfers.settle(rest.transferOutcomes, 'upstream', touched);
       for (const s of rest.snapshots) {
         if (this.applySnapshot(s, touched, now)) r.entitlements.applied++;
         else r.entitlements.skippedOlder++;
@@ -241,7 +248,7 @@ export class ImportService {
     if (p.forced) this.events.append('exchange.forced', actor, m.bundleId, null, { sequence: m.sequence, answers: m.answers!.bundleId, ackOnly });
     this.events.append('exchange.imported', actor, m.bundleId, null, {
       sequence: m.sequence, answers: m.answers!.bundleId, acks: r.acks, entitlements: r.entitlements, policy: r.policy,
-      virtualAccounts: r.virtualAccounts, ackOnly, hash, ...(r.resumed ? { resumed: true } : {}),
+      virtualAccounts: r.virtualAccounts, ...(r.transfers.confirmed || r.transfers.refused ? { transfers: r.transfers } : {}), ackOnly, hash, ...(r.resumed ? { resumed: true } : {}),
     });
     this.progress.clear();
     r.status = 'applied';
@@ -253,7 +260,7 @@ export class ImportService {
     const result: ImportResult = {
       status: 'already_imported', bundleId: m.bundleId, sequence: m.sequence, answers: null, forced: false,
       acks: { accepted: 0, rejected: 0, stale: 0 }, entitlements: { applied: 0, skippedOlder: 0 }, policy: 'none',
-      virtualAccounts: { confirmed: 0, refused: 0 }, archivedAs: null, resumed: false,
+      virtualAccounts: { confirmed: 0, refused: 0 }, transfers: { confirmed: 0, refused: 0 }, archivedAs: null, resumed: false,
     };
     if (this.state.bundleByHash(hash)) return result;
     this.checkBinding(m);
@@ -330,6 +337,8 @@ export class ImportService {
     this.db
       .prepare("INSERT INTO entitlement_versions (va_id, version, lineage) VALUES (?, ?, 'outpost') ON CONFLICT (va_id) DO UPDATE SET version = excluded.version, lineage = 'outpost'")
       .run(va.id, s.version);
+    // A snapshot made before the upstream saw a transfer must not erase it.
+    this.licenses.transfers.overlay(va.id, touched);
     for (const tag of new Set([...before, ...s.lines.map((l) => l.tag)])) touched.push({ vaId: va.id, tag });
     this.events.append('entitlements.snapshot_applied', 'upstream', va.id, va.id, { version: s.version, lines: s.lines.length });
     return true;

@@ -2,7 +2,20 @@ import { z } from 'zod';
 
 /** The one exchange format: a tar holding manifest.json, manifest.sig and gzip'd NDJSON payloads. */
 export const BUNDLE_FORMAT = 'outpost-bundle';
-export const BUNDLE_FORMAT_VERSION = 1;
+/**
+ * Version 2 adds license transfers: a usage bundle may carry transfers.ndjson.gz and a response
+ * transfer-outcomes.ndjson.gz. A bundle is written as version 2 only when it carries one of
+ * them, so that a collector with no transfer keeps talking to an upstream that reads version 1,
+ * and an upstream answers a version 1 bundle with a version 1 response. Both are read.
+ */
+export const BUNDLE_FORMAT_VERSION = 2;
+export const READABLE_FORMAT_VERSIONS = [1, 2] as const;
+/** The payloads version 2 introduced: a bundle that lists one is a version 2 bundle. */
+export const VERSION_2_PAYLOADS: readonly string[] = ['transfers.ndjson.gz', 'transfer-outcomes.ndjson.gz'];
+
+export function formatVersionFor(payloads: readonly { name: string }[]): 1 | 2 {
+  return payloads.some((p) => VERSION_2_PAYLOADS.includes(p.name)) ? 2 : 1;
+}
 export const BUNDLE_EXTENSION = '.opb';
 export const MANIFEST = 'manifest.json';
 export const SIGNATURE = 'manifest.sig';
@@ -21,7 +34,7 @@ export const KEY_ID = /^[0-9a-f]{2,4}(:[0-9a-f]{2,4}){1,31}$/;
 
 export const manifestSchema = z.strictObject({
   format: z.literal(BUNDLE_FORMAT),
-  formatVersion: z.literal(BUNDLE_FORMAT_VERSION, { error: `an unknown format version (this Outpost reads version ${BUNDLE_FORMAT_VERSION})` }),
+  formatVersion: z.union([z.literal(1), z.literal(2)], { error: `an unknown format version (this Outpost reads versions ${READABLE_FORMAT_VERSIONS.join(' and ')})` }),
   /** The type tag inside the signed bytes: a response can never pass for a usage bundle. */
   kind: z.enum(bundleKinds),
   bundleId: z.string().regex(/^bun_[0-9a-z]+$/),

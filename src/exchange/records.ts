@@ -11,6 +11,10 @@ export const PAYLOAD = {
   entitlements: 'entitlements.ndjson.gz',
   policy: 'policy.ndjson.gz',
   vaConfirmations: 'va-confirmations.ndjson.gz',
+  /** Format version 2: usage bundles, the provisional license transfers (TransferRecord). */
+  transfers: 'transfers.ndjson.gz',
+  /** Format version 2: responses, the upstream's answer to each transfer (TransferOutcomeRecord). */
+  transferOutcomes: 'transfer-outcomes.ndjson.gz',
 } as const;
 
 /**
@@ -92,6 +96,28 @@ export interface PolicyRecord {
 export interface VaConfirmationRecord {
   vaId: string;
   name: string;
+  status: 'confirmed' | 'refused';
+  reason: string | null;
+}
+
+/**
+ * A license transfer between two VAs of the account, provisional at the collector, sent in
+ * every usage bundle until the upstream answers it. `lines` are what the collector debited
+ * (soonest-ending first); the upstream debits its own ledger by the same rule.
+ */
+export interface TransferRecord {
+  transferId: string;
+  fromVaId: string;
+  toVaId: string;
+  tag: string;
+  quantity: number;
+  reason: string | null;
+  requestedAt: string;
+  lines: { kind: 'perpetual' | 'subscription' | 'term' | 'unlimited'; quantity: number; startsAt: string; endsAt: string | null }[];
+}
+
+export interface TransferOutcomeRecord {
+  transferId: string;
   status: 'confirmed' | 'refused';
   reason: string | null;
 }

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { Db } from '../store/open.js';
 import { NdjsonChunk, type PayloadSource } from './write.js';
-import { PAYLOAD, type UsageSummaryRecord, type VaRecord } from './records.js';
+import { PAYLOAD, type TransferRecord, type UsageSummaryRecord, type VaRecord } from './records.js';
 
 const CHUNK = 1000;
 
@@ -25,6 +25,7 @@ export function usagePayloads(db: Db, hostname: (h: string) => string, part?: Pa
       { name: PAYLOAD.devices, records: devices(db, hostname, deviceSelection(part, reach)) },
       { name: PAYLOAD.virtualAccounts, records: virtualAccounts(db) },
       { name: PAYLOAD.usageSummary, records: usageSummary(db) },
+      ...transfersPayload(db),
     ];
   }
   return [
@@ -32,7 +33,28 @@ export function usagePayloads(db: Db, hostname: (h: string) => string, part?: Pa
     { name: PAYLOAD.devices, records: devices(db, hostname) },
     { name: PAYLOAD.virtualAccounts, records: virtualAccounts(db) },
     { name: PAYLOAD.usageSummary, records: usageSummary(db) },
+    ...transfersPayload(db),
   ];
+}
+
+/**
+ * The provisional license transfers, in every bundle (and every part of a sync) until the
+ * upstream answers them; the upstream applies each once. Listed only when there is one: its
+ * presence makes the bundle format version 2, which an upstream older than transfers refuses.
+ */
+function transfersPayload(db: Db): PayloadSource[] {
+  const rows = db.prepare("SELECT * FROM license_transfers WHERE state = 'provisional' ORDER BY requested_at, id").all() as {
+    id: string; from_va_id: string; to_va_id: string; tag: string; quantity: number; reason: string | null; requested_at: number; pieces: string;
+  }[];
+  if (!rows.length) return [];
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  const records: TransferRecord[] = rows.map((r) => ({
+    transferId: r.id, fromVaId: r.from_va_id, toVaId: r.to_va_id, tag: r.tag, quantity: r.quantity, reason: r.reason, requestedAt: iso(r.requested_at)!,
+    lines: (JSON.parse(r.pieces) as { kind: TransferRecord['lines'][number]['kind']; quantity: number; startsAt: number; endsAt: number | null }[]).map((p) => ({
+      kind: p.kind, quantity: p.quantity, startsAt: iso(p.startsAt)!, endsAt: iso(p.endsAt),
+    })),
+  }));
+  return [{ name: PAYLOAD.transfers, records }];
 }
 
 /** Unix milliseconds as the ISO 8601 text that Date#toISOString writes, or JSON null. */

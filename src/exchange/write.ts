@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { createGzip } from 'node:zlib';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST, SIGNATURE, type Manifest } from './manifest.js';
+import { BUNDLE_FORMAT, MANIFEST, SIGNATURE, formatVersionFor, type Manifest } from './manifest.js';
 import { TarWriter } from './tar.js';
 import { sha256hex } from '../shared/hash.js';
 
@@ -111,7 +111,7 @@ export async function writePayloads(dir: string, payloads: PayloadSource[]): Pro
 export async function assembleBundle(path: string, header: ManifestHeader, listed: ListedPayload[], dir: string, signer: BundleSigner): Promise<WrittenBundle> {
   const manifest: Manifest = {
     format: BUNDLE_FORMAT,
-    formatVersion: BUNDLE_FORMAT_VERSION,
+    formatVersion: formatVersionFor(listed),
     ...header,
     signer: { algorithm: 'ed25519', keyId: signer.keyId },
     payloads: listed,

@@ -12,6 +12,8 @@ export interface EntitlementRow {
   starts_at: number;
   ends_at: number | null;
   created_at: number;
+  /** Set on a destination line credited by a transfer not yet replaced by an upstream snapshot. */
+  transfer_id?: string | null;
 }
 
 export class EntitlementRepository {
@@ -22,9 +24,9 @@ export class EntitlementRepository {
   insert(r: EntitlementRow): void {
     this.db
       .prepare(
-        'INSERT INTO entitlements (id, va_id, tag, display_name, kind, quantity, starts_at, ends_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO entitlements (id, va_id, tag, display_name, kind, quantity, starts_at, ends_at, created_at, transfer_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       )
-      .run(r.id, r.va_id, r.tag, r.display_name, r.kind, r.quantity, r.starts_at, r.ends_at, r.created_at);
+      .run(r.id, r.va_id, r.tag, r.display_name, r.kind, r.quantity, r.starts_at, r.ends_at, r.created_at, r.transfer_id ?? null);
   }
   byVa(vaId: string): EntitlementRow[] {
     return this.byVaStmt.all(vaId) as EntitlementRow[];

@@ -6,6 +6,13 @@ import { licensesCsv } from './csv.js';
 import { labelQuery } from '../labels/schema.js';
 
 const vaParam = z.strictObject({ id: z.string().min(1) });
+const transferBody = z.strictObject({
+  fromVaId: z.string().min(1).max(200),
+  toVaId: z.string().min(1).max(200),
+  tag: z.string().min(1).max(256),
+  quantity: z.number().int().positive().max(1_000_000_000),
+  reason: z.string().max(500).optional(),
+});
 
 export const licenseRoutes = [
   route({
@@ -36,6 +43,22 @@ export const licenseRoutes = [
     method: 'get', path: '/virtual-accounts/:id/entitlements', summary: 'Entitlement lines of one virtual account', permission: 'read',
     params: vaParam, scope: ['va-param'], query: z.strictObject({ label: labelQuery.optional() }),
     handler: ({ services, params, query }) => ({ items: services.licenses.lines(params.id, services.labels.idsOf(query.label)), nextCursor: null }),
+  }),
+  route({
+    // Global roles pass here; a VA role is judged in the service, on both VAs, inside the transaction that writes.
+    method: 'post', path: '/licenses/transfers', summary: 'Transfer a quantity of a license from one virtual account to another (provisional until the upstream confirms it)',
+    permission: 'operate', scope: ['list'], body: transferBody, status: 201,
+    handler: ({ services, body, principal, actor }) => services.licenses.transfers.request(body, principal, actor),
+  }),
+  route({
+    method: 'get', path: '/licenses/transfers', summary: 'License transfers between virtual accounts, newest first, with their state',
+    permission: 'read', scope: ['list'],
+    query: z.strictObject({ vaId: z.string().min(1).max(200).optional(), state: z.enum(['provisional', 'confirmed', 'refused']).optional() }),
+    handler: ({ services, query, vaIds }) => {
+      const scope = listScope(services, query.vaId, vaIds);
+      const only = scope.vaId ? [scope.vaId] : (scope.vaIds ?? null);
+      return { items: services.licenses.transfers.list(only, query.state), nextCursor: null };
+    },
   }),
   route({
     method: 'post', path: '/compliance/verify', summary: 'Rebuild the in-use counters from per-device usage and report drift',

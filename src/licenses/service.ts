@@ -9,6 +9,7 @@ import { EntitlementRepository, type EntitlementKind, type EntitlementRow } from
 import { Ledger, type UsageKey } from './ledger.js';
 import { tagCompliance, type TagCompliance } from './compliance.js';
 import { LabelRepository } from '../labels/repository.js';
+import { TransferService } from './transfers.js';
 
 export interface EntitlementLineInput {
   vaId: string;
@@ -37,6 +38,7 @@ export interface Drift {
 export class LicenseService {
   readonly ledger: Ledger;
   readonly entitlements: EntitlementRepository;
+  readonly transfers: TransferService;
   private vaUsageStmt;
   private oneUsageStmt;
   private labels: LabelRepository;
@@ -51,6 +53,7 @@ export class LicenseService {
     this.ledger = new Ledger(db);
     this.entitlements = new EntitlementRepository(db);
     this.labels = new LabelRepository(db);
+    this.transfers = new TransferService(db, clock, accounts, alerts, events, this.entitlements, (keys) => this.refreshAlerts(keys));
     this.vaUsageStmt = db.prepare('SELECT tag, in_use, devices FROM va_usage WHERE va_id = ?');
     this.oneUsageStmt = db.prepare('SELECT in_use, devices FROM va_usage WHERE va_id = ? AND tag = ?');
   }

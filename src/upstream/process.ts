@@ -6,7 +6,8 @@ import { verifyBundle, streamPayloadLines, BundleError } from '../exchange/read.
 import { writeBundle } from '../exchange/write.js';
 import { BUNDLE_EXTENSION, type Manifest } from '../exchange/manifest.js';
 import { parseStrictJson } from '../exchange/strict-json.js';
-import { PAYLOAD, type VaConfirmationRecord } from '../exchange/records.js';
+import { PAYLOAD, type UsageSummaryRecord, type VaConfirmationRecord } from '../exchange/records.js';
+import { applyTransfers, transferRecordSchema, type TransferInput } from './transfers.js';
 import type { UpstreamService } from './service.js';
 import { AppError } from '../shared/errors.js';
 import { receiveCheckpoint, type CheckpointReceipt } from './checkpoints.js';
@@ -103,13 +104,23 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
     devices.push({ udi: d.udi, deviceId: d.deviceId, vaId: d.vaId, hostname: String(d.hostname ?? '') });
   }
   const proposals = (await records(file, m, PAYLOAD.virtualAccounts)) as { vaId: string; name: string }[];
+  // Format version 2: license transfers, checked whole before anything is applied.
+  const carriesTransfers = m.payloads.some((p) => p.name === PAYLOAD.transfers);
+  const transfers: TransferInput[] = (await records(file, m, PAYLOAD.transfers)).map((raw, i) => {
+    const v = transferRecordSchema.safeParse(raw);
+    if (!v.success) throw new BundleError('malformed_payload', `${PAYLOAD.transfers} line ${i + 1}: ${v.error.issues[0]!.path.join('.')}: ${v.error.issues[0]!.message}`);
+    return v.data;
+  });
+  const usage = carriesTransfers ? ((await records(file, m, PAYLOAD.usageSummary)) as UsageSummaryRecord[]) : [];
 
   // Reports: each counted once per account, UDI and report id, in one transaction.
   const account = (db.prepare('SELECT num FROM accounts WHERE id = ?').get(c.account_id) as { num: number }).num;
   const counts = await countReports(db, file, m, { account, collector: c.num, now }, { tags: [...tags], foreign: [...foreign] });
   const acks = counts.acks;
 
-  const confirmations = db.transaction(() => applyVaProposals(up, c.account_id, proposals))();
+  // VAs first (a transfer may name a VA proposed in this same bundle), then transfers, then
+  // the snapshots, which then hold what the transfers moved.
+  const [confirmations, outcomes] = db.transaction(() => [applyVaProposals(up, c.account_id, proposals), applyTransfers(up, c.id, c.account_id, transfers, usage)] as const)();
 
   const responseSequence = c.out_seq + 1;
   const snapshots = up.snapshots(c.account_id);
@@ -127,6 +138,8 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
       { name: PAYLOAD.entitlements, records: snapshots },
       { name: PAYLOAD.policy, records: [up.policy()] },
       { name: PAYLOAD.vaConfirmations, records: confirmations },
+      // Only in answer to a bundle that carried transfers: a version 1 collector gets a version 1 response.
+      ...(carriesTransfers ? [{ name: PAYLOAD.transferOutcomes, records: outcomes }] : []),
     ],
     up.signer,
   );

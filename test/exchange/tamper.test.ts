@@ -89,7 +89,7 @@ describe('when an archive is crafted', () => {
 
 describe('when the manifest itself is wrong, even though correctly signed', () => {
   it('then JSON with duplicate keys is refused', () => expectRefused(resigned((t) => t.replace('"kind": "response",', '"kind": "response",\n  "kind": "usage",')), 'duplicate_keys'));
-  it('then an unknown format version is refused', () => expectRefused(resigned((t) => t.replace('"formatVersion": 1', '"formatVersion": 2')), 'unknown_format'));
+  it('then an unknown format version is refused', () => expectRefused(resigned((t) => t.replace('"formatVersion": 1', '"formatVersion": 3')), 'unknown_format'));
   it('then an unknown algorithm is refused', () => expectRefused(resigned((t) => t.replace('"algorithm": "ed25519"', '"algorithm": "rsa"')), 'unknown_algorithm'));
   it('then a usage bundle offered as a response is refused as the wrong kind', () => expectRefused(resigned((t) => t.replace('"kind": "response"', '"kind": "usage"')), 'wrong_kind'));
   it('then a record count that disagrees with the payload is refused', () =>

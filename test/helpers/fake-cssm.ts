@@ -38,6 +38,9 @@ import { makeTestCa, type TestCa } from './test-ca.js';
  *        billingType, ahaApps, isPortable, licenseSubstitutions, licenseDetails, virtualAccount};
  *        Cisco's MSX SDK LicenseDetails: {licenseType TERM|DEMO|PERPETUAL, quantity, startDate and
  *        endDate yyyy-mm-dd, subscriptionId, status}.
+ *  [TRANSFER] Cisco's Smart Accounts and Licensing API reference: POST v1/accounts/{domain}/virtual-accounts/
+ *        {va name}/licenses/transfer {licenses:[{license, licenseType, quantity, targetVirtualAccount}]}
+ *        moves licenses from that virtual account to another of the same smart account.
  *  [OAUTH] Cisco's API docs (id.cisco.com/oauth2/default/v1/token): client credentials, form-encoded,
  *        answer {access_token, token_type, expires_in}; RFC 6749 §5.2 error bodies.
  *  [FIXTURE] shared fixtures/rum: a RUM report's `payload` is a JSON string holding
@@ -56,6 +59,9 @@ import { makeTestCa, type TestCa } from './test-ca.js';
  *    (named after the `tag` of Cisco's vManage license sync; no public CSSM answer shows one, so
  *    some positions leave it out); license `status` values; accounts search fields beyond
  *    domain/account_id/virtual_accounts; that unknown poll ids answer OK_POLL with a message_code.
+ *  - The transfer call's answer ({status:"SUCCESS"} here; refusals as the other v1 calls), that
+ *    a request is applied whole or not at all, that a licenses entry may carry at most
+ *    `transferQuantityMax` (default 100) licenses, and the text of an "insufficient" refusal.
  *  - That every report in one upload must be the requesting system's own, and that the JSON
  *    endpoints insist on an application/json content type.
  */
@@ -99,6 +105,14 @@ export interface FakeCssmOptions {
    * and re-sends would cause).
    */
   duplicateCheck?: 'immediate' | 'after-complete';
+  /** The most licenses one entry of a transfer may move (GUESSED: the API documents a limit, not its value). */
+  transferQuantityMax?: number;
+}
+
+export interface TransferCallRecord {
+  from: string;
+  licenses: { license: string; licenseType: string; quantity: number; targetVirtualAccount: string }[];
+  status: number;
 }
 
 export interface Udi {
@@ -156,6 +170,8 @@ export interface FakeCssm {
   refusedDuplicates(): string[];
   requests(): RequestRecord[];
   reservations(): ReservationRecord[];
+  /** Every transfer call, with what it asked and the status it got. */
+  transfers(): TransferCallRecord[];
   fault(f: FaultSpec): void;
   expireTokens(): void;
   setLicenses(l: FakeLicense[]): void;
@@ -213,6 +229,8 @@ export async function startFakeCssm(o: FakeCssmOptions = {}): Promise<FakeCssm> 
   const pollsBeforeComplete = o.pollsBeforeComplete ?? 2;
   const pageLimitMax = o.pageLimitMax ?? 50;
   const duplicateCheck = o.duplicateCheck ?? 'immediate';
+  const transferQuantityMax = o.transferQuantityMax ?? 100;
+  const transfers: TransferCallRecord[] = [];
   let licenses = [...(o.licenses ?? DEFAULT_LICENSES)];
 
   const tokens = new Map<string, number>(); // token -> expires at (ms)
@@ -296,6 +314,8 @@ export async function startFakeCssm(o: FakeCssmOptions = {}): Promise<FakeCssm> 
     if (lic) return want('POST') ?? listLicenses(decodeURIComponent(lic[1]!), json(req, body));
     const res = /^\/v1\/accounts\/([^/]+)\/virtual-accounts\/([^/]+)\/reserve-licenses$/.exec(rest);
     if (res) return want('POST') ?? reserve(decodeURIComponent(res[1]!), decodeURIComponent(res[2]!), json(req, body));
+    const trf = /^\/v1\/accounts\/([^/]+)\/virtual-accounts\/([^/]+)\/licenses\/transfer$/.exec(rest);
+    if (trf) return want('POST') ?? transfer(decodeURIComponent(trf[1]!), decodeURIComponent(trf[2]!), json(req, body));
     return { status: 404, body: { status: 'FAILED', message: `no such resource: ${path}`, message_code: 'NOT_FOUND' } };
   }
 
@@ -549,6 +569,41 @@ export async function startFakeCssm(o: FakeCssmOptions = {}): Promise<FakeCssm> 
     };
   }
 
+  /** Moves licenses between two virtual accounts: every entry checked first, then all applied. */
+  function transfer(d: string, vaName: string, body: unknown): Reply {
+    const nf = checkDomain(d);
+    if (nf) return nf;
+    if (!vas.some((v) => v.name === vaName)) return { status: 404, body: { status: 'ERROR', statusMessage: `virtual account ${vaName} is not in smart account ${domain}` } };
+    if (!isObj(body) || !Array.isArray(body.licenses) || body.licenses.length === 0) throw new BadRequest('licenses must be a non-empty list');
+    const entries = body.licenses.map((l: unknown, i) => {
+      const where = `licenses[${i}]`;
+      if (!isObj(l) || !isText(l.license)) throw new BadRequest(`${where}.license is required`);
+      if (!isText(l.licenseType)) throw new BadRequest(`${where}.licenseType is required`);
+      if (typeof l.quantity !== 'number' || !Number.isInteger(l.quantity) || l.quantity < 1) throw new BadRequest(`${where}.quantity must be a positive whole number`);
+      if (l.quantity > transferQuantityMax) throw new BadRequest(`${where}.quantity ${l.quantity} is over the maximum of ${transferQuantityMax} per entry`);
+      if (!isText(l.targetVirtualAccount) || !vas.some((v) => v.name === l.targetVirtualAccount)) throw new BadRequest(`${where}.targetVirtualAccount must name a virtual account of smart account ${domain}`);
+      if (l.targetVirtualAccount === vaName) throw new BadRequest(`${where}.targetVirtualAccount is the source virtual account`);
+      return { license: l.license, licenseType: l.licenseType, quantity: l.quantity, targetVirtualAccount: l.targetVirtualAccount };
+    });
+    const record = (status: number) => transfers.push({ from: vaName, licenses: entries.map((e) => ({ ...e })), status });
+    let next = [...licenses];
+    for (const e of entries) {
+      const i = next.findIndex((l) => l.va === vaName && l.name === e.license && (l.licenseType ?? 'TERM') === e.licenseType);
+      const src = next[i];
+      if (!src || src.quantity - src.inUse < e.quantity) {
+        record(400);
+        return { status: 400, body: { status: 'ERROR', statusMessage: `Insufficient licenses available: ${vaName} has ${src ? src.quantity - src.inUse : 0} ${e.license} (${e.licenseType}) available, ${e.quantity} requested` } };
+      }
+      next[i] = { ...src, quantity: src.quantity - e.quantity };
+      const j = next.findIndex((l) => l.va === e.targetVirtualAccount && l.name === e.license && (l.licenseType ?? 'TERM') === e.licenseType);
+      if (j >= 0) next[j] = { ...next[j]!, quantity: next[j]!.quantity + e.quantity };
+      else next = [...next, { ...src, va: e.targetVirtualAccount, quantity: e.quantity, inUse: 0, status: 'In Compliance' }];
+    }
+    licenses = next;
+    record(200);
+    return { status: 200, body: { status: 'SUCCESS' } };
+  }
+
   function reserve(d: string, vaName: string, body: unknown): Reply {
     const nf = checkDomain(d);
     if (nf) return nf;
@@ -600,6 +655,7 @@ export async function startFakeCssm(o: FakeCssmOptions = {}): Promise<FakeCssm> 
     refusedDuplicates: () => [...refused],
     requests: () => requests.map((r) => ({ ...r })),
     reservations: () => reservations.map((r) => ({ ...r, licenses: r.licenses.map((l) => ({ ...l })) })),
+    transfers: () => transfers.map((t) => ({ ...t, licenses: t.licenses.map((l) => ({ ...l })) })),
     fault: (f) => void faults.push({ ...f, left: f.times }),
     expireTokens: () => {
       for (const t of tokens.keys()) tokens.set(t, 0);

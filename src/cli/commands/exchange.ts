@@ -76,6 +76,7 @@ export const exchangeCommands: Command[] = [
               `  ACKs: ${r.acks.accepted} accepted, ${r.acks.rejected} rejected, ${r.acks.stale} already settled`,
               `  entitlement snapshots: ${r.entitlements.applied} applied, ${r.entitlements.skippedOlder} older ones skipped; policy: ${r.policy}`,
               `  virtual accounts: ${r.virtualAccounts.confirmed} confirmed, ${r.virtualAccounts.refused} refused`,
+              ...(r.transfers && r.transfers.confirmed + r.transfers.refused ? [`  license transfers: ${r.transfers.confirmed} confirmed, ${r.transfers.refused} refused (reverted; see outpost alerts)`] : []),
             ].join('\n'),
       );
     },
