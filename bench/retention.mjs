@@ -40,6 +40,7 @@ const seedStart = performance.now();
   })();
   db.close();
 }
+console.log(`WAL checkpoints: ${process.env.OUTPOST_STORE_CHECKPOINTS ?? 'worker'} (OUTPOST_STORE_CHECKPOINTS=worker or commit)`);
 console.log(`seeded ${fmt(REPORTS)} settled reports received 500 days ago in ${fmt((performance.now() - seedStart) / 1000, 1)} s`);
 
 const outpost = await start(process.execPath, [CLI, 'serve'], { ...env, OUTPOST_LOG_LEVEL: 'info' }, /"url":"http:\/\/127\.0\.0\.1:(\d+)"/);

@@ -126,7 +126,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
     // Before anything can start a sync: what a stopped one left half made goes.
     await phase('tidy the sync folders', () => services.upstreamSync.tidy());
     const pool = (verifier = createSignatureVerifier(logger));
-    await phase('start the WAL checkpoint worker', () => services.walCheckpoints.start());
+    if (config.store.checkpoints === 'worker') await phase('start the WAL checkpoint worker', () => services.walCheckpoints.start());
     const handler = createRequestHandler(services, pool);
     const tcp = createTcpServer(services, pool, handler);
     const local = createSocketServer(services);

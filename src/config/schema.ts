@@ -70,6 +70,13 @@ export const configSchema = z.strictObject({
     /** /readyz answers 503 when the data folder's disk has less free space than this (MB). */
     minFreeDiskMb: z.number().int().min(0).max(100_000_000),
   }),
+  store: z.strictObject({
+    /**
+     * Who moves the WAL into the database file: a worker thread with its own connection (the
+     * main thread never waits on it), or the committing connection as SQLite does by default.
+     */
+    checkpoints: z.enum(['worker', 'commit']),
+  }),
   policy: z.strictObject({
     reportingIntervalDays: positiveInt,
     ackDueDays: positiveInt,

@@ -156,4 +156,15 @@ describe('a running collector', () => {
       await server.stop();
     }
   });
+
+  it('when store.checkpoints is commit, then no worker starts and the committing connection checkpoints, as SQLite does by default', async () => {
+    const dir = tempDataDir();
+    const server = await serve(dir, { ...envFor(dir), OUTPOST_STORE_CHECKPOINTS: 'commit' });
+    try {
+      const r = (await (await fetch(`${server.url}/readyz`)).json()) as { checks: { walCheckpoints: { ok: boolean; detail: string } } };
+      expect(r.checks.walCheckpoints).toEqual({ ok: true, detail: 'checkpoints run as the collector commits' });
+    } finally {
+      await server.stop();
+    }
+  });
 });
