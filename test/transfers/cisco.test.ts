@@ -124,4 +124,23 @@ describe("a transfer through Cisco's cloud", () => {
     await sync();
     expect([await owned(h!.defaultVa), await owned(campus)]).toEqual([270, 50]);
   });
+
+  it('when the destination gains licenses at Cisco some other way before Cisco applies the transfer, then that gain does not confirm it', async () => {
+    const campus = await cloudSite([dna('DEFAULT', 300, 0), dna('Campus', 20, 0)], 'manual');
+    await sync();
+    await h!.api.post('/api/v1/licenses/transfers').send({ fromVaId: h!.defaultVa, toVaId: campus, tag: FIXTURE_TAG, quantity: 30 }).expect(201);
+    // Campus buys 30 more at Cisco after the last read and before the call goes.
+    cssm!.setLicenses([dna('DEFAULT', 300, 0), dna('Campus', 50, 0)]);
+
+    expect((await sync()).status).toBe('synced');
+    expect(cssm!.pendingTransfers()).toBe(1);
+    expect(await stateOf()).toMatchObject({ state: 'provisional' });
+    expect([await owned(h!.defaultVa), await owned(campus)]).toEqual([270, 80]);
+
+    expect(cssm!.applyTransfers()).toBe(1);
+    expect((await sync()).status).toBe('synced');
+    expect(await stateOf()).toMatchObject({ state: 'confirmed' });
+    expect([await owned(h!.defaultVa), await owned(campus)]).toEqual([270, 80]);
+    expect(h!.count('SELECT count(*) FROM entitlements WHERE transfer_id IS NOT NULL')).toBe(0);
+  });
 });
