@@ -89,24 +89,11 @@ export class CloudPositions {
   async read(client: CssmClient, resolved: ResolvedAccount): Promise<PositionsOutcome> {
     // Transfers go before the read, so that the read can show (and confirm) them.
     const transfers = new CloudTransfers(this.db, this.clock, this.licenses);
-    await transfers.send(client, resolved, this.licenseOf);
+    await transfers.send(client, resolved, this.licenseOf, (cssmVa) => this.fetch(client, resolved, [cssmVa]));
     const mapped = resolved.mappings.filter((m) => m.cssm);
     if (!mapped.length) return { virtualAccounts: 0, positions: 0, untagged: 0 };
     const now = this.clock.now();
-    const names = mapped.map((m) => m.cssm!.name);
-    const tags = { ...this.licenseTags, ...Object.fromEntries(this.tags().map((t) => [t.license, t.tag])) };
-    const all: Position[] = [];
-    for (let page = 0, offset = 0; page < MAX_PAGES; page++) {
-      const r = (await client.call('POST', `/v1/accounts/${encodeURIComponent(resolved.account.domain)}/licenses`, { virtualAccounts: names, limit: POSITIONS_PAGE, offset })) as Record<string, unknown>;
-      const list = Array.isArray(r.licenses) ? (r.licenses as Record<string, unknown>[]) : [];
-      for (const l of list) {
-        const p = parsePosition(l, tags, now);
-        if (p) all.push(p);
-      }
-      offset += list.length;
-      const total = num(r.totalRecords ?? r.totalCount);
-      if (!list.length || list.length < POSITIONS_PAGE || (total !== null && offset >= total)) break;
-    }
+    const all = await this.fetch(client, resolved, mapped.map((m) => m.cssm!.name));
     const touched: UsageKey[] = [];
     this.db.transaction(() => {
       // Before the lines are replaced: a transfer this read shows is confirmed, not laid over it.
@@ -142,6 +129,25 @@ export class CloudPositions {
       this.licenses.refreshAlerts(touched);
     })();
     return { virtualAccounts: mapped.length, positions: all.length, untagged: all.filter((p) => !p.tag).length };
+  }
+
+  /** The licenses of some CSSM virtual accounts as Cisco shows them now, every page. */
+  private async fetch(client: CssmClient, resolved: ResolvedAccount, names: string[]): Promise<Position[]> {
+    const now = this.clock.now();
+    const tags = { ...this.licenseTags, ...Object.fromEntries(this.tags().map((t) => [t.license, t.tag])) };
+    const all: Position[] = [];
+    for (let page = 0, offset = 0; page < MAX_PAGES; page++) {
+      const r = (await client.call('POST', `/v1/accounts/${encodeURIComponent(resolved.account.domain)}/licenses`, { virtualAccounts: names, limit: POSITIONS_PAGE, offset })) as Record<string, unknown>;
+      const list = Array.isArray(r.licenses) ? (r.licenses as Record<string, unknown>[]) : [];
+      for (const l of list) {
+        const p = parsePosition(l, tags, now);
+        if (p) all.push(p);
+      }
+      offset += list.length;
+      const total = num(r.totalRecords ?? r.totalCount);
+      if (!list.length || list.length < POSITIONS_PAGE || (total !== null && offset >= total)) break;
+    }
+    return all;
   }
 
   /** The license names operators have mapped to tags (over cisco.cloud.licenseTags), and the configured ones. */

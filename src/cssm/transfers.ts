@@ -35,6 +35,10 @@ export function transferEntries(pieces: TransferPiece[], license: string, target
   return out;
 }
 
+/** How many of a license a CSSM virtual account holds, over every license type. */
+const held = (positions: Position[], cssmVa: string, license: string): number =>
+  positions.filter((p) => p.cssmVa === cssmVa && p.license === license).reduce((s, p) => s + p.quantity, 0);
+
 /**
  * License transfers with Cisco's cloud as the upstream: each provisional transfer goes once
  * through Cisco's public transfer call, from the source's CSSM virtual account to the
@@ -49,7 +53,17 @@ export class CloudTransfers {
     private licenses: LicenseService,
   ) {}
 
-  async send(client: CssmClient, resolved: ResolvedAccount, licenseOf: (vaId: string, tag: string) => string | null): Promise<void> {
+  /**
+   * `current` reads one CSSM virtual account's positions now: what the destination holds is
+   * taken just before the call, not from the last stored read, so licenses it gained some other
+   * way since then (a purchase, another portal transfer) are not taken for this transfer.
+   */
+  async send(
+    client: CssmClient,
+    resolved: ResolvedAccount,
+    licenseOf: (vaId: string, tag: string) => string | null,
+    current: (cssmVa: string) => Promise<Position[]>,
+  ): Promise<void> {
     const cssmOf = new Map(resolved.mappings.map((m) => [m.vaId, m.cssm?.name ?? null]));
     const waiting = this.licenses.transfers.provisional().filter((t) => t.cisco_sent_at == null);
     for (const t of waiting) {
@@ -64,7 +78,7 @@ export class CloudTransfers {
         continue;
       }
       const entries = transferEntries(JSON.parse(t.pieces) as TransferPiece[], license!, to!);
-      const before = (this.db.prepare('SELECT quantity FROM cssm_positions WHERE va_id = ? AND license = ?').pluck().get(t.to_va_id, license) as number | undefined) ?? 0;
+      const before = held(await current(to!), to!, license!);
       try {
         await client.call('POST', `/v1/accounts/${encodeURIComponent(resolved.account.domain)}/virtual-accounts/${encodeURIComponent(from!)}/licenses/transfer`, { licenses: entries });
       } catch (e) {
@@ -91,8 +105,7 @@ export class CloudTransfers {
     for (const t of sent) {
       const cssmVa = cssmOf.get(t.to_va_id);
       const license = licenseOf(t.from_va_id, t.tag);
-      const now = positions.filter((p) => p.cssmVa === cssmVa && p.license === license).reduce((s, p) => s + p.quantity, 0);
-      if (now >= (t.cisco_target_before ?? 0) + t.quantity) outcomes.push({ transferId: t.id, status: 'confirmed' as const, reason: null });
+      if (cssmVa && license && held(positions, cssmVa, license) >= (t.cisco_target_before ?? 0) + t.quantity) outcomes.push({ transferId: t.id, status: 'confirmed' as const, reason: null });
     }
     if (outcomes.length) this.licenses.transfers.settle(outcomes, 'cisco', touched);
   }

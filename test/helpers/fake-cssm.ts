@@ -62,7 +62,11 @@ import { makeTestCa, type TestCa } from './test-ca.js';
  *  - The transfer call's answer ({status:"SUCCESS"} here; refusals as the other v1 calls), that
  *    a request is applied whole or not at all, that a licenses entry may carry at most
  *    `transferQuantityMax` (default 100) licenses, and the text of an "insufficient" refusal.
- *  - That every report in one upload must be the requesting system's own, and that the JSON
+ *  - That Cisco may accept a transfer call and show it in the licenses answer only later
+    (transferApplyAfterReads), that the source's available quantity is checked at the call
+    against what the transfers accepted and not yet shown have already taken from it, and that
+    an accepted transfer is applied later whole (never in part, never refused after the 200).
+  - That every report in one upload must be the requesting system's own, and that the JSON
  *    endpoints insist on an application/json content type.
  */
 
@@ -107,6 +111,12 @@ export interface FakeCssmOptions {
   duplicateCheck?: 'immediate' | 'after-complete';
   /** The most licenses one entry of a transfer may move (GUESSED: the API documents a limit, not its value). */
   transferQuantityMax?: number;
+  /**
+   * How many positions reads (licenses calls at offset 0) answer without an accepted transfer
+   * before one shows it: 0 (default) shows it at the next read; 'manual' only once the test
+   * calls applyTransfers().
+   */
+  transferApplyAfterReads?: number | 'manual';
 }
 
 export interface TransferCallRecord {
@@ -173,6 +183,10 @@ export interface FakeCssm {
   /** Every transfer call, with what it asked and the status it got. */
   transfers(): TransferCallRecord[];
   fault(f: FaultSpec): void;
+  /** Applies every transfer accepted and not yet shown in positions; returns how many. */
+  applyTransfers(): number;
+  /** Transfers accepted and not yet shown in positions. */
+  pendingTransfers(): number;
   expireTokens(): void;
   setLicenses(l: FakeLicense[]): void;
   stop(): Promise<void>;
@@ -230,6 +244,10 @@ export async function startFakeCssm(o: FakeCssmOptions = {}): Promise<FakeCssm> 
   const pageLimitMax = o.pageLimitMax ?? 50;
   const duplicateCheck = o.duplicateCheck ?? 'immediate';
   const transferQuantityMax = o.transferQuantityMax ?? 100;
+  const applyAfter = o.transferApplyAfterReads ?? 0;
+  if (applyAfter !== 'manual' && !(Number.isInteger(applyAfter) && applyAfter >= 0)) throw new Error(`transferApplyAfterReads must be a whole number, 0 or more, or 'manual': ${String(applyAfter)}`);
+  /** Transfers accepted, in order, with the positions reads each has still to wait. */
+  const pending: { from: string; entries: TransferCallRecord['licenses']; readsLeft: number }[] = [];
   const transfers: TransferCallRecord[] = [];
   let licenses = [...(o.licenses ?? DEFAULT_LICENSES)];
 
@@ -534,6 +552,17 @@ export async function startFakeCssm(o: FakeCssmOptions = {}): Promise<FakeCssm> 
     if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) throw new BadRequest('limit must be a positive whole number');
     if (limit > pageLimitMax) throw new BadRequest(`limit ${limit} is over the maximum of ${pageLimitMax}`);
     if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0) throw new BadRequest('offset must be a whole number, 0 or more');
+    // A read starts at offset 0; its further pages must show the same state, so transfers land only there.
+    if (offset === 0) {
+      try {
+        for (const p of [...pending]) {
+          if (p.readsLeft > 0) p.readsLeft--;
+          else applyPending(p);
+        }
+      } catch (e) {
+        return { status: 500, body: { status: 'ERROR', statusMessage: (e as Error).message } };
+      }
+    }
     const wanted = names.length === 0 ? vas.map((v) => v.name) : names;
     const all = wanted.flatMap((va) => licenses.filter((l) => l.va === va));
     return { status: 200, body: { status: 'SUCCESS', totalRecords: all.length, licenses: all.slice(offset, offset + limit).map(licenseItem) } };
@@ -586,22 +615,49 @@ export async function startFakeCssm(o: FakeCssmOptions = {}): Promise<FakeCssm> 
       return { license: l.license, licenseType: l.licenseType, quantity: l.quantity, targetVirtualAccount: l.targetVirtualAccount };
     });
     const record = (status: number) => transfers.push({ from: vaName, licenses: entries.map((e) => ({ ...e })), status });
+    // Checked against the licenses as they will be once every transfer already accepted has landed.
     let next = [...licenses];
+    for (const p of pending) {
+      const landed = moved(next, p.from, p.entries);
+      if (typeof landed !== 'string') next = landed;
+    }
+    const after = moved(next, vaName, entries);
+    if (typeof after === 'string') {
+      record(400);
+      return { status: 400, body: { status: 'ERROR', statusMessage: after } };
+    }
+    record(200);
+    pending.push({ from: vaName, entries: entries.map((e) => ({ ...e })), readsLeft: applyAfter === 'manual' ? Number.POSITIVE_INFINITY : applyAfter });
+    if (applyAfter === 0) {
+      // Shown at once: the next read sees it whatever reads come before it.
+      applyPending(pending[pending.length - 1]!);
+    }
+    return { status: 200, body: { status: 'SUCCESS' } };
+  }
+
+  /** The licenses with one call's entries moved, or the refusal's message when the source lacks them. */
+  function moved(from: FakeLicense[], vaName: string, entries: TransferCallRecord['licenses']): FakeLicense[] | string {
+    let next = [...from];
     for (const e of entries) {
       const i = next.findIndex((l) => l.va === vaName && l.name === e.license && (l.licenseType ?? 'TERM') === e.licenseType);
       const src = next[i];
       if (!src || src.quantity - src.inUse < e.quantity) {
-        record(400);
-        return { status: 400, body: { status: 'ERROR', statusMessage: `Insufficient licenses available: ${vaName} has ${src ? src.quantity - src.inUse : 0} ${e.license} (${e.licenseType}) available, ${e.quantity} requested` } };
+        return `Insufficient licenses available: ${vaName} has ${src ? src.quantity - src.inUse : 0} ${e.license} (${e.licenseType}) available, ${e.quantity} requested`;
       }
       next[i] = { ...src, quantity: src.quantity - e.quantity };
       const j = next.findIndex((l) => l.va === e.targetVirtualAccount && l.name === e.license && (l.licenseType ?? 'TERM') === e.licenseType);
       if (j >= 0) next[j] = { ...next[j]!, quantity: next[j]!.quantity + e.quantity };
       else next = [...next, { ...src, va: e.targetVirtualAccount, quantity: e.quantity, inUse: 0, status: 'In Compliance' }];
     }
+    return next;
+  }
+
+  /** Lands an accepted transfer; one the licenses no longer allow (the test changed them) is a test's mistake. */
+  function applyPending(p: (typeof pending)[number]): void {
+    const next = moved(licenses, p.from, p.entries);
+    if (typeof next === 'string') throw new Error(`the double cannot apply an accepted transfer: ${next}`);
     licenses = next;
-    record(200);
-    return { status: 200, body: { status: 'SUCCESS' } };
+    pending.splice(pending.indexOf(p), 1);
   }
 
   function reserve(d: string, vaName: string, body: unknown): Reply {
@@ -657,6 +713,12 @@ export async function startFakeCssm(o: FakeCssmOptions = {}): Promise<FakeCssm> 
     reservations: () => reservations.map((r) => ({ ...r, licenses: r.licenses.map((l) => ({ ...l })) })),
     transfers: () => transfers.map((t) => ({ ...t, licenses: t.licenses.map((l) => ({ ...l })) })),
     fault: (f) => void faults.push({ ...f, left: f.times }),
+    applyTransfers: () => {
+      const n = pending.length;
+      for (const p of [...pending]) applyPending(p);
+      return n;
+    },
+    pendingTransfers: () => pending.length,
     expireTokens: () => {
       for (const t of tokens.keys()) tokens.set(t, 0);
     },
