@@ -14,6 +14,11 @@ const transferBody = z.strictObject({
   reason: z.string().max(500).optional(),
 });
 
+const settleBody = z.strictObject({
+  as: z.enum(['confirmed', 'reverted']),
+  reason: z.string().trim().min(10).max(500),
+});
+
 export const licenseRoutes = [
   route({
     method: 'get', path: '/compliance', summary: 'Compliance of every virtual account', permission: 'read', scope: ['list'],
@@ -49,6 +54,12 @@ export const licenseRoutes = [
     method: 'post', path: '/licenses/transfers', summary: 'Transfer a quantity of a license from one virtual account to another (provisional until the upstream confirms it)',
     permission: 'operate', scope: ['list'], body: transferBody, status: 201,
     handler: ({ services, body, principal, actor }) => services.licenses.transfers.request(body, principal, actor),
+  }),
+  route({
+    // As for a transfer: both VAs' rights are judged in the service, inside the transaction that writes.
+    method: 'post', path: '/licenses/transfers/:id/settle', summary: 'Settle a provisional transfer by hand: confirmed (the upstream holds it) or reverted (undone, not sent again)',
+    permission: 'operate', scope: ['list'], params: z.strictObject({ id: z.string().min(1).max(100) }), body: settleBody,
+    handler: ({ services, params, body, principal, actor }) => services.licenses.transfers.settleByHand(params.id, body, principal, actor),
   }),
   route({
     method: 'get', path: '/licenses/transfers', summary: 'License transfers between virtual accounts, newest first, with their state',

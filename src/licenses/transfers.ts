@@ -39,6 +39,9 @@ export interface TransferRow {
   /** Cisco's cloud as the upstream (cssm/transfers.ts): when its transfer call accepted it. */
   cisco_sent_at?: number | null;
   cisco_target_before?: number | null;
+  /** NULL: the upstream answered; 'manual': an operator settled it by hand. */
+  settled_by?: 'manual' | null;
+  settle_reason?: string | null;
 }
 
 export interface TransferRequest {
@@ -47,6 +50,12 @@ export interface TransferRequest {
   tag: string;
   quantity: number;
   reason?: string | undefined;
+}
+
+/** How an operator settles a provisional transfer by hand. */
+export interface SettleRequest {
+  as: 'confirmed' | 'reverted';
+  reason: string;
 }
 
 /** What the upstream said of a transfer. */
@@ -197,6 +206,43 @@ export class TransferService {
     return n;
   }
 
+  /**
+   * An operator settles a provisional transfer by hand, when the upstream will never answer it
+   * (Cisco's positions cannot tell it apart). `confirmed`: the upstream is taken to hold it, so
+   * it is laid over no snapshot any more; the ledger stays as it is until the next snapshot
+   * replaces it. `reverted`: undone locally as a refusal does. Either way it leaves the
+   * provisional set, so it is neither sent to Cisco nor carried in a bundle again. The rights
+   * and the state are read in the transaction that writes.
+   */
+  settleByHand(id: string, input: SettleRequest, principal: Principal | null, actor: string) {
+    return this.db.transaction(() => {
+      const t = this.row(id);
+      if (!t) throw notFound('transfer', id);
+      this.requireOperate(principal, [t.from_va_id, t.to_va_id]);
+      if (t.state !== 'provisional') {
+        throw conflict('transfer_not_provisional', `transfer ${t.id} is ${t.state}, not provisional: only a provisional transfer can be settled`, { state: t.state });
+      }
+      const now = this.clock.now();
+      // Cisco accepted the call: settling here does not take it back at Cisco.
+      const ciscoMayApply = input.as === 'reverted' && t.cisco_sent_at != null;
+      const warning = ciscoMayApply
+        ? `Cisco accepted this transfer's call on ${toIso(t.cisco_sent_at!)}: Cisco may still apply it; check the virtual accounts in Cisco's portal`
+        : null;
+      const state: TransferState = input.as === 'confirmed' ? 'confirmed' : 'refused';
+      this.db
+        .prepare("UPDATE license_transfers SET state = ?, settled_at = ?, refusal = ?, settled_by = 'manual', settle_reason = ? WHERE id = ? AND state = 'provisional'")
+        .run(state, now, input.as === 'reverted' ? `reverted by hand: ${input.reason}` : null, input.reason, t.id);
+      const details = { from: t.from_va_id, to: t.to_va_id, tag: t.tag, quantity: t.quantity };
+      this.events.append('license.transfer_settled', actor, t.id, t.from_va_id, { ...details, as: input.as, reason: input.reason, by: actor, ...(warning ? { warning } : {}) });
+      if (input.as === 'reverted') {
+        this.revert(t, now);
+        this.events.append('license.transfer_reverted', actor, t.id, t.from_va_id, details);
+      }
+      this.refreshAlerts([{ vaId: t.from_va_id, tag: t.tag }, { vaId: t.to_va_id, tag: t.tag }]);
+      return { ...this.view(this.row(t.id)!), ...(warning ? { warning } : {}) };
+    })();
+  }
+
   private revert(t: TransferRow, now: number): void {
     this.db.prepare('DELETE FROM entitlements WHERE va_id = ? AND transfer_id = ?').run(t.to_va_id, t.id);
     const lines = this.entitlements.byVa(t.from_va_id).filter((l) => l.tag === t.tag && !l.transfer_id);
@@ -296,6 +342,8 @@ export class TransferService {
       requestedAt: toIso(r.requested_at),
       settledAt: toIso(r.settled_at),
       refusal: r.refusal,
+      settledBy: r.settled_by ?? (r.settled_at != null ? 'upstream' : null),
+      settleReason: r.settle_reason ?? null,
     };
   }
 }
