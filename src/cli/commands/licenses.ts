@@ -7,6 +7,7 @@ import { vaNames } from '../va-names.js';
 interface Transfer {
   id: string; fromVaId: string; toVaId: string; tag: string; quantity: number; reason: string | null;
   state: 'provisional' | 'confirmed' | 'refused'; requestedAt: string; refusal: string | null;
+  settledBy?: 'manual' | 'upstream' | null; warning?: string;
   lines: { kind: string; quantity: number; endsAt: string | null }[];
 }
 
@@ -28,6 +29,25 @@ export const licenseCommands: Command[] = [
       ctx.output(t, () =>
         `transfer ${t.id}: ${t.quantity} of ${t.tag} from ${name(t.fromVaId)} to ${name(t.toVaId)}, ${t.state} until the upstream confirms it\n` +
         t.lines.map((l) => `  ${l.quantity} ${l.kind}${l.endsAt ? ` ending ${shortTime(l.endsAt)}` : ''}`).join('\n'),
+      );
+    },
+  },
+  {
+    name: 'licenses transfer settle',
+    usage: 'outpost licenses transfer settle ID --as confirmed|reverted --reason TEXT',
+    summary: 'Settle a provisional transfer by hand: confirmed (the upstream holds it) or reverted (undone here, not sent again)',
+    options: { as: { type: 'string' }, reason: { type: 'string' } },
+    fields: { id: 'ID', as: '--as', reason: '--reason' },
+    async run(ctx) {
+      const id = ctx.positionals[0];
+      const [as, reason] = [str(ctx.values.as), str(ctx.values.reason)];
+      if (!id) throw new CliError('name the transfer (its id, from outpost licenses transfers)');
+      const missing = Object.entries({ '--as': as, '--reason': reason }).filter(([, v]) => !v).map(([k]) => k);
+      if (missing.length) throw new CliError(`${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} required`);
+      const [t, name] = await ctx.api(async (api) => [(await api('POST', `/licenses/transfers/${encodeURIComponent(id)}/settle`, { as, reason })) as Transfer, await vaNames(api)] as const);
+      ctx.output(t, () =>
+        `transfer ${t.id}: ${t.quantity} of ${t.tag} from ${name(t.fromVaId)} to ${name(t.toVaId)}, ${as === 'confirmed' ? 'confirmed by hand' : 'reverted by hand'}` +
+        (t.warning ? `\nwarning: ${t.warning}` : ''),
       );
     },
   },
