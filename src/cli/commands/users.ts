@@ -20,8 +20,9 @@ function roles(ctx: CommandContext): { role: string; vaId?: string }[] | undefin
 function hidden(prompt: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const stdin = process.stdin;
-    process.stderr.write(prompt);
+    // Echo off before the prompt shows: what is typed (or pasted) the moment it appears is never echoed.
     stdin.setRawMode(true);
+    process.stderr.write(prompt);
     stdin.resume();
     let typed = '';
     const done = (err?: Error) => {
