@@ -14,6 +14,7 @@ export const CONSOLE_FILES = {
   'dom.js': 'text/javascript; charset=utf-8',
   'session.js': 'text/javascript; charset=utf-8',
   'format.js': 'text/javascript; charset=utf-8',
+  'pager.js': 'text/javascript; charset=utf-8',
   'pages/login.js': 'text/javascript; charset=utf-8',
   'pages/overview.js': 'text/javascript; charset=utf-8',
   'pages/tokens.js': 'text/javascript; charset=utf-8',

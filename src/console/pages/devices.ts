@@ -1,6 +1,7 @@
 import { api } from '../api.js';
+import { keysetPager } from '../pager.js';
 import { h, icon, status } from '../dom.js';
-import { count, when } from '../format.js';
+import { when } from '../format.js';
 import type { Caller } from '../session.js';
 import type { Va, Device } from '../types.js';
 
@@ -65,60 +66,27 @@ export async function devicesPage(main: HTMLElement, _caller: Caller): Promise<v
   const next = h('button', { type: 'button', id: 'devices-next' }, h('span', {}, 'Next page'));
   const pager = h('nav', { class: 'pager', 'aria-label': 'Device pages' }, prev, next);
 
-  // cursors[i] is what fetches page i (page 0 has none).
-  let cursors: (string | null)[] = [null];
-  let pageNo = 0;
-  // Counts the answers shown, so that a reader (or a test) can tell a new answer from the last.
-  let answers = 0;
-
   const filters = () => ({ q: q.value, vaId: va.value, status: st.value, source: source.value, label: label.value });
-  const load = async () => {
-    const p = filterQuery(filters());
-    const qs = p.toString();
-    csv.setAttribute('href', `/api/v1/devices.csv${qs ? `?${qs}` : ''}`);
-    p.set('sort', sort.value);
-    p.set('order', order.value);
-    p.set('limit', String(DEVICE_PAGE_SIZE));
-    const cursor = cursors[pageNo];
-    if (cursor) p.set('cursor', cursor);
-    prev.disabled = next.disabled = true;
-    try {
-      const list = await api<DeviceList>('GET', `/devices?${p}`);
-      cursors = cursors.slice(0, pageNo + 1);
-      if (list.nextCursor) cursors.push(list.nextCursor);
-      results.replaceChildren(deviceTable(list.items, vaName));
-      const first = pageNo * DEVICE_PAGE_SIZE;
-      summary.textContent = list.items.length
-        ? `Page ${pageNo + 1}: devices ${count(first + 1)} to ${count(first + list.items.length)}${list.nextCursor ? ', more on the next page' : ''}.`
-        : 'No device matches.';
-      prev.disabled = pageNo === 0;
-      next.disabled = list.nextCursor === null;
-    } catch (e) {
-      results.replaceChildren(status(`The devices could not be listed: ${(e as Error).message}`, 'error'));
-      summary.textContent = '';
-      prev.disabled = pageNo === 0;
-    }
-    results.dataset.answer = String(++answers);
-  };
-  const restart = () => {
-    cursors = [null];
-    pageNo = 0;
-    return load();
-  };
+  const { load, restart } = keysetPager<Device>({
+    fetch: (cursor) => {
+      const p = filterQuery(filters());
+      const qs = p.toString();
+      csv.setAttribute('href', `/api/v1/devices.csv${qs ? `?${qs}` : ''}`);
+      p.set('sort', sort.value);
+      p.set('order', order.value);
+      p.set('limit', String(DEVICE_PAGE_SIZE));
+      if (cursor) p.set('cursor', cursor);
+      return api<DeviceList>('GET', `/devices?${p}`);
+    },
+    draw: (items) => deviceTable(items, vaName),
+    noun: 'devices', more: ', more on the next page', pageSize: DEVICE_PAGE_SIZE, results, summary, prev, next,
+  });
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     void restart();
   });
   // A changed filter or sort applies at once; typing in the search waits for Enter or the button.
   for (const s of [va, st, source, label, sort, order]) s.addEventListener('change', () => void restart());
-  prev.addEventListener('click', () => {
-    if (pageNo > 0) pageNo--;
-    void load();
-  });
-  next.addEventListener('click', () => {
-    if (pageNo + 1 < cursors.length) pageNo++;
-    void load();
-  });
 
   await load();
   main.replaceChildren(

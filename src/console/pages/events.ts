@@ -1,6 +1,7 @@
 import { api } from '../api.js';
+import { keysetPager } from '../pager.js';
 import { append, h, status } from '../dom.js';
-import { count, when } from '../format.js';
+import { when } from '../format.js';
 import { may, type Caller } from '../session.js';
 import { verifyPanel, type TrailReport } from './trail-panel.js';
 
@@ -76,56 +77,24 @@ export async function eventsPage(main: HTMLElement, caller: Caller): Promise<voi
   const next = h('button', { type: 'button', id: 'events-next' }, h('span', {}, 'Older events'));
   const pager = h('nav', { class: 'pager', 'aria-label': 'Event pages' }, prev, next);
 
-  // cursors[i] fetches page i (page 0 has none): "Newer" goes back without the server keeping state.
-  let cursors: (string | null)[] = [null];
-  let pageNo = 0;
-  let answers = 0;
-
-  const load = async () => {
-    const p = eventQuery({ type: type.value, subject: subject.value, actor: actor.value, vaId: va.value, since: since.value, until: until.value });
-    const qs = p.toString();
-    csv.setAttribute('href', `/api/v1/events.csv${qs ? `?${qs}` : ''}`);
-    p.set('limit', String(EVENT_PAGE_SIZE));
-    const cursor = cursors[pageNo];
-    if (cursor) p.set('cursor', cursor);
-    prev.disabled = next.disabled = true;
-    try {
-      const list = await api<EventList>('GET', `/events?${p}`);
-      cursors = cursors.slice(0, pageNo + 1);
-      if (list.nextCursor) cursors.push(list.nextCursor);
-      results.replaceChildren(eventTable(list.items, vaName));
-      const first = pageNo * EVENT_PAGE_SIZE;
-      summary.textContent = list.items.length
-        ? `Page ${pageNo + 1}: events ${count(first + 1)} to ${count(first + list.items.length)} of those matching, newest first${list.nextCursor ? '; older ones on the next page' : ''}.`
-        : 'No event matches.';
-      prev.disabled = pageNo === 0;
-      next.disabled = list.nextCursor === null;
-    } catch (e) {
-      results.replaceChildren(status(`The events could not be listed: ${(e as Error).message}`, 'error'));
-      summary.textContent = '';
-      prev.disabled = pageNo === 0;
-    }
-    results.dataset.answer = String(++answers);
-  };
-  const restart = () => {
-    cursors = [null];
-    pageNo = 0;
-    return load();
-  };
+  const { load, restart } = keysetPager<Event>({
+    fetch: (cursor) => {
+      const p = eventQuery({ type: type.value, subject: subject.value, actor: actor.value, vaId: va.value, since: since.value, until: until.value });
+      const qs = p.toString();
+      csv.setAttribute('href', `/api/v1/events.csv${qs ? `?${qs}` : ''}`);
+      p.set('limit', String(EVENT_PAGE_SIZE));
+      if (cursor) p.set('cursor', cursor);
+      return api<EventList>('GET', `/events?${p}`);
+    },
+    draw: (items) => eventTable(items, vaName),
+    noun: 'events', after: ' of those matching, newest first', more: '; older ones on the next page', pageSize: EVENT_PAGE_SIZE, results, summary, prev, next,
+  });
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     void restart();
   });
   // Choices apply at once; typed text waits for Enter or the button.
   for (const c of [va, since, until]) c.addEventListener('change', () => void restart());
-  prev.addEventListener('click', () => {
-    if (pageNo > 0) pageNo--;
-    void load();
-  });
-  next.addEventListener('click', () => {
-    if (pageNo + 1 < cursors.length) pageNo++;
-    void load();
-  });
 
   await load();
   // The chain check is a global read: a role on some VAs only is not offered it (the API would refuse).
