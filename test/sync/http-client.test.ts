@@ -327,7 +327,8 @@ describe('network faults', () => {
     { name: 'cut mid-request', mode: { kind: 'cutRequest', afterBytes: 1000 }, call: 'post', code: 'cut', retryable: true, message: /closed before a reply arrived/ },
     { name: 'cut mid-response', mode: { kind: 'cutResponse', afterBytes: 300 }, call: 'get', code: 'cut', retryable: true, message: /closed in the middle of its reply/ },
     { name: 'cut in the headers', mode: { kind: 'cutResponse', afterBytes: 20 }, call: 'hello', code: 'cut', retryable: true, message: /closed/ },
-    { name: 'slower than the headers timeout', mode: { kind: 'delay', ms: 1500 }, call: 'hello', code: 'timeout', retryable: true, message: /did not answer within the headers timeout/ },
+    // undici's timers tick about once a second: a 1 s headers timeout fires between 1 and 2 s, so the reply comes well after that.
+    { name: 'slower than the headers timeout', mode: { kind: 'delay', ms: 3500 }, call: 'hello', code: 'timeout', retryable: true, message: /did not answer within the headers timeout/ },
     { name: '500', mode: { kind: 'canned', response: CANNED.serverError }, call: 'post', code: 'http', retryable: true, message: /answered 500 with error internal: boom/ },
     { name: '503 with Retry-After', mode: { kind: 'canned', response: CANNED.unavailable(7) }, call: 'get', code: 'http', retryable: true, message: /answered 503 .*retry after 7 s/ },
     { name: 'HTML 502 from a proxy', mode: { kind: 'canned', response: CANNED.htmlBadGateway }, call: 'hello', code: 'http', retryable: true, message: /answered 502 with an HTML page \("502 Bad Gateway"\), not an Outpost reply/ },
