@@ -26,6 +26,7 @@ export const CONSOLE_FILES = {
   'pages/exchange.js': 'text/javascript; charset=utf-8',
   'pages/exchange-calls.js': 'text/javascript; charset=utf-8',
   'pages/exchange-syncs.js': 'text/javascript; charset=utf-8',
+  'pages/exchange-operate.js': 'text/javascript; charset=utf-8',
   'types.js': 'text/javascript; charset=utf-8',
   'pages/events.js': 'text/javascript; charset=utf-8',
   'pages/trail-panel.js': 'text/javascript; charset=utf-8',
