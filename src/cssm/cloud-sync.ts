@@ -6,7 +6,7 @@ import type { EventService } from '../events/service.js';
 import type { AccountService } from '../accounts/service.js';
 import type { Logger } from '../shared/logger.js';
 import { AppError, conflict } from '../shared/errors.js';
-import { nextCronRun } from '../time/zone.js';
+import { UpstreamRuns } from '../sync/upstream-runs.js';
 import type { CssmClient } from './client.js';
 import { resolveAccount, searchAccounts, type CssmAccount, type ResolvedAccount } from './accounts.js';
 import type { CloudUsage, UsageOutcome } from './usage.js';
@@ -46,10 +46,9 @@ const META = (k: string) => `cssm.${k}`;
  * One run at a time; what it did, and where and why it stopped, is in the status.
  */
 export class CloudSync {
-  private running: Promise<CloudSyncResult> | null = null;
   private last: CloudSyncResult | null = null;
   private step: CloudStep | null = null;
-  private stopping = new AbortController();
+  private runs: UpstreamRuns<CloudSyncResult>;
 
   constructor(
     private db: Db,
@@ -63,7 +62,18 @@ export class CloudSync {
     private logger: Logger,
     private client: (signal: AbortSignal) => CssmClient,
     private o: CloudSyncOptions,
-  ) {}
+  ) {
+    this.runs = new UpstreamRuns(db, clock, logger, {
+      what: 'Cisco cloud sync', cron: o.syncCron, timeZone: o.timeZone,
+      scheduled: () => this.enabled,
+      ready: () => this.ready(),
+      once: (actor) => this.once(actor).finally(() => (this.step = null)),
+      due: {
+        get: () => (this.meta('next_due') === undefined ? null : Number(this.meta('next_due'))),
+        set: (at) => this.setMeta('next_due', String(at)),
+      },
+    });
+  }
 
   get enabled(): boolean {
     return this.o.mode === 'connected';
@@ -85,69 +95,38 @@ export class CloudSync {
   }
 
   start(actor: string): { started: boolean } {
-    if (this.running) return { started: false };
-    this.ready();
-    void this.run(actor).catch(() => {});
-    return { started: true };
+    return this.runs.start(actor);
   }
 
   run(actor: string): Promise<CloudSyncResult> {
-    if (this.running) return this.running;
-    try {
-      this.ready();
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    const run = this.once(actor).finally(() => {
-      this.running = null;
-      this.step = null;
-    });
-    this.running = run;
-    return run;
+    return this.runs.run(actor);
   }
 
-  async scheduled(): Promise<CloudSyncResult | null> {
-    if (!this.enabled) return null;
-    try {
-      return await this.run('schedule');
-    } finally {
-      this.db.transaction(() => this.setMeta('next_due', String(this.nextRun())))();
-    }
+  scheduled(): Promise<CloudSyncResult | null> {
+    return this.runs.scheduled();
   }
 
   /** At start: a sync missed while the collector was down runs now (in the background). */
   catchUp(): void {
-    if (!this.enabled) return;
-    const due = this.meta('next_due');
-    if (due === undefined || Number(due) > this.clock.now()) {
-      this.db.transaction(() => this.setMeta('next_due', String(this.nextRun())))();
-      return;
-    }
-    this.logger.info('running the Cisco cloud sync missed while the collector was down', { due: toIso(Number(due)) });
-    void this.scheduled().catch((e: unknown) => this.logger.warn('the missed Cisco cloud sync failed', { error: (e as Error).message }));
+    this.runs.catchUp();
   }
 
   tidy(): void {
     // Nothing is built on disk for Cisco's cloud: uploads and ACKs live in the store.
   }
 
-  private nextRun(): number {
-    return nextCronRun(this.o.syncCron, this.clock.now(), this.o.timeZone) ?? Number.MAX_SAFE_INTEGER;
+  stop(): Promise<void> {
+    return this.runs.stop();
   }
 
-  async stop(): Promise<void> {
-    this.stopping.abort();
-    await this.running?.catch(() => {});
-  }
-
-  async idle(): Promise<void> {
-    await this.running?.catch(() => {});
+  idle(): Promise<void> {
+    return this.runs.idle();
   }
 
   /** What the credentials reach, and how the local VAs map onto it: `outpost cisco accounts`. */
   async accountsView(): Promise<{ accounts: CssmAccount[]; resolved: ResolvedAccount | null; problem: string | null }> {
     this.credentials.secret();
-    const client = this.client(this.stopping.signal);
+    const client = this.client(this.runs.signal);
     try {
       const accounts = await searchAccounts(client);
       try {
@@ -169,12 +148,12 @@ export class CloudSync {
     const startedAt = this.clock.now();
     const result: CloudSyncResult = { status: 'synced', startedAt: toIso(startedAt)!, finishedAt: '', usage: null, positions: null, error: null };
     this.db.transaction(() => this.setMeta('last_attempt_at', String(startedAt)))();
-    const client = this.client(this.stopping.signal);
+    const client = this.client(this.runs.signal);
     try {
       this.step = 'accounts';
       const resolved = resolveAccount(await searchAccounts(client), this.o.domain, this.o.virtualAccounts, this.localVas());
       this.step = 'usage';
-      result.usage = await this.usage.run(client, resolved, { pollMs: this.o.pollMs, maxPollMs: this.o.maxPollMs, signal: this.stopping.signal, actor });
+      result.usage = await this.usage.run(client, resolved, { pollMs: this.o.pollMs, maxPollMs: this.o.maxPollMs, signal: this.runs.signal, actor });
       this.step = 'positions';
       result.positions = await this.positions.read(client, resolved);
       this.alerts.reconcile(
@@ -236,7 +215,7 @@ export class CloudSync {
       mode: this.o.mode,
       upstream: { kind: 'cisco' as const, url: this.o.apiUrl, domain: this.o.domain || null },
       credentialsSetAt: this.credentials.setAt(),
-      running: this.running !== null,
+      running: this.runs.busy,
       step: this.step,
       lastAttemptAt: toIso(num('last_attempt_at')),
       lastSuccessAt: toIso(num('last_success_at')),

@@ -11,7 +11,7 @@ import type { ExchangeState } from '../exchange/state.js';
 import type { ExportResult, ExportService } from '../exchange/export.js';
 import type { PartLimits } from '../exchange/usage-payloads.js';
 import type { ImportService } from '../exchange/import.js';
-import { nextCronRun } from '../time/zone.js';
+import { UpstreamRuns } from './upstream-runs.js';
 import { SYNC_BASE, SYNC_VERSION } from './protocol.js';
 import { isTransportFailure, type SyncTransport } from './transport.js';
 import { errorMessage, printable } from './reply.js';
@@ -71,11 +71,11 @@ export interface SyncResult {
  *   part in flight, and is newer than the last applied; ACKs settle only what that part carried.
  */
 export class SyncService {
-  private running: Promise<SyncResult> | null = null;
   /** The outcome of the last sync this process ran, for `sync now` to print once it ends. */
   private last: SyncResult | null = null;
   private progressNow: SyncProgress | null = null;
-  private stopping = new AbortController();
+  private runs: UpstreamRuns<SyncResult>;
+  private parts: PartInFlight;
 
   constructor(
     private db: Db,
@@ -90,14 +90,19 @@ export class SyncService {
     private connect: () => SyncTransport,
     private opts: SyncOptions,
   ) {
-    this.parts = new PartInFlight(db, clock, exchange, state, importer, alerts, events, logger, <T>(what: string, fn: () => Promise<T>) => this.retrying(what, fn), this.stopping.signal, opts);
+    this.runs = new UpstreamRuns(db, clock, logger, {
+      what: 'sync', cron: opts.syncCron, timeZone: opts.timeZone,
+      scheduled: () => this.enabled,
+      ready: () => this.ready(),
+      once: (actor) => this.once(actor),
+      due: { get: () => this.state.nextDue, set: (at) => (this.state.nextDue = at) },
+    });
+    this.parts = new PartInFlight(db, clock, exchange, state, importer, alerts, events, logger, <T>(what: string, fn: () => Promise<T>) => this.retrying(what, fn), this.runs.signal, opts);
   }
-
-  private parts: PartInFlight;
 
   /** Retries a step that may pass (the network, a busy upstream), with the configured backoff. */
   private retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    return retrying(what, fn, this.opts.retry, this.stopping.signal, this.logger);
+    return retrying(what, fn, this.opts.retry, this.runs.signal, this.logger);
   }
 
   get enabled(): boolean {
@@ -106,10 +111,7 @@ export class SyncService {
 
   /** Starts a sync unless one runs; never two at once. */
   start(actor: string): { started: boolean } {
-    if (this.running) return { started: false };
-    this.ready();
-    void this.run(actor).catch(() => {}); // its outcome is in the status
-    return { started: true };
+    return this.runs.start(actor);
   }
 
   /** Refuses a sync that cannot start, saying what is missing. */
@@ -122,27 +124,12 @@ export class SyncService {
 
   /** Runs a sync, or joins the one running. */
   run(actor: string): Promise<SyncResult> {
-    if (this.running) return this.running;
-    try {
-      this.ready();
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    const run = this.once(actor).finally(() => {
-      this.running = null;
-    });
-    this.running = run;
-    return run;
+    return this.runs.run(actor);
   }
 
   /** The scheduled run (connected mode only); stores when the next one is due, so a missed one runs at start. */
-  async scheduled(): Promise<SyncResult | null> {
-    if (!this.enabled) return null;
-    try {
-      return await this.run('schedule');
-    } finally {
-      this.db.transaction(() => (this.state.nextDue = this.nextRun()))();
-    }
+  scheduled(): Promise<SyncResult | null> {
+    return this.runs.scheduled();
   }
 
   /**
@@ -160,28 +147,16 @@ export class SyncService {
 
   /** At start: a sync missed while the collector was down runs now (in the background). */
   catchUp(): void {
-    if (!this.enabled || !this.opts.url) return;
-    const due = this.state.nextDue;
-    if (due === null || due > this.clock.now()) {
-      this.db.transaction(() => (this.state.nextDue = this.nextRun()))();
-      return;
-    }
-    this.logger.info('running the sync missed while the collector was down', { due: toIso(due) });
-    void this.scheduled().catch((e: unknown) => this.logger.warn('the missed sync failed', { error: (e as Error).message }));
-  }
-
-  private nextRun(): number {
-    return nextCronRun(this.opts.syncCron, this.clock.now(), this.opts.timeZone) ?? Number.MAX_SAFE_INTEGER;
+    if (this.opts.url) this.runs.catchUp();
   }
 
   /** Stops retrying and waiting; a part cut now is resumed by the next sync. */
-  async stop(): Promise<void> {
-    this.stopping.abort();
-    await this.running?.catch(() => {});
+  stop(): Promise<void> {
+    return this.runs.stop();
   }
 
-  async idle(): Promise<void> {
-    await this.running?.catch(() => {});
+  idle(): Promise<void> {
+    return this.runs.idle();
   }
 
   private async once(actor: string): Promise<SyncResult> {
@@ -213,7 +188,7 @@ export class SyncService {
           // The next part is built while the upstream answers this one: it starts after this
           // part's last report, so it needs none of its ACKs. It is posted only once this one is
           // applied, so one part at most is ever in flight.
-          if (part.more && !this.stopping.signal.aborted) next = this.buildPart(actor, part.lastRef!, { arrivedSince: startedAt });
+          if (part.more && !this.runs.signal.aborted) next = this.buildPart(actor, part.lastRef!, { arrivedSince: startedAt });
           await this.parts.complete(this.partRun(t, actor, result), f);
           if (full) this.db.transaction(() => (this.state.fullDevicesAt = this.clock.now()))();
           if (!next) break;
