@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Db } from '../store/open.js';
 import type { OnProgress } from '../shared/progress.js';
@@ -49,6 +49,9 @@ export async function makeBackup(src: BackupSource, req: BackupRequest): Promise
   if (existsSync(file)) throw conflict('file_exists', `${file} exists: a backup never overwrites a file; name another or remove it`, { file });
   const partial = join(dirname(file), `.${basename(file)}.partial`);
   try {
+    // A folder named for the first time (backup.dir before its first run, a pre-upgrade copy)
+    // is made private: a backup with keys holds the collector's identity.
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     closeSync(openSync(partial, 'wx', 0o600));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') {

@@ -21,7 +21,7 @@ export const backupRoutes: Route[] = [
       }
       const onProgress = throttled(progress);
       try {
-        if (!body.file) return (await services.backups.scheduled(actor, onProgress)).backup;
+        if (!body.file) return (await services.backups.scheduled(actor, onProgress, body.withKeys)).backup;
         return await services.backups.backup({ file: body.file, withKeys: body.withKeys ?? false, actor, onProgress });
       } finally {
         onProgress.flush();

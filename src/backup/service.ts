@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { EventService } from '../events/service.js';
@@ -62,11 +62,14 @@ export class BackupService {
     }
   }
 
-  /** The scheduled backup: a new file in backup.dir, then the oldest beyond backup.keep go. */
-  async scheduled(actor = 'schedule', onProgress?: OnProgress): Promise<{ backup: BackupResult; deleted: string[] }> {
-    mkdirSync(this.config.dir, { recursive: true, mode: 0o700 });
+  /**
+   * A backup into backup.dir (the schedule's, or one asked for without a file), then the oldest
+   * beyond backup.keep go. `withKeys` asked for by the caller wins over backup.withKeys: an
+   * operator who types --with-keys before an upgrade must get the keys.
+   */
+  async scheduled(actor = 'schedule', onProgress?: OnProgress, withKeys?: boolean): Promise<{ backup: BackupResult; deleted: string[] }> {
     const file = join(this.config.dir, `outpost-backup-${stamp(this.source.now())}.db`);
-    const backup = await this.backup({ file, withKeys: this.config.withKeys, actor, reason: actor === 'schedule' ? 'schedule' : 'manual', onProgress });
+    const backup = await this.backup({ file, withKeys: withKeys ?? this.config.withKeys, actor, reason: actor === 'schedule' ? 'schedule' : 'manual', onProgress });
     const deleted = this.prune();
     if (deleted.length) this.events.append('backup.pruned', actor, this.config.dir, null, { deleted, keep: this.config.keep });
     return { backup, deleted };

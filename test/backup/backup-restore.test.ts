@@ -92,6 +92,23 @@ describe('when a backup is made while devices report', () => {
     expect(keys.get('collector.key')!.content.equals(readFileSync(join(dataDir, 'keys', 'collector.key')))).toBe(true);
   });
 
+  it('then --with-keys without a file (into backup.dir) carries the keys though backup.withKeys is off, and a folder not made yet is made private', async () => {
+    const dataDir = join(tempDir('backup'), 'data');
+    const dir = join(tempDir('sched'), 'not', 'yet');
+    const hh = await start(dataDir, { backup: { dir, withKeys: false } });
+    const r = await hh.api.post('/api/v1/backups').send({ withKeys: true });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    expect(readBackup(r.body.file, { latestSchema: latestMigration() }).manifest).toMatchObject({ withKeys: true });
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    await new Promise((res) => setTimeout(res, 1100)); // names are stamped to the second
+    const plain = await hh.api.post('/api/v1/backups').send({});
+    expect(readBackup(plain.body.file, { latestSchema: latestMigration() }).manifest).toMatchObject({ withKeys: false });
+    // A file named in a folder that does not exist yet (a pre-upgrade copy before the first scheduled run).
+    const named = join(tempDir('upgrade'), 'backups', 'pre-upgrade.db');
+    await backupTo(hh, named, true);
+    expect(statSync(named).mode & 0o777).toBe(0o600);
+  });
+
   it('then scheduled backups go to backup.dir and the oldest beyond backup.keep are deleted', async () => {
     const dataDir = join(tempDir('backup'), 'data');
     const dir = join(tempDir('sched'), 'b');
