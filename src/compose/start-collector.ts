@@ -1,3 +1,4 @@
+import { pollAfterRestore } from '../backup/poll-after-restore.js';
 import { existsSync, unlinkSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import type { SignatureVerifier } from '../device-api/verifier.js';
@@ -163,13 +164,7 @@ export async function startCollector(config: Config, opts: BuildOptions = {}): P
       unwatchInbox = services.exchange.jobs.watchInbox();
     });
     await phase('the missed sync', () => services.upstreamSync.catchUp());
-    await phase('the poll after a restore', () => {
-      // A restored store lacks what polled devices reported since its backup: they hold it, so poll them now.
-      const db = services.db;
-      if (!db.prepare("SELECT 1 FROM meta WHERE key = 'restore.poll_after_start'").get()) return;
-      db.prepare("DELETE FROM meta WHERE key = 'restore.poll_after_start'").run();
-      void services.cisco.poller.poll('restore').then(() => services.cisco.delivery.deliver('restore')).catch(logFailure('poll after restore'));
-    });
+    await phase('the poll after a restore', () => void pollAfterRestore(services)?.catch(logFailure('poll after restore')));
     await phase('the end of start-up', () => {}); // a fatal error raised during start-up stops it here
     started = true;
     logger.info('collector started', {
