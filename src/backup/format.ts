@@ -31,8 +31,8 @@ export const backupManifestSchema = z.strictObject({
   withKeys: z.boolean(),
   /** The key files it holds (names under data/keys), empty without keys. */
   keys: z.array(z.string().regex(/^[A-Za-z0-9._-]+$/)),
-  /** Why it was made: an operator's command or the schedule. */
-  reason: z.enum(['manual', 'schedule', 'pre-restore']),
+  /** Why it was made: an operator's command, the schedule, or the copy an upgrade takes first. */
+  reason: z.enum(['manual', 'schedule', 'pre-restore', 'pre-migration']),
 });
 
 export type BackupManifest = z.infer<typeof backupManifestSchema>;

@@ -1,3 +1,4 @@
+import { preMigrationSealer } from '../backup/pre-migration.js';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
@@ -75,7 +76,7 @@ export interface BuildOptions {
 export function buildServices(config: Config, opts: BuildOptions = {}): Services {
   const clock = opts.clock ?? systemClock;
   const logger = opts.logger ?? createLogger(config.log.level, { format: config.log.format });
-  const db = openStore(databaseFile(config));
+  const db = openStore(databaseFile(config), { sealCopy: preMigrationSealer(config.dataDir, VERSION) });
   try {
     const { identity, created } = loadOrCreateIdentity(config.dataDir);
     const events = new EventService(db, clock);

@@ -40,6 +40,8 @@ export interface MigrateOptions {
   now?: () => number;
   /** false: no copy first (a restore migrates a copy of its backup file, which is the copy). */
   copy?: boolean;
+  /** Makes the copy taken before migrating restorable (the backup layer adds its manifest). */
+  sealCopy?: (file: string) => void;
 }
 
 function migrationFiles(migrationsDir: string): { version: number; file: string }[] {
@@ -99,6 +101,7 @@ export function migrate(db: Db, migrationsDir = collectorMigrations, opts: Migra
   // A database being created (version 0) holds nothing worth a copy; an in-memory one has no folder.
   if (opts.copy !== false && current > 0 && db.name !== ':memory:' && db.name !== '') {
     backup = copyBefore(db, current, to, (opts.now ?? Date.now)());
+    opts.sealCopy?.(backup);
     (opts.log ?? ((m) => process.stderr.write(`outpost: ${m}\n`)))(
       `the database ${db.name} is at schema version ${current}: copied it to ${backup} before migrating it to version ${to}`,
     );

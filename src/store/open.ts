@@ -57,6 +57,8 @@ export interface StoreOptions {
   pageSize?: number;
   /** Told where the copy taken before migrating an existing store went (stderr by default). */
   log?: (message: string) => void;
+  /** Makes that copy restorable (see migrate). */
+  sealCopy?: (file: string) => void;
 }
 
 /** Opens the store, claiming it for this process. */
@@ -80,7 +82,7 @@ export function openStore(file: string, opts: StoreOptions = {}): Db {
   // The database holds token hashes and device keys: readable by the service user only.
   for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}.lock`]) if (existsSync(f)) chmodSync(f, 0o600);
   try {
-    migrate(db, opts.migrationsDir, opts.log ? { log: opts.log } : {});
+    migrate(db, opts.migrationsDir, { ...(opts.log ? { log: opts.log } : {}), ...(opts.sealCopy ? { sealCopy: opts.sealCopy } : {}) });
   } catch (e) {
     // A start that cannot migrate gives the store back: the operator's next command must find it free.
     db.close();

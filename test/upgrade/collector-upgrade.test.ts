@@ -7,6 +7,8 @@ import { startHarness, TAG } from '../helpers/harness.js';
 import { tempDir } from '../helpers/temp.js';
 import { collectorAt001 } from './fixtures-001.js';
 import { latestVersion } from '../../src/store/migrate.js';
+import { readBackup } from '../../src/backup/format.js';
+import { restoreBackup } from '../../src/backup/restore.js';
 import { privateKeyObject } from '../../src/shared/ed25519.js';
 import { loadOrCreateIdentity } from '../../src/identity/identity.js';
 
@@ -69,6 +71,20 @@ describe('a collector database made at migration 001, opened by this version', (
       expect(c.prepare('SELECT count(*) FROM events').pluck().get()).toBe(5);
     } finally {
       c.close();
+    }
+
+    // It is the way back from an upgrade that went wrong: `outpost restore` takes it (it was
+    // refused as "not an Outpost backup"), and the store is as it was before the upgrade.
+    expect(readBackup(copy, { latestSchema: latestVersion() }).manifest).toMatchObject({ reason: 'pre-migration', schemaVersion: 1, collectorId: identity.collectorId, withKeys: false });
+    const restored = restoreBackup({ dataDir, file: copy, now: () => Date.now(), actor: 'test' });
+    expect(restored.backup).toMatchObject({ schemaVersion: 1 });
+    const back = await startHarness({ config: { dataDir } });
+    try {
+      expect(back.count('SELECT count(*) FROM reports WHERE device_id = ?', old.deviceId)).toBe(1);
+      expect(back.count("SELECT count(*) FROM events WHERE type = 'collector.restored'")).toBe(1);
+      expect(back.services.identity.collectorId).toBe(identity.collectorId);
+    } finally {
+      await back.close();
     }
   });
 });
