@@ -97,7 +97,7 @@ function layout(current: Page, who: Caller): HTMLElement {
       h('li', {}, h('a', { href: `#/${p.path}`, 'aria-current': p === current ? 'page' : null }, icon(p.icon), h('span', {}, p.title), p.path === 'access' ? waitingBadge(who) : null)),
     )),
   );
-  const roles = who.grants.map((g) => (g.vaId ? `${g.role} (one VA)` : g.role)).join(', ');
+  const roles = who.grants.map((g) => (g.vaId ? `${g.role} (one VA)` : g.role)).join(', ') || 'no role yet';
   const header = h('header', { class: 'top' },
     h('a', { class: 'brand', href: `#/${landing(who)}` }, icon('outpost'), h('span', {}, 'Outpost')),
     nav,
@@ -129,7 +129,8 @@ function waitingBadge(who: Caller): HTMLElement | null {
 async function route(): Promise<void> {
   if (!caller) return;
   const [path = '', sub] = location.hash.replace(/^#\//, '').split('/');
-  const page = PAGES.find((p) => p.path === (path || landing(caller!))) ?? PAGES[0]!;
+  // An address of no page opens the landing page, as no address does.
+  const page = PAGES.find((p) => p.path === path) ?? PAGES.find((p) => p.path === landing(caller!))!;
   // A page not offered to this caller, reached by its address: the refusal is said, and no data asked for.
   const refused = page.offered !== undefined && !page.offered(caller);
   // A device's page (#/devices/<id>) sits under Devices, which the navigation keeps as current.

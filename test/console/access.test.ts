@@ -42,6 +42,7 @@ describe('the Requests page', () => {
     await site.signIn(page, NO_ROLE);
     expect(page.url()).toContain('#/access');
     expect(await page.locator('main h1').textContent()).toBe('Access requests');
+    expect(await page.locator('.who-roles').textContent()).toBe(' · no role yet');
     expect(await page.locator('#request-va option').allTextContents()).toEqual(['Default', 'Lab']);
     const nav = page.getByRole('navigation', { name: 'Main' }).locator('a');
     expect(await Promise.all((await nav.all()).map((a) => a.getAttribute('href')))).toEqual(['#/access']);
