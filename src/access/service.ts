@@ -6,6 +6,8 @@ import { newId } from '../shared/ids.js';
 import type { Db } from '../store/open.js';
 import { covers, VA_ROLES, type Grant, type Principal, type Role } from '../users/roles.js';
 import type { UserService } from '../users/service.js';
+import { AccessNotices, type AccessNotice } from '../notify/access-notices.js';
+import { administers, isGlobalAdmin } from './approvers.js';
 import { AccessRequestRepository, type NamedRow, type RequestState } from './repository.js';
 
 export interface AccessRequest {
@@ -33,9 +35,6 @@ const toRequest = (r: NamedRow): AccessRequest => ({
   createdAt: toIso(r.created_at)!, decidedAt: toIso(r.decided_at), decidedBy: r.decided_by, grantedRole: r.granted_role, reason: r.reason,
 });
 
-const isGlobalAdmin = (grants: Grant[]) => grants.some((g) => g.role === 'admin' && g.vaId === null);
-/** Who may settle a request on a VA: a collector-wide admin, or a va-admin of that VA. */
-const administers = (grants: Grant[], vaId: string) => isGlobalAdmin(grants) || grants.some((g) => g.role === 'va-admin' && g.vaId === vaId);
 const roleText = (g: Grant, vaName: string) => (g.vaId ? `${g.role} on ${vaName}` : `${g.role} (every virtual account)`);
 
 /**
@@ -47,6 +46,7 @@ const roleText = (g: Grant, vaName: string) => (g.vaId ? `${g.role} on ${vaName}
  */
 export class AccessRequestService {
   readonly repo: AccessRequestRepository;
+  private notices: AccessNotices;
   constructor(
     private db: Db,
     private clock: Clock,
@@ -55,6 +55,12 @@ export class AccessRequestService {
     private users: UserService,
   ) {
     this.repo = new AccessRequestRepository(db);
+    this.notices = new AccessNotices(db, clock);
+  }
+
+  /** Tells the step to those who hear of it, inside its transaction: who may approve is read from the store as the approve route reads it. */
+  private tell(n: AccessNotice): void {
+    this.notices.write(n, (userId) => administers(this.users.grantsOf(userId), n.vaId));
   }
 
   /**
@@ -101,6 +107,7 @@ export class AccessRequestService {
       this.repo.insert({ id, user_id: userId, va_id: va.id, role: input.role, justification: input.justification, created_at: now });
       const user = this.nameOf(p, actor);
       this.events.append('access.requested', actor, id, va.id, { user, va: va.name, role: input.role, justification: input.justification });
+      this.tell({ step: 'requested', requestId: id, userId, user, vaId: va.id, va: va.name, role: input.role, justification: input.justification });
       return id;
     })();
     return toRequest(this.repo.get(id)!);
@@ -138,8 +145,10 @@ export class AccessRequestService {
         if (h.vaId === r.va_id && covers([grant], h)) this.db.prepare('DELETE FROM user_roles WHERE user_id = ? AND role = ? AND va_id = ?').run(r.user_id, h.role, h.vaId);
       }
       this.db.prepare('INSERT INTO user_roles (user_id, role, va_id) VALUES (?, ?, ?)').run(r.user_id, grant.role, grant.vaId ?? '');
-      this.repo.settle(id, { state: 'approved', at: this.clock.now(), by: this.nameOf(p, actor), byUserId: p.userId, grantedRole: role });
+      const by = this.nameOf(p, actor);
+      this.repo.settle(id, { state: 'approved', at: this.clock.now(), by, byUserId: p.userId, grantedRole: role });
       this.events.append('access.approved', actor, id, r.va_id, { user: r.user_name, va: r.va_name, asked: r.role, role, vaId: grant.vaId });
+      this.tell({ step: 'approved', requestId: id, userId: r.user_id, user: r.user_name, vaId: r.va_id, va: r.va_name, role: r.role, justification: r.justification, decidedBy: by, grantedRole: role });
     })();
     return toRequest(this.repo.get(id)!);
   }
@@ -147,8 +156,10 @@ export class AccessRequestService {
   deny(p: Principal, id: string, reason: string, actor: string): AccessRequest {
     this.db.transaction(() => {
       const { r } = this.settleable(p, id);
-      this.repo.settle(id, { state: 'denied', at: this.clock.now(), by: this.nameOf(p, actor), byUserId: p.userId, reason });
+      const by = this.nameOf(p, actor);
+      this.repo.settle(id, { state: 'denied', at: this.clock.now(), by, byUserId: p.userId, reason });
       this.events.append('access.denied', actor, id, r.va_id, { user: r.user_name, va: r.va_name, asked: r.role, reason });
+      this.tell({ step: 'denied', requestId: id, userId: r.user_id, user: r.user_name, vaId: r.va_id, va: r.va_name, role: r.role, justification: r.justification, decidedBy: by, reason });
     })();
     return toRequest(this.repo.get(id)!);
   }

@@ -1,6 +1,6 @@
 import { api, setCsrfToken, whenSignedOut } from './api.js';
 import { h, icon, status } from './dom.js';
-import { may, type Caller, type Grant } from './session.js';
+import { may, mayAnywhere, type Caller, type Grant } from './session.js';
 import { loginPage } from './pages/login.js';
 import { overviewPage } from './pages/overview.js';
 import { tokensPage } from './pages/tokens.js';
@@ -10,7 +10,7 @@ import { exchangePage } from './pages/exchange.js';
 import { devicePage } from './pages/device.js';
 import { eventsPage } from './pages/events.js';
 import { usersPage } from './pages/users.js';
-import { accessPage } from './pages/access.js';
+import { accessPage, approves, pendingCount } from './pages/access.js';
 
 interface Page {
   path: string;
@@ -23,18 +23,23 @@ interface Page {
   refusal?: string;
 }
 
+/** The pages that show a VA's data: for a caller with a role on at least one VA; a user with none has Requests alone. */
+const readsSomeVa = { offered: (c: Caller) => mayAnywhere(c, 'read'), refusal: 'You hold no role on any virtual account yet: ask for one on the Requests page.' };
+
 const PAGES: Page[] = [
-  { path: 'overview', title: 'Overview', icon: 'gauge', render: overviewPage },
-  { path: 'licenses', title: 'Licenses', icon: 'check', render: licensesPage },
-  { path: 'devices', title: 'Devices', icon: 'device', render: devicesPage },
-  { path: 'events', title: 'Events', icon: 'clock', render: eventsPage },
-  { path: 'tokens', title: 'Registration tokens', icon: 'key', render: tokensPage },
+  { path: 'overview', title: 'Overview', icon: 'gauge', render: overviewPage, ...readsSomeVa },
+  { path: 'licenses', title: 'Licenses', icon: 'check', render: licensesPage, ...readsSomeVa },
+  { path: 'devices', title: 'Devices', icon: 'device', render: devicesPage, ...readsSomeVa },
+  { path: 'events', title: 'Events', icon: 'clock', render: eventsPage, ...readsSomeVa },
+  { path: 'tokens', title: 'Registration tokens', icon: 'key', render: tokensPage, ...readsSomeVa },
   { path: 'exchange', title: 'Exchange', icon: 'exchange', render: exchangePage, offered: (c) => may(c, 'read'), refusal: 'The exchange is collector-wide: only a role on every virtual account may see it, and yours are on some of them.' },
   { path: 'access', title: 'Requests', icon: 'user', render: accessPage },
   { path: 'users', title: 'Users', icon: 'user', render: usersPage, offered: (c) => may(c, 'admin'), refusal: 'Only an admin may see and change users, and your roles do not include admin.' },
 ];
 
 const offeredTo = (c: Caller) => PAGES.filter((p) => !p.offered || p.offered(c));
+/** Where a caller lands: the first page it is offered (Requests, for a user with no role yet). */
+const landing = (c: Caller) => (offeredTo(c)[0] ?? PAGES[0]!).path;
 
 const root = () => document.getElementById('app')!;
 let caller: Caller | null = null;
@@ -61,7 +66,7 @@ async function signedIn(kind: string, csrf?: string): Promise<void> {
   setCsrfToken(token);
   const who = await api<{ actor: string; kind: string; roles: Grant[] }>('GET', '/auth/whoami');
   caller = { actor: who.actor, kind: who.kind, grants: who.roles, csrfToken: token };
-  if (!location.hash.startsWith('#/')) history.replaceState(null, '', '#/overview');
+  if (!location.hash.startsWith('#/')) history.replaceState(null, '', `#/${landing(caller)}`);
   await route();
 }
 
@@ -89,12 +94,12 @@ function layout(current: Page, who: Caller): HTMLElement {
   const name = who.actor.replace(/^user:/, '').replace(/ \(session .*\)$/, '');
   const nav = h('nav', { 'aria-label': 'Main' },
     h('ul', {}, offeredTo(who).map((p) =>
-      h('li', {}, h('a', { href: `#/${p.path}`, 'aria-current': p === current ? 'page' : null }, icon(p.icon), h('span', {}, p.title))),
+      h('li', {}, h('a', { href: `#/${p.path}`, 'aria-current': p === current ? 'page' : null }, icon(p.icon), h('span', {}, p.title), p.path === 'access' ? waitingBadge(who) : null)),
     )),
   );
-  const roles = who.grants.map((g) => (g.vaId ? `${g.role} (one VA)` : g.role)).join(', ');
+  const roles = who.grants.map((g) => (g.vaId ? `${g.role} (one VA)` : g.role)).join(', ') || 'no role yet';
   const header = h('header', { class: 'top' },
-    h('a', { class: 'brand', href: '#/overview' }, icon('outpost'), h('span', {}, 'Outpost')),
+    h('a', { class: 'brand', href: `#/${landing(who)}` }, icon('outpost'), h('span', {}, 'Outpost')),
     nav,
     h('div', { class: 'who' },
       h('span', { class: 'who-name' }, icon('user'), h('span', {}, name), h('span', { class: 'who-roles' }, ` · ${roles}`)),
@@ -104,10 +109,28 @@ function layout(current: Page, who: Caller): HTMLElement {
   return header;
 }
 
+/**
+ * The number of requests the caller may settle, beside Requests: read with each page drawn, for
+ * approvers only (nobody else settles any). Filled in when it answers; a failure leaves it out.
+ */
+function waitingBadge(who: Caller): HTMLElement | null {
+  if (!approves(who)) return null;
+  const slot = h('span', { id: 'requests-waiting' });
+  void pendingCount().then(
+    (n) => {
+      slot.dataset.count = String(n);
+      if (n > 0) slot.replaceChildren(h('span', { class: 'badge tone-plain' }, String(n), h('span', { class: 'visually-hidden' }, n === 1 ? ' request waits for you' : ' requests wait for you')));
+    },
+    () => undefined,
+  );
+  return slot;
+}
+
 async function route(): Promise<void> {
   if (!caller) return;
   const [path = '', sub] = location.hash.replace(/^#\//, '').split('/');
-  const page = PAGES.find((p) => p.path === (path || 'overview')) ?? PAGES[0]!;
+  // An address of no page opens the landing page, as no address does.
+  const page = PAGES.find((p) => p.path === path) ?? PAGES.find((p) => p.path === landing(caller!))!;
   // A page not offered to this caller, reached by its address: the refusal is said, and no data asked for.
   const refused = page.offered !== undefined && !page.offered(caller);
   // A device's page (#/devices/<id>) sits under Devices, which the navigation keeps as current.

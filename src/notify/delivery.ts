@@ -139,7 +139,7 @@ export class DeliveryLoop {
       const sub = this.subscriptions.get(n.target);
       if (!sub) throw new Error(`user ${n.target} has no subscription any more`);
       const subject = n.event === 'digest' ? `[Outpost] Daily digest ${n.subject}` : `[Outpost] ${summary(n).slice(0, 180)}`;
-      const text = n.event === 'digest' ? n.message : `${summary(n)}\n\nDetails: ${n.details_json}\nAlert id: ${n.alert_id}\n`;
+      const text = n.event === 'digest' ? n.message : `${summary(n)}\n\nDetails: ${n.details_json}\n${n.event === 'notice' ? '' : `Alert id: ${n.alert_id}\n`}`;
       return sendEmail(this.c.email, { to: sub.email, subject, text }, timeoutMs);
     }
     const sink = this.sinks.get(n.target);

@@ -10,7 +10,7 @@ export interface NotificationRow {
   id: number;
   channel: Channel;
   target: string;
-  event: 'opened' | 'resolved' | 'digest';
+  event: 'opened' | 'resolved' | 'digest' | 'notice';
   alert_id: number | null;
   kind: string;
   subject: string;

@@ -9,11 +9,16 @@ import { recordSecret } from '../helpers/secrets.js';
  * sees Lab; a request denied with a reason shows the requester that reason and who decided.
  */
 const REQUESTER = { name: 'rita', password: 'console passphrase four' };
+/** A user whose roles were all taken away: it may only ask for one. */
+const NO_ROLE = { name: 'nils', password: 'console passphrase five' };
 
 describe('the Requests page', () => {
   const site = useConsole(async (s, { defaultVa }) => {
     recordSecret('password', REQUESTER.password);
     await s.users.add({ ...REQUESTER, roles: [{ role: 'va-viewer', vaId: defaultVa }] }, 'test');
+    recordSecret('password', NO_ROLE.password);
+    const nils = await s.users.add({ ...NO_ROLE, roles: [{ role: 'va-viewer', vaId: defaultVa }] }, 'test');
+    s.db.prepare('DELETE FROM user_roles WHERE user_id = ?').run(nils.id);
   });
 
   /** Waits for the page's next answer in its notice, and gives its text. */
@@ -29,6 +34,26 @@ describe('the Requests page', () => {
   };
 
   let requester: Awaited<ReturnType<typeof site.newPage>>;
+
+  it('when a user with no role signs in, then it lands on Requests, is offered no page it cannot read, and no request fails', async () => {
+    const { page } = await site.newPage();
+    const failed: string[] = [];
+    page.on('response', (r) => r.status() >= 400 && failed.push(`${r.status()} ${r.url()}`));
+    await site.signIn(page, NO_ROLE);
+    expect(page.url()).toContain('#/access');
+    expect(await page.locator('main h1').textContent()).toBe('Access requests');
+    expect(await page.locator('.who-roles').textContent()).toBe(' · no role yet');
+    expect(await page.locator('#request-va option').allTextContents()).toEqual(['Default', 'Lab']);
+    const nav = page.getByRole('navigation', { name: 'Main' }).locator('a');
+    expect(await Promise.all((await nav.all()).map((a) => a.getAttribute('href')))).toEqual(['#/access']);
+    // Not a settler of anything: no count is asked for.
+    expect(await page.locator('#requests-waiting').count()).toBe(0);
+    // Overview's address typed by hand: why not, and no data asked for.
+    await page.evaluate("location.hash = '#/overview'");
+    await page.locator('main[data-ready="true"] .notice-error', { hasText: 'no role on any virtual account' }).waitFor();
+    expect(failed).toEqual([]);
+    await site.axe(page, 'a user with no role on Requests');
+  });
 
   it('when a user asks for access to Lab through the page, then a short justification is refused in the page and a good one waits as pending', async () => {
     requester = await site.newPage();
@@ -56,6 +81,9 @@ describe('the Requests page', () => {
   it('when the admin approves it through the page, then the requester, loading its page again, sees Lab', async () => {
     const { page } = await site.newPage();
     await site.signIn(page, ADMIN);
+    // Read when the page loads: rita's request waits for the admin.
+    await page.locator('#requests-waiting[data-count="1"]').waitFor({ state: 'attached' });
+    expect(await page.locator('#requests-waiting').textContent()).toBe('1 request waits for you');
     await site.go(page, 'access');
     const row = page.locator('#pending tbody tr');
     expect(await row.count()).toBe(1);
@@ -66,6 +94,9 @@ describe('the Requests page', () => {
     await page.getByLabel('Role to grant rita on Lab').selectOption('va-viewer');
     expect(await answer(page, () => page.getByRole('button', { name: 'Approve rita for Lab' }).click())).toContain('rita now holds va-viewer on Lab.');
     expect(await page.locator('#pending-requests').textContent()).toContain('No request waits for you.');
+    await site.go(page, 'licenses');
+    await page.locator('#requests-waiting[data-count="0"]').waitFor({ state: 'attached' });
+    expect(await page.locator('#requests-waiting').textContent()).toBe('');
 
     const r = requester.page;
     await r.reload();

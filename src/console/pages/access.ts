@@ -31,7 +31,7 @@ const ROLE_TEXT: Record<Role, string> = {
 };
 const isAdmin = (c: Caller) => c.grants.some((g) => g.role === 'admin' && g.vaId === null);
 /** Whether the caller settles requests of some VA: the collector's admins, and each VA's va-admins. */
-const approves = (c: Caller) => isAdmin(c) || c.grants.some((g) => g.role === 'va-admin');
+export const approves = (c: Caller) => isAdmin(c) || c.grants.some((g) => g.role === 'va-admin');
 
 /**
  * Requests: a user asks for a role on a VA it has none on, and follows the outcome; an admin
@@ -189,4 +189,9 @@ function mineSection(items: AccessRequest[], settle: (said: HTMLElement) => Prom
       })),
     ),
   );
+}
+
+/** How many requests wait for the caller to settle them (the navigation shows it beside Requests). */
+export async function pendingCount(): Promise<number> {
+  return (await api<{ items: AccessRequest[] }>('GET', '/access/requests?state=pending')).items.length;
 }

@@ -1,6 +1,7 @@
 import { api } from '../api.js';
 import { append, h, icon, status } from '../dom.js';
 import { count, when } from '../format.js';
+import { secretPanel } from '../secret-panel.js';
 import { may, vasWith, type Caller } from '../session.js';
 import type { Va } from '../types.js';
 
@@ -77,32 +78,16 @@ function createForm(vas: Va[], notice: HTMLElement, reload: () => Promise<void>)
       .then(async (t) => {
         description.value = '';
         await reload();
-        notice.replaceChildren(secretPanel(t));
+        notice.replaceChildren(secretPanel({
+          prefix: 'token', title: `Token "${t.description}" created`, secret: t.secret, label: 'Token secret',
+          help: 'it is shown only this once. Give it to the devices that register with it.',
+        }));
         notice.querySelector<HTMLElement>('#token-secret')?.focus();
       })
       .catch((err: unknown) => notice.replaceChildren(status(`The token was not created: ${(err as Error).message}`, 'error')))
       .finally(() => (submit.disabled = false));
   });
   return h('section', { 'aria-labelledby': 'create-title', class: 'panel' }, h('h2', { id: 'create-title' }, 'Create a token'), form);
-}
-
-/** The secret, once: selectable, and a button that copies it. */
-function secretPanel(t: Token & { secret: string }): HTMLElement {
-  const field = h('input', { id: 'token-secret', readonly: true, value: t.secret, class: 'secret', 'aria-describedby': 'secret-help', spellcheck: 'false' });
-  const said = h('span', { class: 'copied', role: 'status' });
-  const copy = h('button', { type: 'button', id: 'copy-secret' }, icon('copy'), h('span', {}, 'Copy'));
-  copy.addEventListener('click', () => {
-    field.select();
-    navigator.clipboard.writeText(t.secret).then(
-      () => (said.textContent = 'Copied.'),
-      () => (said.textContent = 'Select the text and copy it with Ctrl+C.'),
-    );
-  });
-  return h('div', { class: 'secret-panel', id: 'secret-panel' },
-    h('h2', {}, icon('key'), h('span', {}, `Token "${t.description}" created`)),
-    h('p', { id: 'secret-help' }, h('strong', {}, 'Copy the secret now: '), 'it is shown only this once. Give it to the devices that register with it.'),
-    h('p', { class: 'secret-row' }, h('label', { for: 'token-secret', class: 'visually-hidden' }, 'Token secret'), field, copy, said),
-  );
 }
 
 function tokenTable(tokens: Token[], vaName: Map<string, string>, caller: Caller, revoke: (t: Token) => Promise<void>): HTMLElement {
