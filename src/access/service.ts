@@ -53,6 +53,8 @@ export class AccessRequestService {
     private events: EventService,
     private accounts: AccountService,
     private users: UserService,
+    /** Wakes the notification delivery once the step's transaction has committed. */
+    private told: () => void = () => {},
   ) {
     this.repo = new AccessRequestRepository(db);
     this.notices = new AccessNotices(db, clock);
@@ -60,7 +62,8 @@ export class AccessRequestService {
 
   /** Tells the step to those who hear of it, inside its transaction: who may approve is read from the store as the approve route reads it. */
   private tell(n: AccessNotice): void {
-    this.notices.write(n, (userId) => administers(this.users.grantsOf(userId), n.vaId));
+    // The wake-up runs after the commit (a macrotask): delivery must find the rows written.
+    if (this.notices.write(n, (userId) => administers(this.users.grantsOf(userId), n.vaId)) > 0) setImmediate(this.told);
   }
 
   /**

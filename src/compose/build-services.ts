@@ -158,6 +158,8 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
     const metrics = new CollectorMetrics({ config, db, clock, licenses, ingest, refusals, events, destinations, walCheckpoints });
     // After the metrics, whose ingest and refusal observers it chains to.
     const deviceRequests = new DeviceRequestSummary(logger, () => clock.now()).observe(ingest, refusals);
+    // Observes the alerts from here on: each alert opened or resolved writes its notifications in its own transaction.
+    const notify = new NotifyService(db, clock, alerts, metrics.registry, logger, config, identity.collectorId);
     const services: Services = {
       config, db, identity, logger, systemClock: clock, time, events, refusals, checkpoints, alerts, accounts, tokens, devices, licenses,
       history: new UsageHistory(db, time, accounts, licenses, alerts, { zone: config.time.zone, ...config.forecast }),
@@ -176,15 +178,14 @@ export function buildServices(config: Config, opts: BuildOptions = {}): Services
       readiness: new Readiness(db, config.dataDir, config.ready.minFreeDiskMb, walCheckpoints),
       walCheckpoints,
       labels: new LabelService(db, time, events, accounts, devices.repo),
-      access: new AccessRequestService(db, time, events, accounts, users),
+      access: new AccessRequestService(db, time, events, accounts, users, () => notify.nudge()),
       backups: new BackupService(
         { db, dataDir: config.dataDir, collectorId: identity.collectorId, version: VERSION, now: () => time.now(), floorMs: () => time.now() },
         events, logger, config.backup,
       ),
       retention: new ReportPruner(db, time, events, ingest.commits, config.retention),
       deviceRequests,
-      // Observes the alerts from here on: each alert opened or resolved writes its notifications in its own transaction.
-      notify: new NotifyService(db, clock, alerts, metrics.registry, logger, config, identity.collectorId),
+      notify,
       evaluateAlerts: async () => {
         time.check();
         // The device evaluation runs in slices on a large store; the rest is quick and goes on meanwhile.

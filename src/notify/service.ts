@@ -50,6 +50,11 @@ export class NotifyService {
     return this.delivery.stop();
   }
 
+  /** Notifications were written outside an alert (a notice): deliver now rather than at the next poll. */
+  nudge(): void {
+    this.delivery.nudge();
+  }
+
   /** The daily job: digests written, old delivered notifications pruned. */
   daily(): number {
     const now = this.clock.now();

@@ -29,7 +29,7 @@ const hookAccess = webhookReceiver(HOOK_SECRET);
 const hookAll = webhookReceiver(HOOK_SECRET);
 
 const notifyConfig = (port: number) => ({
-  notifications: { retrySeconds: [0.2], pollSeconds: 0.1, timeoutSeconds: 5, coalesceMinutes: 0, email: { host: '127.0.0.1', port, secure: false, starttls: false, from: 'outpost@site.example' } },
+  notifications: { retrySeconds: [0.2], pollSeconds: 3600, timeoutSeconds: 5, coalesceMinutes: 0, email: { host: '127.0.0.1', port, secure: false, starttls: false, from: 'outpost@site.example' } },
 });
 
 async function user(hh: Harness, name: string, roles: { role: Role; vaId?: string }[]): Promise<void> {
