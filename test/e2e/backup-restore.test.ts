@@ -2,10 +2,46 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from '../helpers/processes.js';
-import { cliJson, collectorAcks, readDb, upstreamReportIds } from '../helpers/sync-site.js';
+import { acksApplied, cliJson, collectorAcks, readDb, upstreamReportIds } from '../helpers/sync-site.js';
 import { startModeSite, type ModeSite } from '../helpers/mode-site.js';
 import { tempDir } from '../helpers/temp.js';
 import { TAG } from '../helpers/harness.js';
+
+/**
+ * The upstream's in-use per VA and tag, as it counted: for each device (UDI) it holds reports
+ * of, the latest measurement of each tag (the latest period end, then the device's highest
+ * report sequence, as the device sent them), summed over the devices of a VA. A lost report that
+ * was the latest, or an old one counted over a newer one, shows here. The reference upstream
+ * offers no command that prints this, so its store is read, read-only.
+ */
+function upstreamInUse(upDir: string): Record<string, number> {
+  const rows = readDb(join(upDir, 'upstream.db'), (db) =>
+    db.prepare('SELECT d.va_id AS va, r.udi, r.body FROM reports r JOIN accounts a ON a.num = r.account JOIN devices d ON d.udi = r.udi AND d.account_id = a.id').all() as { va: string; udi: string; body: string }[],
+  );
+  const latest = new Map<string, { end: number; seq: number; count: number }>();
+  for (const r of rows) {
+    const body = JSON.parse(r.body) as { seq: number; measurements: { tag: string; count: number; end: number }[] };
+    for (const m of body.measurements) {
+      const key = `${r.va} ${m.tag}\u0000${r.udi}`;
+      const cur = latest.get(key);
+      if (!cur || m.end > cur.end || (m.end === cur.end && body.seq > cur.seq)) latest.set(key, { end: m.end, seq: body.seq, count: m.count });
+    }
+  }
+  const out: Record<string, number> = {};
+  for (const [key, l] of latest) {
+    const vaTag = key.slice(0, key.indexOf('\u0000'));
+    out[vaTag] = (out[vaTag] ?? 0) + l.count;
+  }
+  return out;
+}
+
+/** What the devices say last, per VA and tag: what the upstream must count. */
+function devicesInUse(dataDir: string, units: Map<string, number>): Record<string, number> {
+  const vaOf = new Map(readDb(join(dataDir, 'outpost.db'), (db) => db.prepare('SELECT id, va_id FROM devices').all() as { id: string; va_id: string }[]).map((d) => [d.id, d.va_id]));
+  const out: Record<string, number> = {};
+  for (const [device, count] of units) out[`${vaOf.get(device)} ${TAG}`] = (out[`${vaOf.get(device)} ${TAG}`] ?? 0) + count;
+  return out;
+}
 
 /**
  * Back up under load, keep reporting and syncing, lose the store, restore, let the devices send again what the
@@ -56,6 +92,8 @@ describe('when a collector is restored from a backup made while its devices repo
     }
     expect(await cliJson(['sync', 'now'], s.env)).toMatchObject({ status: 'synced' });
     expect(upstreamReportIds(s.upDir)).toEqual([...sent].sort());
+    expect(upstreamInUse(s.upDir)).toEqual(devicesInUse(s.dir, units));
+    expect(acksApplied(s.dir)).toBe(sent.length);
     const inBackup = readDb(backupFile, (db) => db.prepare('SELECT count(*) FROM reports').pluck().get() as number);
     expect(inBackup).toBeLessThan(sent.length); // reports came after the backup: the restore loses them
 
@@ -83,8 +121,12 @@ describe('when a collector is restored from a backup made while its devices repo
     expect(resent).toBe(sent.length - s.fleet.devices.length - inBackup);
     expect(await cliJson(['sync', 'now'], s.env)).toMatchObject({ status: 'synced' });
 
-    // Exact: every report counted once upstream, none waiting on the collector.
+    // Exact: every report counted once upstream, its in-use per VA and tag what the devices say last,
+    // every report ACKed once on the restored collector's trail (the ACKs of the lost history went
+    // with it; what they answered was sent again), none waiting.
     expect(upstreamReportIds(s.upDir)).toEqual([...sent].sort());
+    expect(upstreamInUse(s.upDir)).toEqual(devicesInUse(s.dir, units));
+    expect(acksApplied(s.dir)).toBe(sent.length);
     expect(collectorAcks(s.dir)).toMatchObject({ reports: sent.length, pending: 0, rejected: 0 });
     const inUse = readDb(join(s.dir, 'outpost.db'), (db) => db.prepare('SELECT coalesce(sum(in_use), 0) FROM va_usage').pluck().get() as number);
     expect(inUse).toBe([...units.values()].reduce((a, b) => a + b, 0));
