@@ -206,6 +206,20 @@ describe('license transfers in the operator console', () => {
     expect(await row(page, made).locator('.upstream').textContent()).toBe('Never sent again.');
     expect(await row(page, made).getByRole('button').count()).toBe(0);
     await axe(page, 'transfers page after a revert');
+
+    // Reverting the one whose Cisco call was accepted: the notice carries the collector's warning, and the row keeps it.
+    const adv = await holding(context, site.labVa, TAG2);
+    await row(page, seeded.cisco).getByRole('button', { name: /^Settle…/ }).click();
+    await page.getByRole('dialog').getByLabel(/^Reverted/).check();
+    await page.getByRole('dialog').getByLabel('Reason').fill('never shown by Cisco after a week');
+    const again = await page.locator('#transfers-notice').getAttribute('data-answer');
+    await page.getByRole('dialog').getByRole('button', { name: 'Settle transfer' }).click();
+    expect(await noticeAfter(page, again)).toMatch(
+      /^The transfer of 2 Network Advantage from Default to Lab was reverted by hand\. Cisco accepted this transfer's call on .*: Cisco may still apply it; check the virtual accounts in Cisco's portal\.$/,
+    );
+    expect(await holding(context, site.labVa, TAG2)).toEqual({ owned: adv.owned - 2, inUse: adv.inUse });
+    expect(await row(page, seeded.cisco).locator('.state').textContent()).toBe('Reverted');
+    expect(await row(page, seeded.cisco).locator('.upstream').textContent()).toMatch(/: Cisco may still apply it\.$/);
     await context.close();
   });
 
@@ -218,9 +232,12 @@ describe('license transfers in the operator console', () => {
     expect(api.every((t) => t.fromVaId === site.labVa || t.toVaId === site.labVa)).toBe(true);
     expect(await shownList(page)).toEqual(expectedList(api, vaName));
     expect(await page.locator('#transfer-form').count()).toBe(0);
+    expect(await page.locator('#transfer-not-offered').textContent()).toContain('needs a role that may operate on both virtual accounts');
     expect(await page.locator('main button, main form, main input, main select, main textarea').count()).toBe(0);
     // The Cisco-accepted one is named so for a viewer too.
     expect(await row(page, seeded.cisco).locator('.upstream').textContent()).toContain('Cisco may still apply it.');
+    // Named although Lab holds none of it now and Default is out of its sight.
+    expect(await row(page, seeded.cisco).locator('.license .name').textContent()).toBe('Network Advantage');
     await axe(page, 'transfers page of a VA viewer');
     await screenshot(page, 'transfers-viewer');
     // No "Transfer…" link on its Licenses page either.

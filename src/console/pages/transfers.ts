@@ -22,6 +22,8 @@ export interface Transfer {
   settledBy: 'manual' | 'upstream' | null;
   settleReason: string | null;
   ciscoAcceptedAt: string | null;
+  /** The lines it took from the source, each with the license's name. */
+  lines: { displayName: string }[];
 }
 interface TransferList {
   items: Transfer[];
@@ -85,14 +87,14 @@ export async function transfersPage(main: HTMLElement, caller: Caller): Promise<
     ]);
     const names = new Map([...others.items, ...vas.items].map((v) => [v.id, v.name]));
     const holdings: Holding[] = compliance.items.flatMap((c) => c.tags.map((t) => ({ vaId: c.vaId, ...t })));
-    const displayName = (tag: string) => holdings.find((x) => x.tag === tag)?.displayName ?? tag;
     const settlers = await whoSettled(list.items);
     const operable = vasWith(caller, 'operate');
     const mine = vas.items.filter((v) => operable === 'all' || operable.includes(v.id)).sort((a, b) => a.name.localeCompare(b.name));
-    formBox.replaceChildren(...(mine.length >= 2 ? [transferForm({ vas: mine, holdings, prefill, done: settle, say })] : []));
+    formBox.replaceChildren(mine.length >= 2
+      ? transferForm({ vas: mine, holdings, prefill, done: settle, say })
+      : h('p', { id: 'transfer-not-offered' }, 'Requesting or settling a transfer needs a role that may operate on both virtual accounts; yours let you see the transfers only.'));
     const view: RowView = {
       name: (id) => names.get(id) ?? id,
-      displayName,
       settler: (t) => settlers.get(t.id) ?? null,
       upstream: list.upstream,
       // Settled by hand only by a caller who may operate on both VAs, as the collector requires.
@@ -128,13 +130,14 @@ async function whoSettled(items: Transfer[]): Promise<Map<string, string>> {
 
 interface RowView {
   name: (vaId: string) => string;
-  displayName: (tag: string) => string;
   settler: (t: Transfer) => string | null;
   upstream: 'outpost' | 'cisco';
   /** The action that opens the settle dialog, or null when the caller may not settle it. */
   onSettle: (t: Transfer) => ((what: string) => void) | null;
 }
 
+/** Named as the source's lines named it: the caller may see neither VA's licenses any more. */
+const licenseName = (t: Transfer) => t.lines[0]?.displayName ?? t.tag;
 const stamp = (iso: string) => h('time', { datetime: iso }, when(iso));
 const person = (actor: string) => actor.replace(/^user:/, '').replace(/ \(session .*\)$/, '');
 
@@ -161,7 +164,9 @@ function settledCell(t: Transfer, v: RowView): (Node | string)[] {
 /** The upstream's side: what it has of the transfer, and a Cisco call already accepted named as one Cisco may still apply. */
 function upstreamCell(t: Transfer, v: RowView): HTMLElement {
   if (t.ciscoAcceptedAt) {
-    const text = t.state === 'confirmed' ? ['Cisco accepted its call on ', stamp(t.ciscoAcceptedAt), ' and shows it.'] : ['Cisco accepted its call on ', stamp(t.ciscoAcceptedAt), ': Cisco may still apply it.'];
+    const text = t.state !== 'confirmed' ? ['Cisco accepted its call on ', stamp(t.ciscoAcceptedAt), ': Cisco may still apply it.']
+      : t.settledBy === 'manual' ? ['Cisco accepted its call on ', stamp(t.ciscoAcceptedAt), '; confirmed by hand.']
+      : ['Cisco accepted its call on ', stamp(t.ciscoAcceptedAt), ' and shows it.'];
     return h('td', { class: `upstream${t.state === 'confirmed' ? '' : ' cisco-may-apply'}`, 'data-side': 'cisco-accepted' },
       t.state === 'confirmed' ? null : icon('warning'), ...text);
   }
@@ -181,13 +186,13 @@ function transferTable(items: Transfer[], v: RowView): HTMLElement {
       h('th', { scope: 'col' }, 'Settled'), h('th', { scope: 'col' }, 'Upstream'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')),
     )),
     h('tbody', {}, items.map((t) => {
-      const what = `${count(t.quantity)} ${v.displayName(t.tag)} from ${v.name(t.fromVaId)} to ${v.name(t.toVaId)}`;
+      const what = `${count(t.quantity)} ${licenseName(t)} from ${v.name(t.fromVaId)} to ${v.name(t.toVaId)}`;
       const act = t.state === 'provisional' ? v.onSettle(t) : null;
       return h('tr', { 'data-transfer': t.id, 'data-state': t.state },
         h('th', { scope: 'row', class: 'requested' }, stamp(t.requestedAt), h('span', { class: 'asked-by' }, ' by ', h('span', { class: 'by' }, person(t.requestedBy)))),
         h('td', { class: 'state' }, stateBadge(t)),
         h('td', { class: 'vas' }, h('span', { class: 'from' }, v.name(t.fromVaId)), ' → ', h('span', { class: 'to' }, v.name(t.toVaId))),
-        h('td', { class: 'license' }, h('span', { class: 'name' }, v.displayName(t.tag)), h('span', { class: 'tag' }, t.tag),
+        h('td', { class: 'license' }, h('span', { class: 'name' }, licenseName(t)), h('span', { class: 'tag' }, t.tag),
           t.reason ? h('span', { class: 'asked-reason' }, '“', t.reason, '”') : null),
         h('td', { class: 'num quantity' }, count(t.quantity)),
         h('td', { class: 'settled' }, ...settledCell(t, v)),
