@@ -11,6 +11,7 @@ import { devicePage } from './pages/device.js';
 import { eventsPage } from './pages/events.js';
 import { usersPage } from './pages/users.js';
 import { accessPage, approves, pendingCount } from './pages/access.js';
+import { transfersOffered, transfersPage } from './pages/transfers.js';
 
 interface Page {
   path: string;
@@ -31,6 +32,7 @@ const PAGES: Page[] = [
   { path: 'licenses', title: 'Licenses', icon: 'check', render: licensesPage, ...readsSomeVa },
   { path: 'devices', title: 'Devices', icon: 'device', render: devicesPage, ...readsSomeVa },
   { path: 'events', title: 'Events', icon: 'clock', render: eventsPage, ...readsSomeVa },
+  { path: 'transfers', title: 'Transfers', icon: 'exchange', render: transfersPage, offered: transfersOffered, refusal: 'Transfers are offered to roles that may read licenses, and yours may read none.' },
   { path: 'tokens', title: 'Registration tokens', icon: 'key', render: tokensPage, ...readsSomeVa },
   { path: 'exchange', title: 'Exchange', icon: 'exchange', render: exchangePage, offered: (c) => may(c, 'read'), refusal: 'The exchange is collector-wide: only a role on every virtual account may see it, and yours are on some of them.' },
   { path: 'access', title: 'Requests', icon: 'user', render: accessPage },

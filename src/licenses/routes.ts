@@ -68,7 +68,8 @@ export const licenseRoutes = [
     handler: ({ services, query, vaIds }) => {
       const scope = listScope(services, query.vaId, vaIds);
       const only = scope.vaId ? [scope.vaId] : (scope.vaIds ?? null);
-      return { items: services.licenses.transfers.list(only, query.state), nextCursor: null };
+      // The upstream that answers provisional transfers: the console says which side each waits on.
+      return { items: services.licenses.transfers.list(only, query.state), nextCursor: null, upstream: services.config.exchange.upstream.kind };
     },
   }),
   route({

@@ -344,6 +344,8 @@ export class TransferService {
       refusal: r.refusal,
       settledBy: r.settled_by ?? (r.settled_at != null ? 'upstream' : null),
       settleReason: r.settle_reason ?? null,
+      /** When Cisco's transfer call accepted it (null: never sent to Cisco): Cisco may apply it even if reverted here. */
+      ciscoAcceptedAt: toIso(r.cisco_sent_at ?? null),
     };
   }
 }

@@ -1,7 +1,8 @@
 import { api } from '../api.js';
 import { h, icon, status } from '../dom.js';
 import { count, when } from '../format.js';
-import type { Caller } from '../session.js';
+import { may, vasWith, type Caller } from '../session.js';
+import { transferLink } from './transfers.js';
 import { usageChart, type ChartDay, type ChartForecast } from './usage-chart.js';
 import type { Va } from '../types.js';
 
@@ -45,7 +46,7 @@ export const available = (t: { owned: number | null; inUse: number }): string =>
  * Licenses: per VA and tag what is owned, in use and available, then for one of them its daily
  * history as a chart with the owned quantity and the forecast crossing, and its entitlement lines.
  */
-export async function licensesPage(main: HTMLElement, _caller: Caller): Promise<void> {
+export async function licensesPage(main: HTMLElement, caller: Caller): Promise<void> {
   const [vas, compliance, forecasts] = await Promise.all([
     api<{ items: Va[] }>('GET', '/virtual-accounts'),
     api<{ items: VaCompliance[] }>('GET', '/compliance'),
@@ -62,7 +63,7 @@ export async function licensesPage(main: HTMLElement, _caller: Caller): Promise<
     h('p', { class: 'lede' }, 'Per virtual account and license: owned, in use and available, and how use has moved day by day.'),
     h('section', { 'aria-labelledby': 'licenses-title' },
       h('div', { class: 'section-head' }, h('h2', { id: 'licenses-title' }, 'Owned and in use'), csvLink),
-      rows.length ? licenseTable(rows) : status('No license is owned or in use yet.'),
+      rows.length ? licenseTable(rows, transferable(caller, vas.items)) : status('No license is owned or in use yet.'),
     ),
   );
   if (!rows.length) return;
@@ -97,13 +98,20 @@ export async function licensesPage(main: HTMLElement, _caller: Caller): Promise<
   );
 }
 
-function licenseTable(rows: { vaId: string; vaName: string; t: TagCompliance }[]): HTMLElement {
+/** Whether a row links to the transfer form: a quantity owned, and the caller operates on its VA and another. */
+function transferable(caller: Caller, vas: Va[]): (vaId: string, t: TagCompliance) => boolean {
+  const operable = vasWith(caller, 'operate');
+  const n = operable === 'all' ? vas.length : vas.filter((v) => operable.includes(v.id)).length;
+  return (vaId, t) => n >= 2 && t.owned !== null && t.owned > 0 && may(caller, 'operate', vaId);
+}
+
+function licenseTable(rows: { vaId: string; vaName: string; t: TagCompliance }[], canTransfer: (vaId: string, t: TagCompliance) => boolean): HTMLElement {
   return h('table', { id: 'licenses' },
     h('caption', { class: 'visually-hidden' }, 'Licenses per virtual account'),
     h('thead', {}, h('tr', {},
       h('th', { scope: 'col' }, 'Virtual account'), h('th', { scope: 'col' }, 'License'), h('th', { scope: 'col' }, 'Tag'),
       h('th', { scope: 'col', class: 'num' }, 'Owned'), h('th', { scope: 'col', class: 'num' }, 'In use'), h('th', { scope: 'col', class: 'num' }, 'Available'),
-      h('th', { scope: 'col' }, 'Status'),
+      h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')),
     )),
     h('tbody', {}, rows.map((r) => {
       const s = STATUS_TEXT[r.t.status];
@@ -115,6 +123,9 @@ function licenseTable(rows: { vaId: string; vaName: string; t: TagCompliance }[]
         h('td', { class: 'num in-use' }, count(r.t.inUse)),
         h('td', { class: 'num available' }, available(r.t)),
         h('td', { class: 'status' }, h('span', { class: `badge tone-${s.tone}` }, icon(s.icon), h('span', {}, s.text)), r.t.short ? h('span', { class: 'short' }, ` short by ${count(r.t.short)}`) : null),
+        h('td', { class: 'actions' }, canTransfer(r.vaId, r.t)
+          ? h('a', { href: transferLink(r.vaId, r.t.tag), class: 'transfer-link' }, 'Transfer…', h('span', { class: 'visually-hidden' }, ` ${r.t.displayName} from ${r.vaName}`))
+          : null),
       );
     })),
   );
