@@ -16,13 +16,14 @@ afterEach(async () => {
 });
 
 /** Adds `extra` reports (refs after the last) to a usage bundle and signs it again with the collector's key. */
-function grow(file: string, extra: number, sign: (b: Buffer) => Buffer): number {
+function grow(file: string, extra: number, sign: (b: Buffer) => Buffer, o: { brokenLast?: boolean } = {}): number {
   const ms = members(file);
   const payload = ms.find((m) => m.name === 'reports.ndjson.gz')!;
   const lines = gunzipSync(payload.data).toString('utf8').trimEnd().split('\n');
   const last = JSON.parse(lines[lines.length - 1]!) as { ref: number; reportId: string };
   const more: string[] = [];
   for (let i = 1; i <= extra; i++) more.push(JSON.stringify({ ...last, ref: last.ref + i, reportId: `grown-${i}` }));
+  if (o.brokenLast) more[more.length - 1] = '{"ref": not json';
   payload.data = gzipSync([...lines, ...more].join('\n') + '\n');
   const manifest = JSON.parse(ms[0]!.data.toString('utf8'));
   const listed = manifest.payloads.find((p: { name: string }) => p.name === 'reports.ndjson.gz');
@@ -59,16 +60,16 @@ it('`outpost upstream process` shows its progress on stderr, run on the store or
   const req = await h.services.exchange.enrollment.request('ACME', 'test');
   const added = await cli(['upstream', 'collector', 'add', req.file, '--account', 'ACME', '--fingerprint', req.fingerprint, '--json'], env);
   expect(added.code, added.stderr).toBe(0);
-  const status = JSON.parse((await cli(['upstream', 'status', '--json'], env)).stdout);
-  await h.services.exchange.enrollment.trust(JSON.parse(added.stdout).responseFile, status.fingerprint, 'test');
+  const identity = JSON.parse((await cli(['upstream', 'status', '--json'], env)).stdout);
+  await h.services.exchange.enrollment.trust(JSON.parse(added.stdout).responseFile, identity.fingerprint, 'test');
   expect((await cli(['upstream', 'entitlements', 'add', '--account', 'ACME', '--va', 'Default', '--tag', TAG, '--quantity', '10'], env)).code).toBe(0);
 
   const d = await h.registered();
   const files: { file: string; total: number }[] = [];
-  for (const id of ['a', 'b', 'c']) {
+  for (const id of ['a', 'b', 'c', 'd']) {
     await d.sendReport(d.report(TAG, 1, undefined, `real-${id}`));
     const file = (await h.api.post('/api/v1/exchange/export').send({}).expect(200)).body.file as string;
-    files.push({ file, total: grow(file, 30_000, (b) => h!.services.identity.signDetached(b)) });
+    files.push({ file, total: grow(file, 30_000, (b) => h!.services.identity.signDetached(b), { brokenLast: id === 'd' }) });
   }
 
   // The CLI opens the store itself.
@@ -86,5 +87,15 @@ it('`outpost upstream process` shows its progress on stderr, run on the store or
   const served = await cli(['upstream', 'process', files[2]!.file], env, 60_000);
   expectPlainProgress(served, files[2]!.total);
   expect(served.stdout).toContain(`${files[2]!.total} reports accepted`);
+
+  // A bundle that fails once counting has begun: the stream's last line carries the refusal, the
+  // command says it and fails, and nothing of the bundle is counted.
+  const broken = await cli(['upstream', 'process', files[3]!.file, '--json'], env, 60_000);
+  expect(broken.code).toBe(1);
+  expect(broken.stderr.split('\n')[0]).toMatch(LINE);
+  expect(broken.stderr).toContain(`reports.ndjson.gz line ${files[3]!.total}`);
+  expect(broken.stderr).toContain('(malformed_payload)');
+  const status = JSON.parse((await cli(['upstream', 'status', '--json'], env)).stdout);
+  expect(status.collectors[0].usageHwm).toBe(3);
   expect(await up.stop('SIGTERM')).toBe(0);
 }, 90_000);
