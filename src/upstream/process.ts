@@ -181,7 +181,7 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
  * that all were counted, and between them each tenth of the way and otherwise at most one step
  * per interval, so a stream or a log shows movement without a line per batch.
  */
-export function progressOf(total: number, onProgress: OnProgress | undefined, intervalMs = 200, now: () => number = Date.now): (done: number, last?: boolean) => void {
+function progressOf(total: number, onProgress: OnProgress | undefined, intervalMs = 200, now: () => number = Date.now): (done: number, last?: boolean) => void {
   if (!onProgress) return () => {};
   let at = -Infinity;
   let tenth = -1;
