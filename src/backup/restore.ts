@@ -11,6 +11,7 @@ import { floorFile, readFloorFile, writeFloorFile } from '../time/floor-file.js'
 import { readBackup, type BackupManifest } from './format.js';
 import { signEpoch, type EpochStatement } from './epoch.js';
 import { syncDir } from './backup.js';
+import { carryDeviceChanges, type CarriedDevices } from './carry-devices.js';
 
 export interface RestoreResult {
   restoredFrom: string;
@@ -24,6 +25,8 @@ export interface RestoreResult {
   kept: string[];
   /** What it could not keep, in words, each with what to do. */
   lost: string[];
+  /** Deregistrations and VA moves made after the backup that the restore kept (null: the replaced store could not be read). */
+  devices: CarriedDevices | null;
 }
 
 const stamp = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
@@ -36,8 +39,9 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * - keeps the higher trusted-time floor (the install's, from the database and the floor file,
  *   or the backup's): an expired token or entitlement stays expired;
  * - keeps the install's keys, and from its store (when it can still be read) the device keys
- *   and re-keys, the devices registered since, the upstream keys pinned since, and the
- *   acknowledgements received since (nothing an upstream already holds is sent as new);
+ *   and re-keys, the devices registered, deregistered and moved since (the in-use of the VAs
+ *   they touch counted again), the upstream keys pinned since, and the acknowledgements
+ *   received since (nothing an upstream already holds is sent as new);
  * - starts a new epoch, signed, which the next usage bundle carries to the upstream;
  * - appends a `collector.restored` event, so the trail's checkpoints read it as a restore.
  */
@@ -81,6 +85,7 @@ function restoreLocked(o: { dataDir: string; file: string; now: () => number; ac
   const hadStore = existsSync(dbFile);
   let epoch: number | null = null;
   let floors: RestoreResult['timeFloor'];
+  let devices: CarriedDevices | null = null;
   const db = new Database(work);
   try {
     db.exec('DROP TABLE outpost_backup; DROP TABLE IF EXISTS outpost_backup_files');
@@ -94,7 +99,7 @@ function restoreLocked(o: { dataDir: string; file: string; now: () => number; ac
     const restoredAt = Math.max(o.now(), floor);
     const seed = readSeed(keysDir);
     db.transaction(() => {
-      if (cur) carryOver(db, kept, lost);
+      if (cur) devices = carryOver(db, kept, lost);
       else if (hadStore) lost.push('nothing was carried over from the replaced store (it could not be read): devices registered or re-keyed since the backup register again; reports acknowledged since may be sent again, and upstreams count them once');
       else lost.push('there was no store to carry anything over from: devices registered or re-keyed since the backup register again');
       setMeta(db, 'time_floor', String(floor));
@@ -121,7 +126,7 @@ function restoreLocked(o: { dataDir: string; file: string; now: () => number; ac
       const previousHead = cur ? ((db.prepare('SELECT id, hash FROM cur.events ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string } | undefined) ?? null) : null;
       const summary = {
         backup: basename(o.file), backupCreatedAt: m.createdAt, backupVersion: m.version, backupEventHead: m.eventHead,
-        replacedEventHead: previousHead, epoch, fromSequence: outSeq, timeFloor: floors.kept, kept, lost,
+        replacedEventHead: previousHead, epoch, fromSequence: outSeq, timeFloor: floors.kept, kept, lost, devices,
         ...(statement ? { statement } : {}),
       };
       setMeta(db, 'restore.last', JSON.stringify({ at: iso(restoredAt), ...summary, statement: undefined }));
@@ -145,7 +150,7 @@ function restoreLocked(o: { dataDir: string; file: string; now: () => number; ac
   return {
     restoredFrom: o.file,
     backup: { createdAt: m.createdAt, version: m.version, schemaVersion: m.schemaVersion, withKeys: m.withKeys, collectorId: m.collectorId, eventHead: m.eventHead },
-    epoch, timeFloor: floors, previousStore, kept, lost,
+    epoch, timeFloor: floors, previousStore, kept, lost, devices,
   };
 }
 
@@ -237,7 +242,7 @@ function attachCurrent(db: Db, dbFile: string, lost: string[]): boolean {
 }
 
 /** What the replaced store knew that happened after the backup and must not be forgotten. */
-function carryOver(db: Db, kept: string[], lost: string[]): void {
+function carryOver(db: Db, kept: string[], lost: string[]): CarriedDevices {
   const cols = (table: string) =>
     (db.prepare(`SELECT name FROM pragma_table_info('${table}', 'main')`).pluck().all() as string[]).filter((c) =>
       (db.prepare(`SELECT name FROM pragma_table_info('${table}', 'cur')`).pluck().all() as string[]).includes(c));
@@ -282,6 +287,9 @@ function carryOver(db: Db, kept: string[], lost: string[]): void {
     .prepare(`DELETE FROM main.report_pending WHERE EXISTS (SELECT 1 FROM cur.report_acks ca ${match} AND mr.id = main.report_pending.report_id AND ca.destination = main.report_pending.destination)`)
     .run().changes;
   if (acks) kept.push(`${acks} acknowledgement(s) received since the backup (${settled} report wait(s) settled by them)`);
+
+  // Deregistrations and moves since, after the devices registered since (which come in as the replaced store has them).
+  return carryDeviceChanges(db, kept, lost);
 }
 
 /** Sealed secrets with no key to open them: what doctor also reports, said here with the fix. */

@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { packageRoot } from '../config/load.js';
 import type { Db } from './open.js';
@@ -31,6 +31,33 @@ export class MigrationError extends Error {
   }
 }
 
+/** Not enough free space for the copy taken before migrating: nothing was changed. */
+export class NoRoomForCopyError extends Error {
+  readonly code = 'no_room_for_pre_migration_copy';
+  constructor(readonly file: string, readonly folder: string, readonly needed: number, readonly free: number) {
+    super(
+      `the database ${file} must be copied to ${folder} before it is migrated, which needs ${needed} bytes free there ` +
+        `(its size plus a margin), but only ${free} bytes are free: nothing was changed; free some space on that file system ` +
+        '(old pre-migration copies and backups are kept in that folder), then start again',
+    );
+  }
+}
+
+/** Free bytes for an unprivileged writer on the file system holding `folder`. */
+export type FreeBytes = (folder: string) => number;
+
+export const statfsFreeBytes: FreeBytes = (folder) => {
+  const s = statfsSync(folder);
+  return s.bavail * s.bsize;
+};
+
+/**
+ * What the copy may take beyond the database's own size: VACUUM INTO writes no more than the
+ * live pages, but the file system needs room for its own blocks, and a disk left at zero stops
+ * the collector's next writes. A tenth of the size, and never less than 16 MiB.
+ */
+export const copyMargin = (size: number) => Math.max(16 * 1024 * 1024, Math.ceil(size / 10));
+
 export interface MigrateOptions {
   /** Apply migrations up to this version only: a test builds a database as an older Outpost made it. */
   upTo?: number;
@@ -42,6 +69,8 @@ export interface MigrateOptions {
   copy?: boolean;
   /** Makes the copy taken before migrating restorable (the backup layer adds its manifest). */
   sealCopy?: (file: string) => void;
+  /** Reads the free space where the copy goes (statfs by default; a test gives a small one). */
+  freeBytes?: FreeBytes;
 }
 
 function migrationFiles(migrationsDir: string): { version: number; file: string }[] {
@@ -85,6 +114,31 @@ function copyBefore(db: Db, from: number, to: number, at: number): string {
   return target;
 }
 
+const onDisk = (file: string) => (existsSync(file) ? statSync(file).size : 0);
+
+/**
+ * Refuses, before anything is written, to start an upgrade whose pre-migration copy would not
+ * fit: a copy that fills the disk half-way fails the start anyway, and leaves the disk full for
+ * everything else. Reads only, so the store opener calls it before its first pragma.
+ */
+export function refuseNoRoomForCopy(db: Db, migrationsDir = collectorMigrations, opts: MigrateOptions = {}): void {
+  if (!copyDue(db, migrationsDir, opts)) return;
+  const folder = dirname(preMigrationFile(db.name, 0, 0, 0));
+  // The folder is made only when the copy is taken: until then its parent holds the space.
+  const measured = existsSync(folder) ? folder : dirname(folder);
+  const needed = onDisk(db.name) + onDisk(`${db.name}-wal`);
+  const withMargin = needed + copyMargin(needed);
+  const free = (opts.freeBytes ?? statfsFreeBytes)(measured);
+  if (free < withMargin) throw new NoRoomForCopyError(db.name, folder, withMargin, free);
+}
+
+/** Whether migrating this database now takes a copy first: an existing file database with migrations pending. */
+function copyDue(db: Db, migrationsDir: string, opts: MigrateOptions): boolean {
+  if (opts.copy === false || db.name === ':memory:' || db.name === '') return false;
+  const current = db.pragma('user_version', { simple: true }) as number;
+  return current > 0 && migrationFiles(migrationsDir).some((m) => m.version > current && (opts.upTo === undefined || m.version <= opts.upTo));
+}
+
 /**
  * Applies the numbered .sql files in src/store/migrations that this database has not seen, in
  * one transaction, recording the version in SQLite's user_version. An existing
@@ -93,6 +147,7 @@ function copyBefore(db: Db, from: number, to: number, at: number): string {
  */
 export function migrate(db: Db, migrationsDir = collectorMigrations, opts: MigrateOptions = {}): void {
   refuseNewer(db, migrationsDir);
+  refuseNoRoomForCopy(db, migrationsDir, opts);
   const current = db.pragma('user_version', { simple: true }) as number;
   const pending = migrationFiles(migrationsDir).filter((m) => m.version > current && (opts.upTo === undefined || m.version <= opts.upTo));
   if (!pending.length) return;

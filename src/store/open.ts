@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { migrate, refuseNewer } from './migrate.js';
+import { migrate, refuseNewer, refuseNoRoomForCopy, type FreeBytes } from './migrate.js';
 
 export type Db = Database.Database;
 
@@ -59,6 +59,8 @@ export interface StoreOptions {
   log?: (message: string) => void;
   /** Makes that copy restorable (see migrate). */
   sealCopy?: (file: string) => void;
+  /** Reads the free space where that copy goes (statfs by default). */
+  freeBytes?: FreeBytes;
 }
 
 /** Opens the store, claiming it for this process. */
@@ -71,6 +73,8 @@ export function openStore(file: string, opts: StoreOptions = {}): Db {
     db = new Database(file);
     // Before any pragma: WAL mode would rewrite the header of a file that is not ours to change.
     refuseNewer(db, opts.migrationsDir);
+    // Also before any pragma: a start refused for want of room leaves the files as they were.
+    refuseNoRoomForCopy(db, opts.migrationsDir, { freeBytes: opts.freeBytes });
     // Only an empty database takes a page size, and only before WAL is turned on.
     if (fresh && opts.pageSize) db.pragma(`page_size = ${Number(opts.pageSize)}`);
     applyPragmas(db);
@@ -82,7 +86,7 @@ export function openStore(file: string, opts: StoreOptions = {}): Db {
   // The database holds token hashes and device keys: readable by the service user only.
   for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}.lock`]) if (existsSync(f)) chmodSync(f, 0o600);
   try {
-    migrate(db, opts.migrationsDir, { ...(opts.log ? { log: opts.log } : {}), ...(opts.sealCopy ? { sealCopy: opts.sealCopy } : {}) });
+    migrate(db, opts.migrationsDir, { ...(opts.log ? { log: opts.log } : {}), ...(opts.sealCopy ? { sealCopy: opts.sealCopy } : {}), ...(opts.freeBytes ? { freeBytes: opts.freeBytes } : {}) });
   } catch (e) {
     // A start that cannot migrate gives the store back: the operator's next command must find it free.
     db.close();

@@ -12,6 +12,7 @@ import type { UpstreamService } from './service.js';
 import { AppError } from '../shared/errors.js';
 import { receiveCheckpoint, type CheckpointReceipt } from './checkpoints.js';
 import { checkEpoch, recordEpoch } from './epochs.js';
+import type { OnProgress } from '../shared/progress.js';
 
 export interface ProcessResult {
   usageBundle: string;
@@ -60,11 +61,13 @@ export const bundleConflict = (bundleId: string) =>
  * writing it fails, processing the bundle again (its sequence was not yet recorded) counts
  * nothing twice and answers it.
  */
-export async function processUsageBundle(up: UpstreamService, file: string, o: { force: boolean }): Promise<ProcessResult> {
+export async function processUsageBundle(up: UpstreamService, file: string, o: { force: boolean; onProgress?: OnProgress }): Promise<ProcessResult> {
   mkdirSync(up.outDir, { recursive: true });
   const { db } = up;
   const v = await verifyBundle(file, { kinds: ['usage'], keyFor: (m) => up.collectorKeyFor(m) });
   const m = v.manifest;
+  const total = m.payloads.find((p) => p.name === PAYLOAD.reports)?.records ?? 0;
+  const report = progressOf(total, o.onProgress);
   const c = up.collector(m.collectorId)!;
   if (m.accountId !== c.account_id) throw new BundleError('wrong_account', `the bundle is bound to account ${m.accountId}; collector ${c.id} belongs to ${c.account_id}`);
   // The same bundle again (a reply lost on the way, a file processed twice): its earlier
@@ -115,7 +118,9 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
 
   // Reports: each counted once per account, UDI and report id, in one transaction.
   const account = (db.prepare('SELECT num FROM accounts WHERE id = ?').get(c.account_id) as { num: number }).num;
-  const counts = await countReports(db, file, m, { account, collector: c.num, now }, { tags: [...tags], foreign: [...foreign] });
+  report(0);
+  const counts = await countReports(db, file, m, { account, collector: c.num, now }, { tags: [...tags], foreign: [...foreign] }, report);
+  report(total, true);
   const acks = counts.acks;
 
   // VAs first (a transfer may name a VA proposed in this same bundle), then transfers, then
@@ -169,6 +174,26 @@ export async function processUsageBundle(up: UpstreamService, file: string, o: {
     return res;
   })();
   return result;
+}
+
+/**
+ * Reports read against the manifest's count: the first step says how many there are, the last
+ * that all were counted, and between them each tenth of the way and otherwise at most one step
+ * per interval, so a stream or a log shows movement without a line per batch.
+ */
+function progressOf(total: number, onProgress: OnProgress | undefined, intervalMs = 200, now: () => number = Date.now): (done: number, last?: boolean) => void {
+  if (!onProgress) return () => {};
+  let at = -Infinity;
+  let tenth = -1;
+  let sent = -1;
+  return (done, last = false) => {
+    const t = total > 0 ? Math.floor((done * 10) / total) : 0;
+    if (done === sent || (!last && t <= tenth && now() - at < intervalMs)) return;
+    at = now();
+    tenth = t;
+    sent = done;
+    onProgress({ phase: 'count', done, total, unit: 'reports' });
+  };
 }
 
 /** A small payload's records, each line parsed strictly (a duplicate key is refused). */

@@ -17,6 +17,8 @@ export interface ReportCheck {
 export interface ReportBatch {
   fields: string[];
   measurements: number[];
+  /** Report lines read through this batch, accepted or not: how far processing has got. */
+  read: number;
 }
 
 export interface ReportsRead {
@@ -46,7 +48,7 @@ export async function readReportBatches(file: string, manifest: Manifest, check:
   let rejected = 0;
   let lastRef = 0;
   const lines = await streamPayloadLines(file, manifest, PAYLOAD.reports, async (chunk, before) => {
-    const batch: ReportBatch = { fields: [], measurements: [] };
+    const batch: ReportBatch = { fields: [], measurements: [], read: before + chunk.length };
     for (let i = 0; i < chunk.length; i++) {
       let r: ReportRecord;
       try {

@@ -27,6 +27,8 @@ export async function countReports(
   manifest: Manifest,
   keys: { account: number; collector: number; now: number },
   check: ReportCheck,
+  /** Told the report lines read so far after each batch is written. */
+  onRead?: (read: number) => void,
 ): Promise<ReportsCounted> {
   const upsertOf = (rows: number) =>
     db.prepare(
@@ -57,6 +59,7 @@ export async function countReports(
       merged += upsertMany.run(args).changes;
     }
     for (; i < n; i++) merged += upsertOne.run(f[4 * i], f[4 * i + 1], b.measurements[i], f[4 * i + 2], f[4 * i + 3]).changes;
+    onRead?.(b.read);
   };
   db.exec('BEGIN');
   try {

@@ -8,22 +8,31 @@ import type { OperationName, Operations } from '../../upstream/server/operations
 import { adminAnswers, adminCall, AdminError } from '../../upstream/server/admin-client.js';
 import { upstreamSocketFile } from '../../upstream/server/socket-file.js';
 import { untilStopped } from './serve.js';
+import { commandProgress, quietOption, withProgress } from '../progress.js';
+import type { OnProgress } from '../../shared/progress.js';
 
 /** The reference upstream runs from the command line, on its own store (upstream.dataDir or --dir). */
 const upstreamDir = (ctx: CommandContext) => resolve(str(ctx.values.dir) ?? ctx.config().upstream.dataDir);
 
 /**
  * Runs one operation: through the running upstream's socket when `outpost upstream serve`
- * answers there (it owns the store), else on the store opened here, under its lock.
+ * answers there (it owns the store), else on the store opened here, under its lock. Either way
+ * an operation that reports progress tells `onProgress`.
  */
-async function op<K extends OperationName>(ctx: CommandContext, name: K, args: Parameters<Operations[K]>[0], outIsFile = false): Promise<Awaited<ReturnType<Operations[K]>>> {
+async function op<K extends OperationName>(
+  ctx: CommandContext,
+  name: K,
+  args: Parameters<Operations[K]>[0],
+  outIsFile = false,
+  onProgress?: OnProgress,
+): Promise<Awaited<ReturnType<Operations[K]>>> {
   const dir = upstreamDir(ctx);
   const socket = upstreamSocketFile(dir);
   try {
     if (await adminAnswers(socket)) {
       // --out names the bundles' folder, which a serving upstream has its own of; a command whose --out is a file passes it on.
       if (str(ctx.values.out) && !outIsFile) throw new CliError(`--out is not used while the upstream serves (${socket}): its bundles go to ${dir}/outbox`);
-      return await adminCall(socket, name, args);
+      return await adminCall(socket, name, args, onProgress);
     }
     // The upstream's own modules load only when this command opens its store (see client.ts).
     const [{ openUpstreamStore }, { UpstreamService }, { loadOrCreateIdentity }, { StoreLockedError }, { operations }] = await Promise.all([
@@ -40,7 +49,7 @@ async function op<K extends OperationName>(ctx: CommandContext, name: K, args: P
     try {
       const { identity } = loadOrCreateIdentity(dir, 'upstream');
       const up = new UpstreamService(db, systemClock, identity, resolve(str(ctx.values.out) ?? `${dir}/outbox`), dir);
-      return (await (operations(up)[name] as (a: unknown) => Promise<unknown>)(args)) as Awaited<ReturnType<Operations[K]>>;
+      return (await (operations(up)[name] as (a: unknown, p?: OnProgress) => Promise<unknown>)(args, onProgress)) as Awaited<ReturnType<Operations[K]>>;
     } finally {
       db.close();
     }
@@ -148,13 +157,15 @@ export const upstreamCommands: Command[] = [
   },
   {
     name: 'upstream process',
-    usage: 'outpost upstream process USAGE_BUNDLE [--force] [--dir DIR] [--out DIR]',
+    usage: 'outpost upstream process USAGE_BUNDLE [--force] [--dir DIR] [--out DIR] [--quiet]',
     summary: 'Verify a usage bundle, count its reports once, and write the signed response bundle',
-    options: { ...dirOption, force: { type: 'boolean' } },
+    options: { ...dirOption, force: { type: 'boolean' }, ...quietOption },
     async run(ctx) {
       const file = ctx.positionals[0];
       if (!file) throw new CliError('name the usage bundle');
-      const r = await op(ctx, 'process', { file: resolve(file), force: Boolean(ctx.values.force) });
+      const r = await withProgress(commandProgress(ctx, 'upstream process', 'reports'), (p) =>
+        op(ctx, 'process', { file: resolve(file), force: Boolean(ctx.values.force) }, false, (e) => p.update(e)),
+      );
       ctx.output(r, () =>
         r.alreadyProcessed
           ? `usage bundle ${r.sequence} (${r.usageBundle}) was already processed: nothing counted again\nresponse ${r.responseSequence}: ${r.responseFile}`

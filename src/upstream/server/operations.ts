@@ -4,6 +4,7 @@ import { UpstreamError, type EntitlementInput, type UpstreamService } from '../s
 import { pendingEnrollments, pinPending } from './enrollments.js';
 import type { SyncJobs } from './jobs.js';
 import { exportCheckpoints } from '../checkpoints.js';
+import type { OnProgress } from '../../shared/progress.js';
 
 /**
  * What the upstream's operator can do, one function each: the CLI runs them on the store it
@@ -16,7 +17,7 @@ export interface Operations {
   collectorRotate(a: { file: string }): ReturnType<UpstreamService['acceptCollectorRotation']>;
   rotateKey(a: { graceDays: number }): ReturnType<UpstreamService['rotateOwnKey']>;
   entitlementAdd(a: EntitlementInput): Promise<{ vaId: string; version: number }>;
-  process(a: { file: string; force: boolean }): ReturnType<typeof processUsageBundle>;
+  process(a: { file: string; force: boolean }, onProgress?: OnProgress): ReturnType<typeof processUsageBundle>;
   status(a: Record<string, never>): Promise<UpstreamStatus>;
   checkpointsExport(a: { collector: string; file: string }): ReturnType<typeof exportCheckpoints>;
 }
@@ -33,14 +34,15 @@ export interface UpstreamStatus {
 export type OperationName = keyof Operations;
 
 /** The admin socket's routes, one an operation. */
-export const ADMIN_ROUTES: Record<OperationName, { method: 'GET' | 'POST'; path: string; writes: boolean }> = {
+export const ADMIN_ROUTES: Record<OperationName, { method: 'GET' | 'POST'; path: string; writes: boolean; progress?: boolean }> = {
   identity: { method: 'GET', path: '/admin/v1/identity', writes: false },
   collectorAdd: { method: 'POST', path: '/admin/v1/collectors', writes: true },
   collectorPending: { method: 'GET', path: '/admin/v1/collectors/pending', writes: false },
   collectorRotate: { method: 'POST', path: '/admin/v1/collectors/rotate', writes: true },
   rotateKey: { method: 'POST', path: '/admin/v1/rotate-key', writes: true },
   entitlementAdd: { method: 'POST', path: '/admin/v1/entitlements', writes: true },
-  process: { method: 'POST', path: '/admin/v1/process', writes: true },
+  // Streams its progress as NDJSON to a caller that asks for it (Accept: application/x-ndjson).
+  process: { method: 'POST', path: '/admin/v1/process', writes: true, progress: true },
   status: { method: 'GET', path: '/admin/v1/status', writes: false },
   // Reads only, but a POST: it names the file to write.
   checkpointsExport: { method: 'POST', path: '/admin/v1/checkpoints/export', writes: false },
@@ -71,7 +73,7 @@ export function operations(up: UpstreamService, jobs?: SyncJobs): Operations {
       if (typeof a.collector !== 'string' || !a.collector) throw new UpstreamError('bad_request', 'collector is required');
       return exportCheckpoints(up, a.collector, absolute(a.file, 'the output file'));
     },
-    process: (a) => processUsageBundle(up, absolute(a.file, 'the usage bundle'), { force: Boolean(a.force) }),
+    process: (a, onProgress) => processUsageBundle(up, absolute(a.file, 'the usage bundle'), { force: Boolean(a.force), onProgress }),
     status: async () => {
       const counts = jobs?.counts();
       const fromRows = () => {
