@@ -62,13 +62,13 @@ function plainProgress(o: ProgressOptions, stream: NodeJS.WritableStream): Progr
   const interval = o.intervalMs ?? 2000;
   const started = now();
   let last: ProgressEvent | null = null;
-  let printed: { at: number; tenth: number; phase: string | undefined; line: string } | null = null;
+  let printed: { at: number; tenth: number; phase: string | undefined; line: string; event: ProgressEvent } | null = null;
   let stopped = false;
   const print = (p: ProgressEvent) => {
     const line = progressLine(o.label, p, now() - started, o.unit);
     if (line === printed?.line) return;
     stream.write(line + '\n');
-    printed = { at: now(), tenth: tenth(p), phase: p.phase, line };
+    printed = { at: now(), tenth: tenth(p), phase: p.phase, line, event: p };
   };
   return {
     mode: 'plain',
@@ -82,7 +82,8 @@ function plainProgress(o: ProgressOptions, stream: NodeJS.WritableStream): Progr
     stop() {
       if (stopped) return;
       stopped = true;
-      if (last) print(last);
+      // The last update, unless it was the last line printed (its rate would differ, not its count).
+      if (last && last !== printed?.event) print(last);
     },
   };
 }

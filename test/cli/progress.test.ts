@@ -45,6 +45,20 @@ describe('progress on the command line', () => {
     expect(s.text()).not.toContain('\x1b');
   });
 
+  it('does not print the last count again at stop when it was already printed, though its rate has changed since', async () => {
+    const s = stream(false);
+    let t = 0;
+    const p = createProgress({ label: 'process', unit: 'reports', stream: s, now: () => t, intervalMs: 2000 });
+    p.update({ done: 0, total: 500 });
+    t += 1000;
+    p.update({ done: 500, total: 500 });
+    t += 700; // the command's own work after the last count (writing the response)
+    p.stop();
+    await tick();
+    const lines = s.text().trim().split('\n');
+    expect(lines.filter((l) => l.startsWith('process: 500/500'))).toHaveLength(1);
+  });
+
   it('prints a plain line at each interval where the total is unknown, and at each new phase', async () => {
     const s = stream(false);
     let t = 0;
