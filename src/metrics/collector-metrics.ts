@@ -254,6 +254,8 @@ export class CollectorMetrics {
       case 'cisco.cloud_sync_failed': return void this.syncs.inc({ upstream: 'cisco', outcome: 'failure' });
       case 'exchange.exported': return void this.exports.inc({ kind: 'bundle', outcome: 'success' });
       case 'cisco.portal_exported': return void this.exports.inc({ kind: 'portal', outcome: 'success' });
+      case 'exchange.export_failed': return void this.exports.inc({ kind: 'bundle', outcome: 'failure' });
+      case 'cisco.portal_export_failed': return void this.exports.inc({ kind: 'portal', outcome: 'failure' });
       case 'reports.pruned':
         this.pruned.inc({ source: 'device' }, Number(d.device) || 0);
         this.pruned.inc({ source: 'rum' }, Number(d.rum) || 0);
