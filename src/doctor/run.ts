@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.js';
 import { fail, ok, type Check } from './check.js';
 import { fileModeChecks } from './files.js';
 import { clockChecks, exchangeChecks, keyChecks, openForDoctor, restoreChecks } from './store.js';
+import { backupAgeCheck } from './backups.js';
 import { backupFileChecks, configFileCheck, secretFileChecks } from './secrets.js';
 import { polledDeviceChecks, upstreamChecks, type NetworkOptions } from './network.js';
 
@@ -38,7 +39,7 @@ export async function runDoctor(config: Config, opts: DoctorOptions = {}): Promi
   checks.push(check);
   try {
     checks.push(...secretFileChecks(config, db), ...clockChecks(db, config, dataDir, now));
-    if (db) checks.push(...keyChecks(db, dataDir), ...restoreChecks(db), ...exchangeChecks(db, config, now));
+    if (db) checks.push(...keyChecks(db, dataDir), ...restoreChecks(db), ...exchangeChecks(db, config, now), backupAgeCheck(db, config, now));
     const [up, devices] = await Promise.all([upstreamChecks(db, config, dataDir, net), polledDeviceChecks(db, net)]);
     checks.push(...up, ...devices);
   } finally {
