@@ -41,6 +41,22 @@ export class PortalExport {
       )
       .all() as { id: number; dev: number; body: string; since: number }[];
     if (!rows.length) throw badRequest('nothing_to_export', 'every RUM report has been acknowledged by the portal already: nothing to upload');
+    try {
+      return await this.write(rows, actor);
+    } catch (e) {
+      // Refusals above change nothing and are not failures; from here on, a failure is one, and
+      // is recorded in a transaction of its own (the trail and the metrics count it).
+      const err = e as { code?: unknown; message?: unknown };
+      try {
+        this.db.transaction(() => this.events.append('cisco.portal_export_failed', actor, null, null, { code: typeof err?.code === 'string' ? err.code : 'export_failed', reason: typeof err?.message === 'string' ? err.message : String(e) }))();
+      } catch {
+        // The store is what failed: the caller still gets the export's own error.
+      }
+      throw e;
+    }
+  }
+
+  private async write(rows: { id: number; dev: number; body: string; since: number }[], actor: string): Promise<PortalExportResult> {
     const byDevice = new Map<string, PortalDevice>();
     for (const r of rows) {
       const devId = String(r.dev);

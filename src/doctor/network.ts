@@ -1,11 +1,15 @@
 import { connect } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import type { Config } from '../config/schema.js';
 import type { Db } from '../store/open.js';
 import { UpstreamClient } from '../sync/http-client.js';
 import { TransportError, type TransportErrorCode } from '../sync/transport-error.js';
 import { SecretBox } from '../cisco/secrets.js';
+import { fingerprint, privateKeyObject, publicKeyFromSeed } from '../shared/ed25519.js';
+import { SYNC_BASE, type RequestSigner } from '../sync/protocol.js';
 import { fail, ok, warn, type Check } from './check.js';
 
 export interface NetworkOptions {
@@ -13,6 +17,48 @@ export interface NetworkOptions {
   timeoutMs: number;
   /** Devices tried at once. */
   concurrency: number;
+  /** The time a signed request carries (the host's clock unless a test sets it). */
+  now?: number;
+}
+
+/** Never held by an upstream: the probe's answer says who the upstream takes the collector for, and nothing else. */
+const PROBE_BUNDLE = 'bun_0doctorprobe';
+
+/** The collector's signing key as the sync uses it, read without creating one (the doctor changes nothing). */
+function readSigner(dataDir: string): RequestSigner | null {
+  const keys = join(dataDir, 'keys');
+  try {
+    const seed = Buffer.from(readFileSync(join(keys, 'collector.key'), 'utf8').trim(), 'base64');
+    if (seed.length !== 32) return null;
+    const { collectorId } = JSON.parse(readFileSync(join(keys, 'collector.json'), 'utf8')) as { collectorId?: unknown };
+    if (typeof collectorId !== 'string') return null;
+    return { collectorId, keyId: fingerprint(publicKeyFromSeed(seed)), privateKey: privateKeyObject(seed) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A signed fetch of the answer to a bundle no collector ever sent: the upstream checks the
+ * signature and the collector's key first (403 unknown_collector, 401 bad_signature or
+ * bad_date), then looks the bundle up and answers 404 unknown_bundle. It only reads, so it may
+ * be made at any time, and a 404 proves the upstream knows this collector and its current key.
+ */
+async function credentialsCheck(client: UpstreamClient, signer: RequestSigner, url: string, now: number): Promise<Check> {
+  const toFile = join(tmpdir(), `outpost-doctor-${process.pid}-${now}.bundle`);
+  try {
+    const r = await client.getSigned(`${SYNC_BASE}/usage/${PROBE_BUNDLE}/response`, signer, now, { toFile, maxBytes: 1024 * 1024, wait: 0 });
+    const code = (r.json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error?.code;
+    const said = String((r.json as { error?: { message?: unknown } } | undefined)?.error?.message ?? '').slice(0, 300);
+    if (r.status === 404 && code === 'unknown_bundle') return ok('upstream', `the upstream at ${url} answers and accepts this collector's signed requests (${signer.collectorId}, key ${signer.keyId})`);
+    if (code === 'unknown_collector') {
+      return fail('upstream', `the upstream at ${url} does not know this collector with its current key (${signer.collectorId}, key ${signer.keyId}): it was never accepted there, was removed, or the key was rotated without the upstream hearing of it`, "ask the upstream's operator about this collector (outpost upstream status on its host); enroll again (outpost sync enroll), or, after a key rotation, carry its statement from the outbox to the upstream (outpost upstream collector rotate)");
+    }
+    if (code === 'bad_date') return fail('upstream', `the upstream at ${url} refuses this collector's signed requests: ${said}`, 'set the clock right on this host (or the upstream\'s): enable NTP, timedatectl set-ntp true');
+    return fail('upstream', `the upstream at ${url} refuses this collector's signed requests (${r.status}${typeof code === 'string' ? ` ${code}` : ''}): ${said}`, "ask the upstream's operator to check the collector's key; enroll again if it was replaced (outpost sync enroll)");
+  } finally {
+    if (existsSync(toFile)) rmSync(toFile, { force: true });
+  }
 }
 
 const reason = (e: unknown): string => {
@@ -57,15 +103,17 @@ export async function upstreamChecks(db: Db | undefined, config: Config, dataDir
         bodyTimeoutSeconds: Math.min(c.bodyTimeoutSeconds, s),
       });
       await client.hello();
+      const enrolled = db && db.prepare("SELECT 1 FROM upstream_keys WHERE status = 'active' LIMIT 1").get();
+      if (db && !enrolled) return [warn('upstream', `the upstream at ${url} answers, but this collector is not enrolled with it`, 'outpost sync enroll, then have the upstream operator accept it')];
+      const signer = readSigner(dataDir);
+      if (!signer) return [ok('upstream', `the upstream at ${url} answers; credentials not checked (no collector key in ${join(dataDir, 'keys')})`)];
+      return [await credentialsCheck(client, signer, url, o.now ?? Date.now())];
     } catch (e) {
       if (!(e instanceof TransportError)) throw e;
       return [fail('upstream', `the upstream at ${url} ${e.code === 'unreachable' ? `cannot be reached (${reason(e)})` : 'does not answer the sync'}: ${e.message}`, UPSTREAM_FIX[e.code])];
     } finally {
       await client?.close();
     }
-    const enrolled = db && db.prepare("SELECT 1 FROM upstream_keys WHERE status = 'active' LIMIT 1").get();
-    if (db && !enrolled) return [warn('upstream', `the upstream at ${url} answers, but this collector is not enrolled with it`, 'outpost sync enroll, then have the upstream operator accept it')];
-    return [ok('upstream', `the upstream at ${url} answers`)];
   }
   // Cisco's cloud: a token request with the stored client credentials proves both the path and the secret.
   const cloud = config.cisco.cloud;

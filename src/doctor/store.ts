@@ -105,12 +105,17 @@ export function restoreChecks(db: Db): Check[] {
 export function exchangeChecks(db: Db, config: Config, now: number): Check[] {
   const out: Check[] = [];
   const interval = config.policy.reportingIntervalDays * DAY;
+  // Usage leaves by whichever way the site uses: a bundle, an Outpost sync, a Cisco cloud sync, or the portal's upload file.
   const lastBundle = hasTable(db, 'bundles') ? (db.prepare("SELECT max(created_at) FROM bundles WHERE direction = 'out' AND kind = 'usage'").pluck().get() as number | null) : null;
-  const lastSync = Number(meta(db, 'sync.last_success_at') ?? 0) || null;
-  const last = Math.max(lastBundle ?? 0, lastSync ?? 0);
+  const lastPortal = hasTable(db, 'portal_uploads') ? (db.prepare('SELECT max(created_at) FROM portal_uploads').pluck().get() as number | null) : null;
+  const last = Math.max(lastBundle ?? 0, lastPortal ?? 0, Number(meta(db, 'sync.last_success_at') ?? 0) || 0, Number(meta(db, 'cssm.last_success_at') ?? 0) || 0);
   const how = config.exchange.mode === 'connected' ? 'check the sync: outpost sync status, then outpost sync now' : 'export usage: outpost export, and carry the bundle to the upstream';
-  if (!last) out.push(ok('last export', 'no usage exported yet'));
-  else if (now - last > 2 * interval) out.push(fail('last export', `the last usage export or sync was ${ago(now - last)} ago, over twice the reporting interval (${config.policy.reportingIntervalDays} days)`, how));
+  const pending = hasTable(db, 'report_pending') ? (db.prepare('SELECT min(since) FROM report_pending').pluck().get() as number | null) : null;
+  if (!last) {
+    if (pending !== null && now - pending > interval) {
+      out.push(warn('last export', `no usage was ever exported, and reports have waited ${ago(now - pending)}, over the reporting interval (${config.policy.reportingIntervalDays} days)`, how));
+    } else out.push(ok('last export', 'no usage exported yet'));
+  } else if (now - last > 2 * interval) out.push(fail('last export', `the last usage export or sync was ${ago(now - last)} ago, over twice the reporting interval (${config.policy.reportingIntervalDays} days)`, how));
   else if (now - last > interval) out.push(warn('last export', `the last usage export or sync was ${ago(now - last)} ago, over the reporting interval (${config.policy.reportingIntervalDays} days)`, how));
   else out.push(ok('last export', `${ago(now - last)} ago`));
 

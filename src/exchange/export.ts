@@ -106,6 +106,33 @@ export class ExportService {
   }
 
   async export(o: ExportOptions): Promise<ExportResult> {
+    if (o.part) return this.write(o);
+    try {
+      return await this.write(o);
+    } catch (e) {
+      this.recordFailure(o, e);
+      throw e;
+    }
+  }
+
+  /**
+   * A failed export leaves no bundle row and no event of its own: without this one, the trail
+   * and the metrics would show nothing of it. Its own transaction, since the export's never
+   * ran or rolled back; a store that cannot take it either must not hide the export's error.
+   * A part's failure is the sync's, recorded there.
+   */
+  private recordFailure(o: ExportOptions, e: unknown): void {
+    const err = e as { code?: unknown; message?: unknown };
+    const code = typeof err?.code === 'string' ? err.code : 'export_failed';
+    const reason = typeof err?.message === 'string' ? err.message : String(e);
+    try {
+      this.db.transaction(() => this.events.append('exchange.export_failed', o.actor, null, null, { code, reason, ...(o.period ? { period: o.period } : {}) }))();
+    } catch {
+      // The store is what failed: the caller still gets the export's own error.
+    }
+  }
+
+  private async write(o: ExportOptions): Promise<ExportResult> {
     const period = o.period ?? currentPeriod(this.clock.now(), this.opts.timeZone);
     // No preview here: its counts scan millions of rows on the main thread (a 0.1 s stall at
     // 3M reports); the manifest states what the bundle holds.

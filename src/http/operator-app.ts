@@ -5,7 +5,7 @@ import { parseOrThrow } from '../shared/validation.js';
 import type { Services } from '../services.js';
 import type { Route } from './route.js';
 import { routes } from './routes.js';
-import { loopbackOnly } from './loopback.js';
+import { isLoopbackAddress, loopbackOnly } from './loopback.js';
 import { securityHeaders } from './security-headers.js';
 import { bodyTypeGuard, crossSiteGuard } from './cross-site.js';
 import { requestError } from './request-errors.js';
@@ -47,7 +47,7 @@ export function createOperatorApp(services: Services, opts: OperatorAppOptions):
   const bytesOnly = bodyTypeGuard('bytes');
   for (const r of routes) {
     const parse = r.bodyType === 'text' ? [xmlOnly, text] : r.bodyType === 'bytes' ? [bytesOnly, uploadTo(r, services)] : [jsonOnly, json];
-    app[r.method](routePath(r), tagRoute(routePath(r)), gate(r), ...parse, handlerFor(r, services, opts.version));
+    app[r.method](routePath(r), tagRoute(routePath(r)), gate(r, opts.transport), ...parse, handlerFor(r, services, opts.version));
   }
 
   app.use('/api', (req, _res, next) => next(new AppError(404, 'not_found', `no route ${req.method} ${req.path}`)));
@@ -68,12 +68,13 @@ function uploadTo(r: Route, services: Services) {
 export const routePath = (r: Route): string => (r.at === 'root' ? '' : '/api/v1') + r.path;
 
 /** Refuses, before its body is read, a caller the route's permission rules out on every VA. */
-function gate(r: Route) {
+function gate(r: Route, transport: 'tcp' | 'socket') {
   return (req: Request, _res: Response, next: NextFunction): void => {
     try {
       // A session cookie that no longer holds says why, rather than "authentication required".
       if (!req.principal && req.authProblem && r.permission !== 'public') throw req.authProblem;
-      admit(r, req.principal);
+      // The loopback guard before this has already refused a loopback request whose Host is not loopback's.
+      admit(r, req.principal, { loopback: transport === 'tcp' && isLoopbackAddress(req.socket.remoteAddress) });
       next();
     } catch (e) {
       next(e);

@@ -7,8 +7,10 @@ import type { OnProgress } from '../shared/progress.js';
  * Permissions the users-and-roles issue will grant by role; every route names the one it needs.
  * `public`: anyone who reaches the listener (health, the API's description, the collector's identity).
  * `self`: anyone signed in, about themselves (who am I, my API tokens).
+ * `read-or-loopback`: `read`, or no credentials at all from the collector's host over TCP (a
+ * Prometheus beside it scrapes without a token); for /metrics alone.
  */
-export type Permission = 'public' | 'self' | 'read' | 'operate' | 'admin';
+export type Permission = 'public' | 'self' | 'read' | 'read-or-loopback' | 'operate' | 'admin';
 
 /**
  * How a route's virtual account is found, for the roles held on one VA (va-admin, va-viewer):

@@ -180,6 +180,16 @@ export class CollectorMetrics {
         }
       },
     }), exportSince);
+    // From the trail, not the backup service's memory: a restart keeps it, and a backup made by
+    // the CLI against the running collector counts too. The type index finds the newest at once.
+    const lastBackup = lazy(() => q("SELECT at FROM events WHERE type = 'backup.created' ORDER BY id DESC LIMIT 1").pluck());
+    new Gauge({
+      name: 'outpost_backup_last_success_timestamp_seconds', help: 'When the last backup was written, Unix seconds (0: never)', registers: r,
+      collect() {
+        const at = lastBackup().get() as number | undefined;
+        this.set(at ? at / 1000 : 0);
+      },
+    });
     new Gauge({
       name: 'outpost_info', help: 'The collector: its exchange mode and upstream kind (always 1)', labelNames: ['mode', 'upstream'], registers: r,
       collect() {
@@ -254,6 +264,8 @@ export class CollectorMetrics {
       case 'cisco.cloud_sync_failed': return void this.syncs.inc({ upstream: 'cisco', outcome: 'failure' });
       case 'exchange.exported': return void this.exports.inc({ kind: 'bundle', outcome: 'success' });
       case 'cisco.portal_exported': return void this.exports.inc({ kind: 'portal', outcome: 'success' });
+      case 'exchange.export_failed': return void this.exports.inc({ kind: 'bundle', outcome: 'failure' });
+      case 'cisco.portal_export_failed': return void this.exports.inc({ kind: 'portal', outcome: 'failure' });
       case 'reports.pruned':
         this.pruned.inc({ source: 'device' }, Number(d.device) || 0);
         this.pruned.inc({ source: 'rum' }, Number(d.rum) || 0);

@@ -14,6 +14,14 @@ export interface ReadyState {
   checks: { database: ReadyCheck; migrations: ReadyCheck; disk: ReadyCheck; signatureWorkers: ReadyCheck; walCheckpoints: ReadyCheck };
 }
 
+/** The free space of the file system holding a path: fs.statfsSync's two fields that give it. */
+export type FreeSpaceReader = (path: string) => { bavail: number | bigint; bsize: number | bigint };
+
+export interface ReadinessOptions {
+  /** How the disk's free space is read: fs.statfsSync unless a test feeds it. */
+  statfs?: FreeSpaceReader;
+}
+
 /** What the signature verifier says of its workers (the inline one has none, and is always able). */
 export interface WorkerPool {
   alive?(): boolean;
@@ -39,6 +47,7 @@ export class Readiness {
     private readonly dataDir: string,
     private readonly minFreeDiskMb: number,
     private readonly checkpoints?: { state(): WalCheckpointState },
+    private readonly opts: ReadinessOptions = {},
   ) {}
 
   /** The verifier the device API uses (set where the request handler is built). */
@@ -83,7 +92,7 @@ export class Readiness {
 
   private disk(): ReadyCheck {
     try {
-      const s = statfsSync(this.dataDir);
+      const s = (this.opts.statfs ?? statfsSync)(this.dataDir);
       const freeMb = Math.floor((Number(s.bavail) * Number(s.bsize)) / (1024 * 1024));
       const say = `${freeMb} MB free in ${this.dataDir}; the floor is ${this.minFreeDiskMb} MB (ready.minFreeDiskMb)`;
       return { ok: freeMb >= this.minFreeDiskMb, detail: say };

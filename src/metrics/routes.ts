@@ -5,7 +5,7 @@ import type { Route } from '../http/route.js';
 /** The collector seen from outside: Prometheus's scrape, and whether to send it work. */
 export const metricsRoutes: Route[] = [
   route({
-    method: 'get', path: '/metrics', at: 'root', permission: 'read',
+    method: 'get', path: '/metrics', at: 'root', permission: 'read-or-loopback',
     summary: 'Prometheus metrics: reports, latencies, devices, usage, alerts, sync and export, acknowledgements, polled devices',
     contentType: 'text/plain; version=0.0.4; charset=utf-8',
     handler: ({ services }) => services.metrics.metrics(),

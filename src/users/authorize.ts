@@ -6,16 +6,18 @@ import { allows, type Principal } from './roles.js';
 /**
  * Before anything is parsed: is the caller known, and does any of its roles allow the route's
  * permission at all? Returns whether it holds it on every VA (no scope to check then).
+ * `loopback`: the request came over TCP from the collector's own host.
  */
-export function admit(r: Route, p: Principal | null | undefined): { global: boolean } {
+export function admit(r: Route, p: Principal | null | undefined, from: { loopback: boolean } = { loopback: false }): { global: boolean } {
   if (r.permission === 'public') return { global: true };
   if (!p) {
+    if (r.permission === 'read-or-loopback' && from.loopback) return { global: true };
     throw unauthorized('authentication_required', 'this collector has users: send an API token (Authorization: Bearer …; outpost user token create makes one)');
   }
   if (r.permission === 'self' || p.grants.some((g) => g.vaId === null && allows(g.role, r.permission))) return { global: true };
   if (r.scope?.length && p.grants.some((g) => g.vaId !== null && allows(g.role, r.permission))) return { global: false };
-  throw forbidden('not_permitted', `${r.method.toUpperCase()} ${r.path} needs the ${r.permission} permission${r.scope?.length ? ' on its virtual account' : ' on every virtual account'}, which ${p.actor} does not hold`, {
-    needs: r.permission,
+  throw forbidden('not_permitted', `${r.method.toUpperCase()} ${r.path} needs the ${r.permission === 'read-or-loopback' ? 'read' : r.permission} permission${r.scope?.length ? ' on its virtual account' : ' on every virtual account'}, which ${p.actor} does not hold`, {
+    needs: r.permission === 'read-or-loopback' ? 'read' : r.permission,
   });
 }
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
-import { latestMigration } from '../../src/metrics/readiness.js';
+import { latestMigration, Readiness } from '../../src/metrics/readiness.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -27,6 +27,33 @@ describe('GET /readyz', () => {
     expect(res.body.error.message).toMatch(/disk \(\d+ MB free in .*; the floor is 100000000 MB \(ready\.minFreeDiskMb\)\)/);
     // /healthz still answers: the process is alive, only not ready.
     await x.api.get('/healthz').expect(200);
+  });
+
+  it('when the free space falls below the floor and comes back, then it goes ready, 503 naming the disk, and ready again', async () => {
+    const x = (h = await startHarness({ config: { ready: { minFreeDiskMb: 500 } } }));
+    // The disk as the collector reads it, fed by the test: 4 KiB blocks, `freeMb` of them free.
+    let freeMb = 2000;
+    const statfs = () => ({ bsize: 4096, bavail: (freeMb * 1024 * 1024) / 4096 });
+    x.services.readiness = new Readiness(x.services.db, x.config.dataDir, x.config.ready.minFreeDiskMb, x.services.walCheckpoints, { statfs });
+
+    expect((await x.api.get('/readyz').expect(200)).body.checks.disk.detail).toBe(`2000 MB free in ${x.config.dataDir}; the floor is 500 MB (ready.minFreeDiskMb)`);
+    freeMb = 499;
+    const low = await x.api.get('/readyz').expect(503);
+    expect(low.body.error.details.failing).toEqual(['disk']);
+    expect(low.body.error.details.checks.disk.detail).toBe(`499 MB free in ${x.config.dataDir}; the floor is 500 MB (ready.minFreeDiskMb)`);
+    freeMb = 500;
+    expect((await x.api.get('/readyz').expect(200)).body.status).toBe('ready');
+  });
+
+  it('when the free space cannot be read, then it is not ready and says why', async () => {
+    const x = (h = await startHarness());
+    const statfs = () => {
+      throw Object.assign(new Error('EIO: i/o error, statfs'), { code: 'EIO' });
+    };
+    x.services.readiness = new Readiness(x.services.db, x.config.dataDir, x.config.ready.minFreeDiskMb, x.services.walCheckpoints, { statfs });
+    const res = await x.api.get('/readyz').expect(503);
+    expect(res.body.error.details.failing).toEqual(['disk']);
+    expect(res.body.error.details.checks.disk.detail).toBe(`cannot read the free space of ${x.config.dataDir}: EIO: i/o error, statfs`);
   });
 
   it('when the store is closed, then it answers 503 naming the database', async () => {

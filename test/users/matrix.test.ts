@@ -5,6 +5,7 @@ import { routePath } from '../../src/http/operator-app.js';
 import type { Route } from '../../src/http/route.js';
 import type { Role } from '../../src/users/roles.js';
 import { closedPort } from '../helpers/ports.js';
+import { admit } from '../../src/users/authorize.js';
 
 /**
  * Every route of the tables, for every kind of caller: the status each gets is what the
@@ -64,7 +65,8 @@ type Caller = 'admin' | 'operator' | 'auditor' | 'vaAdmin' | 'vaViewer' | 'other
 function expected(r: Route, c: Caller): 'ok' | 401 | 403 {
   if (c === 'expired' || c === 'revoked') return 401; // a token that does not hold is refused whatever the route
   if (r.permission === 'public') return 'ok';
-  if (c === 'anonymous') return 401;
+  // The matrix calls over loopback: a caller without credentials reads /metrics there.
+  if (c === 'anonymous') return r.permission === 'read-or-loopback' ? 'ok' : 401;
   if (r.permission === 'self' || c === 'admin') return 'ok';
   const scoped = (r.scope ?? []).length > 0;
   const list = r.scope?.includes('list') && r.scope.length === 1;
@@ -72,11 +74,11 @@ function expected(r: Route, c: Caller): 'ok' | 401 | 403 {
     case 'operator':
       return r.permission === 'admin' ? 403 : 'ok';
     case 'auditor':
-      return r.permission === 'read' ? 'ok' : 403;
+      return r.permission === 'read' || r.permission === 'read-or-loopback' ? 'ok' : 403;
     case 'vaAdmin':
       return r.permission !== 'admin' && scoped ? 'ok' : 403;
     case 'vaViewer':
-      return r.permission === 'read' && scoped ? 'ok' : 403;
+      return (r.permission === 'read' || r.permission === 'read-or-loopback') && scoped ? 'ok' : 403;
     case 'otherVaAdmin':
       // Its own VA's lists, filtered; nothing of VA A.
       return r.permission !== 'admin' && list ? 'ok' : 403;
@@ -106,6 +108,23 @@ describe('the authorization matrix', () => {
       }
     }
     expect(wrong).toEqual([]);
+  });
+
+  it('when users exist, then /metrics answers a loopback scrape without credentials, judges credentials sent as read, and refuses an unauthenticated caller from elsewhere', async () => {
+    expect(h.services.users.any()).toBe(true);
+    const scrape = await h.api.get('/metrics').expect(200);
+    expect(scrape.text).toContain('# TYPE outpost_reports_total counter');
+    // Credentials sent are judged as credentials, wherever they come from.
+    await h.api.get('/metrics').set('authorization', `Bearer ${bearer.revoked}`).expect(401);
+    expect((await h.api.get('/metrics').set('authorization', `Bearer ${bearer.vaViewer}`).expect(403)).body.error.message).toContain('needs the read permission on every virtual account');
+    await h.api.get('/metrics').set('authorization', `Bearer ${bearer.auditor}`).expect(200);
+    // Only /metrics: the rest of the API still wants a token on loopback.
+    await h.api.get('/api/v1/devices').expect(401);
+    expect(routes.filter((r) => r.permission === 'read-or-loopback').map(routePath)).toEqual(['/metrics']);
+    // Over HTTPS from another address (which the tests cannot send from 127.0.0.1), no credentials are no way in.
+    const metrics = routes.find((r) => routePath(r) === '/metrics')!;
+    expect(() => admit(metrics, null, { loopback: false })).toThrow(/this collector has users: send an API token/);
+    expect(admit(metrics, null, { loopback: true })).toEqual({ global: true });
   });
 
   it("when a VA-scoped user lists, then it sees its own VA's things only", async () => {

@@ -19,7 +19,7 @@ export const doctorCommands: Command[] = [
       let checks: Check[];
       try {
         // Read on the host, never through the collector's API: the doctor is for when it is down.
-        checks = await (await import('../../doctor/run.js')).runDoctor(ctx.config(), { timeoutMs: seconds * 1000 });
+        checks = await (await import('../../doctor/run.js')).runDoctor(ctx.config(), { timeoutMs: seconds * 1000, configFile: str(ctx.values.config) ?? process.env.OUTPOST_CONFIG });
       } catch (e) {
         if (!(e instanceof ConfigError)) throw e;
         checks = [fail('config', e.message, 'correct the file or variable named above; outpost serve refuses to start until then')];
