@@ -1,3 +1,4 @@
+import { lastBackupAt } from './last-backup.js';
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
@@ -24,7 +25,6 @@ export interface BackupListing {
  */
 export class BackupService {
   private running: Promise<BackupResult> | null = null;
-  lastSuccessAt: number | null = null;
 
   constructor(
     private source: BackupSource,
@@ -38,6 +38,11 @@ export class BackupService {
     await this.running?.catch(() => {});
   }
 
+  /** When the newest backup was written (from the trail: a restart keeps it). */
+  get lastSuccessAt(): number | null {
+    return lastBackupAt(this.source.db);
+  }
+
   get dir(): string {
     return this.config.dir;
   }
@@ -48,7 +53,6 @@ export class BackupService {
     this.running = run;
     try {
       const r = await run;
-      this.lastSuccessAt = this.source.now();
       this.events.append('backup.created', o.actor, r.file, null, {
         bytes: r.bytes, withKeys: r.withKeys, keys: r.keys, schemaVersion: r.schemaVersion, eventHead: r.eventHead.id, reason: o.reason ?? 'manual', durationMs: r.durationMs,
       });

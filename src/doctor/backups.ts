@@ -1,3 +1,4 @@
+import { lastBackupAt } from '../backup/last-backup.js';
 import type { Config } from '../config/schema.js';
 import type { Db } from '../store/open.js';
 import { nextCronRun } from '../time/zone.js';
@@ -30,7 +31,7 @@ export function scheduleInterval(cron: string, zone: string, from: number): numb
  */
 export function backupAgeCheck(db: Db, config: Config, now: number): Check {
   const b = config.backup;
-  const newest = db.prepare("SELECT at FROM events WHERE type = 'backup.created' ORDER BY id DESC LIMIT 1").pluck().get() as number | undefined;
+  const newest = lastBackupAt(db) ?? undefined;
   const last = newest === undefined ? 'no backup was ever made' : `the newest backup was made ${ago(now - newest)} ago`;
   if (!b.enabled) return warn('backups', `scheduled backups are off (backup.enabled is false); ${last}`, 'set backup.enabled to true, or make and keep backups another way (outpost backup FILE) and watch them');
   const interval = scheduleInterval(b.cron, config.time.zone, now);

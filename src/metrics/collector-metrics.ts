@@ -1,3 +1,4 @@
+import { LAST_BACKUP_SQL } from '../backup/last-backup.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from '../config/schema.js';
@@ -180,9 +181,7 @@ export class CollectorMetrics {
         }
       },
     }), exportSince);
-    // From the trail, not the backup service's memory: a restart keeps it, and a backup made by
-    // the CLI against the running collector counts too. The type index finds the newest at once.
-    const lastBackup = lazy(() => q("SELECT at FROM events WHERE type = 'backup.created' ORDER BY id DESC LIMIT 1").pluck());
+    const lastBackup = lazy(() => q(LAST_BACKUP_SQL).pluck());
     new Gauge({
       name: 'outpost_backup_last_success_timestamp_seconds', help: 'When the last backup was written, Unix seconds (0: never)', registers: r,
       collect() {

@@ -122,6 +122,11 @@ describe('when a backup is made while devices report', () => {
     expect(listed.backups.map((b: { file: string }) => b.file)).toEqual([made[2], made[1]]);
     expect(readdirSync(dir).sort()).toEqual([made[1]!, made[2]!].map((f) => f.slice(dir.length + 1)).sort());
     expect(hh.count("SELECT count(*) FROM events WHERE type = 'backup.pruned'")).toBe(1);
+    // The last success is the trail's: a restart keeps it.
+    expect(Date.parse(listed.lastSuccessAt)).toBeGreaterThan(0);
+    await stop();
+    const again = await start(dataDir, { backup: { dir, keep: 2 } });
+    expect((await again.api.get('/api/v1/backups')).body.lastSuccessAt).toBe(listed.lastSuccessAt);
   }, 30_000);
 });
 
