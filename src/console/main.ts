@@ -11,6 +11,7 @@ import { devicePage } from './pages/device.js';
 import { eventsPage } from './pages/events.js';
 import { usersPage } from './pages/users.js';
 import { accessPage } from './pages/access.js';
+import { notificationsPage } from './pages/notifications.js';
 
 interface Page {
   path: string;
@@ -31,6 +32,7 @@ const PAGES: Page[] = [
   { path: 'tokens', title: 'Registration tokens', icon: 'key', render: tokensPage },
   { path: 'exchange', title: 'Exchange', icon: 'exchange', render: exchangePage, offered: (c) => may(c, 'read'), refusal: 'The exchange is collector-wide: only a role on every virtual account may see it, and yours are on some of them.' },
   { path: 'access', title: 'Requests', icon: 'user', render: accessPage },
+  { path: 'notifications', title: 'Notifications', icon: 'bell', render: notificationsPage },
   { path: 'users', title: 'Users', icon: 'user', render: usersPage, offered: (c) => may(c, 'admin'), refusal: 'Only an admin may see and change users, and your roles do not include admin.' },
 ];
 

@@ -33,6 +33,9 @@ export const CONSOLE_FILES = {
   'pages/users.js': 'text/javascript; charset=utf-8',
   'secret-panel.js': 'text/javascript; charset=utf-8',
   'pages/access.js': 'text/javascript; charset=utf-8',
+  'pages/notifications.js': 'text/javascript; charset=utf-8',
+  'pages/notifications-sinks.js': 'text/javascript; charset=utf-8',
+  'pages/notifications-fields.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
   'favicon.svg': 'image/svg+xml',
 } as const;
