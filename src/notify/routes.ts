@@ -5,9 +5,15 @@ import type { Services } from '../services.js';
 import type { Principal } from '../users/roles.js';
 import { sinkBody, sinkPatch, type SinkEnv } from './sinks.js';
 import { subscriptionBody } from './subscriptions.js';
+import { readersOf } from './readers.js';
 
 const knownVa = (services: Services) => (id: string) => services.accounts.list().some((a) => a.id === id);
 const sinkEnv = (services: Services, actor: string): SinkEnv => ({ knownVa: knownVa(services), dataDir: services.config.dataDir, events: services.events, actor });
+/** A user names only the VAs it may read: another is refused as unknown, so that a VA's existence is not told either. */
+const readableVa = (services: Services, userId: string) => {
+  const mayRead = readersOf(services.db);
+  return (id: string) => knownVa(services)(id) && mayRead(userId, id);
+};
 const idParam = z.strictObject({ id: z.string().min(1).max(100) });
 
 function caller(principal: Principal | null): string {
@@ -56,7 +62,10 @@ export const notifyRoutes = [
   route({
     method: 'post', path: '/notifications/subscriptions', summary: "Set the caller's e-mail subscription: address, severities, VAs, resolutions, daily digest", permission: 'self',
     body: subscriptionBody,
-    handler: ({ services, principal, body }) => services.notify.subscriptions.set(caller(principal), body, knownVa(services)),
+    handler: ({ services, principal, body }) => {
+      const userId = caller(principal);
+      return services.notify.subscriptions.set(userId, body, readableVa(services, userId));
+    },
   }),
   route({
     method: 'delete', path: '/notifications/subscriptions', summary: "End the caller's e-mail subscription", permission: 'self',

@@ -177,3 +177,19 @@ describe('PATCH /notifications/sinks/:id', () => {
     }
   });
 });
+
+describe('POST /notifications/subscriptions', () => {
+  it('when a user of one VA names another VA, then it is refused as no such VA, and its own is taken', async () => {
+    const lab = h.services.accounts.createVa({ name: 'Lab' }, 'test').id;
+    const vic = await h.services.users.add({ name: 'vic', password: 'correct-horse-viewer', roles: [{ role: 'va-viewer', vaId: lab }] }, 'test');
+    const token = h.services.users.createToken(vic.id, { name: 'test', expiresInDays: 1 }, 'test').secret;
+    const set = (vaIds: string[]) => h.api.post('/api/v1/notifications/subscriptions').set(as(token)).send({ email: 'vic@site.example', vaIds });
+    const other = await set([h.defaultVa]);
+    expect(other.status).toBe(400);
+    expect(other.body.error.message).toBe(`vaIds: no such VA: ${h.defaultVa}`);
+    expect((await h.api.get('/api/v1/notifications/subscriptions').set(as(token))).status).toBe(404);
+    expect((await set([lab])).body).toMatchObject({ userId: vic.id, filter: { vaIds: [lab] } });
+    // An admin setting it for them names any VA: what reaches them is still what they may read.
+    expect((await admin.post(`/notifications/subscriptions/${vic.id}`, { email: 'vic@site.example', vaIds: [h.defaultVa, lab] })).status).toBe(200);
+  });
+});
