@@ -15,6 +15,7 @@ export function makeSecret(): string {
 
 /** Writes the key and returns the file's path. */
 export function writeSecretFile(dataDir: string, sinkId: string, secret: string): string {
+  if (!/^[A-Za-z0-9-]{1,100}$/.test(sinkId)) throw new Error(`not a sink id: ${JSON.stringify(sinkId)}`);
   const dir = folder(dataDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, `${sinkId}-${randomBytes(4).toString('hex')}.key`);

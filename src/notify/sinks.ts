@@ -137,6 +137,8 @@ export class SinkStore {
   update(id: string, patch: SinkPatch, env: SinkEnv): SinkWithSecret {
     const { newSecret, ...webhookChange } = patch.webhook ?? {};
     if (newSecret && webhookChange.hmacKeyFile !== undefined) throw badRequest('invalid_body', 'body: webhook: give either hmacKeyFile or newSecret, not both', { field: 'webhook' });
+    // Looked up before a key file is written: the file is named for the sink, never for what the caller typed.
+    if (!this.get(id)) throw notFound('sink', id);
     const secret = newSecret ? makeSecret() : undefined;
     const made = secret ? writeSecretFile(env.dataDir, id, secret) : undefined;
     let replaced: string | undefined;
@@ -148,9 +150,10 @@ export class SinkStore {
         if (patch[other]) throw badRequest('invalid_body', `body: ${other}: this is a ${old.kind} sink and its kind cannot change (remove it and add another)`, { field: other });
         const merged = {
           kind: old.kind,
-          name: patch.name ?? old.name,
+          // A field sent as null is judged as null (and refused), not taken for one left out.
+          name: patch.name !== undefined ? patch.name : old.name,
           filter: { ...old.filter, ...patch.filter },
-          resolutions: patch.resolutions ?? old.resolutions,
+          resolutions: patch.resolutions !== undefined ? patch.resolutions : old.resolutions,
           ...(old.kind === 'syslog' ? { syslog: { ...old.syslog, ...patch.syslog } } : { webhook: { ...old.webhook, ...webhookChange, ...(made ? { hmacKeyFile: made } : {}) } }),
         };
         const next = parseOrThrow(sinkBody, merged, 'body');

@@ -1,5 +1,5 @@
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { tempDir } from '../helpers/temp.js';
@@ -108,6 +108,9 @@ describe('PATCH /notifications/sinks/:id', () => {
       [{ webhook: { hmacKeyFile: join(tempDir('nope'), 'missing') } }, /webhook\.hmacKeyFile: /],
       [{ syslog: { port: 514 } }, /syslog: this is a webhook sink/],
       [{ name: '' }, /name/],
+      [{ name: null }, /^body: name: /],
+      [{ resolutions: null }, /^body: resolutions: /],
+      [{ filter: { severities: null } }, /^body: filter\.severities: /],
       [{ enabled: 'yes' }, /enabled/],
       [{ enabled: false, filter: { severities: ['loud'] } }, /filter\.severities/],
       [{}, /at least one field/],
@@ -121,6 +124,10 @@ describe('PATCH /notifications/sinks/:id', () => {
     expect(await sinkEvents()).toHaveLength(events);
 
     expect((await admin.patch('/notifications/sinks/no-such-sink', { enabled: false })).status).toBe(404);
+    // A key is never written under a name the caller typed.
+    const outside = await admin.patch(`/notifications/sinks/${encodeURIComponent('../../escaped')}`, { webhook: { newSecret: true } });
+    expect(outside.status).toBe(404);
+    expect(readdirSync(dirname(h.config.dataDir)).filter((f) => f.startsWith('escaped-'))).toEqual([]);
     expect((await h.api.patch(`/api/v1/notifications/sinks/${before.id}`).set(as(operatorToken)).send({ enabled: false })).status).toBe(403);
     expect((await admin.get('/notifications/sinks')).body.items[0]).toEqual(before);
   });
