@@ -12,6 +12,7 @@ import { eventsPage } from './pages/events.js';
 import { usersPage } from './pages/users.js';
 import { accessPage, approves, pendingCount } from './pages/access.js';
 import { transfersOffered, transfersPage } from './pages/transfers.js';
+import { notificationsPage } from './pages/notifications.js';
 
 interface Page {
   path: string;
@@ -36,6 +37,7 @@ const PAGES: Page[] = [
   { path: 'tokens', title: 'Registration tokens', icon: 'key', render: tokensPage, ...readsSomeVa },
   { path: 'exchange', title: 'Exchange', icon: 'exchange', render: exchangePage, offered: (c) => may(c, 'read'), refusal: 'The exchange is collector-wide: only a role on every virtual account may see it, and yours are on some of them.' },
   { path: 'access', title: 'Requests', icon: 'user', render: accessPage },
+  { path: 'notifications', title: 'Notifications', icon: 'bell', render: notificationsPage },
   { path: 'users', title: 'Users', icon: 'user', render: usersPage, offered: (c) => may(c, 'admin'), refusal: 'Only an admin may see and change users, and your roles do not include admin.' },
 ];
 

@@ -36,6 +36,9 @@ export const CONSOLE_FILES = {
   'pages/transfers.js': 'text/javascript; charset=utf-8',
   'pages/transfers-form.js': 'text/javascript; charset=utf-8',
   'pages/transfers-settle.js': 'text/javascript; charset=utf-8',
+  'pages/notifications.js': 'text/javascript; charset=utf-8',
+  'pages/notifications-sinks.js': 'text/javascript; charset=utf-8',
+  'pages/notifications-fields.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
   'favicon.svg': 'image/svg+xml',
 } as const;

@@ -58,7 +58,7 @@ export class Outbox {
     const now = this.clock.now();
     let n = 0;
     for (const s of this.sinks.all()) {
-      if ((c.event === 'resolved' && !s.resolutions) || !matches(s.filter, c)) continue;
+      if (!s.enabled || (c.event === 'resolved' && !s.resolutions) || !matches(s.filter, c)) continue;
       this.write(s.kind, s.id, c, now), n++;
     }
     for (const s of this.subscriptions.all()) {

@@ -3,10 +3,17 @@ import { route } from '../http/route.js';
 import { forbidden, notFound } from '../shared/errors.js';
 import type { Services } from '../services.js';
 import type { Principal } from '../users/roles.js';
-import { sinkBody } from './sinks.js';
+import { sinkBody, sinkPatch, type SinkEnv } from './sinks.js';
 import { subscriptionBody } from './subscriptions.js';
+import { readersOf } from './readers.js';
 
 const knownVa = (services: Services) => (id: string) => services.accounts.list().some((a) => a.id === id);
+const sinkEnv = (services: Services, actor: string): SinkEnv => ({ knownVa: knownVa(services), dataDir: services.config.dataDir, events: services.events, actor });
+/** A user names only the VAs it may read: another is refused as unknown, so that a VA's existence is not told either. */
+const readableVa = (services: Services, userId: string) => {
+  const mayRead = readersOf(services.db);
+  return (id: string) => knownVa(services)(id) && mayRead(userId, id);
+};
 const idParam = z.strictObject({ id: z.string().min(1).max(100) });
 
 function caller(principal: Principal | null): string {
@@ -31,13 +38,22 @@ export const notifyRoutes = [
     handler: ({ services }) => ({ items: services.notify.sinks.all(), nextCursor: null }),
   }),
   route({
-    method: 'post', path: '/notifications/sinks', summary: 'Add a syslog (RFC 5424, UDP or TCP) or webhook (signed JSON) sink with a filter of severities, VAs and kinds', permission: 'admin', status: 201,
+    method: 'post', path: '/notifications/sinks',
+    summary: 'Add a syslog (RFC 5424, UDP or TCP) or webhook (signed JSON) sink with a filter of severities, VAs and kinds; a webhook given no key file gets a key made for it, answered once as `secret`',
+    permission: 'admin', status: 201,
     body: sinkBody,
-    handler: ({ services, body }) => services.notify.sinks.add(body, knownVa(services)),
+    handler: ({ services, body, actor }) => services.notify.sinks.add(body, sinkEnv(services, actor)),
+  }),
+  route({
+    method: 'patch', path: '/notifications/sinks/:id',
+    summary: "Change a sink: its name, filter, resolutions, enabled, and its target (syslog host/port/transport/facility; a webhook's url, hmacKeyFile, or newSecret: true for a key made and answered once as `secret`)",
+    permission: 'admin', params: idParam,
+    body: sinkPatch,
+    handler: ({ services, params, body, actor }) => services.notify.sinks.update(params.id, body, sinkEnv(services, actor)),
   }),
   route({
     method: 'delete', path: '/notifications/sinks/:id', summary: 'Remove a sink; what it had still to deliver is marked failed', permission: 'admin', params: idParam,
-    handler: ({ services, params }) => (services.notify.sinks.remove(params.id), { removed: params.id }),
+    handler: ({ services, params, actor }) => (services.notify.sinks.remove(params.id, sinkEnv(services, actor)), { removed: params.id }),
   }),
   route({
     method: 'get', path: '/notifications/subscriptions', summary: "The caller's e-mail subscription (404 when none)", permission: 'self',
@@ -46,7 +62,10 @@ export const notifyRoutes = [
   route({
     method: 'post', path: '/notifications/subscriptions', summary: "Set the caller's e-mail subscription: address, severities, VAs, resolutions, daily digest", permission: 'self',
     body: subscriptionBody,
-    handler: ({ services, principal, body }) => services.notify.subscriptions.set(caller(principal), body, knownVa(services)),
+    handler: ({ services, principal, body }) => {
+      const userId = caller(principal);
+      return services.notify.subscriptions.set(userId, body, readableVa(services, userId));
+    },
   }),
   route({
     method: 'delete', path: '/notifications/subscriptions', summary: "End the caller's e-mail subscription", permission: 'self',

@@ -88,7 +88,8 @@ export async function tcpSyslog() {
 export interface Hook { body: string; verified: boolean; delivery: string; timestamp: number }
 
 /** An HTTP receiver that checks the HMAC over the exact body and timestamp; `listen(port)` again brings it back on the same port. */
-export function webhookReceiver(secret: string) {
+/** `secret` may be read at each request: a test that changes the sink's key changes what the receiver checks with. */
+export function webhookReceiver(secret: string | (() => string)) {
   const hooks: Hook[] = [];
   const sockets = new Set<net.Socket>();
   const server = http.createServer((req, res) => {
@@ -97,7 +98,7 @@ export function webhookReceiver(secret: string) {
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
       const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(String(req.headers['x-outpost-signature'] ?? ''));
-      const expected = m ? createHmac('sha256', secret).update(`${m[1]}.${body}`).digest() : Buffer.alloc(32);
+      const expected = m ? createHmac('sha256', typeof secret === 'string' ? secret : secret()).update(`${m[1]}.${body}`).digest() : Buffer.alloc(32);
       const verified = !!m && timingSafeEqual(expected, Buffer.from(m[2]!, 'hex'));
       hooks.push({ body, verified, delivery: String(req.headers['x-outpost-delivery']), timestamp: m ? Number(m[1]) : 0 });
       res.writeHead(verified ? 204 : 401).end();

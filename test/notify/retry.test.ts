@@ -36,7 +36,7 @@ async function harness(notifications: Record<string, unknown>): Promise<Harness>
 const raise = (s: Services, subject: string) =>
   s.alerts.raise('shortage', { subject, severity: 'critical', message: `${subject} is short`, details: { vaId: s.accounts.list()[0]!.id } });
 const addHook = (s: Services, port: number, hmacKeyFile: string) =>
-  s.notify.sinks.add({ kind: 'webhook', name: 'hook', webhook: { url: `http://127.0.0.1:${port}/`, hmacKeyFile }, filter: { severities: ['critical'], vaIds: null, kinds: null }, resolutions: false }, () => true);
+  s.notify.sinks.add({ kind: 'webhook', name: 'hook', webhook: { url: `http://127.0.0.1:${port}/`, hmacKeyFile }, filter: { severities: ['critical'], vaIds: null, kinds: null }, resolutions: false }, { knownVa: () => true, dataDir: s.config.dataDir, events: s.events, actor: 'test' });
 
 describe('a receiver that is down', () => {
   it('when it comes back, a retry delivers the notification, once; meanwhile the status shows the error and readiness is not failed', async () => {
