@@ -84,11 +84,17 @@ describe('when a backup is made while devices report', () => {
     const bad = await hh.api.post('/api/v1/backups').send({ withKeys: 'yes' });
     expect(bad.status).toBe(400);
 
+    // A webhook key the collector made is a key like its own: a backup with keys carries it.
+    const sink = await hh.api.post('/api/v1/notifications/sinks').send({ kind: 'webhook', name: 'hook', webhook: { url: 'http://127.0.0.1:9/hook' } });
+    expect(sink.status, JSON.stringify(sink.body)).toBe(201);
     const withKeys = join(dir, 'keys.db');
     await backupTo(hh, withKeys, true);
     const { manifest, keys } = readBackup(withKeys, { latestSchema: latestMigration() });
     expect(manifest.withKeys).toBe(true);
     expect(manifest.keys).toEqual(expect.arrayContaining(['collector.key', 'collector.json']));
+    const hookKey = manifest.keys.find((k) => k.startsWith('webhook-'));
+    expect(hookKey, 'the made webhook key').toBeDefined();
+    expect(keys.get(hookKey!)!.content.toString().trim()).toBe(sink.body.secret);
     expect(keys.get('collector.key')!.content.equals(readFileSync(join(dataDir, 'keys', 'collector.key')))).toBe(true);
   });
 
