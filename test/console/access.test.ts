@@ -45,7 +45,7 @@ describe('the Requests page', () => {
     expect(await page.locator('.who-roles').textContent()).toBe(' · no role yet');
     expect(await page.locator('#request-va option').allTextContents()).toEqual(['Default', 'Lab']);
     const nav = page.getByRole('navigation', { name: 'Main' }).locator('a');
-    expect(await Promise.all((await nav.all()).map((a) => a.getAttribute('href')))).toEqual(['#/access']);
+    expect(await Promise.all((await nav.all()).map((a) => a.getAttribute('href')))).toEqual(['#/access', '#/notifications']);
     // Not a settler of anything: no count is asked for.
     expect(await page.locator('#requests-waiting').count()).toBe(0);
     // Overview's address typed by hand: why not, and no data asked for.
