@@ -11,6 +11,7 @@ import { floorFile, readFloorFile, writeFloorFile } from '../time/floor-file.js'
 import { readBackup, type BackupManifest } from './format.js';
 import { signEpoch, type EpochStatement } from './epoch.js';
 import { syncDir } from './backup.js';
+import type { OnProgress } from '../shared/progress.js';
 import { carryDeviceChanges, type CarriedDevices } from './carry-devices.js';
 
 export interface RestoreResult {
@@ -45,7 +46,19 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * - starts a new epoch, signed, which the next usage bundle carries to the upstream;
  * - appends a `collector.restored` event, so the trail's checkpoints read it as a restore.
  */
-export function restoreBackup(o: { dataDir: string; file: string; now: () => number; actor: string }): RestoreResult {
+export interface RestoreOptions {
+  dataDir: string;
+  file: string;
+  now: () => number;
+  actor: string;
+  /** Told of each step as it starts (check, copy, migrate, carry over, put in place), then of the end. */
+  onProgress?: OnProgress;
+}
+
+/** The restore's steps, in order: `outpost restore` shows which one runs (the check of a large backup takes a while). */
+export const RESTORE_STEPS = ['check', 'copy', 'migrate', 'carry over', 'put in place'] as const;
+
+export function restoreBackup(o: RestoreOptions): RestoreResult {
   const dbFile = join(o.dataDir, 'outpost.db');
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   let lock: Db;
@@ -64,7 +77,9 @@ export function restoreBackup(o: { dataDir: string; file: string; now: () => num
   }
 }
 
-function restoreLocked(o: { dataDir: string; file: string; now: () => number; actor: string }, dbFile: string): RestoreResult {
+function restoreLocked(o: RestoreOptions, dbFile: string): RestoreResult {
+  const step = (i: number) => o.onProgress?.({ phase: RESTORE_STEPS[i] ?? 'done', done: i, total: RESTORE_STEPS.length, unit: 'steps' });
+  step(0);
   const { manifest: m, keys: backupKeys } = readBackup(o.file, { latestSchema: latestVersion() });
   const keysDir = join(o.dataDir, 'keys');
   mkdirSync(keysDir, { recursive: true, mode: 0o700 });
@@ -80,6 +95,7 @@ function restoreLocked(o: { dataDir: string; file: string; now: () => number; ac
 
   const work = join(o.dataDir, '.outpost.db.restoring');
   for (const f of [work, `${work}-journal`, `${work}-wal`, `${work}-shm`]) rmSync(f, { force: true });
+  step(1);
   copyFileSync(o.file, work);
   chmodSync(work, 0o600);
   const hadStore = existsSync(dbFile);
@@ -90,7 +106,9 @@ function restoreLocked(o: { dataDir: string; file: string; now: () => number; ac
   try {
     db.exec('DROP TABLE outpost_backup; DROP TABLE IF EXISTS outpost_backup_files');
     // A backup from an older version is brought up to this one's schema; the backup file is its own pre-migration copy.
+    step(2);
     migrate(db, undefined, { copy: false });
+    step(3);
     const cur = hadStore ? attachCurrent(db, dbFile, lost) : false;
     const fileFloor = readFloorFile(floorFile(o.dataDir));
     const curFloor = cur ? Number((db.prepare("SELECT value FROM cur.meta WHERE key = 'time_floor'").pluck().get() as string | undefined) ?? 0) : 0;
@@ -137,6 +155,7 @@ function restoreLocked(o: { dataDir: string; file: string; now: () => number; ac
   } finally {
     db.close();
   }
+  step(4);
   fsyncFile(work);
   writeFloorFile(floorFile(o.dataDir), Date.parse(floors.kept));
 
@@ -147,6 +166,7 @@ function restoreLocked(o: { dataDir: string; file: string; now: () => number; ac
   }
   renameSync(work, dbFile);
   syncDir(o.dataDir);
+  step(RESTORE_STEPS.length);
   return {
     restoredFrom: o.file,
     backup: { createdAt: m.createdAt, version: m.version, schemaVersion: m.schemaVersion, withKeys: m.withKeys, collectorId: m.collectorId, eventHead: m.eventHead },

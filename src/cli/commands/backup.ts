@@ -60,14 +60,17 @@ export const backupCommands: Command[] = [
   },
   {
     name: 'restore',
-    usage: 'outpost restore FILE',
+    usage: 'outpost restore FILE [--quiet]',
     summary: 'Put a backup in place of the store, with the collector stopped: checks it first, keeps the replaced store aside, keeps newer keys and the higher time floor, starts a new epoch',
+    options: quietOption,
     async run(ctx) {
       const file = str(ctx.positionals[0]);
       if (!file) throw new CliError('name the backup file: outpost restore FILE', 2);
       const config = ctx.config();
       const { restoreBackup } = await import('../../backup/restore.js');
-      const r = restoreBackup({ dataDir: config.dataDir, file: resolve(file), now: () => systemClock.now(), actor: 'cli' });
+      const r = await withProgress(commandProgress(ctx, 'restore', 'steps'), async (p) =>
+        restoreBackup({ dataDir: config.dataDir, file: resolve(file), now: () => systemClock.now(), actor: 'cli', onProgress: (e) => p.update(e) }),
+      );
       ctx.output(r, () => renderRestore(r));
     },
   },
