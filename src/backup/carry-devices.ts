@@ -3,6 +3,8 @@ import type { Db } from '../store/open.js';
 /** Device changes the replaced store made after the backup and the restore kept. */
 export interface CarriedDevices {
   deregistered: string[];
+  /** Deregistered in the backup, registered again since (a revival an operator approved). */
+  revived: string[];
   moved: { device: string; from: string; to: string }[];
   /** The VAs whose in-use was counted again from their devices' usage. */
   recounted: string[];
@@ -35,6 +37,18 @@ export function carryDeviceChanges(db: Db, kept: string[], lost: string[]): Carr
   }
   if (gone.length) kept.push(`${gone.length} device(s) deregistered since the backup stay deregistered, their usage not counted: ${gone.map((d) => d.id).join(', ')}`);
 
+  // Revived since: an operator let a deregistered device register again. It stays registered
+  // (its key came over with the other key changes); what it reported since, it sends again.
+  const back = db
+    .prepare(
+      `SELECT m.id, c.status FROM main.devices m JOIN cur.devices c ON c.id = m.id
+       WHERE m.status = 'deregistered' AND c.status != 'deregistered' ORDER BY m.id`,
+    )
+    .all() as { id: string; status: string }[];
+  const revive = db.prepare('UPDATE main.devices SET status = ?, last_seen_at = (SELECT last_seen_at FROM cur.devices WHERE id = ?) WHERE id = ?');
+  for (const d of back) revive.run(d.status, d.id, d.id);
+  if (back.length) kept.push(`${back.length} device(s) registered again since the backup stay registered: ${back.map((d) => d.id).join(', ')}`);
+
   // Moved since: into the VA the replaced store has them in, where the backup knows that VA.
   const moves = db
     .prepare(
@@ -60,7 +74,7 @@ export function carryDeviceChanges(db: Db, kept: string[], lost: string[]): Carr
 
   const recounted = [...touched].sort();
   recount(db, recounted);
-  return { deregistered: gone.map((d) => d.id), moved, recounted };
+  return { deregistered: gone.map((d) => d.id), revived: back.map((d) => d.id), moved, recounted };
 }
 
 /** In-use of these VAs from the usage of their active devices: the sum the ledger keeps by deltas. */

@@ -44,6 +44,10 @@ it('when devices are deregistered and moved after a backup and the backup is res
   await report(gone, 3);
   await report(mover, 5);
   await report(stays, 7);
+  // Let go before the backup, and let back in after it (an operator approved its revival).
+  const back = await hh.registered('BACK-1', home);
+  await report(back, 2);
+  expect((await hh.api.post(`/api/v1/devices/${back.deviceId}/deregister`).send({})).status).toBe(200);
   const file = join(tempDir('backups'), 'b.db');
   await hh.services.backups.backup({ file, withKeys: false, actor: 'test' });
   expect(await inUse(hh)).toEqual({ [home]: { inUse: 15, devices: 3 } });
@@ -51,15 +55,18 @@ it('when devices are deregistered and moved after a backup and the backup is res
   // After the backup: one device let go, one moved to the other VA.
   expect((await hh.api.post(`/api/v1/devices/${gone.deviceId}/deregister`).send({})).status).toBe(200);
   expect((await hh.api.post(`/api/v1/devices/${mover.deviceId}/move`).send({ vaId: other })).status).toBe(200);
+  expect((await back.register(await hh.token())).status).toBe(202);
+  await hh.api.post(`/api/v1/devices/${back.deviceId}/rekey/approve`).expect(200);
   const expected = { [home]: { inUse: 7, devices: 1 }, [other]: { inUse: 5, devices: 1 } };
   expect(await inUse(hh)).toEqual(expected);
   await h!.close();
   h = undefined;
 
   const r = restoreBackup({ dataDir, file, now: () => Date.now(), actor: 'test' });
-  expect(r.devices).toEqual({ deregistered: [gone.deviceId], moved: [{ device: mover.deviceId, from: home, to: other }], recounted: [home, other].sort() });
+  expect(r.devices).toEqual({ deregistered: [gone.deviceId], revived: [back.deviceId], moved: [{ device: mover.deviceId, from: home, to: other }], recounted: [home, other].sort() });
   expect(r.kept.join('\n')).toMatch(/1 device\(s\) deregistered since the backup stay deregistered/);
   expect(r.kept.join('\n')).toMatch(/1 device\(s\) moved to another virtual account since the backup/);
+  expect(r.kept.join('\n')).toMatch(/1 device\(s\) registered again since the backup stay registered/);
 
   hh = await start(dataDir);
   expect((await hh.api.get(`/api/v1/devices/${gone.deviceId}`).expect(200)).body.status).toBe('deregistered');
@@ -72,9 +79,13 @@ it('when devices are deregistered and moved after a backup and the backup is res
   expect(event.devices).toEqual(r.devices);
 
   // The deregistered device is refused as it was before the restore; the others report on.
-  for (const d of [gone, mover, stays]) (d as { baseUrl: string }).baseUrl = hh.url;
+  for (const d of [gone, mover, stays, back]) (d as { baseUrl: string }).baseUrl = hh.url;
   const refused = await gone.sendReport(gone.report(TAG, 3));
   expect(refused.status).toBe(401);
   await report(mover, 6);
-  expect(await inUse(hh)).toEqual({ [home]: { inUse: 7, devices: 1 }, [other]: { inUse: 6, devices: 1 } });
+  // The revived device is registered still: what it reported since the backup, it sends again.
+  expect((await hh.api.get(`/api/v1/devices/${back.deviceId}`).expect(200)).body.status).toBe('active');
+  await report(back, 4);
+  expect(await inUse(hh)).toEqual({ [home]: { inUse: 11, devices: 2 }, [other]: { inUse: 6, devices: 1 } });
+  expect((await hh.api.post('/api/v1/compliance/verify').send({}).expect(200)).body.drift).toEqual([]);
 }, 60_000);
