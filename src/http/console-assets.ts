@@ -15,6 +15,7 @@ export const CONSOLE_FILES = {
   'session.js': 'text/javascript; charset=utf-8',
   'format.js': 'text/javascript; charset=utf-8',
   'pager.js': 'text/javascript; charset=utf-8',
+  'act.js': 'text/javascript; charset=utf-8',
   'pages/login.js': 'text/javascript; charset=utf-8',
   'pages/overview.js': 'text/javascript; charset=utf-8',
   'pages/tokens.js': 'text/javascript; charset=utf-8',

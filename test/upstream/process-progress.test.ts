@@ -1,11 +1,9 @@
 import { afterEach, expect, it } from 'vitest';
-import { createHash } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { startHarness, TAG, type Harness } from '../helpers/harness.js';
 import { cli, type CliResult } from '../helpers/processes.js';
 import { tempDir } from '../helpers/temp.js';
-import { members, writeTar } from '../helpers/tar-craft.js';
+import { growBundle } from '../helpers/grow-bundle.js';
 import { serveUpstream, type UpstreamProcess } from '../helpers/upstream-process.js';
 
 let h: Harness | undefined;
@@ -14,26 +12,6 @@ afterEach(async () => {
   if (up && up.proc.exitCode === null) await up.kill9();
   await h?.close();
 });
-
-/** Adds `extra` reports (refs after the last) to a usage bundle and signs it again with the collector's key. */
-function grow(file: string, extra: number, sign: (b: Buffer) => Buffer, o: { brokenLast?: boolean } = {}): number {
-  const ms = members(file);
-  const payload = ms.find((m) => m.name === 'reports.ndjson.gz')!;
-  const lines = gunzipSync(payload.data).toString('utf8').trimEnd().split('\n');
-  const last = JSON.parse(lines[lines.length - 1]!) as { ref: number; reportId: string };
-  const more: string[] = [];
-  for (let i = 1; i <= extra; i++) more.push(JSON.stringify({ ...last, ref: last.ref + i, reportId: `grown-${i}` }));
-  if (o.brokenLast) more[more.length - 1] = '{"ref": not json';
-  payload.data = gzipSync([...lines, ...more].join('\n') + '\n');
-  const manifest = JSON.parse(ms[0]!.data.toString('utf8'));
-  const listed = manifest.payloads.find((p: { name: string }) => p.name === 'reports.ndjson.gz');
-  Object.assign(listed, { size: payload.data.length, records: lines.length + extra, sha256: createHash('sha256').update(payload.data).digest('hex') });
-  if (manifest.meta.reports !== undefined) manifest.meta.reports = lines.length + extra;
-  ms[0]!.data = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
-  ms[1]!.data = sign(ms[0]!.data);
-  writeTar(file, ms);
-  return lines.length + extra;
-}
 
 const LINE = /^upstream process count: (\d+)\/(\d+) reports \((\d+)%\), [\d.]+\/s$/;
 
@@ -69,7 +47,7 @@ it('`outpost upstream process` shows its progress on stderr, run on the store or
   for (const id of ['a', 'b', 'c', 'd']) {
     await d.sendReport(d.report(TAG, 1, undefined, `real-${id}`));
     const file = (await h.api.post('/api/v1/exchange/export').send({}).expect(200)).body.file as string;
-    files.push({ file, total: grow(file, 30_000, (b) => h!.services.identity.signDetached(b), { brokenLast: id === 'd' }) });
+    files.push({ file, total: growBundle(file, 30_000, (b) => h!.services.identity.signDetached(b), { brokenLast: id === 'd' }) });
   }
 
   // The CLI opens the store itself.

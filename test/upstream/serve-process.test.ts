@@ -1,12 +1,10 @@
 import { afterEach, expect, it } from 'vitest';
 import { readFileSync, statSync } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { startHarness, TAG, type Harness } from '../helpers/harness.js';
 import { cli } from '../helpers/processes.js';
 import { tempDir } from '../helpers/temp.js';
-import { members, writeTar } from '../helpers/tar-craft.js';
+import { growBundle } from '../helpers/grow-bundle.js';
 import { serveUpstream, type UpstreamProcess } from '../helpers/upstream-process.js';
 import { readManifest } from '../../src/exchange/read.js';
 import { openUpstreamStore } from '../../src/upstream/store.js';
@@ -18,24 +16,6 @@ afterEach(async () => {
   if (up && up.proc.exitCode === null) await up.kill9();
   await h?.close();
 });
-
-/** Adds `extra` reports (refs after the last) to a usage bundle and signs it again with the collector's key. */
-function grow(file: string, extra: number, sign: (b: Buffer) => Buffer): void {
-  const ms = members(file);
-  const payload = ms.find((m) => m.name === 'reports.ndjson.gz')!;
-  const lines = gunzipSync(payload.data).toString('utf8').trimEnd().split('\n');
-  const last = JSON.parse(lines[lines.length - 1]!) as { ref: number; reportId: string };
-  const more: string[] = [];
-  for (let i = 1; i <= extra; i++) more.push(JSON.stringify({ ...last, ref: last.ref + i, reportId: `grown-${i}` }));
-  payload.data = gzipSync([...lines, ...more].join('\n') + '\n');
-  const manifest = JSON.parse(ms[0]!.data.toString('utf8'));
-  const listed = manifest.payloads.find((p: { name: string }) => p.name === 'reports.ndjson.gz');
-  Object.assign(listed, { size: payload.data.length, records: lines.length + extra, sha256: createHash('sha256').update(payload.data).digest('hex') });
-  if (manifest.meta.reports !== undefined) manifest.meta.reports = lines.length + extra;
-  ms[0]!.data = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
-  ms[1]!.data = sign(ms[0]!.data);
-  writeTar(file, ms);
-}
 
 it('when `outpost upstream serve` is killed with jobs queued, then the next start runs them and every report is counted once; its CLI acts through the socket', async () => {
   h = await startHarness();
@@ -63,7 +43,7 @@ it('when `outpost upstream serve` is killed with jobs queued, then the next star
     files.push((await h.api.post('/api/v1/exchange/export').send({}).expect(200)).body.file);
   }
   const GROWN = 60_000;
-  grow(files[0]!, GROWN, (b) => h!.services.identity.signDetached(b));
+  growBundle(files[0]!, GROWN, (b) => h!.services.identity.signDetached(b));
   const ids: string[] = [];
   for (const f of files) {
     const r = await fetch(`${up.url}${SYNC_BASE}/usage`, { method: 'POST', body: readFileSync(f), headers: { 'content-type': BUNDLE_MEDIA_TYPE } });

@@ -1,3 +1,4 @@
+import { actThenSay } from '../act.js';
 import { api } from '../api.js';
 import { h, icon, status } from '../dom.js';
 import { count, when } from '../format.js';
@@ -60,25 +61,7 @@ export async function sinksSection(vas: Va[]): Promise<HTMLElement> {
     channels.dataset.answer = String(answers);
     list.dataset.answer = String(answers);
   };
-  /** Runs a change, reads everything again, and only then says how it went. */
-  const act = async (change: () => Promise<HTMLElement>, failed: string): Promise<boolean> => {
-    let said: HTMLElement;
-    let done = false;
-    try {
-      said = await change();
-      done = true;
-    } catch (e) {
-      said = status(`${failed}: ${(e as Error).message}`, 'error');
-    }
-    try {
-      await reload();
-    } catch (e) {
-      said = status(`The sinks could not be read again: ${(e as Error).message}`, 'error');
-    }
-    notice.replaceChildren(said);
-    (notice.querySelector<HTMLElement>('.secret') ?? notice).focus();
-    return done;
-  };
+  const act = (change: () => Promise<HTMLElement>, failed: string) => actThenSay({ where: notice, change, failed, reload, unread: 'The sinks could not be read again' });
   const shown = (s: Added, said: string) =>
     s.secret
       ? h('div', {}, status(said), secretPanel({

@@ -1,3 +1,4 @@
+import { actThenSay } from '../act.js';
 import { api, ApiError } from '../api.js';
 import { append, h, icon, status } from '../dom.js';
 import { may, type Caller } from '../session.js';
@@ -33,21 +34,8 @@ export async function notificationsPage(main: HTMLElement, caller: Caller): Prom
     body.replaceChildren(subscriptionView(sub, vas, { save, end }));
     body.dataset.answer = String(++answers);
   };
-  const act = async (change: () => Promise<string>, failed: string) => {
-    let said: HTMLElement;
-    try {
-      said = status(await change());
-    } catch (e) {
-      said = status(`${failed}: ${(e as Error).message}`, 'error');
-    }
-    try {
-      await reload();
-    } catch (e) {
-      said = status(`Your subscription could not be read again: ${(e as Error).message}`, 'error');
-    }
-    notice.replaceChildren(said);
-    notice.focus();
-  };
+  const act = async (change: () => Promise<string>, failed: string): Promise<void> =>
+    void (await actThenSay({ where: notice, change: async () => status(await change()), failed, reload, unread: 'Your subscription could not be read again' }));
   const save = (b: Omit<Subscription, 'userId' | 'filter'> & Subscription['filter']) =>
     act(async () => (await api('POST', '/notifications/subscriptions', b), `Your subscription is saved: alerts go to ${b.email}.`), 'Your subscription was not saved');
   const end = () => act(async () => (await api('DELETE', '/notifications/subscriptions'), 'Your subscription has ended: no more e-mail is sent to you.'), 'Your subscription was not ended');

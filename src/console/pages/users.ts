@@ -1,3 +1,4 @@
+import { actThenSay } from '../act.js';
 import { api } from '../api.js';
 import { append, h, icon, status } from '../dom.js';
 import { when } from '../format.js';
@@ -82,25 +83,8 @@ export async function usersPage(main: HTMLElement, caller: Caller): Promise<void
     detail.replaceChildren(open ? userDetail(open, tokens, vas.items, roleText, actions) : selected ? status(`There is no user ${selected} (any more).`) : '');
     list.dataset.answer = String(++answers);
   };
-  /** Runs a change, reloads, then says how it went (never the other way round: a notice must not run ahead of the table). */
-  const act = async (where: HTMLElement, change: () => Promise<HTMLElement>, failed: string): Promise<boolean> => {
-    let said: HTMLElement;
-    let done = false;
-    try {
-      said = await change();
-      done = true;
-    } catch (e) {
-      said = status(`${failed}: ${(e as Error).message}`, 'error');
-    }
-    try {
-      await reload();
-    } catch (e) {
-      said = status(`The users could not be reloaded: ${(e as Error).message}`, 'error');
-    }
-    where.replaceChildren(said);
-    (where.querySelector<HTMLElement>('.secret') ?? where).focus();
-    return done;
-  };
+  const act = (where: HTMLElement, change: () => Promise<HTMLElement>, failed: string) =>
+    actThenSay({ where, change, failed, reload, unread: 'The users could not be reloaded' });
   const path = (u: User) => `/users/${encodeURIComponent(u.id)}`;
   const actions: DetailActions = {
     saveRoles: (u, roles) => act(userNotice, async () => (await api('PATCH', path(u), { roles }), status(`The roles of ${u.name} are saved.`)), 'The roles were not saved'),
