@@ -17,7 +17,15 @@ export interface CarriedDevices {
  * in-use of every VA they touch is then counted again from the device usage, as
  * `POST /compliance/verify` counts it, so the restored store starts without drift.
  */
-export function carryDeviceChanges(db: Db, kept: string[], lost: string[]): CarriedDevices {
+export function carryDeviceChanges(db: Db, kept: string[], lost: string[], backupHead: { id: number; hash: string }): CarriedDevices | null {
+  // Only a store that went on from the backup holds changes made after it: its trail has the
+  // backup's head. An older store (a snapshot rolled back, a copy from before) would undo
+  // what was done since, and revive a device an operator let go.
+  const continues = backupHead.id === 0 || (db.prepare('SELECT hash FROM cur.events WHERE id = ?').pluck().get(backupHead.id) as string | undefined) === backupHead.hash;
+  if (!continues) {
+    lost.push(`the replaced store does not go on from the backup (its audit trail lacks the backup's event ${backupHead.id}): device deregistrations, revivals and moves in it were not carried over; check the devices' status and VAs`);
+    return null;
+  }
   const touched = new Set<string>();
 
   // Deregistered since: released and forgotten as `devices deregister` does. A device the backup

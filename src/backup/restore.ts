@@ -117,7 +117,7 @@ function restoreLocked(o: RestoreOptions, dbFile: string): RestoreResult {
     const restoredAt = Math.max(o.now(), floor);
     const seed = readSeed(keysDir);
     db.transaction(() => {
-      if (cur) devices = carryOver(db, kept, lost);
+      if (cur) devices = carryOver(db, kept, lost, m.eventHead);
       else if (hadStore) lost.push('nothing was carried over from the replaced store (it could not be read): devices registered or re-keyed since the backup register again; reports acknowledged since may be sent again, and upstreams count them once');
       else lost.push('there was no store to carry anything over from: devices registered or re-keyed since the backup register again');
       setMeta(db, 'time_floor', String(floor));
@@ -262,7 +262,7 @@ function attachCurrent(db: Db, dbFile: string, lost: string[]): boolean {
 }
 
 /** What the replaced store knew that happened after the backup and must not be forgotten. */
-function carryOver(db: Db, kept: string[], lost: string[]): CarriedDevices {
+function carryOver(db: Db, kept: string[], lost: string[], backupHead: BackupManifest['eventHead']): CarriedDevices | null {
   const cols = (table: string) =>
     (db.prepare(`SELECT name FROM pragma_table_info('${table}', 'main')`).pluck().all() as string[]).filter((c) =>
       (db.prepare(`SELECT name FROM pragma_table_info('${table}', 'cur')`).pluck().all() as string[]).includes(c));
@@ -309,7 +309,7 @@ function carryOver(db: Db, kept: string[], lost: string[]): CarriedDevices {
   if (acks) kept.push(`${acks} acknowledgement(s) received since the backup (${settled} report wait(s) settled by them)`);
 
   // Deregistrations and moves since, after the devices registered since (which come in as the replaced store has them).
-  return carryDeviceChanges(db, kept, lost);
+  return carryDeviceChanges(db, kept, lost, backupHead);
 }
 
 /** Sealed secrets with no key to open them: what doctor also reports, said here with the fix. */

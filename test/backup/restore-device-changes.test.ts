@@ -1,3 +1,4 @@
+import { copyFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { startHarness, TAG, type Harness } from '../helpers/harness.js';
@@ -88,4 +89,29 @@ it('when devices are deregistered and moved after a backup and the backup is res
   await report(back, 4);
   expect(await inUse(hh)).toEqual({ [home]: { inUse: 11, devices: 2 }, [other]: { inUse: 6, devices: 1 } });
   expect((await hh.api.post('/api/v1/compliance/verify').send({}).expect(200)).body.drift).toEqual([]);
+}, 60_000);
+
+it('when the store being replaced is older than the backup (a snapshot rolled back), then nothing of it undoes the backup: a device deregistered in the backup stays deregistered', async () => {
+  const dataDir = join(tempDir('restore-older'), 'data');
+  const hh = await start(dataDir);
+  const home = ((await hh.api.get('/api/v1/virtual-accounts').expect(200)).body.items as { id: string }[])[0]!.id;
+  const stolen = await hh.registered('STOLEN-1', home);
+  await report(stolen, 3);
+  const older = join(tempDir('backups'), 'older.db');
+  await hh.services.backups.backup({ file: older, withKeys: false, actor: 'test' });
+  expect((await hh.api.post(`/api/v1/devices/${stolen.deviceId}/deregister`).send({})).status).toBe(200);
+  const file = join(tempDir('backups'), 'newer.db');
+  await hh.services.backups.backup({ file, withKeys: false, actor: 'test' });
+  await h!.close();
+  h = undefined;
+  // The disk now holds a store from before the deregistration, as a rolled-back snapshot leaves it.
+  copyFileSync(older, join(dataDir, 'outpost.db'));
+  for (const f of ['outpost.db-wal', 'outpost.db-shm']) rmSync(join(dataDir, f), { force: true });
+
+  const r = restoreBackup({ dataDir, file, now: () => Date.now(), actor: 'test' });
+  expect(r.devices).toBeNull();
+  expect(r.lost.join('\n')).toMatch(/does not go on from the backup/);
+  const back = await start(dataDir);
+  expect((await back.api.get(`/api/v1/devices/${stolen.deviceId}`).expect(200)).body.status).toBe('deregistered');
+  expect((await back.api.post('/api/v1/compliance/verify').send({}).expect(200)).body.drift).toEqual([]);
 }, 60_000);
