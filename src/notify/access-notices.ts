@@ -63,7 +63,7 @@ export class AccessNotices {
     let written = 0;
     for (const s of this.sinks.all()) {
       // A notice has no severity of its own: the kinds and the VAs of the filter decide.
-      if (!s.filter.kinds?.includes(ACCESS_KIND) || (s.filter.vaIds && !s.filter.vaIds.includes(n.vaId))) continue;
+      if (!s.enabled || !s.filter.kinds?.includes(ACCESS_KIND) || (s.filter.vaIds && !s.filter.vaIds.includes(n.vaId))) continue;
       put(s.kind, s.id), written++;
     }
     for (const s of this.subscriptions.all()) {

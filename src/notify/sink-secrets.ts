@@ -25,8 +25,14 @@ export function writeSecretFile(dataDir: string, sinkId: string, secret: string)
   return path;
 }
 
-/** Removes a key file the collector made; a file an admin gave is theirs and stays. */
-export function dropSecretFile(dataDir: string, path: string | undefined): void {
-  if (!path || dirname(resolve(path)) !== resolve(folder(dataDir)) || !basename(path).startsWith(PREFIX)) return;
+/**
+ * Removes a key file the collector made for this sink, once no sink uses it. A file an admin
+ * gave is theirs and stays, even in data/keys under a name like ours, and so does a made key
+ * that an admin pointed another sink at.
+ */
+export function dropSecretFile(dataDir: string, path: string | undefined, sinkId: string, inUse: (path: string) => boolean): void {
+  if (!path || dirname(resolve(path)) !== resolve(folder(dataDir))) return;
+  const madeFor = new RegExp(`^${PREFIX}${sinkId.replace(/[^A-Za-z0-9-]/g, '')}-[0-9a-f]{8}\\.key$`);
+  if (!madeFor.test(basename(path)) || inUse(path)) return;
   rmSync(path, { force: true });
 }

@@ -125,7 +125,7 @@ export class SinkStore {
         return secret ? { ...sink, secret } : sink;
       })();
     } catch (e) {
-      dropSecretFile(env.dataDir, made);
+      dropSecretFile(env.dataDir, made, id, (f) => this.keyInUse(f));
       throw e;
     }
   }
@@ -171,10 +171,10 @@ export class SinkStore {
         return now;
       })();
       // The key the change replaced goes once the change is in, when the collector had made it.
-      dropSecretFile(env.dataDir, replaced);
+      dropSecretFile(env.dataDir, replaced, id, (f) => this.keyInUse(f));
       return secret ? { ...sink, secret } : sink;
     } catch (e) {
-      dropSecretFile(env.dataDir, made);
+      dropSecretFile(env.dataDir, made, id, (f) => this.keyInUse(f));
       throw e;
     }
   }
@@ -189,7 +189,12 @@ export class SinkStore {
       env.events.append('sink.deleted', env.actor, id, null, { name: old.name, kind: old.kind, to: whereTo(old), pendingFailed: failed });
       return old;
     })();
-    dropSecretFile(env.dataDir, removed.webhook?.hmacKeyFile);
+    dropSecretFile(env.dataDir, removed.webhook?.hmacKeyFile, id, (f) => this.keyInUse(f));
+  }
+
+  /** Whether a sink still signs with this key file. */
+  private keyInUse(file: string): boolean {
+    return this.db.prepare("SELECT 1 FROM notify_sinks WHERE kind = 'webhook' AND json_extract(target_json, '$.hmacKeyFile') = ?").get(file) !== undefined;
   }
 
   private checkBeyondSchema(input: SinkInput, knownVa: (id: string) => boolean): void {

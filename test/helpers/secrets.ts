@@ -153,7 +153,7 @@ export function tapSecrets(handler: (req: IncomingMessage, res: ServerResponse) 
       if (!/json|text|csv/.test(type)) return;
       const body = Buffer.concat(chunks).toString('utf8');
       const id = answers.push({ where: `the answer ${res.statusCode} to ${req.method} ${path}`, test, body }) - 1;
-      if (type.includes('json') && req.method === 'POST') {
+      if (type.includes('json') && (req.method === 'POST' || req.method === 'PATCH')) {
         try {
           recordSecret(answerKind(path), (JSON.parse(body) as { secret?: unknown }).secret, id);
         } catch {
