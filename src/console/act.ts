@@ -1,4 +1,4 @@
-import { status } from './dom.js';
+import { h, status } from './dom.js';
 
 /**
  * How every page runs an operator's change: make it, read the page's data again, and only then
@@ -26,7 +26,8 @@ export async function actThenSay(o: {
   try {
     await o.reload();
   } catch (e) {
-    said = status(`${o.unread}: ${(e as Error).message}`, 'error');
+    // Said beside, never instead: what the change answered (a key shown this once) stays on the page.
+    said = h('div', {}, said, status(`${o.unread}: ${(e as Error).message}`, 'error'));
   }
   o.where.replaceChildren(said);
   (o.where.querySelector<HTMLElement>('.secret') ?? o.where).focus();

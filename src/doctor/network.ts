@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -45,7 +45,9 @@ function readSigner(dataDir: string): RequestSigner | null {
  * be made at any time, and a 404 proves the upstream knows this collector and its current key.
  */
 async function credentialsCheck(client: UpstreamClient, signer: RequestSigner, url: string, now: number): Promise<Check> {
-  const toFile = join(tmpdir(), `outpost-doctor-${process.pid}-${now}.bundle`);
+  // A folder of its own (mode 0700): a fixed name in the shared temp folder could be a link planted by another user.
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-doctor-'));
+  const toFile = join(dir, 'probe.bundle');
   try {
     const r = await client.getSigned(`${SYNC_BASE}/usage/${PROBE_BUNDLE}/response`, signer, now, { toFile, maxBytes: 1024 * 1024, wait: 0 });
     const code = (r.json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error?.code;
@@ -57,7 +59,7 @@ async function credentialsCheck(client: UpstreamClient, signer: RequestSigner, u
     if (code === 'bad_date') return fail('upstream', `the upstream at ${url} refuses this collector's signed requests: ${said}`, 'set the clock right on this host (or the upstream\'s): enable NTP, timedatectl set-ntp true');
     return fail('upstream', `the upstream at ${url} refuses this collector's signed requests (${r.status}${typeof code === 'string' ? ` ${code}` : ''}): ${said}`, "ask the upstream's operator to check the collector's key; enroll again if it was replaced (outpost sync enroll)");
   } finally {
-    if (existsSync(toFile)) rmSync(toFile, { force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
