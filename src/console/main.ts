@@ -10,7 +10,7 @@ import { exchangePage } from './pages/exchange.js';
 import { devicePage } from './pages/device.js';
 import { eventsPage } from './pages/events.js';
 import { usersPage } from './pages/users.js';
-import { accessPage, approves, pendingCount } from './pages/access.js';
+import { accessPage, approves, pendingCount, REQUESTS_CHANGED } from './pages/access.js';
 import { transfersOffered, transfersPage } from './pages/transfers.js';
 import { notificationsPage } from './pages/notifications.js';
 
@@ -120,14 +120,18 @@ function layout(current: Page, who: Caller): HTMLElement {
 function waitingBadge(who: Caller): HTMLElement | null {
   if (!approves(who)) return null;
   const slot = h('span', { id: 'requests-waiting' });
+  fillWaiting(slot);
+  return slot;
+}
+
+function fillWaiting(slot: HTMLElement): void {
   void pendingCount().then(
     (n) => {
       slot.dataset.count = String(n);
-      if (n > 0) slot.replaceChildren(h('span', { class: 'badge tone-plain' }, String(n), h('span', { class: 'visually-hidden' }, n === 1 ? ' request waits for you' : ' requests wait for you')));
+      slot.replaceChildren(...(n > 0 ? [h('span', { class: 'badge tone-plain' }, String(n), h('span', { class: 'visually-hidden' }, n === 1 ? ' request waits for you' : ' requests wait for you'))] : []));
     },
     () => undefined,
   );
-  return slot;
 }
 
 async function route(): Promise<void> {
@@ -165,4 +169,9 @@ function skipToMain(e: Event): void {
 }
 
 window.addEventListener('hashchange', () => void route());
+// A request settled on the Requests page changes the count at once, not at the next page drawn.
+document.addEventListener(REQUESTS_CHANGED, () => {
+  const slot = document.getElementById('requests-waiting');
+  if (slot) fillWaiting(slot);
+});
 void start();

@@ -115,6 +115,7 @@ function pendingSection(items: AccessRequest[], caller: Caller, settle: (said: H
     } catch (e) {
       await settle(status(`${failed}: ${(e as Error).message}`, 'error'));
     }
+    document.dispatchEvent(new Event(REQUESTS_CHANGED));
   };
   return h('section', { 'aria-labelledby': 'pending-title' }, head,
     h('table', { id: 'pending' },
@@ -190,6 +191,9 @@ function mineSection(items: AccessRequest[], settle: (said: HTMLElement) => Prom
     ),
   );
 }
+
+/** Told on the document when a request was settled here: the navigation's count is read again. */
+export const REQUESTS_CHANGED = 'outpost:requests-changed';
 
 /** How many requests wait for the caller to settle them (the navigation shows it beside Requests). */
 export async function pendingCount(): Promise<number> {
