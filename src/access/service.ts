@@ -175,6 +175,7 @@ export class AccessRequestService {
       if (r.state !== 'pending') throw conflict('not_pending', `access request ${id} is ${r.state} already`, { state: r.state });
       this.repo.settle(id, { state: 'withdrawn', at: this.clock.now(), by: r.user_name, byUserId: r.user_id });
       this.events.append('access.withdrawn', actor, id, r.va_id, { user: r.user_name, va: r.va_name, role: r.role });
+      this.tell({ step: 'withdrawn', requestId: id, userId: r.user_id, user: r.user_name, vaId: r.va_id, va: r.va_name, role: r.role, justification: r.justification });
     })();
     return toRequest(this.repo.get(id)!);
   }

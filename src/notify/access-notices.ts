@@ -8,7 +8,7 @@ export const ACCESS_KIND = 'access_request';
 
 /** A step of an access request that someone is told of. */
 export interface AccessNotice {
-  step: 'requested' | 'approved' | 'denied';
+  step: 'requested' | 'approved' | 'denied' | 'withdrawn';
   requestId: string;
   /** The requester. */
   userId: string;
@@ -25,6 +25,7 @@ export interface AccessNotice {
 
 function message(n: AccessNotice): string {
   if (n.step === 'requested') return `Access request: ${n.user} asks for ${n.role} on ${n.va}: ${n.justification}`;
+  if (n.step === 'withdrawn') return `Access request withdrawn: ${n.user} no longer asks for ${n.role} on ${n.va}`;
   if (n.step === 'approved') return `Access request approved: ${n.user} now holds ${n.grantedRole} on ${n.va} (asked ${n.role}), granted by ${n.decidedBy}`;
   return `Access request denied: ${n.user}'s request for ${n.role} on ${n.va}, denied by ${n.decidedBy}: ${n.reason}`;
 }
@@ -67,7 +68,8 @@ export class AccessNotices {
       put(s.kind, s.id), written++;
     }
     for (const s of this.subscriptions.all()) {
-      const told = n.step === 'requested'
+      // Those told a request waits are told it no longer does; the requester hears of a decision.
+      const told = n.step === 'requested' || n.step === 'withdrawn'
         ? s.userId !== n.userId && (s.filter.vaIds === null || s.filter.vaIds.includes(n.vaId)) && mayApprove(s.userId)
         : s.userId === n.userId;
       if (told) put('email', s.userId), written++;

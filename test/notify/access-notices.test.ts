@@ -122,6 +122,19 @@ describe('access request notices', () => {
     expect(recipients(smtp.mails)).toEqual(['nora@site.example']);
     expect(subjectOf(smtp.mails[0]!.raw)).toBe("[Outpost] Access request denied: nora's request for va-admin on Default, denied by cal: Tokens are made by the network team.");
   });
+
+  it('when the requester withdraws a request, then the approvers who heard it waits hear it no longer does, and the requester is not told', async () => {
+    smtp.mails.length = 0;
+    const made = await as(h, 'nora').post('/access/requests', { vaId: vaA, role: 'va-viewer', justification: 'I only need to read the campus figures.' }).expect(201);
+    await until('the approvers\' mails', () => smtp.mails.length >= 2);
+    await h.services.notify.delivery.idle();
+    smtp.mails.length = 0;
+    await as(h, 'nora').post(`/access/requests/${made.body.id}/withdraw`).expect(200);
+    await until('the withdrawal mails', () => smtp.mails.length >= 2);
+    await h.services.notify.delivery.idle();
+    expect(recipients(smtp.mails)).toEqual(['ann@site.example', 'cal@site.example']);
+    expect(subjectOf(smtp.mails[0]!.raw)).toBe('[Outpost] Access request withdrawn: nora no longer asks for va-viewer on Default');
+  });
 });
 
 describe('a restart with an access notice pending', () => {
