@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../helpers/harness.js';
-import { startFakeCssm, FIXTURE_TAG, type FakeCssm, type FakeLicense } from '../helpers/fake-cssm.js';
-import { makeTestCa } from '../helpers/test-ca.js';
+import type { Harness } from '../helpers/harness.js';
+import { FIXTURE_TAG, type FakeCssm, type FakeLicense } from '../helpers/fake-cssm.js';
+import { cloudTransferSite } from './sites.js';
 
 let h: Harness | undefined;
 let cssm: FakeCssm | undefined;
@@ -11,25 +11,10 @@ afterEach(async () => {
   h = cssm = undefined;
 });
 
-/** A site whose upstream is Cisco's cloud (the double), Default and Campus mapped to CSSM virtual accounts. */
 async function cloudSite(licenses: FakeLicense[], transferApplyAfterReads?: number | 'manual') {
-  const ca = makeTestCa();
-  cssm = await startFakeCssm({ ca, pollsBeforeComplete: 1, licenses, ...(transferApplyAfterReads !== undefined ? { transferApplyAfterReads } : {}) });
-  h = await startHarness({
-    config: {
-      exchange: { mode: 'connected', upstream: { kind: 'cisco' }, retry: { attempts: 1, baseSeconds: 1, maxSeconds: 1 } },
-      cisco: {
-        caFile: ca.caFile, timeoutSeconds: 3, retries: 0,
-        cloud: {
-          tokenUrl: cssm.tokenUrl, apiUrl: `${cssm.url}/smart-accounts-and-licensing`, clientId: cssm.clientId, domain: cssm.domain,
-          virtualAccounts: { Default: 'DEFAULT', Campus: 'Campus' }, caFile: ca.caFile, pollSeconds: 1, maxPollMinutes: 1, timeoutSeconds: 5,
-        },
-      },
-    },
-  });
-  await h.api.post('/api/v1/cisco/cloud/credentials').send({ clientSecret: cssm.clientSecret }).expect(200);
-  const campus = (await h.api.post('/api/v1/virtual-accounts').send({ name: 'Campus' }).expect(201)).body.id as string;
-  return campus;
+  const site = await cloudTransferSite(licenses, transferApplyAfterReads);
+  ({ h, cssm } = site);
+  return site.campus;
 }
 
 const sync = async () => (await h!.api.post('/api/v1/exchange/sync').send({ wait: true }).expect(202)).body.result;

@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { DAY, TAG } from '../helpers/harness.js';
-import { startSite, type Site } from '../helpers/exchange.js';
-import { startHarness, type Harness } from '../helpers/harness.js';
-import { startFakeCssm, FIXTURE_TAG, type FakeCssm, type FakeLicense } from '../helpers/fake-cssm.js';
-import { makeTestCa } from '../helpers/test-ca.js';
+import { TAG, type Harness } from '../helpers/harness.js';
+import type { Site } from '../helpers/exchange.js';
+import { FIXTURE_TAG, type FakeCssm, type FakeLicense } from '../helpers/fake-cssm.js';
+import { cloudTransferSite, outpostTransferSite } from './sites.js';
 import { readManifest } from '../../src/exchange/read.js';
 
 let s: Site | undefined;
@@ -17,16 +16,16 @@ afterEach(async () => {
 });
 
 /** A site with the reference upstream; Default holds 10 upstream, Campus 1, both as the collector's snapshot. */
+let buy: (quantity: number, va?: string) => unknown = () => undefined;
 async function outpostSite() {
-  s = await startSite();
-  const campus = (await s.h.api.post('/api/v1/virtual-accounts').send({ name: 'Campus' }).expect(201)).body.id as string;
+  const site = await outpostTransferSite();
+  s = site.s;
+  buy = site.buy;
   buy(10);
   buy(1, 'Campus');
   await s.importFile((await s.up.process((await s.exportNow()).file)).responseFile);
-  return campus;
+  return site.campus;
 }
-const buy = (quantity: number, va = 'Default') =>
-  s!.up.service.addEntitlement({ account: 'ACME', va, tag: TAG, displayName: 'DNA Network Stack', kind: 'subscription', quantity, startsAt: Date.now() - DAY, endsAt: Date.now() + 365 * DAY });
 const api = () => (s ?? { h: h! }).h.api;
 /** Once users exist, reads need a token too. */
 let bearer: string | undefined;
@@ -134,22 +133,10 @@ describe("a transfer through Cisco's cloud settled by hand", () => {
   const dna = (va: string, quantity: number): FakeLicense => ({ va, name: 'DNA Network Stack', tag: FIXTURE_TAG, quantity, inUse: 0, licenseType: 'TERM' });
 
   it('when one Cisco accepted but never shows is reverted, then the answer and the event say Cisco may still apply it, and it is not sent again', async () => {
-    const ca = makeTestCa();
-    cssm = await startFakeCssm({ ca, pollsBeforeComplete: 1, licenses: [dna('DEFAULT', 300), dna('Campus', 20)], transferApplyAfterReads: 'manual' });
-    h = await startHarness({
-      config: {
-        exchange: { mode: 'connected', upstream: { kind: 'cisco' }, retry: { attempts: 1, baseSeconds: 1, maxSeconds: 1 } },
-        cisco: {
-          caFile: ca.caFile, timeoutSeconds: 3, retries: 0,
-          cloud: {
-            tokenUrl: cssm.tokenUrl, apiUrl: `${cssm.url}/smart-accounts-and-licensing`, clientId: cssm.clientId, domain: cssm.domain,
-            virtualAccounts: { Default: 'DEFAULT', Campus: 'Campus' }, caFile: ca.caFile, pollSeconds: 1, maxPollMinutes: 1, timeoutSeconds: 5,
-          },
-        },
-      },
-    });
-    await h.api.post('/api/v1/cisco/cloud/credentials').send({ clientSecret: cssm.clientSecret }).expect(200);
-    const campus = (await h.api.post('/api/v1/virtual-accounts').send({ name: 'Campus' }).expect(201)).body.id as string;
+    const site = await cloudTransferSite([dna('DEFAULT', 300), dna('Campus', 20)], 'manual');
+    h = site.h;
+    cssm = site.cssm;
+    const campus = site.campus;
     const sync = async () => (await h!.api.post('/api/v1/exchange/sync').send({ wait: true }).expect(202)).body.result as { status: string };
     expect((await sync()).status).toBe('synced');
     const t = await transfer(h.defaultVa, campus, 30, FIXTURE_TAG);

@@ -1,20 +1,18 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DAY, TAG } from '../helpers/harness.js';
-import { startSite, type Site } from '../helpers/exchange.js';
+import type { Site } from '../helpers/exchange.js';
+import { outpostTransferSite } from './sites.js';
 import { readManifest } from '../../src/exchange/read.js';
 
 let s: Site;
 let campus: string;
+let buy: (quantity: number, va?: string) => unknown;
+let owned: (vaId: string) => Promise<number>;
 beforeEach(async () => {
-  s = await startSite();
-  campus = (await s.h.api.post('/api/v1/virtual-accounts').send({ name: 'Campus' }).expect(201)).body.id;
+  ({ s, campus, buy, owned } = await outpostTransferSite());
 });
 afterEach(() => s.close());
 
-const buy = (quantity: number, va = 'Default') =>
-  s.up.service.addEntitlement({ account: 'ACME', va, tag: TAG, displayName: 'DNA Network Stack', kind: 'subscription', quantity, startsAt: Date.now() - DAY, endsAt: Date.now() + 365 * DAY });
-const owned = async (vaId: string) =>
-  (((await s.h.api.get(`/api/v1/virtual-accounts/${vaId}/compliance`).expect(200)).body.tags as { tag: string; owned: number }[]).find((t) => t.tag === TAG)?.owned ?? 0);
 const upstreamOwned = (vaId: string) => (s.up.service.db.prepare('SELECT coalesce(sum(quantity), 0) FROM entitlements WHERE va_id = ? AND tag = ?').pluck().get(vaId, TAG) as number);
 const transfer = async (quantity: number) =>
   (await s.h.api.post('/api/v1/licenses/transfers').send({ fromVaId: s.h.defaultVa, toVaId: campus, tag: TAG, quantity }).expect(201)).body as { id: string };

@@ -1,4 +1,4 @@
-import type { Command } from '../command.js';
+import type { Command, CommandContext } from '../command.js';
 import { str } from '../command.js';
 import { CliError } from '../client.js';
 import { shortTime, table } from '../format.js';
@@ -8,6 +8,15 @@ const STATES = ['pending', 'approved', 'denied', 'withdrawn'];
 
 const outcome = (r: AccessRequest) =>
   r.state === 'approved' ? `approved as ${r.grantedRole} by ${r.decidedBy}` : r.state === 'denied' ? `denied by ${r.decidedBy}: ${r.reason}` : r.state;
+
+/** Approve or deny: the request named, its one required option, posted to the request's action. */
+async function decide(ctx: CommandContext, action: 'approve' | 'deny', option: 'role' | 'reason', missing: string): Promise<AccessRequest> {
+  const id = ctx.positionals[0];
+  const value = str(ctx.values[option]);
+  if (!id) throw new CliError('name the request (its id, from outpost access requests)');
+  if (!value?.trim()) throw new CliError(missing);
+  return (await ctx.api((api) => api('POST', `/access/requests/${encodeURIComponent(id)}/${action}`, { [option]: value }))) as AccessRequest;
+}
 
 export const accessCommands: Command[] = [
   {
@@ -36,11 +45,7 @@ export const accessCommands: Command[] = [
     options: { role: { type: 'string' } },
     fields: { id: 'REQUEST_ID' },
     async run(ctx) {
-      const id = ctx.positionals[0];
-      const role = str(ctx.values.role);
-      if (!id) throw new CliError('name the request (its id, from outpost access requests)');
-      if (!role) throw new CliError('give the role to grant with --role (va-viewer, va-admin, or a role on every VA)');
-      const r = (await ctx.api((api) => api('POST', `/access/requests/${encodeURIComponent(id)}/approve`, { role }))) as AccessRequest;
+      const r = await decide(ctx, 'approve', 'role', 'give the role to grant with --role (va-viewer, va-admin, or a role on every VA)');
       ctx.output(r, () => `approved: ${r.user} is now ${r.grantedRole}${r.grantedRole?.startsWith('va-') ? ` on ${r.va}` : ''}`);
     },
   },
@@ -51,11 +56,7 @@ export const accessCommands: Command[] = [
     options: { reason: { type: 'string' } },
     fields: { id: 'REQUEST_ID' },
     async run(ctx) {
-      const id = ctx.positionals[0];
-      const reason = str(ctx.values.reason);
-      if (!id) throw new CliError('name the request (its id, from outpost access requests)');
-      if (!reason?.trim()) throw new CliError('give the reason with --reason: the requester reads it');
-      const r = (await ctx.api((api) => api('POST', `/access/requests/${encodeURIComponent(id)}/deny`, { reason }))) as AccessRequest;
+      const r = await decide(ctx, 'deny', 'reason', 'give the reason with --reason: the requester reads it');
       ctx.output(r, () => `denied ${r.user}'s request for ${r.va}`);
     },
   },
